@@ -1,0 +1,160 @@
+//! `GET /api/events?campaign=ID&after=CURSOR&limit=N`: the raw event log, oldest first, as JSON,
+//! NDJSON (`Accept: application/x-ndjson`) or CSV (`Accept: text/csv`).
+//!
+//! The cursor is the id of the last event received; ids only grow, so paging with `after` never
+//! skips or repeats an event. The next cursor is in the `Next-Cursor` header (and in the JSON body);
+//! when a page comes back shorter than `limit`, the reader has caught up.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::server::AppState;
+use crate::store::{EventQuery, EventRecord};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const DEFAULT_LIMIT: usize = 1000;
+pub const MAX_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    campaign: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventsPage {
+    events: Vec<EventRecord>,
+    next_cursor: String,
+}
+
+enum Format {
+    Json,
+    Ndjson,
+    Csv,
+}
+
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_recipient_data()?;
+    let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let format = negotiate(&headers)?;
+    let campaign = match params.campaign.as_deref() {
+        Some(id) => Some(super::campaigns::existing_campaign(&app, id).await?.id),
+        None => None,
+    };
+    let after = match params.after.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|c| *c >= 0)
+            .ok_or_else(|| ApiError::Invalid(format!("'{c}' is not a cursor from this API")))?,
+    };
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::Invalid(format!("limit must be a number from 1 to {MAX_LIMIT}"))
+            })?,
+    };
+    let events = app
+        .store
+        .events(EventQuery {
+            campaign,
+            after,
+            limit,
+        })
+        .await?;
+    let next_cursor = events.last().map_or(after, |e| e.id).to_string();
+    let mut response = match format {
+        Format::Json => Json(EventsPage {
+            events,
+            next_cursor: next_cursor.clone(),
+        })
+        .into_response(),
+        Format::Ndjson => {
+            let mut body = Vec::with_capacity(events.len() * 256);
+            for e in &events {
+                serde_json::to_writer(&mut body, e)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                body.push(b'\n');
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+        }
+        Format::Csv => {
+            let body = to_csv(&events).map_err(|e| ApiError::Internal(e.to_string()))?;
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
+        }
+    };
+    response.headers_mut().insert(
+        "next-cursor",
+        HeaderValue::from_str(&next_cursor).expect("digits"),
+    );
+    Ok(response)
+}
+
+fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    for media in accept.split(',') {
+        let media = media.split(';').next().unwrap_or("").trim();
+        match media.to_ascii_lowercase().as_str() {
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+                return Ok(Format::Ndjson);
+            }
+            "text/csv" => return Ok(Format::Csv),
+            "application/json" | "application/*" | "*/*" => return Ok(Format::Json),
+            _ => {}
+        }
+    }
+    Err(ApiError::Invalid(format!(
+        "cannot answer in '{accept}': ask for application/json, application/x-ndjson or text/csv"
+    )))
+}
+
+pub fn to_csv(events: &[EventRecord]) -> csv::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(events.len() * 200));
+    w.write_record([
+        "id",
+        "kind",
+        "received_at",
+        "campaign_id",
+        "message_id",
+        "recipient_id",
+        "link_url",
+        "method",
+        "user_agent",
+        "client_ip",
+    ])?;
+    for e in events {
+        w.write_record([
+            e.id.to_string().as_str(),
+            e.kind.as_str(),
+            &e.received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            &e.campaign_id.to_string(),
+            &e.message_id.to_string(),
+            &e.recipient_id,
+            e.link_url.as_deref().unwrap_or(""),
+            &e.method,
+            e.user_agent.as_deref().unwrap_or(""),
+            e.client_ip.as_deref().unwrap_or(""),
+        ])?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}

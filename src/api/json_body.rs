@@ -1,0 +1,49 @@
+//! A JSON request body with a size limit of the endpoint's choosing and errors in the API's format.
+
+use super::error::ApiError;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+
+/// Most API bodies are a few hundred bytes.
+pub const SMALL_BODY: usize = 1024 * 1024;
+/// Message registration carries up to 10,000 recipients, each possibly with its own HTML.
+pub const LARGE_BODY: usize = 32 * 1024 * 1024;
+
+pub struct JsonBody<T, const LIMIT: usize = SMALL_BODY>(pub T);
+
+impl<S, T, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > LIMIT) {
+            return Err(ApiError::BodyTooLarge(LIMIT));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
+            .await
+            .map_err(|_| ApiError::BodyTooLarge(LIMIT))?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::BadJson(format!("the body is not valid JSON for this endpoint: {e}"))
+        })
+    }
+}

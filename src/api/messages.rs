@@ -1,0 +1,104 @@
+//! `POST /api/campaigns/{id}/messages`: register and instrument one message or many.
+
+use super::auth::Caller;
+use super::campaigns::existing_campaign;
+use super::error::ApiError;
+use super::json_body::{JsonBody, LARGE_BODY};
+use crate::messages::MessageRequest;
+use crate::server::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    recipient_id: String,
+    html: Option<String>,
+    sent_at: Option<DateTime<FixedOffset>>,
+}
+
+#[derive(Serialize)]
+pub struct MessageResponse {
+    message_id: i64,
+    recipient_id: String,
+    html: Option<String>,
+    pixel_url: String,
+}
+
+#[derive(Serialize)]
+pub struct MessagesResponse {
+    messages: Vec<MessageResponse>,
+}
+
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value, LARGE_BODY>,
+) -> Result<(StatusCode, Json<MessagesResponse>), ApiError> {
+    caller.require_write()?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let requests = parse_messages(body, app.settings.max_recipients_per_call)?;
+    if campaign.template_html.is_none()
+        && let Some(i) = requests.iter().position(|r| r.html.is_none())
+    {
+        return Err(ApiError::Invalid(format!(
+            "message {i}: html is missing and campaign {} has no template html",
+            campaign.id
+        )));
+    }
+    let registered = app
+        .registrar
+        .register(&*app.store, &campaign, requests)
+        .await?;
+    let messages = registered
+        .into_iter()
+        .map(|m| MessageResponse {
+            message_id: m.message_id,
+            recipient_id: m.recipient_id,
+            html: m.html,
+            pixel_url: m.pixel_url,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(MessagesResponse { messages })))
+}
+
+/// One object or an array of them, with errors that say which element is wrong.
+fn parse_messages(body: Value, max: usize) -> Result<Vec<MessageRequest>, ApiError> {
+    let items = match body {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        _ => {
+            return Err(ApiError::BadJson(
+                "the body must be a message object or an array of them".into(),
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::Invalid("the array of messages is empty".into()));
+    }
+    if items.len() > max {
+        return Err(ApiError::Invalid(format!(
+            "{} messages in one call; at most {max} are accepted",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let m: MessageBody = serde_json::from_value(item)
+                .map_err(|e| ApiError::BadJson(format!("message {i}: {e}")))?;
+            Ok(MessageRequest {
+                recipient_id: m.recipient_id,
+                html: m.html,
+                sent_at: m.sent_at.map(|t| t.with_timezone(&Utc)),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,25 @@
+//! The JSON API under `/api`. Every route needs `Authorization: Bearer TOKEN`.
+
+pub mod auth;
+mod campaigns;
+pub mod error;
+mod events;
+mod json_body;
+mod messages;
+
+pub use campaigns::valid_name;
+pub use events::to_csv;
+
+use crate::server::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/campaigns", post(campaigns::create).get(campaigns::list))
+        .route("/campaigns/{id}/stats", get(campaigns::stats))
+        .route("/campaigns/{id}/messages", post(messages::create))
+        .route("/events", get(events::list))
+        .fallback(|| async { error::ApiError::NoRoute })
+}

@@ -1,0 +1,308 @@
+//! The `mailbeacon` command line. Parsing lives here; every command calls the same library code the
+//! HTTP routes use.
+
+use crate::analytics::CampaignReport;
+use crate::api::{self, auth};
+use crate::config::Settings;
+use crate::messages::MessageRequest;
+use crate::startup::{self, Context};
+use crate::store::{CampaignId, Scope};
+use crate::token::SigningKey;
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, FixedOffset, Utc};
+use clap::{Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailbeacon",
+    version,
+    about = "Self-hosted email open- and click-tracking"
+)]
+pub struct Cli {
+    /// TOML file with settings, keyed like the long flags (public-url = "https://t.example.com").
+    #[arg(long, env = "MAILBEACON_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the tracker, the API and the metrics endpoint.
+    Serve,
+    /// Create and list campaigns.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+    /// Instrument one email for one recipient: reads HTML (from FILE or stdin), writes it with a
+    /// tracking pixel and tracked links to stdout, and registers the message.
+    Instrument {
+        #[arg(long, value_name = "ID")]
+        campaign: CampaignId,
+        #[arg(long, value_name = "RID")]
+        recipient: String,
+        /// When the mail was or will be sent (RFC 3339; default now).
+        #[arg(long, value_name = "TIME")]
+        sent_at: Option<DateTime<FixedOffset>>,
+        /// The HTML file; stdin when left out.
+        file: Option<PathBuf>,
+    },
+    /// Print tracking URLs for mail built elsewhere.
+    #[command(subcommand)]
+    Url(UrlCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage the signing keys kept in the database.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show a campaign's numbers.
+    Stats {
+        #[arg(long, value_name = "ID")]
+        campaign: CampaignId,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignCommand {
+    /// Create a campaign and print its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// An HTML template used for messages registered without HTML of their own.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List campaigns, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UrlCommand {
+    /// Register a message for the recipient and print its pixel URL.
+    Open {
+        #[arg(long, value_name = "ID")]
+        campaign: CampaignId,
+        #[arg(long, value_name = "RID")]
+        recipient: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token and print it (it is stored hashed and cannot be shown again).
+    Create {
+        #[arg(long, value_enum)]
+        scope: Scope,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a new signing key that signs from now on; older keys keep verifying mail already sent.
+    /// Restart running servers to pick it up.
+    Rotate,
+    /// Print a new random key in the ID:SECRET form of --signing-key, without storing it.
+    Generate {
+        #[arg(long, default_value_t = 1)]
+        id: u8,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = match &cli.config {
+        Some(path) => cli
+            .settings
+            .or_file(Settings::from_file(path).map_err(anyhow::Error::msg)?),
+        None => cli.settings,
+    }
+    .resolve();
+    let out = &mut std::io::stdout().lock();
+    match cli.command {
+        Command::Serve => startup::serve(settings).await,
+        Command::Key(KeyCommand::Generate { id }) => {
+            if id == 0 {
+                bail!("key id must be from 1 to 255");
+            }
+            writeln!(out, "{}", SigningKey::generate(id).to_spec())?;
+            Ok(())
+        }
+        command => {
+            let ctx = Context::open(settings).await?;
+            run_with_database(&ctx, command, out).await
+        }
+    }
+}
+
+async fn run_with_database(
+    ctx: &Context,
+    command: Command,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Campaign(CampaignCommand::Create { name, html, json }) => {
+            let name = api::valid_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let template = match html {
+                Some(path) => {
+                    let html = read_html(Some(&path))?;
+                    crate::instrument::check_html(&html)
+                        .with_context(|| format!("{}", path.display()))?;
+                    Some(html)
+                }
+                None => None,
+            };
+            let campaign = ctx.store.create_campaign(name, template.as_deref()).await?;
+            if json {
+                serde_json::to_writer(&mut *out, &campaign)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{}", campaign.id)?;
+            }
+        }
+        Command::Campaign(CampaignCommand::List { json }) => {
+            let campaigns = ctx.store.campaigns().await?;
+            if json {
+                serde_json::to_writer(&mut *out, &campaigns)?;
+                writeln!(out)?;
+            } else {
+                for c in campaigns {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}",
+                        c.id,
+                        c.created_at.format("%Y-%m-%d"),
+                        c.name
+                    )?;
+                }
+            }
+        }
+        Command::Instrument {
+            campaign,
+            recipient,
+            sent_at,
+            file,
+        } => {
+            let html = read_html(file.as_ref())?;
+            let message = register(ctx, campaign, recipient, Some(html), sent_at).await?;
+            out.write_all(message.html.unwrap_or_default().as_bytes())?;
+            eprintln!(
+                "registered message {} for recipient {}; pixel {}",
+                message.message_id, message.recipient_id, message.pixel_url
+            );
+        }
+        Command::Url(UrlCommand::Open {
+            campaign,
+            recipient,
+        }) => {
+            let message = register(ctx, campaign, recipient, None, None).await?;
+            writeln!(out, "{}", message.pixel_url)?;
+        }
+        Command::Token(TokenCommand::Create { scope, json }) => {
+            let token = auth::generate_token();
+            ctx.store
+                .create_api_token(auth::hash_token(&token), scope)
+                .await?;
+            if json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"token": token, "scope": scope}),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{token}")?;
+            }
+        }
+        Command::Key(KeyCommand::Rotate) => {
+            if !ctx.settings.signing_keys.is_empty() {
+                bail!(
+                    "signing keys come from --signing-key / MAILBEACON_SIGNING_KEY here: add a new ID:SECRET there (`mailbeacon key generate --id N` makes one) and keep the old ones"
+                );
+            }
+            let id = ctx
+                .store
+                .add_signing_key(SigningKey::generate(1).secret)
+                .await?;
+            writeln!(
+                out,
+                "signing key {id} signs from now on; keys {:?} keep verifying mail already sent. Restart running servers.",
+                ctx.keys.key_ids().collect::<Vec<_>>()
+            )?;
+        }
+        Command::Stats { campaign, json } => {
+            let c = ctx
+                .store
+                .campaign(campaign)
+                .await?
+                .with_context(|| format!("campaign {campaign} does not exist"))?;
+            let report = CampaignReport::from(ctx.store.campaign_stats(c.id).await?);
+            if json {
+                serde_json::to_writer(&mut *out, &report)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "campaign {} {:?}\n{report}", c.id, c.name)?;
+            }
+        }
+        Command::Serve | Command::Key(KeyCommand::Generate { .. }) => {
+            unreachable!("handled in run")
+        }
+    }
+    Ok(())
+}
+
+async fn register(
+    ctx: &Context,
+    campaign: CampaignId,
+    recipient: String,
+    html: Option<String>,
+    sent_at: Option<DateTime<FixedOffset>>,
+) -> anyhow::Result<crate::messages::RegisteredMessage> {
+    let campaign = ctx
+        .store
+        .campaign(campaign)
+        .await?
+        .with_context(|| format!("campaign {campaign} does not exist"))?;
+    let mut registered = ctx
+        .registrar(ctx.public_url())
+        .register(
+            &*ctx.store,
+            &campaign,
+            vec![MessageRequest {
+                recipient_id: recipient,
+                html,
+                sent_at: sent_at.map(|t| t.with_timezone(&Utc)),
+            }],
+        )
+        .await?;
+    Ok(registered.remove(0))
+}
+
+fn read_html(file: Option<&PathBuf>) -> anyhow::Result<String> {
+    let (bytes, name) = match file {
+        Some(path) => (
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+            (bytes, "standard input".to_string())
+        }
+    };
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{name} is not UTF-8 text"))
+}

@@ -1,0 +1,357 @@
+//! Settings: each one defined once, with its help text, and read from (in order of precedence) a
+//! command-line flag, a `MAILBEACON_*` environment variable, the TOML config file (`--config`), then
+//! the default written here.
+
+use crate::token::SigningKey;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Settings shared by every command. Every field is optional so that the layers can be merged;
+/// [`Settings::resolve`] fills in the defaults.
+#[derive(clap::Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Database URL: sqlite://PATH (default sqlite://mailbeacon.db) or postgres://USER@HOST/DB.
+    #[arg(long, env = "MAILBEACON_DATABASE", global = true, value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
+
+    /// Address and port the server listens on (default 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, env = "MAILBEACON_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Base URL under which recipients reach this server, used in pixel and click URLs
+    /// (default http://LISTEN).
+    #[arg(long, env = "MAILBEACON_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<PublicUrl>,
+
+    /// A proxy (address or CIDR) whose X-Forwarded-For / Forwarded headers are believed. Repeat the
+    /// flag, or separate with commas in the environment variable.
+    #[arg(
+        long,
+        env = "MAILBEACON_TRUSTED_PROXY",
+        global = true,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    #[serde(default, deserialize_with = "deserialize_cidrs")]
+    pub trusted_proxy: Vec<IpNet>,
+
+    /// How much of the client address is stored: truncate (IPv4 /24, IPv6 /48), full or none
+    /// (default truncate).
+    #[arg(long, env = "MAILBEACON_CLIENT_IP", global = true, value_name = "MODE")]
+    pub client_ip: Option<ClientIpMode>,
+
+    /// Fsync every committed batch, so events survive a power loss and not only a crash of the
+    /// process (default false).
+    #[arg(long, env = "MAILBEACON_FSYNC", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub fsync: Option<bool>,
+
+    /// Most events written in one group-commit transaction (default 2048).
+    #[arg(long, env = "MAILBEACON_MAX_BATCH", global = true, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_batch: Option<u32>,
+
+    /// Most recipients in one POST /api/campaigns/{id}/messages call (default 10000).
+    #[arg(long, env = "MAILBEACON_MAX_RECIPIENTS_PER_CALL", global = true, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_recipients_per_call: Option<u32>,
+
+    /// Most tracked links in one message (default 500).
+    #[arg(long, env = "MAILBEACON_MAX_LINKS", global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_links: Option<u16>,
+
+    /// Signing key as ID:SECRET (32 bytes base64url). Repeat to keep old keys verifying; the highest
+    /// id signs. When none is given, keys are kept in the database (one is generated on first use).
+    #[arg(long, env = "MAILBEACON_SIGNING_KEY", global = true, value_name = "ID:SECRET",
+          value_delimiter = ',', value_parser = parse_signing_key, hide_env_values = true)]
+    #[serde(default, deserialize_with = "deserialize_signing_keys")]
+    pub signing_key: Vec<SigningKey>,
+}
+
+/// Settings with every default applied: what the rest of the program reads.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub database: DatabaseUrl,
+    pub listen: SocketAddr,
+    pub public_url: Option<PublicUrl>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub client_ip: ClientIpMode,
+    pub fsync: bool,
+    pub max_batch: usize,
+    pub max_recipients_per_call: usize,
+    pub max_links: u16,
+    pub signing_keys: Vec<SigningKey>,
+}
+
+impl Settings {
+    /// Reads a TOML config file with the same keys as the long flags (`public-url = "…"`).
+    pub fn from_file(path: &Path) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Fills every setting not given on the command line or in the environment from `file`.
+    pub fn or_file(mut self, file: Settings) -> Settings {
+        self.database = self.database.or(file.database);
+        self.listen = self.listen.or(file.listen);
+        self.public_url = self.public_url.or(file.public_url);
+        if self.trusted_proxy.is_empty() {
+            self.trusted_proxy = file.trusted_proxy;
+        }
+        self.client_ip = self.client_ip.or(file.client_ip);
+        self.fsync = self.fsync.or(file.fsync);
+        self.max_batch = self.max_batch.or(file.max_batch);
+        self.max_recipients_per_call = self
+            .max_recipients_per_call
+            .or(file.max_recipients_per_call);
+        self.max_links = self.max_links.or(file.max_links);
+        if self.signing_key.is_empty() {
+            self.signing_key = file.signing_key;
+        }
+        self
+    }
+
+    pub fn resolve(self) -> Resolved {
+        Resolved {
+            database: self.database.unwrap_or_default(),
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            public_url: self.public_url,
+            trusted_proxies: self.trusted_proxy,
+            client_ip: self.client_ip.unwrap_or_default(),
+            fsync: self.fsync.unwrap_or(false),
+            max_batch: self.max_batch.unwrap_or(2048) as usize,
+            max_recipients_per_call: self.max_recipients_per_call.unwrap_or(10_000) as usize,
+            max_links: self.max_links.unwrap_or(500),
+            signing_keys: self.signing_key,
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("'{s}' is not an IP address or CIDR range (e.g. 10.0.0.0/8)"))
+}
+
+fn parse_signing_key(s: &str) -> Result<SigningKey, String> {
+    SigningKey::parse(s)
+}
+
+fn deserialize_cidrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| parse_cidr(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn deserialize_signing_keys<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<SigningKey>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| SigningKey::parse(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Where events and campaigns are stored, parsed from a URL.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Default for DatabaseUrl {
+    fn default() -> Self {
+        DatabaseUrl::Sqlite(PathBuf::from("mailbeacon.db"))
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("sqlite://").or(s.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("sqlite URL needs a file path, e.g. sqlite://mailbeacon.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(s.to_string()))
+        } else {
+            Err(format!(
+                "unsupported database URL '{s}': use sqlite://PATH or postgres://USER@HOST/DB"
+            ))
+        }
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            // Never print a password that may be in the URL.
+            DatabaseUrl::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// An absolute http(s) base URL without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The base URL for a server listening on `addr`.
+    pub fn for_listener(addr: SocketAddr) -> PublicUrl {
+        PublicUrl(format!("http://{addr}"))
+    }
+}
+
+impl FromStr for PublicUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let lower = s.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"))
+            .ok_or_else(|| format!("public URL '{s}' must start with http:// or https://"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!("public URL '{s}' has no host"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+            return Err(format!(
+                "public URL '{s}' must not contain spaces, a query or a fragment"
+            ));
+        }
+        Ok(PublicUrl(s.trim_end_matches('/').to_string()))
+    }
+}
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// What is kept of a client's address when an event is logged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIpMode {
+    /// IPv4 to its /24, IPv6 to its /48.
+    #[default]
+    Truncate,
+    Full,
+    None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_parse_with_clear_errors() {
+        assert_eq!(
+            "sqlite://x.db".parse::<DatabaseUrl>(),
+            Ok(DatabaseUrl::Sqlite("x.db".into()))
+        );
+        assert_eq!(
+            "sqlite:///var/lib/mb.db".parse::<DatabaseUrl>(),
+            Ok(DatabaseUrl::Sqlite("/var/lib/mb.db".into()))
+        );
+        let err = "mysql://x".parse::<DatabaseUrl>().unwrap_err();
+        assert!(err.contains("unsupported database URL"), "{err}");
+        assert_eq!(
+            DatabaseUrl::Postgres("postgres://bob:secret@db/x".into()).to_string(),
+            "postgres://bob:***@db/x"
+        );
+    }
+
+    #[test]
+    fn public_urls_lose_the_trailing_slash() {
+        assert_eq!(
+            "https://t.example.com/"
+                .parse::<PublicUrl>()
+                .unwrap()
+                .as_str(),
+            "https://t.example.com"
+        );
+        assert!("ftp://x".parse::<PublicUrl>().is_err());
+        assert!("https://".parse::<PublicUrl>().is_err());
+        assert!("https://x/?a".parse::<PublicUrl>().is_err());
+    }
+
+    #[test]
+    fn config_file_fills_what_flags_leave_open() {
+        let file: Settings = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9000"
+            public-url = "https://t.example.com"
+            trusted-proxy = ["10.0.0.0/8", "192.168.1.1"]
+            client-ip = "full"
+            "#,
+        )
+        .unwrap();
+        let flags = Settings {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Settings::default()
+        };
+        let r = flags.or_file(file).resolve();
+        assert_eq!(r.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(r.public_url.unwrap().as_str(), "https://t.example.com");
+        assert_eq!(r.trusted_proxies.len(), 2);
+        assert_eq!(r.client_ip, ClientIpMode::Full);
+        assert_eq!(r.database, DatabaseUrl::default());
+    }
+
+    #[test]
+    fn config_file_errors_name_the_problem() {
+        let err = toml::from_str::<Settings>("listen = \"nowhere\"").unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let err = toml::from_str::<Settings>("lisen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = toml::from_str::<Settings>("trusted-proxy = [\"banana\"]").unwrap_err();
+        assert!(err.to_string().contains("banana"), "{err}");
+    }
+}

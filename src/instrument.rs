@@ -1,0 +1,840 @@
+//! Email HTML instrumentation: rewrites tracked links to click URLs and adds the open pixel.
+//!
+//! lol_html is used only as a tokenizer that *locates* things (href values, the first
+//! `</body>`, comments); the output is spliced together from the original input. Nothing
+//! is re-serialized, so every byte outside the rewritten href values and the pixel is kept
+//! exactly (attribute order, quoting, whitespace, case, entities, comments).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use lol_html::errors::RewritingError;
+use lol_html::html_content::{Comment, Element, EndTag};
+use lol_html::{HandlerResult, HtmlRewriter, Settings, doc_comments, element};
+
+/// Options for one message.
+pub struct InstrumentOptions<'a> {
+    /// Absolute URL of the 1x1 pixel for this message.
+    pub pixel_url: &'a str,
+    /// Builds the click URL for link number `n` (1-based, in document order).
+    pub click_url: &'a dyn Fn(u32) -> String,
+    /// Maximum number of rewritten links; more is an error.
+    pub max_links: u32,
+}
+
+pub struct Instrumented {
+    pub html: String,
+    /// Destinations (entity-decoded, exactly as the browser would follow them), links[i] is link number i+1.
+    pub links: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InstrumentError {
+    #[error("the HTML is empty")]
+    Empty,
+    #[error("this does not look like HTML: no tags found")]
+    NotHtml,
+    #[error("the HTML contains a NUL byte")]
+    NulByte,
+    #[error("the message has more than {max} links to track")]
+    TooManyLinks { max: u32 },
+    #[error("the HTML could not be rewritten: {0}")]
+    Rewrite(String),
+}
+
+const PIXEL_PREFIX: &str = "<img src=\"";
+const PIXEL_SUFFIX: &str =
+    "\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;width:1px;height:1px;border:0\" />";
+
+/// One href value to replace: `input[start..end]` becomes the click URL of the next link.
+struct Edit {
+    start: usize,
+    end: usize,
+    /// The original value was quoted; an unquoted one gets double quotes added.
+    quoted: bool,
+}
+
+/// State shared by all handlers of one `instrument` call (including nested comment scans).
+struct Scan {
+    max_links: u32,
+    links: Vec<String>,
+    edits: Vec<Edit>,
+    too_many: bool,
+}
+
+/// Instruments one HTML message: rewrites trackable links and inserts the open pixel.
+pub fn instrument(html: &str, opts: &InstrumentOptions) -> Result<Instrumented, InstrumentError> {
+    check_html(html)?;
+
+    let scan = RefCell::new(Scan {
+        max_links: opts.max_links,
+        links: Vec::new(),
+        edits: Vec::new(),
+        too_many: false,
+    });
+    let body_end = Rc::new(Cell::new(None));
+    if let Err(e) = scan_links(html, 0, &scan, Some(&body_end)) {
+        let scan = scan.borrow();
+        return Err(if scan.too_many {
+            InstrumentError::TooManyLinks {
+                max: scan.max_links,
+            }
+        } else {
+            InstrumentError::Rewrite(e.to_string())
+        });
+    }
+    let Scan { links, edits, .. } = scan.into_inner();
+
+    // Click URLs are built up front so the output can be allocated once.
+    let urls: Vec<String> = (1..=links.len() as u32).map(opts.click_url).collect();
+    let extra: usize = urls.iter().map(|u| u.len() + u.len() / 8 + 2).sum();
+    let mut out = String::with_capacity(
+        html.len() + extra + PIXEL_PREFIX.len() + PIXEL_SUFFIX.len() + opts.pixel_url.len() + 16,
+    );
+
+    // Pixel goes before the first `</body>`, or at the very end of a fragment.
+    let pixel_at = body_end.get().unwrap_or(html.len());
+    let mut pixel_done = false;
+    let mut pos = 0;
+    for (edit, url) in edits.iter().zip(&urls) {
+        if !pixel_done && pixel_at <= edit.start {
+            out.push_str(&html[pos..pixel_at]);
+            push_pixel(&mut out, opts.pixel_url);
+            pixel_done = true;
+            pos = pixel_at;
+        }
+        out.push_str(&html[pos..edit.start]);
+        if edit.quoted {
+            html_escape::encode_quoted_attribute_to_string(url, &mut out);
+        } else {
+            out.push('"');
+            html_escape::encode_quoted_attribute_to_string(url, &mut out);
+            out.push('"');
+        }
+        pos = edit.end;
+    }
+    if !pixel_done {
+        out.push_str(&html[pos..pixel_at]);
+        push_pixel(&mut out, opts.pixel_url);
+        pos = pixel_at;
+    }
+    out.push_str(&html[pos..]);
+
+    Ok(Instrumented { html: out, links })
+}
+
+/// The checks `instrument` makes before rewriting, for HTML stored to be instrumented later.
+pub fn check_html(html: &str) -> Result<(), InstrumentError> {
+    if html.trim().is_empty() {
+        return Err(InstrumentError::Empty);
+    }
+    if html.as_bytes().contains(&0) {
+        return Err(InstrumentError::NulByte);
+    }
+    if !has_tag(html.as_bytes()) {
+        return Err(InstrumentError::NotHtml);
+    }
+    Ok(())
+}
+
+fn push_pixel(out: &mut String, pixel_url: &str) {
+    out.push_str(PIXEL_PREFIX);
+    html_escape::encode_double_quoted_attribute_to_string(pixel_url, out);
+    out.push_str(PIXEL_SUFFIX);
+}
+
+/// True when there is a `<` followed by an ASCII letter, `!` or `/`.
+fn has_tag(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'!' || w[1] == b'/'))
+}
+
+/// Runs lol_html over `src` (which starts at byte `base` of the whole document) and records
+/// the links to rewrite. The top-level call (`body_end` is `Some`) also records the first
+/// `</body>` and scans comments (Outlook conditional comments) with a nested call.
+fn scan_links(
+    src: &str,
+    base: usize,
+    scan: &RefCell<Scan>,
+    body_end: Option<&Rc<Cell<Option<usize>>>>,
+) -> Result<(), RewritingError> {
+    let mut settings = Settings::new()
+        // Email HTML is often sloppy: take lol_html's best guess instead of failing.
+        .with_strict(false)
+        .append_element_content_handler(element!("a[href], area[href]", |el: &mut Element| {
+            on_link(el, src, base, scan)
+        }));
+    if let Some(body_end) = body_end {
+        settings = settings
+            .append_element_content_handler(element!("body", |el: &mut Element| {
+                // End-tag handlers must be 'static, hence the Rc<Cell>.
+                let body_end = Rc::clone(body_end);
+                if let Some(handlers) = el.end_tag_handlers() {
+                    handlers.push(Box::new(move |end: &mut EndTag| {
+                        if body_end.get().is_none() {
+                            body_end.set(Some(end.source_location().bytes().start));
+                        }
+                        Ok(())
+                    }));
+                }
+                Ok(())
+            }))
+            .append_document_content_handler(doc_comments!(|c: &mut Comment| {
+                on_comment(c, src, scan)
+            }));
+    }
+    let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
+    rewriter.write(src.as_bytes())?;
+    rewriter.end()
+}
+
+/// Conditional comments with links (`<!--[if mso]>...<a href=...>...<![endif]-->`) are scanned
+/// as HTML of their own, continuing the link numbering.
+fn on_comment(c: &Comment, html: &str, scan: &RefCell<Scan>) -> HandlerResult {
+    let loc = c.source_location().bytes();
+    let raw = &html[loc.clone()];
+    let Some(inner) = raw.strip_prefix("<!--") else {
+        return Ok(()); // bogus comment (`<![if !mso]>`, `<?xml ..>`): no links inside
+    };
+    if !is_conditional(inner) || !contains_ignore_ascii_case(inner, "href") {
+        return Ok(());
+    }
+    let text = c.text();
+    if !inner.starts_with(text.as_str()) {
+        return Ok(()); // cannot map the text back to the source; leave it alone
+    }
+    scan_links(&inner[..text.len()], loc.start + 4, scan, None)?;
+    Ok(())
+}
+
+fn on_link(el: &Element, src: &str, base: usize, scan: &RefCell<Scan>) -> HandlerResult {
+    // Attribute names and values are read from the source: no allocation per attribute.
+    let mut href = None;
+    for attr in el.attributes() {
+        let (Some(name), value) = (attr.name_source_location(), attr.value_source_location())
+        else {
+            continue;
+        };
+        let name = &src[name.bytes()];
+        if name.eq_ignore_ascii_case("href") {
+            // The first href wins, as in browsers; `<a href>` has no value.
+            href.get_or_insert(value.map(|v| v.bytes()));
+        } else if name.eq_ignore_ascii_case("data-mailbeacon") {
+            let v = value.map_or("", |v| src[v.bytes()].trim());
+            if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("unsubscribe") {
+                return Ok(());
+            }
+        }
+    }
+    let Some(Some(range)) = href else {
+        return Ok(());
+    };
+    let Some(dest) = destination(&src[range.clone()]) else {
+        return Ok(());
+    };
+    let mut scan = scan.borrow_mut();
+    if scan.links.len() as u32 >= scan.max_links {
+        scan.too_many = true;
+        return Err("too many links".into());
+    }
+    let quoted = range.start > 0 && matches!(src.as_bytes()[range.start - 1], b'"' | b'\'');
+    scan.links.push(dest);
+    scan.edits.push(Edit {
+        start: base + range.start,
+        end: base + range.end,
+        quoted,
+    });
+    Ok(())
+}
+
+/// The destination a browser would follow for a raw href value, if it is to be tracked.
+fn destination(raw: &str) -> Option<String> {
+    let decoded = html_escape::decode_html_entities(raw);
+    // The URL parser strips leading/trailing C0 controls and spaces, and tabs/newlines anywhere.
+    let trimmed = decoded.trim_matches(|c: char| c <= ' ');
+    let dest: String = if trimmed.contains(['\t', '\n', '\r']) {
+        trimmed
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+            .collect()
+    } else {
+        trimmed.to_owned()
+    };
+    let b = dest.as_bytes();
+    let web = (b.len() >= 7 && b[..7].eq_ignore_ascii_case(b"http://"))
+        || (b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"https://"));
+    if !web || is_unsubscribe(b) {
+        return None;
+    }
+    Some(dest)
+}
+
+/// `[if mso]...`, `[if (gte mso 9)|(IE)]...`: rendered by Outlook (or IE), so links there count.
+/// Other comments are not rendered anywhere, so commented-out links are left alone.
+fn is_conditional(comment_text: &str) -> bool {
+    let t = comment_text.trim_start().as_bytes();
+    t.len() > 3 && t[..3].eq_ignore_ascii_case(b"[if") && t[3].is_ascii_whitespace()
+}
+
+/// Contains "unsubscribe", "optout" or "opt-out" (ASCII case-insensitive); one pass.
+fn is_unsubscribe(url: &[u8]) -> bool {
+    let starts = |i: usize, m: &[u8]| {
+        url.len() - i >= m.len() && url[i..i + m.len()].eq_ignore_ascii_case(m)
+    };
+    (0..url.len()).any(|i| match url[i] | 0x20 {
+        b'u' => starts(i, b"unsubscribe"),
+        b'o' => starts(i, b"optout") || starts(i, b"opt-out"),
+        _ => false,
+    })
+}
+
+/// `needle` must be lowercase ASCII.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    haystack
+        .as_bytes()
+        .windows(n.len())
+        .any(|w| w[0].to_ascii_lowercase() == n[0] && w.eq_ignore_ascii_case(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIXEL: &str = "https://trk.test/o/abc.gif?m=1&s=x";
+
+    fn click(n: u32) -> String {
+        format!("https://trk.test/c/{n}?m=1&s=sig")
+    }
+
+    fn click_attr(n: u32) -> String {
+        format!("https://trk.test/c/{n}?m=1&amp;s=sig")
+    }
+
+    fn pixel_tag() -> String {
+        "<img src=\"https://trk.test/o/abc.gif?m=1&amp;s=x\" width=\"1\" height=\"1\" alt=\"\" \
+         style=\"display:block;width:1px;height:1px;border:0\" />"
+            .to_string()
+    }
+
+    fn run_max(html: &str, max_links: u32) -> Result<Instrumented, InstrumentError> {
+        let opts = InstrumentOptions {
+            pixel_url: PIXEL,
+            click_url: &click,
+            max_links,
+        };
+        instrument(html, &opts)
+    }
+
+    fn run(html: &str) -> Instrumented {
+        run_max(html, 1000).expect("instrument failed")
+    }
+
+    /// Asserts `html` comes out unchanged apart from the pixel appended at the end.
+    fn assert_untouched(html: &str) {
+        let out = run(html);
+        assert_eq!(out.html, format!("{html}{}", pixel_tag()), "input: {html}");
+        assert!(out.links.is_empty());
+    }
+
+    /// Checks the output is the input with only href values replaced (by the click URLs, in
+    /// order, each replaced value decoding to the stored destination) plus exactly one pixel.
+    fn assert_only_hrefs_changed(input: &str, out: &Instrumented) {
+        let pixel = pixel_tag();
+        assert_eq!(out.html.matches(&pixel).count(), 1, "exactly one pixel");
+        let o = out.html.replacen(&pixel, "", 1);
+        let (mut i, mut j) = (0, 0);
+        for (n, dest) in (1..).zip(&out.links) {
+            let url = click_attr(n);
+            let p = j + o[j..].find(&url).expect("click URL in output");
+            let len = p - j;
+            assert_eq!(&input[i..i + len], &o[j..p], "text before link {n}");
+            i += len;
+            j = p + url.len();
+            let quote = input.as_bytes()[i - 1] as char;
+            assert!(quote == '"' || quote == '\'', "link {n} was quoted");
+            let end = i + input[i..].find(quote).unwrap();
+            let raw = &input[i..end];
+            let decoded = html_escape::decode_html_entities(raw);
+            let expected: String = decoded
+                .trim_matches(|c: char| c <= ' ')
+                .chars()
+                .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                .collect();
+            assert_eq!(expected, *dest, "destination of link {n}");
+            i = end;
+        }
+        assert_eq!(&input[i..], &o[j..], "rest of the document");
+    }
+
+    #[test]
+    fn rewrites_and_numbers_links_in_document_order() {
+        let html = r#"<p><a href="https://a.test/x">A</a> <a class="b" href="http://b.test/">B</a> <a href="https://a.test/x">A again</a></p>"#;
+        let out = run(html);
+        assert_eq!(
+            out.html,
+            format!(
+                r#"<p><a href="{}">A</a> <a class="b" href="{}">B</a> <a href="{}">A again</a></p>{}"#,
+                click_attr(1),
+                click_attr(2),
+                click_attr(3),
+                pixel_tag()
+            )
+        );
+        assert_eq!(
+            out.links,
+            ["https://a.test/x", "http://b.test/", "https://a.test/x"]
+        );
+    }
+
+    #[test]
+    fn area_links_are_rewritten() {
+        let html = r#"<map name="m"><area shape="rect" coords="0,0,1,1" href="https://a.test/area" alt=""></map>"#;
+        let out = run(html);
+        assert_eq!(out.links, ["https://a.test/area"]);
+        assert!(
+            out.html
+                .contains(&format!(r#"href="{}" alt="""#, click_attr(1)))
+        );
+        assert_only_hrefs_changed(html, &out);
+    }
+
+    #[test]
+    fn destinations_are_entity_decoded_and_trimmed() {
+        let html = concat!(
+            r#"<a href="https://x.test/?a=1&amp;b=2">1</a>"#,
+            r#"<a href="  &#x68;ttps://x.test/&#233;t&eacute;  ">2</a>"#,
+            r#"<a href="https://x.test/?a=1&copy=2&amp=3">3</a>"#,
+            "<a href=\"\n\thttps://x.test/long/\n  path\">4</a>",
+            r#"<a href="HTTPS://X.test/Up">5</a>"#,
+            r#"<a href="https://x.test/über?q=日本">6</a>"#,
+        );
+        let out = run(html);
+        assert_eq!(
+            out.links,
+            [
+                "https://x.test/?a=1&b=2",
+                "https://x.test/été",
+                // No `;`: not a character reference in an attribute, the browser keeps it.
+                "https://x.test/?a=1&copy=2&amp=3",
+                "https://x.test/long/  path",
+                "HTTPS://X.test/Up",
+                "https://x.test/über?q=日本",
+            ]
+        );
+        assert_only_hrefs_changed(html, &out);
+    }
+
+    #[test]
+    fn non_tracked_links_are_left_alone() {
+        for html in [
+            r#"<a href="mailto:hi@x.test">m</a>"#,
+            r#"<a href="tel:+4912345">t</a>"#,
+            r##"<a href="#top">f</a>"##,
+            r#"<a href="/relative/path">r</a>"#,
+            r#"<a href="relative.html">r</a>"#,
+            r#"<a href="//x.test/protocol-relative">r</a>"#,
+            r#"<a href="javascript:alert(1)">j</a>"#,
+            r#"<a href="ftp://x.test/file">f</a>"#,
+            r#"<a href="httpsx://x.test/">f</a>"#,
+            r#"<a href="">empty</a>"#,
+            r#"<a href>no value</a>"#,
+            r#"<a name="anchor">no href</a>"#,
+            r#"<a href="https://x.test/" data-mailbeacon="off">off</a>"#,
+            r#"<a data-mailbeacon=" OFF " href="https://x.test/">off</a>"#,
+            r#"<a href="https://x.test/u" data-mailbeacon="Unsubscribe">u</a>"#,
+            r#"<a href="https://x.test/unsubscribe?u=1">u</a>"#,
+            r#"<a href="https://x.test/UnSubscribe">u</a>"#,
+            r#"<a href="https://x.test/optout">u</a>"#,
+            r#"<a href="https://x.test/?action=Opt-Out">u</a>"#,
+            r#"<a href="https://x.test/&#117;nsubscribe">encoded u</a>"#,
+            r#"<link rel="stylesheet" href="https://x.test/s.css"><img src="https://x.test/i.png">"#,
+            r#"<script>var s = '<a href="https://x.test/">';</script>"#,
+            r#"<textarea><a href="https://x.test/"></textarea>"#,
+            r#"<!-- <a href="https://x.test/">commented out</a> -->"#,
+            r#"<!-- [iffy] <a href="https://x.test/">commented out</a> -->"#,
+        ] {
+            assert_untouched(html);
+        }
+    }
+
+    #[test]
+    fn data_mailbeacon_other_values_do_not_disable_tracking() {
+        let html = r#"<a data-mailbeacon="on" href="https://x.test/">x</a>"#;
+        let out = run(html);
+        assert_eq!(out.links, ["https://x.test/"]);
+        assert!(out.html.contains(r#"data-mailbeacon="on""#));
+    }
+
+    #[test]
+    fn uppercase_tags_and_attributes() {
+        let html = r#"<HTML><BODY><A HREF="https://x.test/A" TARGET=_blank>X</A><AREA HREF="https://x.test/B"></BODY></HTML>"#;
+        let out = run(html);
+        assert_eq!(out.links, ["https://x.test/A", "https://x.test/B"]);
+        assert_eq!(
+            out.html,
+            format!(
+                r#"<HTML><BODY><A HREF="{}" TARGET=_blank>X</A><AREA HREF="{}">{}</BODY></HTML>"#,
+                click_attr(1),
+                click_attr(2),
+                pixel_tag()
+            )
+        );
+    }
+
+    #[test]
+    fn single_quoted_and_unquoted_hrefs() {
+        let html = "<a href='https://x.test/?a=\"1\"&amp;b=2'>s</a><a href=https://x.test/u?a=1 id=u>u</a>";
+        let opts = InstrumentOptions {
+            pixel_url: PIXEL,
+            click_url: &|n| format!("https://trk.test/c/{n}?q='\"&x"),
+            max_links: 10,
+        };
+        let out = instrument(html, &opts).unwrap();
+        assert_eq!(
+            out.links,
+            ["https://x.test/?a=\"1\"&b=2", "https://x.test/u?a=1"]
+        );
+        let esc = |n: u32| format!("https://trk.test/c/{n}?q=&#x27;&quot;&amp;x");
+        assert_eq!(
+            out.html,
+            format!(
+                "<a href='{}'>s</a><a href=\"{}\" id=u>u</a>{}",
+                esc(1),
+                esc(2),
+                pixel_tag()
+            )
+        );
+    }
+
+    #[test]
+    fn first_of_duplicate_href_attributes_is_used() {
+        let html = r#"<a href="https://x.test/first" href="https://x.test/second">x</a>"#;
+        let out = run(html);
+        assert_eq!(out.links, ["https://x.test/first"]);
+        assert_eq!(
+            out.html,
+            format!(
+                r#"<a href="{}" href="https://x.test/second">x</a>{}"#,
+                click_attr(1),
+                pixel_tag()
+            )
+        );
+    }
+
+    #[test]
+    fn mso_conditional_comments_are_rewritten_and_continue_numbering() {
+        let html = concat!(
+            "<body><a href=\"https://x.test/1\">1</a>\n",
+            "<!--[if mso]><table><tr><td><a href=\"https://x.test/mso?a=1&amp;b=2\" ",
+            "style=\"color:#fff\">Outlook</a> <A HREF='https://x.test/mso2'>2</A>",
+            "<a href=\"mailto:x@x.test\">m</a></td></tr></table><![endif]-->\n",
+            "<!--[if !mso]><!--><a href=\"https://x.test/non-mso\">btn</a><!--<![endif]-->\n",
+            "<!-- plain comment: see https://x.test/ href -->\n",
+            "<!--[if mso]><a href=\"https://x.test/unsubscribe\">u</a><![endif]-->\n",
+            "<a href=\"https://x.test/last\">last</a></body>",
+        );
+        let out = run(html);
+        assert_eq!(
+            out.links,
+            [
+                "https://x.test/1",
+                "https://x.test/mso?a=1&b=2",
+                "https://x.test/mso2",
+                "https://x.test/non-mso",
+                "https://x.test/last",
+            ]
+        );
+        assert!(out.html.contains(&format!(
+            "<!--[if mso]><table><tr><td><a href=\"{}\" style=\"color:#fff\">Outlook</a> <A HREF='{}'>2</A>",
+            click_attr(2),
+            click_attr(3)
+        )));
+        assert!(
+            out.html
+                .contains("<!-- plain comment: see https://x.test/ href -->")
+        );
+        assert!(
+            out.html
+                .contains("<a href=\"https://x.test/unsubscribe\">u</a>")
+        );
+        assert!(
+            out.html
+                .ends_with(&format!("last</a>{}</body>", pixel_tag()))
+        );
+        assert_only_hrefs_changed(html, &out);
+    }
+
+    #[test]
+    fn comment_links_count_towards_the_limit() {
+        let html = r#"<a href="https://x.test/1">1</a><!--[if mso]><a href="https://x.test/2">2</a><![endif]-->"#;
+        assert_eq!(
+            run_max(html, 1).err(),
+            Some(InstrumentError::TooManyLinks { max: 1 })
+        );
+        assert_eq!(run_max(html, 2).unwrap().links.len(), 2);
+    }
+
+    #[test]
+    fn pixel_goes_before_body_end_tag() {
+        let html = "<html><body><p>Hi</p></body></html>";
+        let out = run(html);
+        assert_eq!(
+            out.html,
+            format!("<html><body><p>Hi</p>{}</body></html>", pixel_tag())
+        );
+        let html = "<html><body class=x><p>Hi</p></BODY >\n</html>\n";
+        let out = run(html);
+        assert_eq!(
+            out.html,
+            format!(
+                "<html><body class=x><p>Hi</p>{}</BODY >\n</html>\n",
+                pixel_tag()
+            )
+        );
+    }
+
+    #[test]
+    fn pixel_goes_before_the_first_of_several_body_end_tags() {
+        let html =
+            "<body><p>1</p></body><body><p>2</p></body><a href=\"https://x.test/after\">a</a>";
+        let out = run(html);
+        assert_eq!(
+            out.html,
+            format!(
+                "<body><p>1</p>{}</body><body><p>2</p></body><a href=\"{}\">a</a>",
+                pixel_tag(),
+                click_attr(1)
+            )
+        );
+    }
+
+    #[test]
+    fn body_end_inside_comments_or_scripts_is_ignored() {
+        let html = "<body><!--[if mso]></body><![endif]--><script>document.write('</body>')</script><p>x</p></body>";
+        let out = run(html);
+        assert!(
+            out.html
+                .ends_with(&format!("<p>x</p>{}</body>", pixel_tag()))
+        );
+        assert_eq!(out.html.matches("<img").count(), 1);
+    }
+
+    #[test]
+    fn fragment_without_body_gets_pixel_at_end() {
+        let html = r#"<p>Hi <a href="https://x.test/">x</a></p>"#;
+        let out = run(html);
+        assert_eq!(
+            out.html,
+            format!(
+                r#"<p>Hi <a href="{}">x</a></p>{}"#,
+                click_attr(1),
+                pixel_tag()
+            )
+        );
+        // `</body>` without a `<body>` start tag is not recognised: pixel at the end.
+        let html = "<html><p>x</p></body></html>";
+        assert_eq!(run(html).html, format!("{html}{}", pixel_tag()));
+    }
+
+    #[test]
+    fn pixel_url_is_attribute_escaped() {
+        let opts = InstrumentOptions {
+            pixel_url: "https://trk.test/o?a=1&b=\"2\"",
+            click_url: &click,
+            max_links: 10,
+        };
+        let out = instrument("<p>x</p>", &opts).unwrap();
+        assert!(
+            out.html
+                .starts_with("<p>x</p><img src=\"https://trk.test/o?a=1&amp;b=&quot;2&quot;\" ")
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(run_max("", 10).err(), Some(InstrumentError::Empty));
+        assert_eq!(run_max(" \r\n\t ", 10).err(), Some(InstrumentError::Empty));
+        assert_eq!(
+            run_max("<p>a\0b</p>", 10).err(),
+            Some(InstrumentError::NulByte)
+        );
+        for text in [
+            "Hello, just plain text.",
+            r#"{"html": "nope", "n": 1}"#,
+            "if a < b and b > c then 1 <2",
+            "<",
+            "a <= b",
+        ] {
+            assert_eq!(
+                run_max(text, 10).err(),
+                Some(InstrumentError::NotHtml),
+                "{text}"
+            );
+        }
+        for html in ["<p>", "x </b>", "<!doctype html>", "<!-- x -->"] {
+            assert!(run_max(html, 10).is_ok(), "{html}");
+        }
+    }
+
+    #[test]
+    fn too_many_links() {
+        let html = r#"<a href="https://x.test/1">1</a><a href="https://x.test/2">2</a><a href="mailto:a@x.test">m</a>"#;
+        assert_eq!(run_max(html, 2).unwrap().links.len(), 2);
+        assert_eq!(
+            run_max(html, 1).err(),
+            Some(InstrumentError::TooManyLinks { max: 1 })
+        );
+        assert_eq!(
+            run_max(html, 0).err(),
+            Some(InstrumentError::TooManyLinks { max: 0 })
+        );
+        assert_eq!(
+            run_max("<p>no links</p>", 0).unwrap().html,
+            format!("<p>no links</p>{}", pixel_tag())
+        );
+    }
+
+    #[test]
+    fn ambiguous_markup_does_not_fail() {
+        let html = r#"<select><xmp><script>"x"</script></select><a href="https://x.test/">x</a>"#;
+        assert!(run_max(html, 10).is_ok());
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            InstrumentError::TooManyLinks { max: 5 }.to_string(),
+            "the message has more than 5 links to track"
+        );
+    }
+
+    const EMAIL: &str = r##"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" lang="de">
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+<meta name="viewport" content="width=device-width, initial-scale=1.0"/>
+<title>Grüße aus Berlin — 日本 &amp; mehr</title>
+<!--[if gte mso 9]><xml><o:OfficeDocumentSettings><o:AllowPNG/><o:PixelsPerInch>96</o:PixelsPerInch></o:OfficeDocumentSettings></xml><![endif]-->
+<style type="text/css">
+  body { margin:0; padding:0; } /* <a href="https://not.a.link/"> */
+  a[x-apple-data-detectors] { color: inherit !important; }
+  @media only screen and (max-width:600px) { .col { width:100% !important; } }
+</style>
+</head>
+<BODY style="margin:0;padding:0;background:#f4f4f4" bgcolor='#f4f4f4'>
+<div style="display:none;max-height:0;overflow:hidden">Vorschau: Grüße — 日本 &nbsp;&zwnj;&nbsp;</div>
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">
+  <tr>
+    <td align="center" style="padding:20px 0">
+      <a href="https://shop.test/?utm_source=mail&amp;utm_medium=email"   target="_blank"
+         style="text-decoration:none"><img src="https://cdn.shop.test/logo.png" alt="Shop &amp; Co." width="120" height="40" border="0"></a>
+    </td>
+  </tr>
+  <tr>
+    <td class="col" style="font-family:Arial,sans-serif;font-size:16px;line-height:24px;color:#333">
+      <h1 style="margin:0">Hallo Jürgen,</h1>
+      <p>Ihre Bestellung &#8470;&nbsp;12345 ist unterwegs. Über <a href='https://shop.test/track?id=12345&amp;lang=de' style='color:#06c'>Sendungsverfolgung</a> sehen Sie den Status.</p>
+      <p>Fragen? <a href="mailto:hilfe@shop.test?subject=Bestellung%2012345">Schreiben Sie uns</a> oder rufen Sie an: <a href="tel:+49301234567">030 1234567</a>.</p>
+      <!-- Produktliste -->
+      <table role="presentation" width="100%"><tr>
+        <td><a href="https://shop.test/p/1"><img src="https://cdn.shop.test/p1.jpg" alt="Produkt 1"></a><br>Teekanne „Kyōto“ – 29,90&nbsp;€</td>
+        <td><a href="https://shop.test/p/2" title="Produkt &quot;2&quot;"><img src="https://cdn.shop.test/p2.jpg" alt=""></a><br>日本茶 (緑茶) – 9,90&nbsp;€</td>
+        <td><A HREF="HTTPS://SHOP.TEST/P/3">Produkt 3</A><br>Tasse &lt;klein&gt;</td>
+      </tr></table>
+      <div><!--[if mso]>
+        <v:roundrect xmlns:v="urn:schemas-microsoft-com:vml" xmlns:w="urn:schemas-microsoft-com:office:word" href="https://shop.test/sale" style="height:40px;v-text-anchor:middle;width:200px;" arcsize="10%" stroke="f" fillcolor="#d62828">
+          <w:anchorlock/><center><a href="https://shop.test/sale?src=mso&amp;x=1" style="color:#ffffff">Zum Sale</a></center>
+        </v:roundrect>
+      <![endif]--><!--[if !mso]><!-- -->
+        <a href="https://shop.test/sale?src=web" style="background:#d62828;color:#fff;display:inline-block;padding:10px 20px">Zum Sale</a>
+      <!--<![endif]--></div>
+      <p><a href="#oben">Nach oben</a> · <a href="/konto">Konto</a> · <a href="https://shop.test/p/1">Produkt 1 nochmal</a></p>
+      <map name="karte"><area shape="rect" coords="0,0,50,50" href="https://shop.test/filialen/berlin" alt="Berlin"><area shape="rect" coords="50,0,100,50" href="#" alt=""></map>
+    </td>
+  </tr>
+  <tr>
+    <td style="font-size:12px;color:#999">
+      © 2024 Shop GmbH · Straße des 17. Juni 1 · 10623 Berlin<br>
+      <a href="https://shop.test/abmelden?u=abc" data-mailbeacon="unsubscribe">Abmelden</a> ·
+      <a href="https://shop.test/newsletter/unsubscribe?u=abc&amp;t=1">Newsletter abbestellen</a> ·
+      <a href="https://shop.test/datenschutz" data-mailbeacon="off">Datenschutz</a> ·
+      <a href="https://shop.test/impressum">Impressum</a>
+    </td>
+  </tr>
+</table>
+<script type="text/template"><a href="https://shop.test/in-script">x</a></script>
+</BODY>
+</html>
+"##;
+
+    #[test]
+    fn realistic_email_is_byte_identical_except_hrefs_and_pixel() {
+        let out = run(EMAIL);
+        assert_eq!(
+            out.links,
+            [
+                "https://shop.test/?utm_source=mail&utm_medium=email",
+                "https://shop.test/track?id=12345&lang=de",
+                "https://shop.test/p/1",
+                "https://shop.test/p/2",
+                "HTTPS://SHOP.TEST/P/3",
+                "https://shop.test/sale?src=mso&x=1",
+                "https://shop.test/sale?src=web",
+                "https://shop.test/p/1",
+                "https://shop.test/filialen/berlin",
+                "https://shop.test/impressum",
+            ]
+        );
+        assert_only_hrefs_changed(EMAIL, &out);
+        assert!(
+            out.html
+                .ends_with(&format!("</script>\n{}</BODY>\n</html>\n", pixel_tag()))
+        );
+    }
+
+    /// Manual timing check, run with:
+    /// `cargo test --release -- --ignored --nocapture timing`
+    #[test]
+    #[ignore]
+    fn timing_100kb_email() {
+        let mut html = String::from(EMAIL);
+        let body_end = html.find("</BODY>").unwrap();
+        let mut extra = String::new();
+        let mut i = 0;
+        while extra.len() + EMAIL.len() < 100_000 {
+            i += 1;
+            extra.push_str(&format!(
+                "<tr><td style=\"padding:8px;font-family:Arial\"><p>Artikel {i}: Grüße — 日本 &amp; \
+                 mehr Text für die Zeile, damit es realistisch lang wird. Lorem ipsum dolor sit amet, \
+                 consectetur adipiscing elit, sed do eiusmod tempor.</p><!-- row {i} -->\
+                 <a href=\"https://shop.test/p/{i}?utm_source=mail&amp;utm_medium=email\" \
+                 style=\"color:#06c\">Ansehen</a></td></tr>\n"
+            ));
+        }
+        html.insert_str(body_end, &format!("<table>{extra}</table>"));
+        let opts = InstrumentOptions {
+            pixel_url: PIXEL,
+            click_url: &click,
+            max_links: 10_000,
+        };
+        let out = instrument(&html, &opts).unwrap();
+        if let Ok(p) = std::env::var("DUMP") {
+            std::fs::write(p, &html).unwrap();
+        }
+        let iters = 2000;
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(instrument(std::hint::black_box(&html), &opts).unwrap());
+        }
+        let per = start.elapsed() / iters;
+        println!(
+            "{} bytes, {} links: {:?} per call ({:.0} MB/s)",
+            html.len(),
+            out.links.len(),
+            per,
+            html.len() as f64 / per.as_secs_f64() / 1e6
+        );
+    }
+}

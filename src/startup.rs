@@ -1,0 +1,183 @@
+//! Start-up: open the database, assemble the key ring, and run the server until SIGTERM or ctrl-c.
+//! The CLI's other commands share [`Context::open`] so they see exactly what the server sees.
+
+use crate::api::auth;
+use crate::config::{PublicUrl, Resolved};
+use crate::ingest::GroupCommitWriter;
+use crate::messages::Registrar;
+use crate::server::{self, AppState};
+use crate::store::{self, OpenReport, Scope, Store};
+use crate::token::{KeyRing, SigningKey};
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An open database with the key ring that goes with it.
+pub struct Context {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    pub settings: Resolved,
+    pub opened: OpenReport,
+    /// Said once at start-up: where the signing keys came from.
+    pub key_notice: String,
+}
+
+impl Context {
+    pub async fn open(settings: Resolved) -> anyhow::Result<Context> {
+        let (store, opened) = store::open(&settings.database, settings.fsync).await?;
+        let (keys, key_notice) = if settings.signing_keys.is_empty() {
+            let (stored, created) = store
+                .signing_keys_or_create(SigningKey::generate(1).secret)
+                .await
+                .context("cannot read the signing keys from the database")?;
+            let keys: Vec<SigningKey> = stored
+                .into_iter()
+                .map(|(id, secret)| SigningKey { id, secret })
+                .collect();
+            let ring = KeyRing::new(&keys).map_err(anyhow::Error::msg)?;
+            let notice = match created {
+                Some(id) => format!(
+                    "generated signing key {id} and stored it in the database (back the database up: mail already sent needs this key)"
+                ),
+                None => format!(
+                    "{} signing key(s) from the database, key {} signs",
+                    keys.len(),
+                    ring.active_key_id()
+                ),
+            };
+            (ring, notice)
+        } else {
+            let ring = KeyRing::new(&settings.signing_keys).map_err(anyhow::Error::msg)?;
+            let notice = format!(
+                "{} signing key(s) from configuration, key {} signs",
+                settings.signing_keys.len(),
+                ring.active_key_id()
+            );
+            (ring, notice)
+        };
+        Ok(Context {
+            store,
+            keys: Arc::new(keys),
+            settings,
+            opened,
+            key_notice,
+        })
+    }
+
+    pub fn registrar(&self, public_url: PublicUrl) -> Registrar {
+        Registrar {
+            keys: self.keys.clone(),
+            public_url,
+            max_links: self.settings.max_links,
+        }
+    }
+
+    /// The public URL from the settings, or the one a server on the default listen address would have.
+    pub fn public_url(&self) -> PublicUrl {
+        self.settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| PublicUrl::for_listener(self.settings.listen))
+    }
+}
+
+/// `mailbeacon serve`: everything a user sees on start-up goes to stdout, one fact per line.
+pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
+    let metrics = install_metrics()?;
+    let ctx = Context::open(settings).await?;
+    println!("mailbeacon {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "database: {} ({}{} migration(s) applied)",
+        ctx.settings.database,
+        if ctx.opened.created { "created, " } else { "" },
+        ctx.opened.migrations_applied
+    );
+    println!("signing keys: {}", ctx.key_notice);
+    if ctx.store.api_token_count().await? == 0 {
+        let token = auth::generate_token();
+        ctx.store
+            .create_api_token(auth::hash_token(&token), Scope::Admin)
+            .await?;
+        println!("admin API token (shown once, keep it safe): {token}");
+    } else {
+        println!("API tokens: create one with `mailbeacon token create --scope admin`");
+    }
+
+    let listener = tokio::net::TcpListener::bind(ctx.settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = ctx
+        .settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| PublicUrl::for_listener(local));
+
+    let (writer, events) = GroupCommitWriter::start(ctx.store.clone(), ctx.settings.max_batch);
+    let state = Arc::new(AppState {
+        registrar: ctx.registrar(public_url.clone()),
+        store: ctx.store.clone(),
+        keys: ctx.keys.clone(),
+        events,
+        settings: ctx.settings.clone(),
+        metrics: Some(metrics),
+    });
+    println!(
+        "listening on http://{local} (public URL {})",
+        public_url.as_str()
+    );
+
+    server::serve(listener, state, shutdown_signal()).await?;
+    println!("shutting down: committing queued events");
+    writer.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("mailbeacon_ingest_commit_seconds".into()),
+            &[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("mailbeacon_ingest_batch_size".into()),
+            &[
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
+            ],
+        )?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,226 @@
+//! The storage interface. Handlers, the writer and the CLI see only this trait and its types; each
+//! engine (SQLite today, PostgreSQL next) implements it and converts its driver errors at the boundary.
+
+pub mod sqlite;
+
+use crate::config::DatabaseUrl;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+pub type CampaignId = i64;
+pub type MessageId = i64;
+pub type EventId = i64;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error(
+        "the database was migrated by a newer mailbeacon (schema version {found}, this build knows {known})"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_html: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message about to be stored: one mail to one recipient, with its tracked links.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub recipient_id: String,
+    pub tracking_id: i64,
+    pub sent_at: DateTime<Utc>,
+    /// Destination of link number i+1.
+    pub links: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Open,
+    Click,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Open => "open",
+            EventKind::Click => "click",
+        }
+    }
+}
+
+/// A tracking request as the writer hands it to storage, already reduced by the privacy policy.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub tracking_id: i64,
+    /// Set for clicks.
+    pub link_no: Option<u16>,
+    pub received_at: DateTime<Utc>,
+    pub method: &'static str,
+    pub user_agent: Option<String>,
+    pub client_ip: Option<String>,
+    /// A few request headers that later classification needs, as a JSON object.
+    pub headers: Option<String>,
+}
+
+/// What storing one event came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Recorded {
+        event_id: EventId,
+        /// The click's destination; `None` for opens.
+        destination: Option<String>,
+    },
+    /// The token was genuine but its message is gone (erased) or was never stored here.
+    UnknownMessage,
+    /// The message exists but has no link with that number.
+    UnknownLink,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Counts {
+    pub total: i64,
+    pub unique: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CampaignStats {
+    pub campaign_id: CampaignId,
+    pub sent: i64,
+    pub opens: Counts,
+    pub clicks: Counts,
+    pub first_activity: Option<DateTime<Utc>>,
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+/// One stored event as the API and exports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub id: EventId,
+    pub kind: EventKind,
+    pub received_at: DateTime<Utc>,
+    pub campaign_id: CampaignId,
+    pub message_id: MessageId,
+    pub recipient_id: String,
+    pub link_url: Option<String>,
+    pub method: String,
+    pub user_agent: Option<String>,
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub campaign: Option<CampaignId>,
+    /// Only events with an id greater than this.
+    pub after: EventId,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything, including tokens and settings.
+    Admin,
+    /// Campaigns, reports and per-recipient data.
+    Analyst,
+    /// Aggregate reports only.
+    Viewer,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Analyst => "analyst",
+            Scope::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "admin" => Some(Scope::Admin),
+            "analyst" => Some(Scope::Analyst),
+            "viewer" => Some(Scope::Viewer),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Round trip to the database, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_campaign(
+        &self,
+        name: &str,
+        template_html: Option<&str>,
+    ) -> StoreResult<Campaign>;
+    async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>>;
+    async fn campaigns(&self) -> StoreResult<Vec<Campaign>>;
+
+    /// Stores messages and their links in one transaction; returns their ids in the same order.
+    async fn insert_messages(
+        &self,
+        campaign: CampaignId,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<MessageId>>;
+
+    /// Stores a batch of events in one transaction (the group commit). The outcomes are in the
+    /// batch's order; when this returns `Ok`, every `Recorded` event is durable.
+    async fn record_events(&self, batch: Vec<NewEvent>) -> StoreResult<Vec<RecordOutcome>>;
+
+    async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats>;
+    async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>>;
+
+    /// Signing keys kept in the database, as (id, secret). When there are none, `new_secret` is
+    /// stored as key 1 in the same transaction (so processes starting together agree on one key) and
+    /// its id is returned beside the list.
+    async fn signing_keys_or_create(
+        &self,
+        new_secret: [u8; 32],
+    ) -> StoreResult<(Vec<(u8, [u8; 32])>, Option<u8>)>;
+    /// Adds a key with the next free id and returns that id.
+    async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8>;
+
+    async fn create_api_token(&self, token_hash: [u8; 32], scope: Scope) -> StoreResult<()>;
+    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<Scope>>;
+    async fn api_token_count(&self) -> StoreResult<i64>;
+}
+
+/// What opening a database did, for the start-up message.
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    pub created: bool,
+    pub migrations_applied: usize,
+}
+
+/// Opens (creating if needed) the database the URL names and applies pending migrations.
+pub async fn open(url: &DatabaseUrl, fsync: bool) -> anyhow::Result<(Arc<dyn Store>, OpenReport)> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let path = path.clone();
+            let (store, report) =
+                tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path, fsync))
+                    .await??;
+            Ok((Arc::new(store), report))
+        }
+        DatabaseUrl::Postgres(_) => anyhow::bail!(
+            "PostgreSQL is not supported by this build yet; use sqlite://PATH (the default)"
+        ),
+    }
+}

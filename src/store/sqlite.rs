@@ -1,0 +1,511 @@
+//! The embedded SQLite engine (the default). WAL mode; one write connection that every write goes
+//! through (SQLite allows one writer at a time anyway, and a single connection keeps its prepared
+//! statements warm), plus a small pool of read connections that WAL lets run beside it.
+//!
+//! Durability: with WAL and `synchronous=NORMAL` a committed transaction is in the WAL file when
+//! COMMIT returns, so a crash of the process loses nothing; `fsync` switches to `synchronous=FULL`
+//! so that a power loss does not either.
+
+use super::*;
+use anyhow::Context;
+use chrono::{SecondsFormat, SubsecRound};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Schema migrations, applied in order; the number is the version recorded once applied.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// Read connections kept open beyond this many are closed after use.
+const MAX_IDLE_READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    fsync: bool,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, fsync: bool) -> anyhow::Result<(Self, OpenReport)> {
+        let created = !path.exists();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "cannot create database {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+        let mut conn = connect(path, fsync)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let migrations_applied = migrate(&mut conn)
+            .with_context(|| format!("cannot migrate database {}", path.display()))?;
+        let store = SqliteStore {
+            path: path.to_path_buf(),
+            fsync,
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        };
+        Ok((
+            store,
+            OpenReport {
+                created,
+                migrations_applied,
+            },
+        ))
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn).map_err(store_error)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        let fsync = self.fsync;
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => connect(&path, fsync).map_err(store_error)?,
+            };
+            let result = f(&conn).map_err(store_error);
+            let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
+    }
+}
+
+fn connect(path: &Path, fsync: bool) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("SQLite refused WAL mode (journal_mode is {mode})")),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        }
+        .into());
+    }
+    let mut applied = 0;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {version} failed"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, ts(Utc::now())],
+        )?;
+        applied += 1;
+    }
+    tx.commit()?;
+    Ok(applied)
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::NotADatabase,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+}
+
+fn opt_ts(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
+    Ok(Campaign {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        template_html: r.get(2)?,
+        created_at: parse_ts(&r.get::<_, String>(3)?)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "SELECT e.id, e.kind, e.received_at, e.campaign_id, e.message_id,
+        m.recipient_id, l.url, e.method, e.user_agent, e.client_ip
+    FROM events e
+    JOIN messages m ON m.id = e.message_id
+    LEFT JOIN links l ON l.message_id = e.message_id AND l.link_no = e.link_no";
+
+fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
+    let kind: String = r.get(1)?;
+    Ok(EventRecord {
+        id: r.get(0)?,
+        kind: if kind == "click" {
+            EventKind::Click
+        } else {
+            EventKind::Open
+        },
+        received_at: parse_ts(&r.get::<_, String>(2)?)?,
+        campaign_id: r.get(3)?,
+        message_id: r.get(4)?,
+        recipient_id: r.get(5)?,
+        link_url: r.get(6)?,
+        method: r.get(7)?,
+        user_agent: r.get(8)?,
+        client_ip: r.get(9)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(())))
+            .await
+    }
+
+    async fn create_campaign(
+        &self,
+        name: &str,
+        template_html: Option<&str>,
+    ) -> StoreResult<Campaign> {
+        let name = name.to_string();
+        let template_html = template_html.map(str::to_string);
+        self.write(move |c| {
+            // Stored with microseconds: answer with what a later read will return.
+            let created_at = Utc::now().trunc_subsecs(6);
+            c.execute(
+                "INSERT INTO campaigns (name, template_html, created_at) VALUES (?1, ?2, ?3)",
+                params![name, template_html, ts(created_at)],
+            )?;
+            Ok(Campaign {
+                id: c.last_insert_rowid(),
+                name,
+                template_html,
+                created_at,
+            })
+        })
+        .await
+    }
+
+    async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, template_html, created_at FROM campaigns WHERE id = ?1",
+                [id],
+                campaign_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT id, name, NULL, created_at FROM campaigns ORDER BY id DESC")?;
+            stmt.query_map([], campaign_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn insert_messages(
+        &self,
+        campaign: CampaignId,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(messages.len());
+            {
+                let mut msg = tx.prepare_cached(
+                    "INSERT INTO messages (campaign_id, recipient_id, tracking_id, sent_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let mut link = tx.prepare_cached(
+                    "INSERT INTO links (message_id, link_no, url) VALUES (?1, ?2, ?3)",
+                )?;
+                let now = ts(Utc::now());
+                for m in &messages {
+                    msg.execute(params![
+                        campaign,
+                        m.recipient_id,
+                        m.tracking_id,
+                        ts(m.sent_at),
+                        now
+                    ])?;
+                    let id = tx.last_insert_rowid();
+                    for (i, url) in m.links.iter().enumerate() {
+                        link.execute(params![id, i as i64 + 1, url])?;
+                    }
+                    ids.push(id);
+                }
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn record_events(&self, batch: Vec<NewEvent>) -> StoreResult<Vec<RecordOutcome>> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            {
+                let mut message = tx.prepare_cached(
+                    "SELECT id, campaign_id FROM messages WHERE tracking_id = ?1",
+                )?;
+                let mut link = tx.prepare_cached(
+                    "SELECT url FROM links WHERE message_id = ?1 AND link_no = ?2",
+                )?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (received_at, kind, campaign_id, message_id, link_no,
+                                         method, user_agent, client_ip, headers)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for e in &batch {
+                    let Some((message_id, campaign_id)) = message
+                        .query_row([e.tracking_id], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                        })
+                        .optional()?
+                    else {
+                        outcomes.push(RecordOutcome::UnknownMessage);
+                        continue;
+                    };
+                    let destination = match e.link_no {
+                        Some(no) => {
+                            match link
+                                .query_row(params![message_id, no], |r| r.get::<_, String>(0))
+                                .optional()?
+                            {
+                                Some(url) => Some(url),
+                                None => {
+                                    outcomes.push(RecordOutcome::UnknownLink);
+                                    continue;
+                                }
+                            }
+                        }
+                        None => None,
+                    };
+                    insert.execute(params![
+                        ts(e.received_at),
+                        e.kind.as_str(),
+                        campaign_id,
+                        message_id,
+                        e.link_no,
+                        e.method,
+                        e.user_agent,
+                        e.client_ip,
+                        e.headers,
+                    ])?;
+                    outcomes.push(RecordOutcome::Recorded {
+                        event_id: tx.last_insert_rowid(),
+                        destination,
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats> {
+        self.read(move |c| {
+            let sent: i64 = c.query_row(
+                "SELECT count(*) FROM messages WHERE campaign_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            c.query_row(
+                "SELECT count(*) FILTER (WHERE kind = 'open'),
+                        count(DISTINCT message_id) FILTER (WHERE kind = 'open'),
+                        count(*) FILTER (WHERE kind = 'click'),
+                        count(DISTINCT message_id) FILTER (WHERE kind = 'click'),
+                        min(received_at), max(received_at)
+                 FROM events WHERE campaign_id = ?1",
+                [id],
+                |r| {
+                    Ok(CampaignStats {
+                        campaign_id: id,
+                        sent,
+                        opens: Counts {
+                            total: r.get(0)?,
+                            unique: r.get(1)?,
+                        },
+                        clicks: Counts {
+                            total: r.get(2)?,
+                            unique: r.get(3)?,
+                        },
+                        first_activity: opt_ts(r.get(4)?)?,
+                        last_activity: opt_ts(r.get(5)?)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>> {
+        self.read(move |c| {
+            let limit = query.limit as i64;
+            match query.campaign {
+                Some(campaign) => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 ORDER BY e.id LIMIT ?3"
+                    ))?;
+                    stmt.query_map(params![campaign, query.after, limit], event_from_row)?
+                        .collect()
+                }
+                None => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{EVENT_COLUMNS} WHERE e.id > ?1 ORDER BY e.id LIMIT ?2"
+                    ))?;
+                    stmt.query_map(params![query.after, limit], event_from_row)?
+                        .collect()
+                }
+            }
+        })
+        .await
+    }
+
+    async fn signing_keys_or_create(
+        &self,
+        new_secret: [u8; 32],
+    ) -> StoreResult<(Vec<(u8, [u8; 32])>, Option<u8>)> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut created = None;
+            let count: i64 = tx.query_row("SELECT count(*) FROM signing_keys", [], |r| r.get(0))?;
+            if count == 0 {
+                tx.execute(
+                    "INSERT INTO signing_keys (id, secret, created_at) VALUES (1, ?1, ?2)",
+                    params![&new_secret[..], ts(Utc::now())],
+                )?;
+                created = Some(1);
+            }
+            let keys = read_keys(&tx)?;
+            tx.commit()?;
+            Ok((keys, created))
+        })
+        .await
+    }
+
+    async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let next: i64 = tx.query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM signing_keys",
+                [],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO signing_keys (id, secret, created_at) VALUES (?1, ?2, ?3)",
+                params![next, &secret[..], ts(Utc::now())],
+            )?;
+            tx.commit()?;
+            Ok(next as u8)
+        })
+        .await
+    }
+
+    async fn create_api_token(&self, token_hash: [u8; 32], scope: Scope) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO api_tokens (token_hash, scope, created_at) VALUES (?1, ?2, ?3)",
+                params![&token_hash[..], scope.as_str(), ts(Utc::now())],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<Scope>> {
+        self.read(move |c| {
+            let scope: Option<String> = c
+                .prepare_cached("SELECT scope FROM api_tokens WHERE token_hash = ?1")?
+                .query_row([&token_hash[..]], |r| r.get(0))
+                .optional()?;
+            Ok(scope.as_deref().and_then(Scope::parse))
+        })
+        .await
+    }
+
+    async fn api_token_count(&self) -> StoreResult<i64> {
+        self.read(|c| c.query_row("SELECT count(*) FROM api_tokens", [], |r| r.get(0)))
+            .await
+    }
+}
+
+fn read_keys(c: &Connection) -> rusqlite::Result<Vec<(u8, [u8; 32])>> {
+    let mut stmt = c.prepare("SELECT id, secret FROM signing_keys ORDER BY id")?;
+    stmt.query_map([], |r| {
+        let id: i64 = r.get(0)?;
+        let secret: Vec<u8> = r.get(1)?;
+        let secret: [u8; 32] = secret.try_into().map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Blob,
+                "signing key is not 32 bytes".into(),
+            )
+        })?;
+        Ok((id as u8, secret))
+    })?
+    .collect()
+}

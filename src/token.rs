@@ -1,0 +1,334 @@
+//! Opaque signed tracking tokens and the key ring that makes and checks them.
+//!
+//! A token carries only a key id, the message's random tracking id and (for clicks) a link number,
+//! followed by a 128-bit HMAC-SHA256 tag over all of it plus a kind byte (so an open token cannot be
+//! replayed as a click token). The tracking id is 64 random bits chosen when the message is
+//! registered, so a token says nothing about the recipient, the campaign, the destination or how many
+//! messages exist. Keys rotate: new tokens use the newest key, and every key still in the ring keeps
+//! verifying the tokens it made.
+//!
+//! Verification runs on the hot path: it decodes into a stack buffer and allocates nothing.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const TAG_LEN: usize = 16;
+const OPEN_LEN: usize = 1 + 8 + TAG_LEN;
+const CLICK_LEN: usize = 1 + 8 + 2 + TAG_LEN;
+/// Longest encoded token we accept (a click token), in characters.
+const MAX_ENCODED_LEN: usize = (CLICK_LEN * 4).div_ceil(3);
+
+/// The message a verified open token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenToken {
+    pub tracking_id: i64,
+}
+
+/// The message and link a verified click token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickToken {
+    pub tracking_id: i64,
+    pub link_no: u16,
+}
+
+/// Why a token was refused. Callers answer 404 either way; the reason feeds metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token has the wrong length or is not base64url")]
+    Malformed,
+    #[error("token names a signing key that is not in the key ring")]
+    UnknownKey,
+    #[error("token signature does not match")]
+    BadSignature,
+}
+
+impl TokenError {
+    /// A short label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::BadSignature => "bad_signature",
+        }
+    }
+}
+
+/// A 256-bit secret with the id (1..=255) that tokens carry to name it.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub id: u8,
+    pub secret: [u8; 32],
+}
+
+impl SigningKey {
+    /// A new random key.
+    pub fn generate(id: u8) -> Self {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("the operating system's random source failed");
+        SigningKey { id, secret }
+    }
+
+    /// Parses `ID:BASE64URL-SECRET` (the form of `--signing-key`).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (id, secret) = spec
+            .split_once(':')
+            .ok_or("expected ID:SECRET, e.g. 1:<43 base64url characters>")?;
+        let id: u8 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or("key id must be a number from 1 to 255")?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(secret.trim())
+            .map_err(|_| "secret must be base64url without padding")?;
+        let secret: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "secret must be exactly 32 bytes (43 base64url characters)")?;
+        Ok(SigningKey { id, secret })
+    }
+
+    /// The `ID:SECRET` form accepted by [`SigningKey::parse`].
+    pub fn to_spec(&self) -> String {
+        format!("{}:{}", self.id, URL_SAFE_NO_PAD.encode(self.secret))
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Every key that may verify a token; the one with the highest id signs new tokens.
+#[derive(Clone)]
+pub struct KeyRing {
+    active: u8,
+    /// Indexed by key id; a keyed HMAC state is cloned per use instead of re-deriving the pads.
+    macs: Box<[Option<HmacSha256>; 256]>,
+}
+
+impl KeyRing {
+    pub fn new(keys: &[SigningKey]) -> Result<Self, String> {
+        let active = keys
+            .iter()
+            .map(|k| k.id)
+            .max()
+            .ok_or("the key ring needs at least one signing key")?;
+        let mut macs: Box<[Option<HmacSha256>; 256]> = Box::new(std::array::from_fn(|_| None));
+        for key in keys {
+            if key.id == 0 {
+                return Err("signing key id 0 is reserved".into());
+            }
+            let slot = &mut macs[usize::from(key.id)];
+            if slot.is_some() {
+                return Err(format!("signing key {} is given twice", key.id));
+            }
+            *slot =
+                Some(HmacSha256::new_from_slice(&key.secret).expect("HMAC takes any key length"));
+        }
+        Ok(KeyRing { active, macs })
+    }
+
+    pub fn active_key_id(&self) -> u8 {
+        self.active
+    }
+
+    pub fn key_ids(&self) -> impl Iterator<Item = u8> + '_ {
+        (1..=255u8).filter(|id| self.macs[usize::from(*id)].is_some())
+    }
+
+    pub fn sign_open(&self, tracking_id: i64) -> String {
+        let mut buf = [0u8; OPEN_LEN];
+        buf[0] = self.active;
+        buf[1..9].copy_from_slice(&tracking_id.to_be_bytes());
+        let tag = self.tag(b'o', self.active, &buf[..9]);
+        buf[9..].copy_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(buf)
+    }
+
+    pub fn sign_click(&self, tracking_id: i64, link_no: u16) -> String {
+        let mut buf = [0u8; CLICK_LEN];
+        buf[0] = self.active;
+        buf[1..9].copy_from_slice(&tracking_id.to_be_bytes());
+        buf[9..11].copy_from_slice(&link_no.to_be_bytes());
+        let tag = self.tag(b'c', self.active, &buf[..11]);
+        buf[11..].copy_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(buf)
+    }
+
+    pub fn verify_open(&self, token: &str) -> Result<OpenToken, TokenError> {
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let bytes = decode(token, OPEN_LEN, &mut buf)?;
+        self.check(b'o', bytes, 9)?;
+        Ok(OpenToken {
+            tracking_id: i64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
+        })
+    }
+
+    pub fn verify_click(&self, token: &str) -> Result<ClickToken, TokenError> {
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let bytes = decode(token, CLICK_LEN, &mut buf)?;
+        self.check(b'c', bytes, 11)?;
+        Ok(ClickToken {
+            tracking_id: i64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
+            link_no: u16::from_be_bytes(bytes[9..11].try_into().expect("2 bytes")),
+        })
+    }
+
+    fn check(&self, kind: u8, bytes: &[u8], body_len: usize) -> Result<(), TokenError> {
+        let key_id = bytes[0];
+        let mut mac = self.macs[usize::from(key_id)]
+            .clone()
+            .ok_or(TokenError::UnknownKey)?;
+        mac.update(&[kind]);
+        mac.update(&bytes[..body_len]);
+        mac.verify_truncated_left(&bytes[body_len..])
+            .map_err(|_| TokenError::BadSignature)
+    }
+
+    fn tag(&self, kind: u8, key_id: u8, body: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = self.macs[usize::from(key_id)]
+            .clone()
+            .expect("the active key is in the ring");
+        mac.update(&[kind]);
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        full[..TAG_LEN].try_into().expect("SHA-256 is 32 bytes")
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active", &self.active)
+            .field("keys", &self.key_ids().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Decodes a token of exactly `len` bytes into `buf`, refusing anything else before doing any work.
+fn decode<'b>(token: &str, len: usize, buf: &'b mut [u8]) -> Result<&'b [u8], TokenError> {
+    if token.len() != (len * 4).div_ceil(3) {
+        return Err(TokenError::Malformed);
+    }
+    match URL_SAFE_NO_PAD.decode_slice(token.as_bytes(), buf) {
+        Ok(n) if n == len => Ok(&buf[..n]),
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(ids: &[u8]) -> KeyRing {
+        let keys: Vec<_> = ids.iter().map(|id| SigningKey::generate(*id)).collect();
+        KeyRing::new(&keys).unwrap()
+    }
+
+    #[test]
+    fn open_and_click_tokens_round_trip() {
+        let ring = ring(&[1]);
+        let t = ring.sign_open(-42);
+        assert_eq!(t.len(), 34);
+        assert_eq!(ring.verify_open(&t), Ok(OpenToken { tracking_id: -42 }));
+        let c = ring.sign_click(i64::MAX, 65535);
+        assert_eq!(c.len(), 36);
+        assert_eq!(
+            ring.verify_click(&c),
+            Ok(ClickToken {
+                tracking_id: i64::MAX,
+                link_no: 65535
+            })
+        );
+    }
+
+    #[test]
+    fn an_open_token_is_not_a_click_token() {
+        let ring = ring(&[1]);
+        let t = ring.sign_open(7);
+        assert_eq!(ring.verify_click(&t), Err(TokenError::Malformed));
+        // Same length trick: a click body with an open tag must fail too.
+        let c = ring.sign_click(7, 1);
+        assert!(ring.verify_open(&c).is_err());
+    }
+
+    #[test]
+    fn every_altered_character_is_refused() {
+        let ring = ring(&[1]);
+        let t = ring.sign_click(123456789, 3);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for i in 0..t.len() {
+            for &ch in alphabet {
+                let mut bytes = t.clone().into_bytes();
+                if bytes[i] == ch {
+                    continue;
+                }
+                bytes[i] = ch;
+                let altered = String::from_utf8(bytes).unwrap();
+                assert!(ring.verify_click(&altered).is_err(), "accepted {altered}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_garbage_tokens_are_malformed() {
+        let ring = ring(&[1]);
+        let t = ring.sign_open(1);
+        assert_eq!(ring.verify_open(&t[..33]), Err(TokenError::Malformed));
+        assert_eq!(ring.verify_open(""), Err(TokenError::Malformed));
+        assert_eq!(
+            ring.verify_open("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            ring.verify_open(&"é".repeat(17)),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn rotated_keys_keep_old_tokens_working() {
+        let k1 = SigningKey::generate(1);
+        let old = KeyRing::new(std::slice::from_ref(&k1)).unwrap();
+        let token = old.sign_open(99);
+        let rotated = KeyRing::new(&[k1, SigningKey::generate(2)]).unwrap();
+        assert_eq!(rotated.active_key_id(), 2);
+        assert_eq!(rotated.verify_open(&token).unwrap().tracking_id, 99);
+        let new = rotated.sign_open(99);
+        assert_ne!(new, token);
+        // A ring without the old key refuses its tokens.
+        let only_new = KeyRing::new(&[SigningKey::generate(2)]).unwrap();
+        assert_eq!(only_new.verify_open(&token), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn a_token_from_another_installation_is_refused() {
+        let token = ring(&[1]).sign_open(5);
+        assert_eq!(
+            ring(&[1]).verify_open(&token),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn key_specs_parse_and_redact() {
+        let key = SigningKey::generate(3);
+        let parsed = SigningKey::parse(&key.to_spec()).unwrap();
+        assert_eq!(parsed.id, 3);
+        assert_eq!(parsed.secret, key.secret);
+        assert!(!format!("{parsed:?}").contains(&key.to_spec()[2..]));
+        assert!(SigningKey::parse("0:abc").is_err());
+        assert!(SigningKey::parse("1:short").is_err());
+        assert!(SigningKey::parse("nocolon").is_err());
+    }
+}

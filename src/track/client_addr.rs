@@ -1,0 +1,197 @@
+//! Which address a request came from, and how much of it is kept.
+//!
+//! Forwarding headers are believed only when the direct peer is a configured trusted proxy, and then
+//! read from the right: each hop appends the address it saw, so the rightmost entry that is not one of
+//! our own proxies is the first one nobody we trust could have been lied to about. The leftmost value
+//! is whatever the client chose to send and is never used on its own.
+
+use crate::config::ClientIpMode;
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = normalize(peer);
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let xff = headers.get_all("x-forwarded-for");
+    let mut hops: Vec<Option<IpAddr>> = xff
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("!").split(','))
+        .map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    if hops.is_empty() {
+        hops = headers
+            .get_all("forwarded")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("for=!").split(','))
+            .filter_map(forwarded_for)
+            .collect();
+    }
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match hop {
+            // An entry we cannot read: stop at the last hop we could vouch for.
+            None => break,
+            Some(addr) => {
+                client = normalize(addr);
+                if !is_trusted(client, trusted) {
+                    break;
+                }
+            }
+        }
+    }
+    client
+}
+
+/// The `for=` value of one element of an RFC 7239 `Forwarded` header; `Some(None)` when it is
+/// present but not an address (`unknown`, an obfuscated name).
+fn forwarded_for(element: &str) -> Option<Option<IpAddr>> {
+    let value = element.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case("for").then_some(v.trim())
+    })?;
+    let value = value.trim_matches('"');
+    let addr = if let Some(rest) = value.strip_prefix('[') {
+        rest.split(']').next().and_then(|a| a.parse().ok())
+    } else {
+        value
+            .parse()
+            .ok()
+            .or_else(|| value.split(':').next().and_then(|a| a.parse().ok()))
+    };
+    Some(addr)
+}
+
+fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&addr))
+}
+
+/// IPv4 clients reaching a dual-stack socket appear as `::ffff:a.b.c.d`.
+fn normalize(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// The address as it may be stored under the privacy setting.
+pub fn stored_addr(addr: IpAddr, mode: ClientIpMode) -> Option<String> {
+    match mode {
+        ClientIpMode::None => None,
+        ClientIpMode::Full => Some(addr.to_string()),
+        ClientIpMode::Truncate => Some(match addr {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                Ipv4Addr::new(a, b, c, 0).to_string()
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn nets(s: &[&str]) -> Vec<IpNet> {
+        s.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_claim_an_address() {
+        let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        let peer = "203.0.113.9".parse().unwrap();
+        assert_eq!(client_addr(peer, &h, &nets(&["10.0.0.0/8"])), peer);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_believed_from_the_right() {
+        // The client forged "6.6.6.6"; our proxy 10.0.0.2 appended the real address 198.51.100.7.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
+        let peer = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_addr(peer, &h, &nets(&["10.0.0.0/8"])),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn several_header_lines_are_one_list() {
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(
+            client_addr("10.0.0.1".parse().unwrap(), &h, &nets(&["10.0.0.1/32"])),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn garbage_stops_at_the_last_trusted_hop() {
+        let h = headers(&[("x-forwarded-for", "198.51.100.7, nonsense")]);
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(client_addr(peer, &h, &nets(&["10.0.0.0/8"])), peer);
+    }
+
+    #[test]
+    fn forwarded_header_is_read_when_there_is_no_x_forwarded_for() {
+        let h = headers(&[(
+            "forwarded",
+            "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https",
+        )]);
+        assert_eq!(
+            client_addr("::1".parse().unwrap(), &h, &nets(&["::1/128"])),
+            "2001:db8:cafe::17".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn mapped_ipv4_peers_match_ipv4_ranges() {
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(
+            client_addr(
+                "::ffff:10.0.0.1".parse().unwrap(),
+                &h,
+                &nets(&["10.0.0.0/8"])
+            ),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn addresses_are_truncated_by_default() {
+        let v4 = "198.51.100.77".parse().unwrap();
+        let v6 = "2001:db8:abcd:12:34::1".parse().unwrap();
+        assert_eq!(
+            stored_addr(v4, ClientIpMode::Truncate).unwrap(),
+            "198.51.100.0"
+        );
+        assert_eq!(
+            stored_addr(v6, ClientIpMode::Truncate).unwrap(),
+            "2001:db8:abcd::"
+        );
+        assert_eq!(
+            stored_addr(v4, ClientIpMode::Full).unwrap(),
+            "198.51.100.77"
+        );
+        assert_eq!(stored_addr(v4, ClientIpMode::None), None);
+    }
+}

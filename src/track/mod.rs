@@ -1,0 +1,243 @@
+//! The hot path: the pixel (`/o/{token}.gif|png`) and the click redirect (`/c/{token}`).
+//!
+//! Per request: verify the token (no allocation), read the few request facts we keep, hand the event
+//! to the group-commit writer and answer once it is committed. No logging per request; outcomes are
+//! counted in metrics (labels are fixed words, never tokens or recipients).
+
+pub mod client_addr;
+mod images;
+
+use crate::server::AppState;
+use crate::store::{EventKind, NewEvent, RecordOutcome};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// User agents longer than this are cut (at a character boundary) before they are stored.
+const MAX_USER_AGENT: usize = 512;
+/// Request headers kept with each event because classification reads them.
+const KEPT_HEADERS: [&str; 5] = ["sec-purpose", "purpose", "x-moz", "via", "from"];
+
+const NO_CACHE: HeaderValue =
+    HeaderValue::from_static("no-store, no-cache, must-revalidate, private");
+
+pub async fn pixel(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let file = uri.path().strip_prefix("/o/").unwrap_or_default();
+    let (token, gif) = match (file.strip_suffix(".gif"), file.strip_suffix(".png")) {
+        (Some(t), _) => (t, true),
+        (_, Some(t)) => (t, false),
+        _ => return refused("pixel", "malformed"),
+    };
+    let token = match app.keys.verify_open(token) {
+        Ok(t) => t,
+        Err(e) => return refused("pixel", e.label()),
+    };
+    let event = event(
+        &app,
+        EventKind::Open,
+        token.tracking_id,
+        None,
+        &method,
+        peer,
+        &headers,
+    );
+    match app.events.record(event).await {
+        Ok(RecordOutcome::Recorded { .. }) => {
+            metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => "recorded")
+                .increment(1);
+            let (body, content_type): (&'static [u8], _) = if gif {
+                (&images::GIF, HeaderValue::from_static("image/gif"))
+            } else {
+                (&images::PNG, HeaderValue::from_static("image/png"))
+            };
+            let mut response = Response::new(Body::from(body));
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, content_type);
+            no_cache(h);
+            response
+        }
+        Ok(_) => refused("pixel", "unknown_message"),
+        Err(e) => unavailable("pixel", &e),
+    }
+}
+
+pub async fn click(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let token = uri.path().strip_prefix("/c/").unwrap_or_default();
+    let token = match app.keys.verify_click(token) {
+        Ok(t) => t,
+        Err(e) => return refused("click", e.label()),
+    };
+    let event = event(
+        &app,
+        EventKind::Click,
+        token.tracking_id,
+        Some(token.link_no),
+        &method,
+        peer,
+        &headers,
+    );
+    match app.events.record(event).await {
+        Ok(RecordOutcome::Recorded {
+            destination: Some(url),
+            ..
+        }) => {
+            metrics::counter!("mailbeacon_track_requests_total", "route" => "click", "result" => "recorded")
+                .increment(1);
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::FOUND;
+            let h = response.headers_mut();
+            h.insert(header::LOCATION, location(&url));
+            no_cache(h);
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Ok(RecordOutcome::UnknownLink) => refused("click", "unknown_link"),
+        Ok(_) => refused("click", "unknown_message"),
+        Err(e) => unavailable("click", &e),
+    }
+}
+
+fn event(
+    app: &AppState,
+    kind: EventKind,
+    tracking_id: i64,
+    link_no: Option<u16>,
+    method: &Method,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> NewEvent {
+    let addr = client_addr::client_addr(peer.ip(), headers, &app.settings.trusted_proxies);
+    NewEvent {
+        kind,
+        tracking_id,
+        link_no,
+        received_at: chrono::Utc::now(),
+        method: if method == Method::HEAD {
+            "HEAD"
+        } else {
+            "GET"
+        },
+        user_agent: headers.get(header::USER_AGENT).map(|v| {
+            let ua = String::from_utf8_lossy(v.as_bytes());
+            truncate(&ua, MAX_USER_AGENT).to_string()
+        }),
+        client_ip: client_addr::stored_addr(addr, app.settings.client_ip),
+        headers: kept_headers(headers),
+    }
+}
+
+/// The classification-relevant headers as a JSON object, or `None` (the usual case) when absent.
+fn kept_headers(headers: &HeaderMap) -> Option<String> {
+    let mut kept = serde_json::Map::new();
+    for name in KEPT_HEADERS {
+        if let Some(v) = headers.get(name) {
+            let v = String::from_utf8_lossy(v.as_bytes());
+            kept.insert(name.into(), truncate(&v, 256).into());
+        }
+    }
+    (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn no_cache(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, NO_CACHE);
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+}
+
+/// A Location header for a stored destination. Destinations come from HTML and may hold characters
+/// a header cannot (spaces, non-ASCII): those are percent-encoded, everything else is kept as is.
+fn location(url: &str) -> HeaderValue {
+    if !url.contains(' ')
+        && let Ok(v) = HeaderValue::from_str(url)
+    {
+        return v;
+    }
+    let mut encoded = String::with_capacity(url.len() + 16);
+    for b in url.bytes() {
+        if b.is_ascii_graphic() {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&encoded).expect("percent-encoded ASCII is a valid header value")
+}
+
+/// 404 for anything that is not a genuine token of a known message: no event, one counter.
+fn refused(route: &'static str, reason: &'static str) -> Response {
+    metrics::counter!("mailbeacon_track_refused_total", "route" => route, "reason" => reason)
+        .increment(1);
+    let mut response = Response::new(Body::from("not found\n"));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    no_cache(response.headers_mut());
+    response
+}
+
+fn unavailable(route: &'static str, e: &crate::ingest::IngestError) -> Response {
+    metrics::counter!("mailbeacon_track_requests_total", "route" => route, "result" => "unavailable")
+        .increment(1);
+    tracing::warn!(route, "event not recorded: {e}");
+    let mut response = Response::new(Body::from("temporarily unavailable\n"));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = response.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    no_cache(h);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_keep_valid_urls_and_encode_the_rest() {
+        assert_eq!(
+            location("https://x.test/a?b=1&c=2"),
+            "https://x.test/a?b=1&c=2"
+        );
+        assert_eq!(
+            location("https://x.test/grüße now"),
+            "https://x.test/gr%C3%BC%C3%9Fe%20now"
+        );
+    }
+
+    #[test]
+    fn long_user_agents_are_cut_at_a_character() {
+        let ua = "é".repeat(300);
+        let cut = truncate(&ua, MAX_USER_AGENT);
+        assert!(cut.len() <= MAX_USER_AGENT && cut.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,113 @@
+//! The durability contract: a 200 means the event is in the database, whatever happens next.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use reqwest::header::USER_AGENT;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 32;
+const MAX_PER_WORKER: usize = 2_000;
+
+/// Loads the pixel from many connections, each request with its own user agent, until the server
+/// stops answering or each worker has sent its share. Returns the user agents answered 200.
+fn start_load(
+    app: &TestApp,
+    pixel: String,
+    acked: Arc<AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..WORKERS)
+        .map(|w| {
+            let client = app.client.clone();
+            let pixel = pixel.clone();
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                let mut ok = Vec::new();
+                for i in 0..MAX_PER_WORKER {
+                    let ua = format!("load-{w}-{i}");
+                    let Ok(r) = client.get(&pixel).header(USER_AGENT, &ua).send().await else {
+                        break;
+                    };
+                    if r.status() != StatusCode::OK || r.bytes().await.map(|b| b.len()) != Ok(43) {
+                        break;
+                    }
+                    ok.push(ua);
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                ok
+            })
+        })
+        .collect()
+}
+
+async fn wait_for(acked: &AtomicUsize, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.load(Ordering::Relaxed) < n {
+        assert!(Instant::now() < deadline, "load did not reach {n} answers");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn acknowledged(workers: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec<String> {
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_acknowledged_event() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token.clone();
+    let campaign = app.create_campaign("load").await;
+    let msg = app.add_message(campaign, "r", "<p>x</p>").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let workers = start_load(&app, msg["pixel_url"].as_str().unwrap().into(), acked.clone());
+    wait_for(&acked, 1_000).await;
+    let dir = app.kill9();
+    let answered = acknowledged(workers).await;
+    assert!(answered.len() >= 1_000);
+
+    let stored: HashSet<String> = stored_events(&dir.path().join("mb.db"))
+        .into_iter()
+        .map(|(ua, _)| ua)
+        .collect();
+    let lost: Vec<_> = answered.iter().filter(|ua| !stored.contains(*ua)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        answered.len(),
+        &lost[..lost.len().min(5)]
+    );
+
+    // The database opens again and the reports agree with the log.
+    let app = TestApp::spawn_in(dir, &[], Some(token)).await;
+    let stats = app.stats(campaign).await;
+    assert_eq!(stats["opens"]["total"].as_u64().unwrap() as usize, stored.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_the_queue_and_exits_cleanly() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("drain").await;
+    let msg = app.add_message(campaign, "r", "<p>x</p>").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let workers = start_load(&app, msg["pixel_url"].as_str().unwrap().into(), acked.clone());
+    wait_for(&acked, 300).await;
+    let (code, printed, dir) = app.terminate();
+    let answered = acknowledged(workers).await;
+    assert_eq!(code, Some(0), "exit status; printed {printed:?}");
+    assert!(printed.iter().any(|l| l == "stopped"), "{printed:?}");
+
+    let stored: HashSet<String> = stored_events(&dir.path().join("mb.db"))
+        .into_iter()
+        .map(|(ua, _)| ua)
+        .collect();
+    assert!(answered.iter().all(|ua| stored.contains(ua)));
+    // Stopping does not invent events either: everything stored was asked for by the load.
+    assert!(stored.iter().all(|ua| ua.starts_with("load-")));
+}

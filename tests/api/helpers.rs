@@ -1,0 +1,245 @@
+//! Starts the real `mailbeacon` binary on a free port with its own database in a temporary
+//! directory, and speaks HTTP to it.
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
+
+pub struct TestApp {
+    pub base: String,
+    pub admin_token: String,
+    pub dir: TempDir,
+    pub client: Client,
+    pub child: Child,
+    /// Lines the server printed on stdout, from start-up on.
+    pub stdout: Vec<String>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// Spawns with extra flags, in a new temporary directory.
+    pub async fn spawn_with(args: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        TestApp::spawn_in(dir, args, None).await
+    }
+
+    /// Spawns in `dir` (reusing its database). `admin_token` is the token to use when the database
+    /// already has one (a restart), since the server prints a new one only on first start.
+    pub async fn spawn_in(dir: TempDir, args: &[&str], admin_token: Option<String>) -> TestApp {
+        let db = format!("sqlite://{}", dir.path().join("mb.db").display());
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+            .args(args)
+            .current_dir(dir.path())
+            .env("MAILBEACON_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mailbeacon");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let base = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("server did not say where it listens; printed {stdout:?}"));
+            stdout.push(line.clone());
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        let admin_token = admin_token.unwrap_or_else(|| {
+            stdout
+                .iter()
+                .find_map(|l| l.split("keep it safe): ").nth(1))
+                .expect("a fresh database prints an admin token")
+                .to_string()
+        });
+        TestApp {
+            base,
+            admin_token,
+            dir,
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            child,
+            stdout,
+            lines,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("mb.db")
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.db_path().display())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn api_post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn api_get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_campaign(&self, name: &str) -> i64 {
+        let r = self.api_post("/api/campaigns", &json!({ "name": name })).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    }
+
+    /// Registers one message and returns the response's message object.
+    pub async fn add_message(&self, campaign: i64, recipient: &str, html: &str) -> Value {
+        let r = self
+            .api_post(
+                &format!("/api/campaigns/{campaign}/messages"),
+                &json!({ "recipient_id": recipient, "html": html }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["messages"][0].clone()
+    }
+
+    pub async fn stats(&self, campaign: i64) -> Value {
+        let r = self
+            .api_get(&format!("/api/campaigns/{campaign}/stats"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    pub async fn events(&self, campaign: i64) -> Vec<Value> {
+        let r = self
+            .api_get(&format!("/api/events?campaign={campaign}&limit=10000"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code and what it printed.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>, TempDir) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = wait_exit(&mut self.child, Duration::from_secs(30));
+        let mut out = std::mem::take(&mut self.stdout);
+        out.extend(self.lines.try_iter());
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::mem::replace(&mut self.dir, dir);
+        (code, out, dir)
+    }
+
+    /// kill -9: no chance to flush or drain anything.
+    pub fn kill9(mut self) -> TempDir {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "server did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the CLI against a database and returns (exit success, stdout, stderr).
+pub fn cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--database", db_url])
+        .env("MAILBEACON_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Reads the event log straight from the SQLite file, as (user_agent, kind) pairs.
+pub fn stored_events(db: &Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT coalesce(user_agent, ''), kind FROM events ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The tracking URLs in instrumented HTML, in document order.
+pub fn click_urls(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|u| u.contains("/c/"))
+        .map(|u| u.replace("&amp;", "&"))
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! Integration tests: each starts the real server on a free port and talks HTTP to it.
+
+mod cli;
+mod durability;
+mod errors;
+mod helpers;
+mod tracker;
