@@ -42,8 +42,15 @@ where
         let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
             .await
             .map_err(|_| ApiError::BodyTooLarge(LIMIT))?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::BadJson(format!("the body is not valid JSON for this endpoint: {e}"))
-        })
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| match e.classify() {
+                // Well-formed JSON of the wrong shape (a missing field, a string for a number):
+                // the request is understood but cannot be used.
+                serde_json::error::Category::Data => {
+                    ApiError::Invalid(format!("the body does not fit this endpoint: {e}"))
+                }
+                _ => ApiError::BadJson(format!("the body is not valid JSON: {e}")),
+            })
     }
 }

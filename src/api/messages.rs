@@ -93,7 +93,7 @@ fn parse_messages(body: Value, max: usize) -> Result<Vec<MessageRequest>, ApiErr
         .enumerate()
         .map(|(i, item)| {
             let m: MessageBody = serde_json::from_value(item)
-                .map_err(|e| ApiError::BadJson(format!("message {i}: {e}")))?;
+                .map_err(|e| ApiError::Invalid(format!("message {i}: {e}")))?;
             Ok(MessageRequest {
                 recipient_id: m.recipient_id,
                 html: m.html,

@@ -30,7 +30,9 @@ fn start_load(
                     let Ok(r) = client.get(&pixel).header(USER_AGENT, &ua).send().await else {
                         break;
                     };
-                    if r.status() != StatusCode::OK || r.bytes().await.map(|b| b.len()) != Ok(43) {
+                    if r.status() != StatusCode::OK
+                        || r.bytes().await.map(|b| b.len()).ok() != Some(43)
+                    {
                         break;
                     }
                     ok.push(ua);
@@ -65,7 +67,11 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     let campaign = app.create_campaign("load").await;
     let msg = app.add_message(campaign, "r", "<p>x</p>").await;
     let acked = Arc::new(AtomicUsize::new(0));
-    let workers = start_load(&app, msg["pixel_url"].as_str().unwrap().into(), acked.clone());
+    let workers = start_load(
+        &app,
+        msg["pixel_url"].as_str().unwrap().into(),
+        acked.clone(),
+    );
     wait_for(&acked, 1_000).await;
     let dir = app.kill9();
     let answered = acknowledged(workers).await;
@@ -87,7 +93,10 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     // The database opens again and the reports agree with the log.
     let app = TestApp::spawn_in(dir, &[], Some(token)).await;
     let stats = app.stats(campaign).await;
-    assert_eq!(stats["opens"]["total"].as_u64().unwrap() as usize, stored.len());
+    assert_eq!(
+        stats["opens"]["total"].as_u64().unwrap() as usize,
+        stored.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -96,7 +105,11 @@ async fn sigterm_drains_the_queue_and_exits_cleanly() {
     let campaign = app.create_campaign("drain").await;
     let msg = app.add_message(campaign, "r", "<p>x</p>").await;
     let acked = Arc::new(AtomicUsize::new(0));
-    let workers = start_load(&app, msg["pixel_url"].as_str().unwrap().into(), acked.clone());
+    let workers = start_load(
+        &app,
+        msg["pixel_url"].as_str().unwrap().into(),
+        acked.clone(),
+    );
     wait_for(&acked, 300).await;
     let (code, printed, dir) = app.terminate();
     let answered = acknowledged(workers).await;

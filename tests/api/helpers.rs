@@ -60,9 +60,9 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(30);
         let base = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("server did not say where it listens; printed {stdout:?}"));
+            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("server did not say where it listens; printed {stdout:?}")
+            });
             stdout.push(line.clone());
             if let Some(rest) = line.strip_prefix("listening on ") {
                 break rest.split_whitespace().next().unwrap().to_string();
@@ -121,7 +121,9 @@ impl TestApp {
     }
 
     pub async fn create_campaign(&self, name: &str) -> i64 {
-        let r = self.api_post("/api/campaigns", &json!({ "name": name })).await;
+        let r = self
+            .api_post("/api/campaigns", &json!({ "name": name }))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
     }
@@ -194,7 +196,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
         if let Some(status) = child.try_wait().unwrap() {
             return status.code();
         }
-        assert!(Instant::now() < deadline, "server did not exit within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -234,11 +239,14 @@ pub fn stored_events(db: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The tracking URLs in instrumented HTML, in document order.
+/// The tracking URLs in instrumented HTML, in document order (href in double or single quotes).
 pub fn click_urls(html: &str) -> Vec<String> {
-    html.split("href=\"")
+    html.split("href=")
         .skip(1)
-        .filter_map(|s| s.split('"').next())
+        .filter_map(|s| {
+            let quote = s.chars().next()?;
+            s[1..].split(quote).next()
+        })
         .filter(|u| u.contains("/c/"))
         .map(|u| u.replace("&amp;", "&"))
         .collect()

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, EXPIRES, LOCATION, PRAGMA, USER_AGENT};
 use serde_json::{Value, json};
 
-const EMAIL: &str = r#"<!DOCTYPE html>
+const EMAIL: &str = r##"<!DOCTYPE html>
 <html><head><title>Spring</title><style>a{color:red}</style></head>
 <body>
 <p>Hello &amp; welcome, Grüße</p>
@@ -16,13 +16,17 @@ const EMAIL: &str = r#"<!DOCTYPE html>
 <a href="#top">Top</a>
 <a href="https://shop.example.com/secret" data-mailbeacon="off">Untracked</a>
 <a href="https://shop.example.com/unsubscribe?u=9">Unsubscribe</a>
-</body></html>"#;
+</body></html>"##;
 
 #[tokio::test]
 async fn a_new_user_tracks_an_open_and_a_click() {
     let app = TestApp::spawn().await;
     // Step 1: the start-up message says where it listens and gives the admin token.
-    assert!(app.stdout.iter().any(|l| l.starts_with("database: sqlite://")));
+    assert!(
+        app.stdout
+            .iter()
+            .any(|l| l.starts_with("database: sqlite://"))
+    );
     assert!(app.stdout.iter().any(|l| l.contains("admin API token")));
 
     // Step 2: campaign and instrumented mail.
@@ -36,7 +40,10 @@ async fn a_new_user_tracks_an_open_and_a_click() {
     assert_eq!(clicks.len(), 2, "two http(s) links are tracked: {html}");
     // Nothing about the recipient or the destination shows in a URL.
     for url in clicks.iter().chain([&pixel.to_string()]) {
-        assert!(!url.contains("cust-42") && !url.contains("shop.example"), "{url}");
+        assert!(
+            !url.contains("cust-42") && !url.contains("shop.example"),
+            "{url}"
+        );
     }
     // What must stay untouched, stays.
     for kept in [
@@ -93,7 +100,10 @@ async fn a_new_user_tracks_an_open_and_a_click() {
     assert_eq!(events[0]["recipient_id"], "cust-42");
     assert_eq!(events[0]["user_agent"], "Mozilla/5.0 test-reader");
     assert_eq!(events[0]["method"], "GET");
-    assert_eq!(events[0]["client_ip"], "127.0.0.0", "truncated to /24 by default");
+    assert_eq!(
+        events[0]["client_ip"], "127.0.0.0",
+        "truncated to /24 by default"
+    );
     assert_eq!(events[1]["kind"], "click");
     assert_eq!(
         events[1]["link_url"],
@@ -125,7 +135,10 @@ async fn the_png_pixel_and_head_requests_work() {
     assert_eq!(r.headers()[LOCATION], "https://x.test/");
 
     let events = app.events(campaign).await;
-    let methods: Vec<_> = events.iter().map(|e| e["method"].as_str().unwrap()).collect();
+    let methods: Vec<_> = events
+        .iter()
+        .map(|e| e["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["GET", "HEAD", "HEAD"]);
     assert_eq!(app.stats(campaign).await["opens"]["total"], 2);
 }
@@ -200,7 +213,10 @@ async fn there_is_no_open_redirect() {
             app.url(&path)
         };
         let r = app.client.get(&url).send().await.unwrap();
-        let location = r.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_string());
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_string());
         assert!(
             location.is_none() || location.as_deref() == Some("https://x.test/"),
             "{path} redirected to {location:?}"
@@ -219,7 +235,9 @@ async fn a_genuine_token_for_an_unregistered_link_does_not_redirect() {
         .add_message(campaign, "r", "<a href=\"https://x.test/\">x</a>")
         .await;
     let click = &click_urls(msg["html"].as_str().unwrap())[0];
-    let genuine = ring.verify_click(click.rsplit('/').next().unwrap()).unwrap();
+    let genuine = ring
+        .verify_click(click.rsplit('/').next().unwrap())
+        .unwrap();
     assert_eq!(genuine.link_no, 1);
     let r = app.client.get(click).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
@@ -245,7 +263,8 @@ async fn a_genuine_token_for_an_unregistered_link_does_not_redirect() {
 
 #[tokio::test]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
-    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1/32", "--client-ip", "full"]).await;
+    let app =
+        TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1/32", "--client-ip", "full"]).await;
     let untrusted = TestApp::spawn_with(&["--client-ip", "full"]).await;
     for (app, expected) in [(&app, "198.51.100.7"), (&untrusted, "127.0.0.1")] {
         let campaign = app.create_campaign("c").await;
@@ -310,9 +329,15 @@ async fn events_page_with_a_cursor_in_json_ndjson_and_csv() {
         if page.is_empty() {
             break;
         }
-        seen.extend(page.into_iter().map(|e| e["user_agent"].as_str().unwrap().to_string()));
+        seen.extend(
+            page.into_iter()
+                .map(|e| e["user_agent"].as_str().unwrap().to_string()),
+        );
     }
-    assert_eq!(seen, (0..5).map(|i| format!("ua \"{i}\"")).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("ua \"{i}\"")).collect::<Vec<_>>()
+    );
 
     let csv = app
         .client
@@ -332,7 +357,10 @@ async fn events_page_with_a_cursor_in_json_ndjson_and_csv() {
     );
     let first = lines.next().unwrap();
     assert!(first.contains(",\"r,1\","), "quoted recipient: {first}");
-    assert!(first.contains("\"ua \"\"0\"\"\""), "quoted user agent: {first}");
+    assert!(
+        first.contains("\"ua \"\"0\"\"\""),
+        "quoted user agent: {first}"
+    );
     assert_eq!(lines.count(), 4);
 }
 
@@ -350,15 +378,20 @@ async fn ten_thousand_recipients_in_one_call() {
         .map(|i| json!({"recipient_id": format!("r{i}"), "sent_at": "2026-11-20T08:00:00+01:00"}))
         .collect();
     let r = app
-        .api_post(&format!("/api/campaigns/{campaign}/messages"), &Value::Array(items))
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &Value::Array(items),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let body: Value = r.json().await.unwrap();
     let messages = body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 10_000);
     assert_eq!(messages[9_999]["recipient_id"], "r9999");
-    let pixels: std::collections::HashSet<_> =
-        messages.iter().map(|m| m["pixel_url"].as_str().unwrap()).collect();
+    let pixels: std::collections::HashSet<_> = messages
+        .iter()
+        .map(|m| m["pixel_url"].as_str().unwrap())
+        .collect();
     assert_eq!(pixels.len(), 10_000, "every recipient has their own pixel");
     assert_eq!(click_urls(messages[5]["html"].as_str().unwrap()).len(), 2);
     assert_eq!(app.stats(campaign).await["sent"], 10_000);
@@ -374,7 +407,11 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready");
     let campaign = app.create_campaign("c").await;
     let msg = app.add_message(campaign, "r", "<p>x</p>").await;
-    app.client.get(msg["pixel_url"].as_str().unwrap()).send().await.unwrap();
+    app.client
+        .get(msg["pixel_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -388,5 +425,8 @@ async fn health_readiness_and_metrics_answer() {
         text.contains("mailbeacon_track_requests_total{route=\"pixel\",result=\"recorded\"} 1"),
         "{text}"
     );
-    assert!(text.contains("mailbeacon_ingest_batch_size_bucket"), "{text}");
+    assert!(
+        text.contains("mailbeacon_ingest_batch_size_bucket"),
+        "{text}"
+    );
 }
