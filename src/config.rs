@@ -73,6 +73,25 @@ pub struct Settings {
           value_delimiter = ',', value_parser = parse_signing_key, hide_env_values = true)]
     #[serde(default, deserialize_with = "deserialize_signing_keys")]
     pub signing_key: Vec<SigningKey>,
+
+    /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
+    /// Repeat the flag, or separate with commas in the environment variable.
+    #[arg(
+        long,
+        env = "MAILBEACON_INTERNAL_RECIPIENT",
+        global = true,
+        value_name = "RID",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub internal_recipient: Vec<String>,
+
+    /// An address or CIDR range of the sender's own (office, VPN): events from there are flagged
+    /// `internal`. Repeat the flag, or separate with commas in the environment variable.
+    #[arg(long, env = "MAILBEACON_INTERNAL_NETWORK", global = true, value_name = "CIDR",
+          value_delimiter = ',', value_parser = parse_cidr)]
+    #[serde(default, deserialize_with = "deserialize_cidrs")]
+    pub internal_network: Vec<IpNet>,
 }
 
 /// Settings with every default applied: what the rest of the program reads.
@@ -88,6 +107,8 @@ pub struct Resolved {
     pub max_recipients_per_call: usize,
     pub max_links: u16,
     pub signing_keys: Vec<SigningKey>,
+    pub internal_recipients: Vec<String>,
+    pub internal_networks: Vec<IpNet>,
 }
 
 impl Settings {
@@ -116,6 +137,12 @@ impl Settings {
         if self.signing_key.is_empty() {
             self.signing_key = file.signing_key;
         }
+        if self.internal_recipient.is_empty() {
+            self.internal_recipient = file.internal_recipient;
+        }
+        if self.internal_network.is_empty() {
+            self.internal_network = file.internal_network;
+        }
         self
     }
 
@@ -133,6 +160,8 @@ impl Settings {
             max_recipients_per_call: self.max_recipients_per_call.unwrap_or(10_000) as usize,
             max_links: self.max_links.unwrap_or(500),
             signing_keys: self.signing_key,
+            internal_recipients: self.internal_recipient,
+            internal_networks: self.internal_network,
         }
     }
 }

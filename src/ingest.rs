@@ -11,6 +11,7 @@
 //! Shutdown: [`GroupCommitWriter::shutdown`] closes the queue, commits everything already in it,
 //! answers those handlers, and then the task ends. Events offered after that get `WriterClosed`.
 
+use crate::classify::Classifier;
 use crate::store::{NewEvent, RecordOutcome, Store, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,10 +73,14 @@ pub struct GroupCommitWriter {
 }
 
 impl GroupCommitWriter {
-    pub fn start(store: Arc<dyn Store>, max_batch: usize) -> (GroupCommitWriter, EventSender) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        classifier: Arc<Classifier>,
+        max_batch: usize,
+    ) -> (GroupCommitWriter, EventSender) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(store, rx, stopped, max_batch.max(1)));
+        let task = tokio::spawn(run(store, classifier, rx, stopped, max_batch.max(1)));
         (
             GroupCommitWriter {
                 stop: Some(stop),
@@ -98,6 +103,7 @@ impl GroupCommitWriter {
 
 async fn run(
     store: Arc<dyn Store>,
+    classifier: Arc<Classifier>,
     mut rx: mpsc::Receiver<Pending>,
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
@@ -121,17 +127,17 @@ async fn run(
         if received == 0 {
             break; // closed and empty
         }
-        commit(&*store, &mut buf).await;
+        commit(&*store, &classifier, &mut buf).await;
     }
     tracing::debug!("event writer drained and stopped");
 }
 
-async fn commit(store: &dyn Store, buf: &mut Vec<Pending>) {
+async fn commit(store: &dyn Store, classifier: &Arc<Classifier>, buf: &mut Vec<Pending>) {
     let started = Instant::now();
     let (events, replies): (Vec<NewEvent>, Vec<_>) =
         buf.drain(..).map(|p| (p.event, p.reply)).unzip();
     let size = events.len();
-    match store.record_events(events).await {
+    match store.record_events(events, classifier.clone()).await {
         Ok(outcomes) => {
             metrics::histogram!("mailbeacon_ingest_batch_size").record(size as f64);
             metrics::histogram!("mailbeacon_ingest_commit_seconds")

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod api;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod ingest;

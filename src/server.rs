@@ -2,6 +2,7 @@
 //! shutdown signal (so tests and `serve` start it the same way).
 
 use crate::api;
+use crate::classify::Classifier;
 use crate::config::Resolved;
 use crate::ingest::EventSender;
 use crate::messages::Registrar;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub events: EventSender,
     pub settings: Resolved,
     pub registrar: Registrar,
+    pub classifier: Arc<Classifier>,
     pub metrics: Option<PrometheusHandle>,
 }
 

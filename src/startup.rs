@@ -2,6 +2,7 @@
 //! The CLI's other commands share [`Context::open`] so they see exactly what the server sees.
 
 use crate::api::auth;
+use crate::classify::{Classifier, Internal};
 use crate::config::{PublicUrl, Resolved};
 use crate::ingest::GroupCommitWriter;
 use crate::messages::Registrar;
@@ -73,6 +74,14 @@ impl Context {
         }
     }
 
+    /// The classifier with the shipped data and the configured internal recipients and networks.
+    pub fn classifier(&self) -> Classifier {
+        Classifier::builtin(Internal {
+            recipients: self.settings.internal_recipients.clone(),
+            networks: self.settings.internal_networks.clone(),
+        })
+    }
+
     /// The public URL from the settings, or the one a server on the default listen address would have.
     pub fn public_url(&self) -> PublicUrl {
         self.settings
@@ -114,8 +123,25 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PublicUrl::for_listener(local));
 
-    let (writer, events) = GroupCommitWriter::start(ctx.store.clone(), ctx.settings.max_batch);
+    let classifier = Arc::new(ctx.classifier());
+    classifier.agents.warm_up();
+    println!(
+        "classification: address lists {}",
+        classifier
+            .ranges
+            .summary()
+            .iter()
+            .map(|(tag, n)| format!("{tag} ({n} ranges)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (writer, events) = GroupCommitWriter::start(
+        ctx.store.clone(),
+        classifier.clone(),
+        ctx.settings.max_batch,
+    );
     let state = Arc::new(AppState {
+        classifier,
         registrar: ctx.registrar(public_url.clone()),
         store: ctx.store.clone(),
         keys: ctx.keys.clone(),

@@ -128,33 +128,34 @@ fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
 }
 
 pub fn to_csv(events: &[EventRecord]) -> csv::Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(events.len() * 200));
-    w.write_record([
-        "id",
-        "kind",
-        "received_at",
-        "campaign_id",
-        "message_id",
-        "recipient_id",
-        "link_url",
-        "method",
-        "user_agent",
-        "client_ip",
-    ])?;
+    // Columns and names follow the JSON fields, header row included.
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(events.len() * 250));
     for e in events {
-        w.write_record([
-            e.id.to_string().as_str(),
-            e.kind.as_str(),
-            &e.received_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            &e.campaign_id.to_string(),
-            &e.message_id.to_string(),
-            &e.recipient_id,
-            e.link_url.as_deref().unwrap_or(""),
-            &e.method,
-            e.user_agent.as_deref().unwrap_or(""),
-            e.client_ip.as_deref().unwrap_or(""),
-        ])?;
+        w.serialize(e)?;
+    }
+    if events.is_empty() {
+        w.write_record(EVENT_CSV_COLUMNS)?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
+
+/// The header of an empty CSV export (with events, it comes from [`EventRecord`]'s fields).
+const EVENT_CSV_COLUMNS: [&str; 17] = [
+    "id",
+    "kind",
+    "received_at",
+    "campaign_id",
+    "message_id",
+    "recipient_id",
+    "link_url",
+    "method",
+    "user_agent",
+    "client_ip",
+    "class",
+    "reasons",
+    "duplicate",
+    "internal",
+    "client",
+    "os",
+    "device",
+];

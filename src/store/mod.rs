@@ -3,6 +3,7 @@
 
 pub mod sqlite;
 
+use crate::classify::Classifier;
 use crate::config::DatabaseUrl;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -75,6 +76,8 @@ pub struct NewEvent {
     pub client_ip: Option<String>,
     /// A few request headers that later classification needs, as a JSON object.
     pub headers: Option<String>,
+    /// The published address lists the full client address is in (before it was reduced).
+    pub ip_tags: Vec<&'static str>,
 }
 
 /// What storing one event came to.
@@ -95,6 +98,17 @@ pub enum RecordOutcome {
 pub struct Counts {
     pub total: i64,
     pub unique: i64,
+    /// Messages with at least one event of this kind that is not machine activity (Apple's
+    /// prefetch, scanners, bots). For opens this includes click-implied opens: a message clicked
+    /// by a reader was opened, even when its images were blocked.
+    pub unique_excluding_machine: i64,
+}
+
+/// Events of one class.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct ClassCounts {
+    pub opens: i64,
+    pub clicks: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -105,6 +119,8 @@ pub struct CampaignStats {
     pub clicks: Counts,
     pub first_activity: Option<DateTime<Utc>>,
     pub last_activity: Option<DateTime<Utc>>,
+    /// Every class, including those with no events, in a fixed order.
+    pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,
 }
 
 /// One stored event as the API and exports show it.
@@ -120,6 +136,14 @@ pub struct EventRecord {
     pub method: String,
     pub user_agent: Option<String>,
     pub client_ip: Option<String>,
+    pub class: String,
+    /// Reason codes, space separated.
+    pub reasons: String,
+    pub duplicate: bool,
+    pub internal: bool,
+    pub client: Option<String>,
+    pub os: Option<String>,
+    pub device: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -182,7 +206,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a batch of events in one transaction (the group commit). The outcomes are in the
     /// batch's order; when this returns `Ok`, every `Recorded` event is durable.
-    async fn record_events(&self, batch: Vec<NewEvent>) -> StoreResult<Vec<RecordOutcome>>;
+    /// Each event is classified (against the earlier events of its message) as it is stored.
+    async fn record_events(
+        &self,
+        batch: Vec<NewEvent>,
+        classifier: Arc<Classifier>,
+    ) -> StoreResult<Vec<RecordOutcome>>;
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats>;
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>>;

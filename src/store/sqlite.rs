@@ -7,6 +7,8 @@
 //! so that a power loss does not either.
 
 use super::*;
+use crate::classify::rules::{BURST_WINDOW_MS, REASON_BURST};
+use crate::classify::{Class, Prior, StoredHit, machine_classes_sql};
 use anyhow::Context;
 use chrono::{SecondsFormat, SubsecRound};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -15,7 +17,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; the number is the version recorded once applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_classes.sql")),
+];
 
 /// Read connections kept open beyond this many are closed after use.
 const MAX_IDLE_READERS: usize = 4;
@@ -186,21 +191,41 @@ fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
     })
 }
 
+/// Earlier clicks of a burst become scanner clicks too (rule `burst:links` in classify::rules):
+/// ?1 message, ?2 the click that revealed the burst, ?3 the start of its window.
+const BURST_RELABEL: &str = "UPDATE events
+    SET class = 'scanner', reasons = trim(reasons || ' burst:links')
+    WHERE message_id = ?1 AND id < ?2 AND kind = 'click' AND received_at >= ?3
+      AND class NOT IN ('scanner', 'bot', 'apple_mpp')";
+
+fn prior_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Prior> {
+    Ok(Prior {
+        kind: parse_kind(&r.get::<_, String>(0)?),
+        link_no: r.get(1)?,
+        received_at: parse_ts(&r.get::<_, String>(2)?)?,
+        class: Class::parse(&r.get::<_, String>(3)?).unwrap_or(Class::Human),
+    })
+}
+
+fn parse_kind(kind: &str) -> EventKind {
+    if kind == "click" {
+        EventKind::Click
+    } else {
+        EventKind::Open
+    }
+}
+
 const EVENT_COLUMNS: &str = "SELECT e.id, e.kind, e.received_at, e.campaign_id, e.message_id,
-        m.recipient_id, l.url, e.method, e.user_agent, e.client_ip
+        m.recipient_id, l.url, e.method, e.user_agent, e.client_ip, e.class, e.reasons,
+        e.duplicate, e.internal, e.client, e.os, e.device
     FROM events e
     JOIN messages m ON m.id = e.message_id
     LEFT JOIN links l ON l.message_id = e.message_id AND l.link_no = e.link_no";
 
 fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
-    let kind: String = r.get(1)?;
     Ok(EventRecord {
         id: r.get(0)?,
-        kind: if kind == "click" {
-            EventKind::Click
-        } else {
-            EventKind::Open
-        },
+        kind: parse_kind(&r.get::<_, String>(1)?),
         received_at: parse_ts(&r.get::<_, String>(2)?)?,
         campaign_id: r.get(3)?,
         message_id: r.get(4)?,
@@ -209,6 +234,13 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         method: r.get(7)?,
         user_agent: r.get(8)?,
         client_ip: r.get(9)?,
+        class: r.get(10)?,
+        reasons: r.get(11)?,
+        duplicate: r.get(12)?,
+        internal: r.get(13)?,
+        client: r.get(14)?,
+        os: r.get(15)?,
+        device: r.get(16)?,
     })
 }
 
@@ -302,26 +334,43 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_events(&self, batch: Vec<NewEvent>) -> StoreResult<Vec<RecordOutcome>> {
+    async fn record_events(
+        &self,
+        batch: Vec<NewEvent>,
+        classifier: Arc<Classifier>,
+    ) -> StoreResult<Vec<RecordOutcome>> {
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut outcomes = Vec::with_capacity(batch.len());
             {
                 let mut message = tx.prepare_cached(
-                    "SELECT id, campaign_id FROM messages WHERE tracking_id = ?1",
+                    "SELECT id, campaign_id, recipient_id, sent_at FROM messages
+                     WHERE tracking_id = ?1",
                 )?;
+                let mut history = tx.prepare_cached(
+                    "SELECT kind, link_no, received_at, class FROM events
+                     WHERE message_id = ?1 ORDER BY id",
+                )?;
+                let mut burst = tx.prepare_cached(BURST_RELABEL)?;
                 let mut link = tx.prepare_cached(
                     "SELECT url FROM links WHERE message_id = ?1 AND link_no = ?2",
                 )?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO events (received_at, kind, campaign_id, message_id, link_no,
-                                         method, user_agent, client_ip, headers)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                         method, user_agent, client_ip, headers, class, reasons,
+                                         duplicate, internal, ip_tags, client, os, device)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17)",
                 )?;
                 for e in &batch {
-                    let Some((message_id, campaign_id)) = message
+                    let Some((message_id, campaign_id, recipient_id, sent_at)) = message
                         .query_row([e.tracking_id], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, String>(2)?,
+                                parse_ts(&r.get::<_, String>(3)?)?,
+                            ))
                         })
                         .optional()?
                     else {
@@ -343,6 +392,22 @@ impl Store for SqliteStore {
                         }
                         None => None,
                     };
+                    let prior: Vec<Prior> = history
+                        .query_map([message_id], prior_from_row)?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let stored = StoredHit {
+                        kind: e.kind,
+                        link_no: e.link_no,
+                        method: e.method,
+                        user_agent: e.user_agent.as_deref(),
+                        client_ip: e.client_ip.as_deref(),
+                        headers: e.headers.as_deref(),
+                        ip_tags: &e.ip_tags.join(" "),
+                        received_at: e.received_at,
+                        sent_at,
+                        recipient_id: &recipient_id,
+                    };
+                    let (verdict, info) = stored.classify(&classifier, &prior);
                     insert.execute(params![
                         ts(e.received_at),
                         e.kind.as_str(),
@@ -353,9 +418,25 @@ impl Store for SqliteStore {
                         e.user_agent,
                         e.client_ip,
                         e.headers,
+                        verdict.class.as_str(),
+                        verdict.reasons_text(),
+                        verdict.duplicate,
+                        verdict.internal,
+                        stored.ip_tags,
+                        info.client,
+                        info.os,
+                        info.device.as_str(),
                     ])?;
+                    let event_id = tx.last_insert_rowid();
+                    if verdict.reasons.contains(&REASON_BURST) {
+                        burst.execute(params![
+                            message_id,
+                            event_id,
+                            ts(e.received_at - chrono::Duration::milliseconds(BURST_WINDOW_MS)),
+                        ])?;
+                    }
                     outcomes.push(RecordOutcome::Recorded {
-                        event_id: tx.last_insert_rowid(),
+                        event_id,
                         destination,
                     });
                 }
@@ -373,13 +454,19 @@ impl Store for SqliteStore {
                 [id],
                 |r| r.get(0),
             )?;
-            c.query_row(
-                "SELECT count(*) FILTER (WHERE kind = 'open'),
+            let machine = machine_classes_sql();
+            let mut stats = c.query_row(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE kind = 'open'),
                         count(DISTINCT message_id) FILTER (WHERE kind = 'open'),
+                        count(DISTINCT message_id) FILTER (WHERE class NOT IN ({machine})),
                         count(*) FILTER (WHERE kind = 'click'),
                         count(DISTINCT message_id) FILTER (WHERE kind = 'click'),
+                        count(DISTINCT message_id)
+                            FILTER (WHERE kind = 'click' AND class NOT IN ({machine})),
                         min(received_at), max(received_at)
-                 FROM events WHERE campaign_id = ?1",
+                     FROM events WHERE campaign_id = ?1"
+                ),
                 [id],
                 |r| {
                     Ok(CampaignStats {
@@ -388,16 +475,43 @@ impl Store for SqliteStore {
                         opens: Counts {
                             total: r.get(0)?,
                             unique: r.get(1)?,
+                            unique_excluding_machine: r.get(2)?,
                         },
                         clicks: Counts {
-                            total: r.get(2)?,
-                            unique: r.get(3)?,
+                            total: r.get(3)?,
+                            unique: r.get(4)?,
+                            unique_excluding_machine: r.get(5)?,
                         },
-                        first_activity: opt_ts(r.get(4)?)?,
-                        last_activity: opt_ts(r.get(5)?)?,
+                        first_activity: opt_ts(r.get(6)?)?,
+                        last_activity: opt_ts(r.get(7)?)?,
+                        by_class: Class::ALL
+                            .iter()
+                            .map(|c| (c.as_str(), ClassCounts::default()))
+                            .collect(),
                     })
                 },
-            )
+            )?;
+            let mut by_class = c.prepare_cached(
+                "SELECT class, count(*) FILTER (WHERE kind = 'open'),
+                        count(*) FILTER (WHERE kind = 'click')
+                 FROM events WHERE campaign_id = ?1 GROUP BY class",
+            )?;
+            let rows = by_class.query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (class, opens, clicks) = row?;
+                if let Some(class) = Class::parse(&class) {
+                    stats
+                        .by_class
+                        .insert(class.as_str(), ClassCounts { opens, clicks });
+                }
+            }
+            Ok(stats)
         })
         .await
     }

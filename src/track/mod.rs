@@ -141,6 +141,7 @@ fn event(
         }),
         client_ip: client_addr::stored_addr(addr, app.settings.client_ip),
         headers: kept_headers(headers),
+        ip_tags: app.classifier.ranges.tags(addr),
     }
 }
 

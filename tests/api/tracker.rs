@@ -90,8 +90,10 @@ async fn a_new_user_tracks_an_open_and_a_click() {
     // Step 4: the numbers and the raw events.
     let stats = app.stats(campaign).await;
     assert_eq!(stats["sent"], 1);
-    assert_eq!(stats["opens"], json!({"total": 1, "unique": 1}));
-    assert_eq!(stats["clicks"], json!({"total": 2, "unique": 1}));
+    assert_eq!(stats["opens"]["total"], 1);
+    assert_eq!(stats["opens"]["unique"], 1);
+    assert_eq!(stats["clicks"]["total"], 2);
+    assert_eq!(stats["clicks"]["unique"], 1);
     assert!(stats["first_activity"].is_string() && stats["last_activity"].is_string());
 
     let events = app.events(campaign).await;
@@ -353,7 +355,8 @@ async fn events_page_with_a_cursor_in_json_ndjson_and_csv() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "id,kind,received_at,campaign_id,message_id,recipient_id,link_url,method,user_agent,client_ip"
+        "id,kind,received_at,campaign_id,message_id,recipient_id,link_url,method,user_agent,client_ip,\
+         class,reasons,duplicate,internal,client,os,device"
     );
     let first = lines.next().unwrap();
     assert!(first.contains(",\"r,1\","), "quoted recipient: {first}");

@@ -1,0 +1,134 @@
+//! What a user agent says: client, OS and device (uap-core's regexes), whether it is a known
+//! crawler (the crawler-user-agents list), and our own list of email image proxies and security
+//! scanners (`data/user-agents/mail-machines.tsv`, each row with its evidence).
+
+use super::{Class, ClientInfo, DeviceType};
+use regex::{Regex, RegexBuilder};
+use std::sync::LazyLock;
+
+/// uap-core's regexes.yaml, converted to JSON so that no YAML parser is needed
+/// (`python3 data/user-agents/convert.py` redoes it from a newer regexes.yaml).
+const UAP_REGEXES: &str = include_str!("../../data/user-agents/regexes.json");
+const CRAWLERS: &str = include_str!("../../data/user-agents/crawlers.txt");
+const MAIL_MACHINES: &str = include_str!("../../data/user-agents/mail-machines.tsv");
+
+/// One row of mail-machines.tsv.
+struct MailMachine {
+    class: Class,
+    reason: &'static str,
+    pattern: Regex,
+}
+
+pub struct Agents {
+    uap: LazyLock<ua_parser::Extractor<'static>>,
+    crawlers: Regex,
+    mail_machines: Vec<MailMachine>,
+}
+
+impl Agents {
+    pub fn builtin() -> Agents {
+        Agents {
+            uap: LazyLock::new(|| {
+                let regexes: ua_parser::Regexes<'static> =
+                    serde_json::from_str(UAP_REGEXES).expect("data/user-agents/regexes.json");
+                ua_parser::Extractor::try_from(regexes).expect("uap-core regexes compile")
+            }),
+            crawlers: crawler_regex(CRAWLERS),
+            mail_machines: mail_machines(MAIL_MACHINES),
+        }
+    }
+
+    /// Builds the lazily compiled parts now (at start-up rather than on the first request).
+    pub fn warm_up(&self) {
+        LazyLock::force(&self.uap);
+    }
+
+    /// An email image proxy or security scanner named in mail-machines.tsv.
+    pub fn mail_machine(&self, ua: &str) -> Option<(Class, &'static str)> {
+        self.mail_machines
+            .iter()
+            .find(|m| m.pattern.is_match(ua))
+            .map(|m| (m.class, m.reason))
+    }
+
+    /// A crawler, script or monitoring agent from the crawler-user-agents list.
+    pub fn is_crawler(&self, ua: &str) -> bool {
+        self.crawlers.is_match(ua)
+    }
+
+    pub fn client_info(&self, ua: Option<&str>, class: Class) -> ClientInfo {
+        let Some(ua) = ua.filter(|u| !u.is_empty()) else {
+            return ClientInfo::default();
+        };
+        let (client, os, device) = self.uap.extract(ua);
+        let client = client
+            .map(|c| c.family.into_owned())
+            .filter(|f| f != "Other");
+        let os = os.map(|o| o.os.into_owned()).filter(|f| f != "Other");
+        let device_family = device.map(|d| d.device.into_owned());
+        let device = match class {
+            Class::AppleMpp
+            | Class::GmailProxy
+            | Class::YahooProxy
+            | Class::MicrosoftProxy
+            | Class::OtherProxy => DeviceType::Proxy,
+            _ => device_type(device_family.as_deref(), os.as_deref(), ua),
+        };
+        ClientInfo { client, os, device }
+    }
+}
+
+fn device_type(device: Option<&str>, os: Option<&str>, ua: &str) -> DeviceType {
+    match device {
+        Some("Spider") => return DeviceType::Unknown,
+        Some(d) if d.contains("iPad") || d.contains("Tablet") || d.contains("Kindle") => {
+            return DeviceType::Tablet;
+        }
+        _ => {}
+    }
+    match os {
+        Some("Android") if !ua.contains("Mobile") => DeviceType::Tablet,
+        Some("iOS" | "Android" | "Windows Phone" | "BlackBerry OS" | "KaiOS") => DeviceType::Mobile,
+        Some(
+            "Windows" | "Mac OS X" | "Linux" | "Ubuntu" | "Fedora" | "Chrome OS" | "FreeBSD"
+            | "OpenBSD",
+        ) => DeviceType::Desktop,
+        _ => DeviceType::Unknown,
+    }
+}
+
+fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+}
+
+fn crawler_regex(text: &'static str) -> Regex {
+    // One alternation: the lazy DFA answers in one pass instead of ~1,500 separate matches.
+    let patterns: Vec<&str> = data_lines(text).collect();
+    RegexBuilder::new(&patterns.join("|"))
+        .size_limit(64 << 20)
+        .build()
+        .expect("data/user-agents/crawlers.txt compiles")
+}
+
+fn mail_machines(text: &'static str) -> Vec<MailMachine> {
+    data_lines(text)
+        .filter(|l| !l.starts_with("class\t"))
+        .map(|line| {
+            let cols: Vec<&'static str> = line.split('\t').collect();
+            let [class, reason, pattern, ..] = cols[..] else {
+                panic!("mail-machines.tsv: expected class, reason, pattern, evidence: {line:?}");
+            };
+            MailMachine {
+                class: Class::parse(class)
+                    .unwrap_or_else(|| panic!("mail-machines.tsv: unknown class {class:?}")),
+                reason,
+                pattern: RegexBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .build()
+                    .unwrap_or_else(|e| panic!("mail-machines.tsv: {pattern:?}: {e}")),
+            }
+        })
+        .collect()
+}

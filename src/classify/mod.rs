@@ -1,0 +1,254 @@
+//! Tells readers from machines: every open and click gets a class, the reasons for it, and the
+//! `duplicate` and `internal` flags.
+//!
+//! [`Classifier::classify`] is a pure function of one event and the earlier events of the same
+//! message, so the writer runs it as events arrive and `mailbeacon reclassify` can run it again
+//! over the stored log after the rules or the data files change. The rules themselves, each with
+//! the evidence it rests on, are in [`rules`]; the data they read (address ranges, user-agent
+//! lists) is in `data/` with its source and date.
+
+pub mod agents;
+pub mod ranges;
+pub mod rules;
+
+use crate::store::EventKind;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Who (or what) made a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Human,
+    AppleMpp,
+    GmailProxy,
+    YahooProxy,
+    MicrosoftProxy,
+    OtherProxy,
+    Scanner,
+    Bot,
+}
+
+impl Class {
+    pub const ALL: [Class; 8] = [
+        Class::Human,
+        Class::AppleMpp,
+        Class::GmailProxy,
+        Class::YahooProxy,
+        Class::MicrosoftProxy,
+        Class::OtherProxy,
+        Class::Scanner,
+        Class::Bot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Human => "human",
+            Class::AppleMpp => "apple_mpp",
+            Class::GmailProxy => "gmail_proxy",
+            Class::YahooProxy => "yahoo_proxy",
+            Class::MicrosoftProxy => "microsoft_proxy",
+            Class::OtherProxy => "other_proxy",
+            Class::Scanner => "scanner",
+            Class::Bot => "bot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Machine activity is not a person reading: Apple's prefetch, scanners and bots. Image
+    /// proxies fetch on a reader's behalf, so they count as readers.
+    pub fn is_machine(self) -> bool {
+        matches!(self, Class::AppleMpp | Class::Scanner | Class::Bot)
+    }
+}
+
+/// One request, as the classifier sees it.
+#[derive(Debug, Clone)]
+pub struct Hit<'a> {
+    pub kind: EventKind,
+    pub link_no: Option<u16>,
+    pub method: &'a str,
+    pub user_agent: Option<&'a str>,
+    /// Names of the address lists the client address fell in ([`ranges::Ranges::tags`]).
+    pub ip_tags: &'a [&'a str],
+    /// The client address as far as it is known (possibly truncated), for `internal`.
+    pub client_ip: Option<IpAddr>,
+    /// The kept request headers, lower-case names.
+    pub headers: &'a [(String, String)],
+    pub received_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    pub recipient_id: &'a str,
+}
+
+/// An earlier event of the same message.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    pub kind: EventKind,
+    pub link_no: Option<u16>,
+    pub received_at: DateTime<Utc>,
+    pub class: Class,
+}
+
+/// What the classifier says about one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub class: Class,
+    /// Short codes such as `ua:google-image-proxy`, most decisive first.
+    pub reasons: Vec<&'static str>,
+    pub duplicate: bool,
+    pub internal: bool,
+}
+
+impl Verdict {
+    pub fn reasons_text(&self) -> String {
+        self.reasons.join(" ")
+    }
+}
+
+/// Which recipients and addresses are the sender's own (test sends, the office network).
+#[derive(Debug, Clone, Default)]
+pub struct Internal {
+    /// Exact recipient ids, or `@domain` / `*@domain` suffixes.
+    pub recipients: Vec<String>,
+    pub networks: Vec<IpNet>,
+}
+
+impl Internal {
+    pub fn matches(&self, recipient_id: &str, ip: Option<IpAddr>) -> bool {
+        let rid = recipient_id.to_ascii_lowercase();
+        self.recipients.iter().any(|p| {
+            let p = p.to_ascii_lowercase();
+            match p.strip_prefix('*').unwrap_or(&p) {
+                suffix if suffix.starts_with('@') => rid.ends_with(suffix),
+                exact => rid == exact,
+            }
+        }) || ip.is_some_and(|ip| self.networks.iter().any(|n| n.contains(&ip)))
+    }
+}
+
+/// The rules and the data they read, built once at start-up.
+pub struct Classifier {
+    pub agents: agents::Agents,
+    pub ranges: ranges::Ranges,
+    pub internal: Internal,
+}
+
+impl Classifier {
+    /// The classifier with the data files shipped in the repository.
+    pub fn builtin(internal: Internal) -> Classifier {
+        Classifier {
+            agents: agents::Agents::builtin(),
+            ranges: ranges::Ranges::builtin(),
+            internal,
+        }
+    }
+
+    pub fn classify(&self, hit: &Hit, history: &[Prior]) -> Verdict {
+        let (class, reasons) = rules::decide(&self.agents, hit, history);
+        Verdict {
+            class,
+            reasons,
+            duplicate: rules::is_duplicate(hit, history),
+            internal: self.internal.matches(hit.recipient_id, hit.client_ip),
+        }
+    }
+}
+
+/// Client details parsed from the user agent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ClientInfo {
+    /// Browser or mail client family ("Chrome", "Apple Mail", "Outlook"); `None` when unknown.
+    pub client: Option<String>,
+    pub os: Option<String>,
+    pub device: DeviceType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    Desktop,
+    Mobile,
+    Tablet,
+    Proxy,
+    #[default]
+    Unknown,
+}
+
+impl DeviceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Desktop => "desktop",
+            DeviceType::Mobile => "mobile",
+            DeviceType::Tablet => "tablet",
+            DeviceType::Proxy => "proxy",
+            DeviceType::Unknown => "unknown",
+        }
+    }
+}
+
+/// An event as storage holds it, ready to be classified: the same code serves the writer
+/// (new events) and `reclassify` (stored ones), so both give the same answer.
+pub struct StoredHit<'a> {
+    pub kind: EventKind,
+    pub link_no: Option<u16>,
+    pub method: &'a str,
+    pub user_agent: Option<&'a str>,
+    /// The address as stored (perhaps truncated).
+    pub client_ip: Option<&'a str>,
+    /// The kept headers as a JSON object.
+    pub headers: Option<&'a str>,
+    /// Space-separated list tags.
+    pub ip_tags: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    pub recipient_id: &'a str,
+}
+
+impl StoredHit<'_> {
+    pub fn classify(&self, classifier: &Classifier, history: &[Prior]) -> (Verdict, ClientInfo) {
+        let headers: Vec<(String, String)> = self
+            .headers
+            .and_then(|h| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(h).ok()
+            })
+            .map(|m| {
+                m.into_iter()
+                    .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ip_tags: Vec<&str> = self.ip_tags.split_whitespace().collect();
+        let hit = Hit {
+            kind: self.kind,
+            link_no: self.link_no,
+            method: self.method,
+            user_agent: self.user_agent,
+            ip_tags: &ip_tags,
+            client_ip: self.client_ip.and_then(|s| s.parse().ok()),
+            headers: &headers,
+            received_at: self.received_at,
+            sent_at: self.sent_at,
+            recipient_id: self.recipient_id,
+        };
+        let verdict = classifier.classify(&hit, history);
+        let info = classifier
+            .agents
+            .client_info(self.user_agent, verdict.class);
+        (verdict, info)
+    }
+}
+
+/// The machine classes as an SQL list: `'apple_mpp', 'scanner', 'bot'`.
+pub fn machine_classes_sql() -> String {
+    Class::ALL
+        .iter()
+        .filter(|c| c.is_machine())
+        .map(|c| format!("'{}'", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
