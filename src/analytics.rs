@@ -52,6 +52,20 @@ impl std::fmt::Display for CampaignReport {
             pct(self.click_rate),
             pct(self.click_to_open_rate)
         )?;
+        writeln!(
+            f,
+            "readers         {} opened, {} clicked (machine activity left out)",
+            s.opens.unique_excluding_machine, s.clicks.unique_excluding_machine
+        )?;
+        let classes: Vec<String> = s
+            .by_class
+            .iter()
+            .filter(|(_, c)| c.opens + c.clicks > 0)
+            .map(|(class, c)| format!("{class} {}/{}", c.opens, c.clicks))
+            .collect();
+        if !classes.is_empty() {
+            writeln!(f, "by class        {} (opens/clicks)", classes.join(", "))?;
+        }
         writeln!(f, "first activity  {}", time(s.first_activity))?;
         write!(f, "last activity   {}", time(s.last_activity))
     }

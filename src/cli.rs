@@ -11,8 +11,10 @@ use crate::token::SigningKey;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,6 +63,13 @@ pub enum Command {
     /// Manage the signing keys kept in the database.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Classify every stored event again (after the rules or the data files changed); reports
+    /// follow at once.
+    Reclassify {
+        /// Only this campaign's events.
+        #[arg(long, value_name = "ID")]
+        campaign: Option<CampaignId>,
+    },
     /// Show a campaign's numbers.
     Stats {
         #[arg(long, value_name = "ID")]
@@ -240,6 +249,41 @@ async fn run_with_database(
                 out,
                 "signing key {id} signs from now on; keys {:?} keep verifying mail already sent. Restart running servers.",
                 ctx.keys.key_ids().collect::<Vec<_>>()
+            )?;
+        }
+        Command::Reclassify { campaign } => {
+            if let Some(id) = campaign {
+                ctx.store
+                    .campaign(id)
+                    .await?
+                    .with_context(|| format!("campaign {id} does not exist"))?;
+            }
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template(
+                    "reclassifying {bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+                )
+                .expect("valid progress template"),
+            );
+            let shown = bar.clone();
+            let started = std::time::Instant::now();
+            let summary = ctx
+                .store
+                .reclassify(
+                    campaign,
+                    Arc::new(ctx.classifier()),
+                    Arc::new(move |done, total| {
+                        shown.set_length(total);
+                        shown.set_position(done);
+                    }),
+                )
+                .await?;
+            bar.finish_and_clear();
+            writeln!(
+                out,
+                "reclassified {} events in {:.1} s: {} changed",
+                summary.events,
+                started.elapsed().as_secs_f64(),
+                summary.changed
             )?;
         }
         Command::Stats { campaign, json } => {

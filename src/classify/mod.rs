@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod ranges;
+pub mod replay;
 pub mod rules;
 
 use crate::store::EventKind;
@@ -252,3 +253,6 @@ pub fn machine_classes_sql() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,6 +21,22 @@ const BUILTIN: &[(&str, &str)] = &[
         "microsoft-eop",
         include_str!("../../data/ip-ranges/microsoft-eop.txt"),
     ),
+    (
+        "microsoft-exchange-online",
+        include_str!("../../data/ip-ranges/microsoft-exchange-online.txt"),
+    ),
+    (
+        "barracuda-egd",
+        include_str!("../../data/ip-ranges/barracuda-egd.txt"),
+    ),
+    (
+        "apple-network",
+        include_str!("../../data/ip-ranges/apple-network.txt"),
+    ),
+    (
+        "mailru-image-proxy",
+        include_str!("../../data/ip-ranges/mailru-image-proxy.txt"),
+    ),
 ];
 
 /// One list: merged, sorted, non-overlapping intervals over IPv6 space (IPv4 mapped into it).

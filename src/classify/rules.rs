@@ -3,30 +3,35 @@
 //! `mailbeacon reclassify` so that stored events and reports follow.
 //!
 //! 1. `ua:<list reason>`: the user agent matches `data/user-agents/mail-machines.tsv`: email image
-//!    proxies (Gmail's `GoogleImageProxy`, `YahooMailProxy`, ...) and security scanners, each row
-//!    with the URL of its evidence.
+//!    proxies (Gmail's `GoogleImageProxy`, `YahooMailProxy`, ...), Apple's prefetch (the bare
+//!    agent `Mozilla/5.0`) and security scanners, each row with the URL of its evidence. Proxies and
+//!    prefetchers only load images, so a click with such an agent is a `bot`.
 //! 2. `ip:<list>`: the client address is in a published range (`data/ip-ranges/`, source and date
-//!    in each file): an open from Google's image-proxy ranges is `gmail_proxy`; an open from
-//!    Apple's Mail Privacy Protection egress ranges is `apple_mpp`; from Microsoft's Exchange
-//!    Online Protection ranges an open is `microsoft_proxy` and a click `scanner` (Safe Links
-//!    follows links from there before delivery).
+//!    in each file), tried in the order of [`ADDRESS_RULES`]: Microsoft's Exchange Online
+//!    Protection and Barracuda's gateway ranges are the mail filtering tier, where nobody reads
+//!    mail: `scanner` for opens and clicks. From Exchange Online (Outlook on the web) an open is
+//!    `microsoft_proxy` and a click a `scanner` (Safe Links sends the reader's own browser on).
+//!    An open from Google's image-proxy ranges is `gmail_proxy`, from Mail.ru's `other_proxy`,
+//!    from Apple's own network `apple_mpp`, and from Apple's Private Relay egress ranges
+//!    `apple_mpp` unless the agent is Safari's (a Safari user behind Private Relay is a reader).
 //! 3. `header:sec-purpose-prefetch`: browsers mark speculative loads with `Sec-Purpose: prefetch`
 //!    (Fetch metadata, <https://developer.mozilla.org/docs/Web/HTTP/Headers/Sec-Purpose>; older
-//!    `Purpose: prefetch` / `X-Moz: prefetch`): nobody looked, so `bot`.
+//!    `Purpose: prefetch` / `X-Moz: prefetch`, also `prerender`): nobody looked, so `bot`.
 //! 4. `method:head`: a HEAD request only checks that a link or image exists: link checkers and
 //!    scanners (clicks) or bots (opens). Mail clients and browsers load images and follow links with GET.
-//! 5. `ua:empty`: no user agent at all; every browser and mail client sends one: `bot`.
-//! 6. `ua:crawler`: the user agent matches the crawler-user-agents list (crawlers, HTTP libraries,
-//!    monitoring, link unfurlers such as Slackbot): `bot`.
+//! 5. `ua:crawler`: the user agent matches the crawler-user-agents list (crawlers, monitoring, link
+//!    unfurlers such as Slackbot): `bot`.
+//! 6. `ua:http-library`: an HTTP library or command-line tool ([`HTTP_LIBRARIES`]), not a mail
+//!    client or browser: `bot`.
 //! 7. `ua:headless`: `HeadlessChrome` and similar automation: `bot`.
-//! 8. `ua:apple-mpp`: an open whose user agent is exactly `Mozilla/5.0`, the bare agent Apple's Mail
-//!    Privacy Protection prefetch sends: `apple_mpp`.
-//! 9. `timing:seconds-after-send`: a click less than [`SCANNER_CLICK_SECONDS`] after the message
-//!    was sent: security gateways follow links on delivery, people take longer to open a mail and
-//!    click: `scanner`.
-//! 10. `burst:links`: a click on a link when another link of the same message was clicked less
-//!     than [`BURST_WINDOW_MS`] earlier: scanners follow every link at once, a person clicks one
-//!     and reads. The earlier clicks of the burst are relabelled `scanner` too.
+//! 8. `timing:seconds-after-send`: a click less than [`SCANNER_CLICK_SECONDS`] after the message
+//!    was sent: security gateways follow links on delivery (2 s in gophish#973, 12 s in
+//!    resend#901, mautic#16263), people take longer to open a mail and click: `scanner`. A fast
+//!    reader of a transactional mail can be caught by this; campaign mail rarely is.
+//! 9. `burst:links`: a click on a link when another link of the same message was clicked less
+//!    than [`BURST_WINDOW_MS`] earlier: scanners follow every link at once, a person clicks one
+//!    and reads. The earlier clicks of the burst are relabelled `scanner` too.
+//! 10. `ua:empty`: no user agent at all; every browser and mail client sends one: `bot`.
 //!
 //! Otherwise: `human`. A scanner's reasons also say `timing:no-open-before-click` when nothing of
 //! the message was opened before the click (a weak sign alone: images are often blocked).
@@ -39,11 +44,75 @@ use super::agents::Agents;
 use super::{Class, Hit, Prior};
 use crate::store::EventKind;
 
-pub const SCANNER_CLICK_SECONDS: i64 = 10;
+pub const SCANNER_CLICK_SECONDS: i64 = 30;
 pub const BURST_WINDOW_MS: i64 = 2_000;
 pub const DUPLICATE_WINDOW_SECONDS: i64 = 60;
 
 pub const REASON_BURST: &str = "burst:links";
+
+/// (address list, class for an open, class for a click, reason), first match wins.
+pub const ADDRESS_RULES: &[(&str, Option<Class>, Option<Class>, &str)] = &[
+    (
+        "microsoft-eop",
+        Some(Class::Scanner),
+        Some(Class::Scanner),
+        "ip:microsoft-eop",
+    ),
+    (
+        "barracuda-egd",
+        Some(Class::Scanner),
+        Some(Class::Scanner),
+        "ip:barracuda-egd",
+    ),
+    (
+        "microsoft-exchange-online",
+        Some(Class::MicrosoftProxy),
+        Some(Class::Scanner),
+        "ip:microsoft-exchange-online",
+    ),
+    (
+        "google-image-proxy",
+        Some(Class::GmailProxy),
+        None,
+        "ip:google-image-proxy",
+    ),
+    (
+        "mailru-image-proxy",
+        Some(Class::OtherProxy),
+        None,
+        "ip:mailru-image-proxy",
+    ),
+    (
+        "apple-network",
+        Some(Class::AppleMpp),
+        None,
+        "ip:apple-network",
+    ),
+    (
+        "apple-mpp-egress",
+        Some(Class::AppleMpp),
+        None,
+        "ip:apple-egress",
+    ),
+];
+
+/// User-agent prefixes or fragments of HTTP libraries and command-line clients (lower case).
+/// Sources: tests/corpus/README.md (skuz-ko/php-email-open-bot-detection, warmbly abuse.rs).
+pub const HTTP_LIBRARIES: &[&str] = &[
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "aiohttp",
+    "go-http-client",
+    "okhttp",
+    "java/",
+    "apache-httpclient",
+    "axios/",
+    "node-fetch",
+    "libwww-perl",
+    "postmanruntime",
+];
 
 pub fn decide(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Vec<&'static str>) {
     let (class, reason) = first_rule(agents, hit, history);
@@ -65,22 +134,35 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
     let open = hit.kind == EventKind::Open;
 
     if let Some((class, reason)) = agents.mail_machine(ua) {
+        let image_fetcher = !matches!(class, Class::Scanner | Class::Bot | Class::Human);
+        let class = if image_fetcher && !open {
+            Class::Bot
+        } else {
+            class
+        };
         return (class, Some(reason));
     }
-    for tag in hit.ip_tags {
-        match (*tag, open) {
-            ("google-image-proxy", true) => {
-                return (Class::GmailProxy, Some("ip:google-image-proxy"));
-            }
-            ("apple-mpp-egress", true) => return (Class::AppleMpp, Some("ip:apple-egress")),
-            ("microsoft-eop", true) => return (Class::MicrosoftProxy, Some("ip:microsoft-eop")),
-            ("microsoft-eop", false) => return (Class::Scanner, Some("ip:microsoft-eop")),
-            _ => {}
+    for (tag, open_class, click_class, reason) in ADDRESS_RULES {
+        if !hit.ip_tags.contains(tag) {
+            continue;
+        }
+        let class = if open { *open_class } else { *click_class };
+        // A Safari user behind iCloud Private Relay is a reader; Apple's prefetch is not Safari.
+        let safari = ua.contains("Safari/");
+        if let Some(class) = class
+            && !(*tag == "apple-mpp-egress" && safari)
+        {
+            return (class, Some(reason));
         }
     }
     if hit.headers.iter().any(|(name, value)| {
-        matches!(name.as_str(), "sec-purpose" | "purpose" | "x-moz")
-            && value.to_ascii_lowercase().contains("prefetch")
+        matches!(
+            name.as_str(),
+            "sec-purpose" | "purpose" | "x-purpose" | "x-moz"
+        ) && {
+            let v = value.to_ascii_lowercase();
+            v.contains("prefetch") || v.contains("prerender")
+        }
     }) {
         return (Class::Bot, Some("header:sec-purpose-prefetch"));
     }
@@ -88,17 +170,15 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
         let class = if open { Class::Bot } else { Class::Scanner };
         return (class, Some("method:head"));
     }
-    if ua.is_empty() {
-        return (Class::Bot, Some("ua:empty"));
-    }
-    if agents.is_crawler(ua) {
+    if !ua.is_empty() && agents.is_crawler(ua) {
         return (Class::Bot, Some("ua:crawler"));
+    }
+    let lower = ua.to_ascii_lowercase();
+    if HTTP_LIBRARIES.iter().any(|l| lower.contains(l)) {
+        return (Class::Bot, Some("ua:http-library"));
     }
     if ua.contains("Headless") || ua.contains("PhantomJS") {
         return (Class::Bot, Some("ua:headless"));
-    }
-    if open && ua == "Mozilla/5.0" {
-        return (Class::AppleMpp, Some("ua:apple-mpp"));
     }
     if !open {
         let after_send = (hit.received_at - hit.sent_at).num_seconds();
@@ -108,6 +188,9 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
         if in_burst(hit, history) {
             return (Class::Scanner, Some(REASON_BURST));
         }
+    }
+    if ua.is_empty() {
+        return (Class::Bot, Some("ua:empty"));
     }
     (Class::Human, None)
 }

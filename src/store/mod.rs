@@ -146,6 +146,15 @@ pub struct EventRecord {
     pub device: String,
 }
 
+/// Called with (done, total) during long operations.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ReclassifySummary {
+    pub events: u64,
+    pub changed: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub campaign: Option<CampaignId>,
@@ -212,6 +221,16 @@ pub trait Store: Send + Sync + 'static {
         batch: Vec<NewEvent>,
         classifier: Arc<Classifier>,
     ) -> StoreResult<Vec<RecordOutcome>>;
+
+    /// Runs the classifier again over the stored events (of one campaign, or all), message by
+    /// message in arrival order, and stores what changed. `progress` is told (events done, events
+    /// in all) after each chunk.
+    async fn reclassify(
+        &self,
+        campaign: Option<CampaignId>,
+        classifier: Arc<Classifier>,
+        progress: Progress,
+    ) -> StoreResult<ReclassifySummary>;
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats>;
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>>;

@@ -7,6 +7,7 @@
 //! so that a power loss does not either.
 
 use super::*;
+use crate::classify::replay::{Derived, StoredEvent, replay};
 use crate::classify::rules::{BURST_WINDOW_MS, REASON_BURST};
 use crate::classify::{Class, Prior, StoredHit, machine_classes_sql};
 use anyhow::Context;
@@ -197,6 +198,33 @@ const BURST_RELABEL: &str = "UPDATE events
     SET class = 'scanner', reasons = trim(reasons || ' burst:links')
     WHERE message_id = ?1 AND id < ?2 AND kind = 'click' AND received_at >= ?3
       AND class NOT IN ('scanner', 'bot', 'apple_mpp')";
+
+const STORED_EVENT_COLUMNS: &str = "SELECT id, kind, link_no, method, user_agent, client_ip,
+        headers, ip_tags, received_at, class, reasons, duplicate, internal, client, os, device
+    FROM events WHERE message_id = ?1 ORDER BY id";
+
+fn stored_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        kind: parse_kind(&r.get::<_, String>(1)?),
+        link_no: r.get(2)?,
+        method: r.get(3)?,
+        user_agent: r.get(4)?,
+        client_ip: r.get(5)?,
+        headers: r.get(6)?,
+        ip_tags: r.get(7)?,
+        received_at: parse_ts(&r.get::<_, String>(8)?)?,
+        derived: Derived {
+            class: Class::parse(&r.get::<_, String>(9)?).unwrap_or(Class::Human),
+            reasons: r.get(10)?,
+            duplicate: r.get(11)?,
+            internal: r.get(12)?,
+            client: r.get(13)?,
+            os: r.get(14)?,
+            device: r.get(15)?,
+        },
+    })
+}
 
 fn prior_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Prior> {
     Ok(Prior {
@@ -443,6 +471,72 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn reclassify(
+        &self,
+        campaign: Option<CampaignId>,
+        classifier: Arc<Classifier>,
+        progress: Progress,
+    ) -> StoreResult<ReclassifySummary> {
+        self.write(move |c| {
+            let total: i64 = c.query_row(
+                "SELECT count(*) FROM events WHERE ?1 IS NULL OR campaign_id = ?1",
+                [campaign],
+                |r| r.get(0),
+            )?;
+            let mut summary = ReclassifySummary::default();
+            let mut after = 0i64;
+            progress(0, total as u64);
+            loop {
+                // Short transactions, so a running server's writer is never kept waiting long.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let messages: Vec<(i64, String, DateTime<Utc>)> = tx
+                    .prepare_cached(
+                        "SELECT id, recipient_id, sent_at FROM messages
+                         WHERE id > ?1 AND (?2 IS NULL OR campaign_id = ?2)
+                         ORDER BY id LIMIT 500",
+                    )?
+                    .query_map(params![after, campaign], |r| {
+                        Ok((r.get(0)?, r.get(1)?, parse_ts(&r.get::<_, String>(2)?)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let Some(last) = messages.last() else { break };
+                after = last.0;
+                {
+                    let mut load = tx.prepare_cached(STORED_EVENT_COLUMNS)?;
+                    let mut update = tx.prepare_cached(
+                        "UPDATE events SET class = ?2, reasons = ?3, duplicate = ?4,
+                                internal = ?5, client = ?6, os = ?7, device = ?8
+                         WHERE id = ?1",
+                    )?;
+                    for (message_id, recipient_id, sent_at) in &messages {
+                        let mut events: Vec<StoredEvent> = load
+                            .query_map([message_id], stored_event_from_row)?
+                            .collect::<rusqlite::Result<_>>()?;
+                        for i in replay(&classifier, recipient_id, *sent_at, &mut events) {
+                            let (e, d) = (&events[i], &events[i].derived);
+                            update.execute(params![
+                                e.id,
+                                d.class.as_str(),
+                                d.reasons,
+                                d.duplicate,
+                                d.internal,
+                                d.client,
+                                d.os,
+                                d.device
+                            ])?;
+                            summary.changed += 1;
+                        }
+                        summary.events += events.len() as u64;
+                    }
+                }
+                tx.commit()?;
+                progress(summary.events, total as u64);
+            }
+            Ok(summary)
         })
         .await
     }

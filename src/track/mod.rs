@@ -19,7 +19,14 @@ use std::sync::Arc;
 /// User agents longer than this are cut (at a character boundary) before they are stored.
 const MAX_USER_AGENT: usize = 512;
 /// Request headers kept with each event because classification reads them.
-const KEPT_HEADERS: [&str; 5] = ["sec-purpose", "purpose", "x-moz", "via", "from"];
+const KEPT_HEADERS: [&str; 6] = [
+    "sec-purpose",
+    "purpose",
+    "x-purpose",
+    "x-moz",
+    "via",
+    "from",
+];
 
 const NO_CACHE: HeaderValue =
     HeaderValue::from_static("no-store, no-cache, must-revalidate, private");

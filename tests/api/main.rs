@@ -1,5 +1,6 @@
 //! Integration tests: each starts the real server on a free port and talks HTTP to it.
 
+mod classification;
 mod cli;
 mod durability;
 mod errors;

@@ -1,0 +1,188 @@
+//! The labelled corpus (tests/corpus/requests.csv, every row citing its source) replayed over HTTP
+//! through a trusted proxy: each request must get its labelled class, and the campaign's stats
+//! must separate machine activity exactly as the labels say.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use reqwest::header::USER_AGENT;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const MACHINE: [&str; 3] = ["apple_mpp", "scanner", "bot"];
+
+struct Row {
+    id: String,
+    kind: String,
+    method: String,
+    user_agent: String,
+    client_ip: String,
+    headers: BTreeMap<String, String>,
+    seconds_after_send: f64,
+    expected: String,
+}
+
+fn corpus() -> Vec<Row> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/requests.csv");
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            Row {
+                id: r[0].to_string(),
+                kind: r[1].to_string(),
+                method: r[2].to_string(),
+                user_agent: r[3].to_string(),
+                client_ip: r[4].to_string(),
+                headers: serde_json::from_str(&r[5]).unwrap(),
+                seconds_after_send: r[6].parse().unwrap(),
+                expected: r[7].to_string(),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_labelled_corpus_is_classified_as_labelled() {
+    let rows = corpus();
+    assert!(rows.len() >= 100, "the corpus has {} rows", rows.len());
+    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1"]).await;
+    let campaign = app.create_campaign("Corpus").await;
+
+    // One message per row, sent as long before "now" as the row says.
+    let now = chrono::Utc::now();
+    let messages: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let sent_at =
+                now - chrono::Duration::milliseconds((r.seconds_after_send * 1000.0) as i64);
+            json!({
+                "recipient_id": r.id,
+                "html": "<p>Hello <a href=\"https://shop.example.com/offer\">offer</a></p>",
+                "sent_at": sent_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(messages),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let registered: Value = r.json().await.unwrap();
+
+    for (row, msg) in rows.iter().zip(registered["messages"].as_array().unwrap()) {
+        let html = msg["html"].as_str().unwrap();
+        let url = if row.kind == "open" {
+            msg["pixel_url"].as_str().unwrap().to_string()
+        } else {
+            click_urls(html).remove(0)
+        };
+        let mut req = app
+            .client
+            .request(row.method.parse().unwrap(), &url)
+            .header("x-forwarded-for", &row.client_ip);
+        if !row.user_agent.is_empty() {
+            req = req.header(USER_AGENT, &row.user_agent);
+        }
+        for (name, value) in &row.headers {
+            req = req.header(name, value);
+        }
+        let status = req.send().await.unwrap().status();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::FOUND,
+            "{}: {status}",
+            row.id
+        );
+    }
+
+    let events = app.events(campaign).await;
+    assert_eq!(events.len(), rows.len());
+    let got: HashMap<&str, &Value> = events
+        .iter()
+        .map(|e| (e["recipient_id"].as_str().unwrap(), e))
+        .collect();
+
+    // Per-class precision and recall, printed (`cargo test classification -- --nocapture`).
+    let mut wrong = Vec::new();
+    let mut classes: Vec<&str> = rows.iter().map(|r| r.expected.as_str()).collect();
+    classes.sort();
+    classes.dedup();
+    let mut table = BTreeMap::new();
+    for row in &rows {
+        let e = got[row.id.as_str()];
+        let class = e["class"].as_str().unwrap();
+        if class != row.expected {
+            wrong.push(format!(
+                "{} labelled {} got {} ({}) ua={:?} ip={}",
+                row.id, row.expected, class, e["reasons"], row.user_agent, row.client_ip
+            ));
+        }
+        let entry = table.entry(row.expected.as_str()).or_insert([0u32; 3]);
+        entry[0] += 1; // labelled
+        if class == row.expected {
+            entry[1] += 1; // correct
+        }
+        table.entry(class).or_insert([0u32; 3])[2] += 1; // predicted
+    }
+    println!("class            labelled  precision  recall");
+    for (class, [labelled, correct, predicted]) in &table {
+        let pct = |a: u32, b: u32| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", 100.0 * a as f64 / b as f64)
+            }
+        };
+        println!(
+            "{class:<16} {labelled:>8}  {:>9}  {:>6}",
+            pct(*correct, *predicted),
+            pct(*correct, *labelled)
+        );
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} misclassified:\n{}",
+        wrong.len(),
+        rows.len(),
+        wrong.join("\n")
+    );
+
+    // The campaign's stats separate machine activity exactly as the labels say.
+    let stats = app.stats(campaign).await;
+    let is_machine = |r: &Row| MACHINE.contains(&r.expected.as_str());
+    let readers: HashSet<&str> = rows
+        .iter()
+        .filter(|r| !is_machine(r))
+        .map(|r| r.id.as_str())
+        .collect();
+    let reader_clicks = rows
+        .iter()
+        .filter(|r| !is_machine(r) && r.kind == "click")
+        .count();
+    assert_eq!(
+        stats["opens"]["unique_excluding_machine"],
+        readers.len(),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["clicks"]["unique_excluding_machine"], reader_clicks,
+        "{stats}"
+    );
+    for class in classes {
+        let opens = rows
+            .iter()
+            .filter(|r| r.expected == class && r.kind == "open")
+            .count();
+        let clicks = rows
+            .iter()
+            .filter(|r| r.expected == class && r.kind == "click")
+            .count();
+        assert_eq!(
+            stats["by_class"][class],
+            json!({"opens": opens, "clicks": clicks}),
+            "{class}"
+        );
+    }
+}
