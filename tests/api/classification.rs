@@ -186,3 +186,111 @@ async fn the_labelled_corpus_is_classified_as_labelled() {
         );
     }
 }
+
+#[tokio::test]
+async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Reclassify").await;
+    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let html = "<p><a href=\"https://shop.example.com/\">shop</a></p>";
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(
+                ["r-reader", "r-apple", "r-script"]
+                    .iter()
+                    .map(|rid| json!({"recipient_id": rid, "html": html, "sent_at": sent_at}))
+                    .collect::<Vec<_>>()
+            ),
+        )
+        .await;
+    let msgs: Value = r.json().await.unwrap();
+    let msgs = msgs["messages"].as_array().unwrap();
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let get = |url: String, ua: &'static str| app.client.get(url).header(USER_AGENT, ua).send();
+    assert!(
+        get(msgs[0]["pixel_url"].as_str().unwrap().into(), chrome)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        get(msgs[1]["pixel_url"].as_str().unwrap().into(), "Mozilla/5.0")
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let click = click_urls(msgs[2]["html"].as_str().unwrap()).remove(0);
+    assert_eq!(
+        get(click, "python-requests/2.32.3").await.unwrap().status(),
+        StatusCode::FOUND
+    );
+    let db = app.db_url();
+    let db_path = app.db_path();
+    let (code, _, _dir) = app.terminate();
+    assert_eq!(code, Some(0));
+
+    // As if older rules had called everything a reader.
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute("UPDATE events SET class = 'human', reasons = ''", [])
+        .unwrap();
+    drop(conn);
+    let stats = |db: &str| -> Value {
+        let (ok, out, err) = cli(
+            db,
+            &["stats", "--campaign", &campaign.to_string(), "--json"],
+            None,
+        );
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    assert_eq!(stats(&db)["opens"]["unique_excluding_machine"], 3);
+
+    let (ok, out, err) = cli(
+        &db,
+        &[
+            "reclassify",
+            "--campaign",
+            &campaign.to_string(),
+            "--internal-recipient",
+            "r-reader",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("reclassified 3 events") && out.contains("3 changed"),
+        "{out}"
+    );
+    let s = stats(&db);
+    assert_eq!(s["opens"]["unique_excluding_machine"], 1, "{s}");
+    assert_eq!(s["clicks"]["unique_excluding_machine"], 0, "{s}");
+    assert_eq!(s["by_class"]["apple_mpp"], json!({"opens": 1, "clicks": 0}));
+    assert_eq!(s["by_class"]["bot"], json!({"opens": 0, "clicks": 1}));
+
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let rows: Vec<(String, String, bool)> = conn
+        .prepare("SELECT class, reasons, internal FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("human".into(), "".into(), true),
+            ("apple_mpp".into(), "ua:bare-mozilla".into(), false),
+            ("bot".into(), "ua:crawler".into(), false),
+        ]
+    );
+    // Running it again finds nothing to change.
+    let (ok, out, _) = cli(
+        &db,
+        &["reclassify", "--internal-recipient", "r-reader"],
+        None,
+    );
+    assert!(ok && out.contains("0 changed"), "{out}");
+}
