@@ -184,6 +184,15 @@ impl KeyRing {
         })
     }
 
+    /// The tracking id a token claims, without checking its signature: only for noting that a
+    /// message's token was tampered with (see classify::rules, `token:altered-before`).
+    pub fn claimed_tracking_id(&self, token: &str, click: bool) -> Option<i64> {
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let len = if click { CLICK_LEN } else { OPEN_LEN };
+        let bytes = decode(token, len, &mut buf).ok()?;
+        Some(i64::from_be_bytes(bytes[1..9].try_into().ok()?))
+    }
+
     fn check(&self, kind: u8, bytes: &[u8], body_len: usize) -> Result<(), TokenError> {
         let key_id = bytes[0];
         let mut mac = self.macs[usize::from(key_id)]

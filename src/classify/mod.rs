@@ -83,6 +83,8 @@ pub struct Hit<'a> {
     pub headers: &'a [(String, String)],
     pub received_at: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,
+    /// When a token of this message first failed its signature check.
+    pub failed_check_at: Option<DateTime<Utc>>,
     pub recipient_id: &'a str,
 }
 
@@ -207,6 +209,7 @@ pub struct StoredHit<'a> {
     pub ip_tags: &'a str,
     pub received_at: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,
+    pub failed_check_at: Option<DateTime<Utc>>,
     pub recipient_id: &'a str,
 }
 
@@ -234,6 +237,7 @@ impl StoredHit<'_> {
             headers: &headers,
             received_at: self.received_at,
             sent_at: self.sent_at,
+            failed_check_at: self.failed_check_at,
             recipient_id: self.recipient_id,
         };
         let verdict = classifier.classify(&hit, history);

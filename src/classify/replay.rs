@@ -33,6 +33,15 @@ pub struct Derived {
     pub device: String,
 }
 
+/// What classification needs to know about the message itself.
+#[derive(Debug, Clone)]
+pub struct MessageFacts {
+    pub id: i64,
+    pub recipient_id: String,
+    pub sent_at: DateTime<Utc>,
+    pub failed_check_at: Option<DateTime<Utc>>,
+}
+
 /// Reclassifies `events` (one message's, in id order) in place and returns the indexes of those
 /// whose derived values changed.
 ///
@@ -41,8 +50,7 @@ pub struct Derived {
 /// range added to a list since then is found as long as it covers the stored (/24 or /48) network.
 pub fn replay(
     classifier: &Classifier,
-    recipient_id: &str,
-    sent_at: DateTime<Utc>,
+    message: &MessageFacts,
     events: &mut [StoredEvent],
 ) -> Vec<usize> {
     let before: Vec<Derived> = events.iter().map(|e| e.derived.clone()).collect();
@@ -67,8 +75,9 @@ pub fn replay(
             headers: e.headers.as_deref(),
             ip_tags: &ip_tags,
             received_at: e.received_at,
-            sent_at,
-            recipient_id,
+            sent_at: message.sent_at,
+            failed_check_at: message.failed_check_at,
+            recipient_id: &message.recipient_id,
         };
         let (verdict, info) = hit.classify(classifier, &history);
         let burst = verdict.reasons.contains(&REASON_BURST);

@@ -14,24 +14,27 @@
 //!    An open from Google's image-proxy ranges is `gmail_proxy`, from Mail.ru's `other_proxy`,
 //!    from Apple's own network `apple_mpp`, and from Apple's Private Relay egress ranges
 //!    `apple_mpp` unless the agent is Safari's (a Safari user behind Private Relay is a reader).
-//! 3. `header:sec-purpose-prefetch`: browsers mark speculative loads with `Sec-Purpose: prefetch`
+//! 3. `token:altered-before`: a token of this message failed its signature check shortly before
+//!    (within [`ALTERED_TOKEN_WINDOW_SECONDS`]): security scanners probe variants of a link before
+//!    following the real one; recipients' mail clients never alter a URL: `scanner`.
+//! 4. `header:sec-purpose-prefetch`: browsers mark speculative loads with `Sec-Purpose: prefetch`
 //!    (Fetch metadata, <https://developer.mozilla.org/docs/Web/HTTP/Headers/Sec-Purpose>; older
 //!    `Purpose: prefetch` / `X-Moz: prefetch`, also `prerender`): nobody looked, so `bot`.
-//! 4. `method:head`: a HEAD request only checks that a link or image exists: link checkers and
+//! 5. `method:head`: a HEAD request only checks that a link or image exists: link checkers and
 //!    scanners (clicks) or bots (opens). Mail clients and browsers load images and follow links with GET.
-//! 5. `ua:crawler`: the user agent matches the crawler-user-agents list (crawlers, monitoring, link
+//! 6. `ua:crawler`: the user agent matches the crawler-user-agents list (crawlers, monitoring, link
 //!    unfurlers such as Slackbot): `bot`.
-//! 6. `ua:http-library`: an HTTP library or command-line tool ([`HTTP_LIBRARIES`]), not a mail
+//! 7. `ua:http-library`: an HTTP library or command-line tool ([`HTTP_LIBRARIES`]), not a mail
 //!    client or browser: `bot`.
-//! 7. `ua:headless`: `HeadlessChrome` and similar automation: `bot`.
-//! 8. `timing:seconds-after-send`: a click less than [`SCANNER_CLICK_SECONDS`] after the message
+//! 8. `ua:headless`: `HeadlessChrome` and similar automation: `bot`.
+//! 9. `timing:seconds-after-send`: a click less than [`SCANNER_CLICK_SECONDS`] after the message
 //!    was sent: security gateways follow links on delivery (2 s in gophish#973, 12 s in
 //!    resend#901, mautic#16263), people take longer to open a mail and click: `scanner`. A fast
 //!    reader of a transactional mail can be caught by this; campaign mail rarely is.
-//! 9. `burst:links`: a click on a link when another link of the same message was clicked less
+//! 10. `burst:links`: a click on a link when another link of the same message was clicked less
 //!    than [`BURST_WINDOW_MS`] earlier: scanners follow every link at once, a person clicks one
 //!    and reads. The earlier clicks of the burst are relabelled `scanner` too.
-//! 10. `ua:empty`: no user agent at all; every browser and mail client sends one: `bot`.
+//! 11. `ua:empty`: no user agent at all; every browser and mail client sends one: `bot`.
 //!
 //! Otherwise: `human`. A scanner's reasons also say `timing:no-open-before-click` when nothing of
 //! the message was opened before the click (a weak sign alone: images are often blocked).
@@ -47,6 +50,7 @@ use crate::store::EventKind;
 pub const SCANNER_CLICK_SECONDS: i64 = 30;
 pub const BURST_WINDOW_MS: i64 = 2_000;
 pub const DUPLICATE_WINDOW_SECONDS: i64 = 60;
+pub const ALTERED_TOKEN_WINDOW_SECONDS: i64 = 600;
 
 pub const REASON_BURST: &str = "burst:links";
 
@@ -153,6 +157,12 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
             && !(*tag == "apple-mpp-egress" && safari)
         {
             return (class, Some(reason));
+        }
+    }
+    if let Some(failed) = hit.failed_check_at {
+        let since = (hit.received_at - failed).num_seconds();
+        if (0..ALTERED_TOKEN_WINDOW_SECONDS).contains(&since) {
+            return (Class::Scanner, Some("token:altered-before"));
         }
     }
     if hit.headers.iter().any(|(name, value)| {

@@ -78,6 +78,7 @@ fn classify(r: &Req, history: &[Prior]) -> (Verdict, ClientInfo) {
         ip_tags: &tags,
         received_at: t0() + Duration::seconds(r.secs),
         sent_at: t0(),
+        failed_check_at: None,
         recipient_id: r.rid,
     }
     .classify(&CLASSIFIER, history)
@@ -247,7 +248,13 @@ fn a_burst_of_links_makes_every_click_of_it_a_scanner() {
     .enumerate()
     .map(|(i, r)| stored(i as i64 + 1, r))
     .collect();
-    let changed = replay(&CLASSIFIER, "alice@customer.test", t0(), &mut events);
+    let message = replay::MessageFacts {
+        id: 1,
+        recipient_id: "alice@customer.test".into(),
+        sent_at: t0(),
+        failed_check_at: None,
+    };
+    let changed = replay(&CLASSIFIER, &message, &mut events);
     let classes: Vec<Class> = events.iter().map(|e| e.derived.class).collect();
     assert_eq!(
         classes,
@@ -266,7 +273,7 @@ fn a_burst_of_links_makes_every_click_of_it_a_scanner() {
         "client details filled in everywhere"
     );
     // Replaying again changes nothing: the function is stable.
-    assert!(replay(&CLASSIFIER, "alice@customer.test", t0(), &mut events).is_empty());
+    assert!(replay(&CLASSIFIER, &message, &mut events).is_empty());
 }
 
 /// Cost of one classification, run with:

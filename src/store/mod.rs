@@ -78,6 +78,9 @@ pub struct NewEvent {
     pub headers: Option<String>,
     /// The published address lists the full client address is in (before it was reduced).
     pub ip_tags: Vec<&'static str>,
+    /// Not an event: a token of this message failed its signature check. Storage notes the time
+    /// on the message (once) and answers [`RecordOutcome::FailedCheckNoted`].
+    pub failed_check: bool,
 }
 
 /// What storing one event came to.
@@ -92,6 +95,8 @@ pub enum RecordOutcome {
     UnknownMessage,
     /// The message exists but has no link with that number.
     UnknownLink,
+    /// A failed check was noted (see [`NewEvent::failed_check`]).
+    FailedCheckNoted,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

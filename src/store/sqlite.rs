@@ -7,7 +7,7 @@
 //! so that a power loss does not either.
 
 use super::*;
-use crate::classify::replay::{Derived, StoredEvent, replay};
+use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
 use crate::classify::rules::{BURST_WINDOW_MS, REASON_BURST};
 use crate::classify::{Class, Prior, StoredHit, machine_classes_sql};
 use anyhow::Context;
@@ -21,6 +21,10 @@ use std::time::Duration;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_classes.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_failed_checks.sql"),
+    ),
 ];
 
 /// Read connections kept open beyond this many are closed after use.
@@ -372,14 +376,18 @@ impl Store for SqliteStore {
             let mut outcomes = Vec::with_capacity(batch.len());
             {
                 let mut message = tx.prepare_cached(
-                    "SELECT id, campaign_id, recipient_id, sent_at FROM messages
-                     WHERE tracking_id = ?1",
+                    "SELECT id, campaign_id, recipient_id, sent_at, first_failed_check_at
+                     FROM messages WHERE tracking_id = ?1",
                 )?;
                 let mut history = tx.prepare_cached(
                     "SELECT kind, link_no, received_at, class FROM events
                      WHERE message_id = ?1 ORDER BY id",
                 )?;
                 let mut burst = tx.prepare_cached(BURST_RELABEL)?;
+                let mut failed_check = tx.prepare_cached(
+                    "UPDATE messages SET first_failed_check_at = ?2
+                     WHERE tracking_id = ?1 AND first_failed_check_at IS NULL",
+                )?;
                 let mut link = tx.prepare_cached(
                     "SELECT url FROM links WHERE message_id = ?1 AND link_no = ?2",
                 )?;
@@ -391,16 +399,23 @@ impl Store for SqliteStore {
                              ?16, ?17)",
                 )?;
                 for e in &batch {
-                    let Some((message_id, campaign_id, recipient_id, sent_at)) = message
-                        .query_row([e.tracking_id], |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, i64>(1)?,
-                                r.get::<_, String>(2)?,
-                                parse_ts(&r.get::<_, String>(3)?)?,
-                            ))
-                        })
-                        .optional()?
+                    if e.failed_check {
+                        failed_check.execute(params![e.tracking_id, ts(e.received_at)])?;
+                        outcomes.push(RecordOutcome::FailedCheckNoted);
+                        continue;
+                    }
+                    let Some((message_id, campaign_id, recipient_id, sent_at, failed_check_at)) =
+                        message
+                            .query_row([e.tracking_id], |r| {
+                                Ok((
+                                    r.get::<_, i64>(0)?,
+                                    r.get::<_, i64>(1)?,
+                                    r.get::<_, String>(2)?,
+                                    parse_ts(&r.get::<_, String>(3)?)?,
+                                    opt_ts(r.get(4)?)?,
+                                ))
+                            })
+                            .optional()?
                     else {
                         outcomes.push(RecordOutcome::UnknownMessage);
                         continue;
@@ -433,6 +448,7 @@ impl Store for SqliteStore {
                         ip_tags: &e.ip_tags.join(" "),
                         received_at: e.received_at,
                         sent_at,
+                        failed_check_at,
                         recipient_id: &recipient_id,
                     };
                     let (verdict, info) = stored.classify(&classifier, &prior);
@@ -493,18 +509,23 @@ impl Store for SqliteStore {
             loop {
                 // Short transactions, so a running server's writer is never kept waiting long.
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let messages: Vec<(i64, String, DateTime<Utc>)> = tx
+                let messages: Vec<MessageFacts> = tx
                     .prepare_cached(
-                        "SELECT id, recipient_id, sent_at FROM messages
+                        "SELECT id, recipient_id, sent_at, first_failed_check_at FROM messages
                          WHERE id > ?1 AND (?2 IS NULL OR campaign_id = ?2)
                          ORDER BY id LIMIT 500",
                     )?
                     .query_map(params![after, campaign], |r| {
-                        Ok((r.get(0)?, r.get(1)?, parse_ts(&r.get::<_, String>(2)?)?))
+                        Ok(MessageFacts {
+                            id: r.get(0)?,
+                            recipient_id: r.get(1)?,
+                            sent_at: parse_ts(&r.get::<_, String>(2)?)?,
+                            failed_check_at: opt_ts(r.get(3)?)?,
+                        })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 let Some(last) = messages.last() else { break };
-                after = last.0;
+                after = last.id;
                 {
                     let mut load = tx.prepare_cached(STORED_EVENT_COLUMNS)?;
                     let mut update = tx.prepare_cached(
@@ -512,11 +533,11 @@ impl Store for SqliteStore {
                                 internal = ?5, client = ?6, os = ?7, device = ?8
                          WHERE id = ?1",
                     )?;
-                    for (message_id, recipient_id, sent_at) in &messages {
+                    for message in &messages {
                         let mut events: Vec<StoredEvent> = load
-                            .query_map([message_id], stored_event_from_row)?
+                            .query_map([message.id], stored_event_from_row)?
                             .collect::<rusqlite::Result<_>>()?;
-                        for i in replay(&classifier, recipient_id, *sent_at, &mut events) {
+                        for i in replay(&classifier, message, &mut events) {
                             let (e, d) = (&events[i], &events[i].derived);
                             update.execute(params![
                                 e.id,

@@ -9,6 +9,7 @@ mod images;
 
 use crate::server::AppState;
 use crate::store::{EventKind, NewEvent, RecordOutcome};
+use crate::token::TokenError;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -46,7 +47,10 @@ pub async fn pixel(
     };
     let token = match app.keys.verify_open(token) {
         Ok(t) => t,
-        Err(e) => return refused("pixel", e.label()),
+        Err(e) => {
+            note_failed_check(&app, e, token, false, &method, peer, &headers).await;
+            return refused("pixel", e.label());
+        }
     };
     let event = event(
         &app,
@@ -87,7 +91,10 @@ pub async fn click(
     let token = uri.path().strip_prefix("/c/").unwrap_or_default();
     let token = match app.keys.verify_click(token) {
         Ok(t) => t,
-        Err(e) => return refused("click", e.label()),
+        Err(e) => {
+            note_failed_check(&app, e, token, true, &method, peer, &headers).await;
+            return refused("click", e.label());
+        }
     };
     let event = event(
         &app,
@@ -149,6 +156,7 @@ fn event(
         client_ip: client_addr::stored_addr(addr, app.settings.client_ip),
         headers: kept_headers(headers),
         ip_tags: app.classifier.ranges.tags(addr),
+        failed_check: false,
     }
 }
 
@@ -201,6 +209,36 @@ fn location(url: &str) -> HeaderValue {
 }
 
 /// 404 for anything that is not a genuine token of a known message: no event, one counter.
+/// A well-formed token with a bad signature still names a message (if it was only altered, not
+/// forged from nothing): note it, since scanners probe altered links before following the real one.
+async fn note_failed_check(
+    app: &AppState,
+    error: TokenError,
+    token: &str,
+    click: bool,
+    method: &Method,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) {
+    if error != TokenError::BadSignature {
+        return;
+    }
+    let Some(tracking_id) = app.keys.claimed_tracking_id(token, click) else {
+        return;
+    };
+    let kind = if click {
+        EventKind::Click
+    } else {
+        EventKind::Open
+    };
+    let mut note = event(app, kind, tracking_id, None, method, peer, headers);
+    note.failed_check = true;
+    // Nothing is answered differently, so a failure here is only logged.
+    if let Err(e) = app.events.record(note).await {
+        tracing::debug!("could not note a failed token check: {e}");
+    }
+}
+
 fn refused(route: &'static str, reason: &'static str) -> Response {
     metrics::counter!("mailbeacon_track_refused_total", "route" => route, "reason" => reason)
         .increment(1);

@@ -294,3 +294,41 @@ async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
     );
     assert!(ok && out.contains("0 changed"), "{out}");
 }
+
+#[tokio::test]
+async fn a_click_after_an_altered_token_of_the_same_message_is_a_scanner() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Probe").await;
+    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let html = "<p><a href=\"https://shop.example.com/\">shop</a></p>";
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!([
+                {"recipient_id": "probed", "html": html, "sent_at": sent_at},
+                {"recipient_id": "reader", "html": html, "sent_at": sent_at},
+            ]),
+        )
+        .await;
+    let msgs: Value = r.json().await.unwrap();
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let probed = click_urls(msgs["messages"][0]["html"].as_str().unwrap()).remove(0);
+    let mut altered = probed.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    let get = |url: String| app.client.get(url).header(USER_AGENT, chrome).send();
+    assert_eq!(get(altered).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(probed).await.unwrap().status(), StatusCode::FOUND);
+    let reader = click_urls(msgs["messages"][1]["html"].as_str().unwrap()).remove(0);
+    assert_eq!(get(reader).await.unwrap().status(), StatusCode::FOUND);
+
+    let events = app.events(campaign).await;
+    assert_eq!(events.len(), 2, "the refused request is not an event");
+    assert_eq!(events[0]["recipient_id"], "probed");
+    assert_eq!(events[0]["class"], "scanner");
+    assert_eq!(
+        events[0]["reasons"],
+        "token:altered-before timing:no-open-before-click"
+    );
+    assert_eq!(events[1]["class"], "human");
+}
