@@ -32,8 +32,8 @@
 //!    resend#901, mautic#16263), people take longer to open a mail and click: `scanner`. A fast
 //!    reader of a transactional mail can be caught by this; campaign mail rarely is.
 //! 10. `burst:links`: a click on a link when another link of the same message was clicked less
-//!    than [`BURST_WINDOW_MS`] earlier: scanners follow every link at once, a person clicks one
-//!    and reads. The earlier clicks of the burst are relabelled `scanner` too.
+//!     than [`BURST_WINDOW_MS`] earlier: scanners follow every link at once, a person clicks one
+//!     and reads. The earlier clicks of the burst are relabelled `scanner` too.
 //! 11. `ua:empty`: no user agent at all; every browser and mail client sends one: `bot`.
 //!
 //! Otherwise: `human`. A scanner's reasons also say `timing:no-open-before-click` when nothing of
