@@ -2,7 +2,7 @@
 //! The CLI's other commands share [`Context::open`] so they see exactly what the server sees.
 
 use crate::api::auth;
-use crate::classify::{Classifier, Internal};
+use crate::classify::{Classifier, Internal, ranges};
 use crate::config::{PublicUrl, Resolved};
 use crate::ingest::GroupCommitWriter;
 use crate::messages::Registrar;
@@ -74,12 +74,26 @@ impl Context {
         }
     }
 
-    /// The classifier with the shipped data and the configured internal recipients and networks.
-    pub fn classifier(&self) -> Classifier {
-        Classifier::builtin(Internal {
+    /// The classifier with the shipped data, the address lists imported into the database in
+    /// place of shipped ones, and the configured internal recipients and networks.
+    pub async fn classifier(&self) -> anyhow::Result<Classifier> {
+        let mut classifier = Classifier::builtin(Internal {
             recipients: self.settings.internal_recipients.clone(),
             networks: self.settings.internal_networks.clone(),
-        })
+        });
+        for imported in self.store.address_lists().await? {
+            let Some(tag) = ranges::known_list(&imported.list) else {
+                tracing::warn!(
+                    "ignoring imported address list {:?}: no rule reads it",
+                    imported.list
+                );
+                continue;
+            };
+            let nets = ranges::parse_list(&imported.cidrs)
+                .with_context(|| format!("imported address list {tag}"))?;
+            classifier.ranges.set(tag, &nets);
+        }
+        Ok(classifier)
     }
 
     /// The public URL from the settings, or the one a server on the default listen address would have.
@@ -123,7 +137,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PublicUrl::for_listener(local));
 
-    let classifier = Arc::new(ctx.classifier());
+    let classifier = Arc::new(ctx.classifier().await?);
     classifier.agents.warm_up();
     println!(
         "classification: address lists {}",

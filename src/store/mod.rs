@@ -151,6 +151,19 @@ pub struct EventRecord {
     pub device: String,
 }
 
+/// An imported address list (see `mailbeacon ranges import`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressList {
+    pub list: String,
+    /// Where it came from: the file name, or what the user said.
+    pub source: String,
+    pub format: String,
+    pub imported_at: DateTime<Utc>,
+    /// One CIDR per line.
+    #[serde(skip)]
+    pub cidrs: String,
+}
+
 /// Called with (done, total) during long operations.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
@@ -238,6 +251,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ReclassifySummary>;
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats>;
+
+    /// Address lists imported to replace the shipped ones.
+    async fn address_lists(&self) -> StoreResult<Vec<AddressList>>;
+    async fn save_address_list(&self, list: AddressList) -> StoreResult<()>;
+    /// Forgets an imported list (the shipped one applies again); false when there was none.
+    async fn delete_address_list(&self, name: String) -> StoreResult<bool>;
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>>;
 
     /// Signing keys kept in the database, as (id, secret). When there are none, `new_secret` is

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_failed_checks.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_address_lists.sql"),
+    ),
 ];
 
 /// Read connections kept open beyond this many are closed after use.
@@ -558,6 +562,54 @@ impl Store for SqliteStore {
                 progress(summary.events, total as u64);
             }
             Ok(summary)
+        })
+        .await
+    }
+
+    async fn address_lists(&self) -> StoreResult<Vec<AddressList>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT list, source, format, imported_at, cidrs FROM address_lists ORDER BY list",
+            )?
+            .query_map([], |r| {
+                Ok(AddressList {
+                    list: r.get(0)?,
+                    source: r.get(1)?,
+                    format: r.get(2)?,
+                    imported_at: parse_ts(&r.get::<_, String>(3)?)?,
+                    cidrs: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn save_address_list(&self, list: AddressList) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO address_lists (list, source, format, imported_at, cidrs)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (list) DO UPDATE SET source = excluded.source,
+                     format = excluded.format, imported_at = excluded.imported_at,
+                     cidrs = excluded.cidrs",
+                params![
+                    list.list,
+                    list.source,
+                    list.format,
+                    ts(list.imported_at),
+                    list.cidrs
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn delete_address_list(&self, name: String) -> StoreResult<bool> {
+        self.write(move |c| {
+            c.execute("DELETE FROM address_lists WHERE list = ?1", [name])
+                .map(|n| n > 0)
         })
         .await
     }

@@ -332,3 +332,99 @@ async fn a_click_after_an_altered_token_of_the_same_message_is_a_scanner() {
     );
     assert_eq!(events[1]["class"], "human");
 }
+
+#[tokio::test]
+async fn an_imported_address_list_replaces_the_shipped_one() {
+    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1"]).await;
+    let campaign = app.create_campaign("Import").await;
+    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!({"recipient_id": "r1", "html": "<p>hi</p>", "sent_at": sent_at}),
+        )
+        .await;
+    let msg: Value = r.json().await.unwrap();
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let r = app
+        .client
+        .get(msg["messages"][0]["pixel_url"].as_str().unwrap())
+        .header(USER_AGENT, chrome)
+        .header("x-forwarded-for", "192.0.2.50")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.events(campaign).await[0]["class"], "human");
+    let (db, dir) = (app.db_url(), app.dir.path().to_path_buf());
+
+    // Google's JSON, as downloaded, now says 192.0.2.0/24 is its image proxy.
+    let file = dir.join("goog.json");
+    std::fs::write(
+        &file,
+        r#"{"syncToken": "1", "creationTime": "2026-11-20T00:00:00", "prefixes": [{"ipv4Prefix": "192.0.2.0/24"}, {"ipv6Prefix": "2001:db8::/32"}]}"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, out, err) = cli(
+        &db,
+        &["ranges", "import", "--list", "google-image-proxy", file],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("google-image-proxy: 2 ranges imported (Google JSON)"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&db, &["ranges", "list"], None);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("google-image-proxy"))
+        .unwrap();
+    assert!(
+        line.contains("2 ranges") && line.contains("imported"),
+        "{line}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("apple-mpp-egress") && l.contains("shipped")),
+        "{out}"
+    );
+
+    let (ok, out, err) = cli(&db, &["reclassify"], None);
+    assert!(ok && out.contains("1 changed"), "{out}{err}");
+    let stats = app.stats(campaign).await;
+    assert_eq!(stats["by_class"]["gmail_proxy"]["opens"], 1, "{stats}");
+
+    // Mistakes are named.
+    let (ok, _, err) = cli(&db, &["ranges", "import", "--list", "google", file], None);
+    assert!(
+        !ok && err.contains("unknown list") && err.contains("google-image-proxy"),
+        "{err}"
+    );
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "192.0.2.0/24\n300.1.1.1\n").unwrap();
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "ranges",
+            "import",
+            "--list",
+            "apple-network",
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("line 2") && err.contains("300.1.1.1"),
+        "{err}"
+    );
+
+    let (ok, out, _) = cli(
+        &db,
+        &["ranges", "reset", "--list", "google-image-proxy"],
+        None,
+    );
+    assert!(ok && out.contains("shipped list applies again"), "{out}");
+}
