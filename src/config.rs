@@ -74,6 +74,12 @@ pub struct Settings {
     #[serde(default, deserialize_with = "deserialize_signing_keys")]
     pub signing_key: Vec<SigningKey>,
 
+    /// Add a hidden link to every instrumented mail that only machines follow; a click on it marks
+    /// the request as a scanner (default false).
+    #[arg(long, env = "MAILBEACON_HONEYPOT_LINK", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub honeypot_link: Option<bool>,
+
     /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -109,6 +115,7 @@ pub struct Resolved {
     pub signing_keys: Vec<SigningKey>,
     pub internal_recipients: Vec<String>,
     pub internal_networks: Vec<IpNet>,
+    pub honeypot_link: bool,
 }
 
 impl Settings {
@@ -137,6 +144,7 @@ impl Settings {
         if self.signing_key.is_empty() {
             self.signing_key = file.signing_key;
         }
+        self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
         if self.internal_recipient.is_empty() {
             self.internal_recipient = file.internal_recipient;
         }
@@ -162,6 +170,7 @@ impl Settings {
             signing_keys: self.signing_key,
             internal_recipients: self.internal_recipient,
             internal_networks: self.internal_network,
+            honeypot_link: self.honeypot_link.unwrap_or(false),
         }
     }
 }

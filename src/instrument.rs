@@ -20,6 +20,9 @@ pub struct InstrumentOptions<'a> {
     pub click_url: &'a dyn Fn(u32) -> String,
     /// Maximum number of rewritten links; more is an error.
     pub max_links: u32,
+    /// A click URL for a link hidden from people (`display:none`, `aria-hidden`), added beside the
+    /// pixel: only machines that follow every link in a mail ever request it.
+    pub honeypot_url: Option<&'a str>,
 }
 
 pub struct Instrumented {
@@ -45,6 +48,9 @@ pub enum InstrumentError {
 const PIXEL_PREFIX: &str = "<img src=\"";
 const PIXEL_SUFFIX: &str =
     "\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;width:1px;height:1px;border:0\" />";
+
+const HONEYPOT_PREFIX: &str = "<a href=\"";
+const HONEYPOT_SUFFIX: &str = "\" style=\"display:none;font-size:0;line-height:0;max-height:0;overflow:hidden;mso-hide:all\" aria-hidden=\"true\" tabindex=\"-1\"></a>";
 
 /// One href value to replace: `input[start..end]` becomes the click URL of the next link.
 struct Edit {
@@ -99,7 +105,7 @@ pub fn instrument(html: &str, opts: &InstrumentOptions) -> Result<Instrumented, 
     for (edit, url) in edits.iter().zip(&urls) {
         if !pixel_done && pixel_at <= edit.start {
             out.push_str(&html[pos..pixel_at]);
-            push_pixel(&mut out, opts.pixel_url);
+            push_pixel(&mut out, opts.pixel_url, opts.honeypot_url);
             pixel_done = true;
             pos = pixel_at;
         }
@@ -115,7 +121,7 @@ pub fn instrument(html: &str, opts: &InstrumentOptions) -> Result<Instrumented, 
     }
     if !pixel_done {
         out.push_str(&html[pos..pixel_at]);
-        push_pixel(&mut out, opts.pixel_url);
+        push_pixel(&mut out, opts.pixel_url, opts.honeypot_url);
         pos = pixel_at;
     }
     out.push_str(&html[pos..]);
@@ -137,10 +143,15 @@ pub fn check_html(html: &str) -> Result<(), InstrumentError> {
     Ok(())
 }
 
-fn push_pixel(out: &mut String, pixel_url: &str) {
+fn push_pixel(out: &mut String, pixel_url: &str, honeypot_url: Option<&str>) {
     out.push_str(PIXEL_PREFIX);
     html_escape::encode_double_quoted_attribute_to_string(pixel_url, out);
     out.push_str(PIXEL_SUFFIX);
+    if let Some(url) = honeypot_url {
+        out.push_str(HONEYPOT_PREFIX);
+        html_escape::encode_double_quoted_attribute_to_string(url, out);
+        out.push_str(HONEYPOT_SUFFIX);
+    }
 }
 
 /// True when there is a `<` followed by an ASCII letter, `!` or `/`.
@@ -323,6 +334,7 @@ mod tests {
             pixel_url: PIXEL,
             click_url: &click,
             max_links,
+            honeypot_url: None,
         };
         instrument(html, &opts)
     }
@@ -490,6 +502,7 @@ mod tests {
             pixel_url: PIXEL,
             click_url: &|n| format!("https://trk.test/c/{n}?q='\"&x"),
             max_links: 10,
+            honeypot_url: None,
         };
         let out = instrument(html, &opts).unwrap();
         assert_eq!(
@@ -644,11 +657,36 @@ mod tests {
             pixel_url: "https://trk.test/o?a=1&b=\"2\"",
             click_url: &click,
             max_links: 10,
+            honeypot_url: None,
         };
         let out = instrument("<p>x</p>", &opts).unwrap();
         assert!(
             out.html
                 .starts_with("<p>x</p><img src=\"https://trk.test/o?a=1&amp;b=&quot;2&quot;\" ")
+        );
+    }
+
+    #[test]
+    fn the_honeypot_link_is_hidden_beside_the_pixel() {
+        let opts = InstrumentOptions {
+            pixel_url: PIXEL,
+            click_url: &click,
+            max_links: 10,
+            honeypot_url: Some("https://trk.test/c/0?a=1&b=2"),
+        };
+        let out = instrument("<html><body><p>x</p></body></html>", &opts).unwrap();
+        assert_eq!(
+            out.html,
+            format!(
+                "<html><body><p>x</p>{}<a href=\"https://trk.test/c/0?a=1&amp;b=2\" \
+                 style=\"display:none;font-size:0;line-height:0;max-height:0;overflow:hidden;mso-hide:all\" \
+                 aria-hidden=\"true\" tabindex=\"-1\"></a></body></html>",
+                pixel_tag()
+            )
+        );
+        assert!(
+            out.links.is_empty(),
+            "the honeypot is not one of the message's links"
         );
     }
 
@@ -818,6 +856,7 @@ mod tests {
             pixel_url: PIXEL,
             click_url: &click,
             max_links: 10_000,
+            honeypot_url: None,
         };
         let out = instrument(&html, &opts).unwrap();
         if let Ok(p) = std::env::var("DUMP") {

@@ -49,6 +49,8 @@ pub struct Registrar {
     pub keys: Arc<KeyRing>,
     pub public_url: PublicUrl,
     pub max_links: u16,
+    /// Add a hidden link only machines follow (link number 0).
+    pub honeypot: bool,
 }
 
 impl Registrar {
@@ -119,12 +121,16 @@ impl Registrar {
                 let (html, links) = match req.html.as_deref().or(template) {
                     Some(html) => {
                         let click_url = |n: u32| self.click_url(tracking_id, n as u16);
+                        let honeypot_url = self
+                            .honeypot
+                            .then(|| self.click_url(tracking_id, HONEYPOT_LINK));
                         let done = instrument::instrument(
                             html,
                             &InstrumentOptions {
                                 pixel_url: &pixel_url,
                                 click_url: &click_url,
                                 max_links: u32::from(self.max_links),
+                                honeypot_url: honeypot_url.as_deref(),
                             },
                         )
                         .map_err(|source| RegisterError::Html { index, source })?;
@@ -138,6 +144,8 @@ impl Registrar {
                         tracking_id,
                         sent_at: req.sent_at.unwrap_or(now),
                         links,
+                        honeypot: (self.honeypot && html.is_some())
+                            .then(|| format!("{}/", self.public_url.as_str())),
                     },
                     RegisteredMessage {
                         message_id: 0,
@@ -150,6 +158,9 @@ impl Registrar {
             .collect()
     }
 }
+
+/// The hidden link's number; real links count from 1.
+pub const HONEYPOT_LINK: u16 = 0;
 
 /// 64 random bits: what a token names, revealing nothing and not guessable.
 fn new_tracking_id() -> i64 {

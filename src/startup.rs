@@ -71,6 +71,7 @@ impl Context {
             keys: self.keys.clone(),
             public_url,
             max_links: self.settings.max_links,
+            honeypot: self.settings.honeypot_link,
         }
     }
 

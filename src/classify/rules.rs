@@ -14,7 +14,9 @@
 //!    An open from Google's image-proxy ranges is `gmail_proxy`, from Mail.ru's `other_proxy`,
 //!    from Apple's own network `apple_mpp`, and from Apple's Private Relay egress ranges
 //!    `apple_mpp` unless the agent is Safari's (a Safari user behind Private Relay is a reader).
-//! 3. `token:altered-before`: a token of this message failed its signature check shortly before
+//! 3. `honeypot:followed`: a click on the hidden link `--honeypot-link` adds to every mail, which
+//!    no person can see or reach (`display:none`, `aria-hidden`): `scanner`.
+//!    Likewise `token:altered-before`: a token of this message failed its signature check shortly before
 //!    (within [`ALTERED_TOKEN_WINDOW_SECONDS`]): security scanners probe variants of a link before
 //!    following the real one; recipients' mail clients never alter a URL: `scanner`.
 //! 4. `header:sec-purpose-prefetch`: browsers mark speculative loads with `Sec-Purpose: prefetch`
@@ -158,6 +160,9 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
         {
             return (class, Some(reason));
         }
+    }
+    if hit.link_no == Some(crate::messages::HONEYPOT_LINK) {
+        return (Class::Scanner, Some("honeypot:followed"));
     }
     if let Some(failed) = hit.failed_check_at {
         let since = (hit.received_at - failed).num_seconds();

@@ -45,6 +45,8 @@ pub struct NewMessage {
     pub sent_at: DateTime<Utc>,
     /// Destination of link number i+1.
     pub links: Vec<String>,
+    /// Where the hidden honeypot link (number 0) leads, when the message has one.
+    pub honeypot: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -361,6 +361,9 @@ impl Store for SqliteStore {
                     for (i, url) in m.links.iter().enumerate() {
                         link.execute(params![id, i as i64 + 1, url])?;
                     }
+                    if let Some(url) = &m.honeypot {
+                        link.execute(params![id, 0, url])?;
+                    }
                     ids.push(id);
                 }
             }

@@ -428,3 +428,42 @@ async fn an_imported_address_list_replaces_the_shipped_one() {
     );
     assert!(ok && out.contains("shipped list applies again"), "{out}");
 }
+
+#[tokio::test]
+async fn the_hidden_honeypot_link_catches_machines() {
+    let app = TestApp::spawn_with(&["--honeypot-link"]).await;
+    let campaign = app.create_campaign("Honeypot").await;
+    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!({"recipient_id": "r1", "sent_at": sent_at,
+                    "html": "<html><body><a href=\"https://shop.example.com/\">shop</a></body></html>"}),
+        )
+        .await;
+    let msg: Value = r.json().await.unwrap();
+    let html = msg["messages"][0]["html"].as_str().unwrap();
+    let urls = click_urls(html);
+    assert_eq!(urls.len(), 2, "the real link and the hidden one: {html}");
+    assert!(html.contains("aria-hidden=\"true\""), "{html}");
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let r = app
+        .client
+        .get(&urls[1])
+        .header(USER_AGENT, chrome)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"], format!("{}/", app.base));
+    let events = app.events(campaign).await;
+    assert_eq!(events[0]["class"], "scanner");
+    assert!(
+        events[0]["reasons"]
+            .as_str()
+            .unwrap()
+            .starts_with("honeypot:followed"),
+        "{}",
+        events[0]
+    );
+}

@@ -26,7 +26,9 @@ pub struct GeoEntry {
 pub fn write_city_db(path: &Path, entries: &[GeoEntry]) {
     let mut data = Vec::new();
     let mut offsets: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut tree = Tree { nodes: vec![[Rec::Empty; 2]] };
+    let mut tree = Tree {
+        nodes: vec![[Rec::Empty; 2]],
+    };
     for entry in entries {
         let (bits, prefix) = parse_network(entry.network);
         let mut record = Vec::new();
@@ -58,9 +60,13 @@ fn parse_network(network: &str) -> (u128, u32) {
         Some((addr, prefix)) => (addr, Some(prefix)),
         None => (network, None),
     };
-    let addr: IpAddr = addr.parse().unwrap_or_else(|e| panic!("bad network {network:?}: {e}"));
-    let prefix: Option<u32> =
-        prefix.map(|p| p.parse().unwrap_or_else(|e| panic!("bad prefix in {network:?}: {e}")));
+    let addr: IpAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("bad network {network:?}: {e}"));
+    let prefix: Option<u32> = prefix.map(|p| {
+        p.parse()
+            .unwrap_or_else(|e| panic!("bad prefix in {network:?}: {e}"))
+    });
     let (bits, prefix) = match addr {
         IpAddr::V4(v4) => (u128::from(u32::from(v4)), prefix.unwrap_or(32) + 96),
         IpAddr::V6(v6) => (u128::from(v6), prefix.unwrap_or(128)),
@@ -70,10 +76,10 @@ fn parse_network(network: &str) -> (u128, u32) {
 }
 
 fn city_record(entry: &GeoEntry) -> Value {
-    let place = |iso: &str| {
+    let place = |iso: &'static str| {
         Value::Map(vec![
-            ("iso_code", Value::Str(iso.to_owned())),
-            ("names", Value::Map(vec![("en", Value::Str(iso.to_owned()))])),
+            ("iso_code", Value::Str(iso)),
+            ("names", Value::Map(vec![("en", Value::Str(iso))])),
         ])
     };
     let mut fields = vec![("country", place(entry.country))];
@@ -91,14 +97,17 @@ fn metadata(node_count: usize) -> Value {
         ("binary_format_major_version", Value::U16(2)),
         ("binary_format_minor_version", Value::U16(0)),
         ("build_epoch", Value::U64(build_epoch)),
-        ("database_type", Value::Str("GeoIP2-City".to_owned())),
+        ("database_type", Value::Str("GeoIP2-City")),
         (
             "description",
-            Value::Map(vec![("en", Value::Str("mailbeacon test database".to_owned()))]),
+            Value::Map(vec![("en", Value::Str("mailbeacon test database"))]),
         ),
         ("ip_version", Value::U16(6)),
-        ("languages", Value::Array(vec![Value::Str("en".to_owned())])),
-        ("node_count", Value::U32(u32::try_from(node_count).expect("node count fits u32"))),
+        ("languages", Value::Array(vec![Value::Str("en")])),
+        (
+            "node_count",
+            Value::U32(u32::try_from(node_count).expect("node count fits u32")),
+        ),
         ("record_size", Value::U16(24)),
     ])
 }
@@ -122,7 +131,7 @@ fn bit(bits: u128, depth: u32) -> usize {
 
 impl Tree {
     /// Walks the first `depth` bits of `bits` from the root and returns the node reached,
-    /// creating nodes on the way (a data record passed through is pushed down to both sides).
+    /// creating nodes on the way (an empty or data record passed through goes to both sides).
     fn descend(&mut self, bits: u128, depth: u32) -> usize {
         let mut node = 0;
         for d in 0..depth {
@@ -130,8 +139,7 @@ impl Tree {
             node = match self.nodes[node][side] {
                 Rec::Node(next) => next,
                 rec => {
-                    let pushed = if let Rec::Data(_) = rec { rec } else { Rec::Empty };
-                    self.nodes.push([pushed; 2]);
+                    self.nodes.push([rec; 2]);
                     let next = self.nodes.len() - 1;
                     self.nodes[node][side] = Rec::Node(next);
                     next
@@ -168,16 +176,17 @@ impl Tree {
     /// Numbers the nodes reachable from the root breadth-first (root = 0; aliased nodes once)
     /// and returns the encoded tree and the node count.
     fn serialize(&self) -> (Vec<u8>, usize) {
-        let mut number: HashMap<usize, usize> = HashMap::from([(0, 0)]);
+        let mut number: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        number[0] = Some(0);
         let mut order = vec![0];
         let mut i = 0;
         while let Some(&node) = order.get(i) {
             for rec in self.nodes[node] {
-                if let Rec::Node(child) = rec {
-                    if !number.contains_key(&child) {
-                        number.insert(child, order.len());
-                        order.push(child);
-                    }
+                if let Rec::Node(child) = rec
+                    && number[child].is_none()
+                {
+                    number[child] = Some(order.len());
+                    order.push(child);
                 }
             }
             i += 1;
@@ -188,7 +197,7 @@ impl Tree {
             for rec in self.nodes[node] {
                 let value = match rec {
                     Rec::Empty => node_count,
-                    Rec::Node(child) => number[&child],
+                    Rec::Node(child) => number[child].expect("reachable node is numbered"),
                     Rec::Data(offset) => node_count + 16 + offset,
                 };
                 assert!(value < 1 << 24, "record value {value} does not fit 24 bits");
@@ -201,7 +210,7 @@ impl Tree {
 
 /// The subset of the MaxMind DB data types this writer needs.
 enum Value {
-    Str(String),
+    Str(&'static str),
     U16(u16),
     U32(u32),
     U64(u64),
@@ -211,7 +220,11 @@ enum Value {
 
 /// Writes a control byte (type numbers from the spec; > 7 are extended) and the size.
 fn control(out: &mut Vec<u8>, type_num: u8, size: usize) {
-    let (first, ext) = if type_num > 7 { (0, Some(type_num - 7)) } else { (type_num << 5, None) };
+    let (first, ext) = if type_num > 7 {
+        (0, Some(type_num - 7))
+    } else {
+        (type_num << 5, None)
+    };
     let (marker, extra): (u8, Vec<u8>) = match size {
         0..29 => (size as u8, vec![]),
         29..285 => (29, vec![(size - 29) as u8]),
@@ -230,21 +243,19 @@ fn encode_uint(out: &mut Vec<u8>, type_num: u8, value: u64) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-fn encode_str(out: &mut Vec<u8>, s: &str) {
-    control(out, 2, s.len());
-    out.extend_from_slice(s.as_bytes());
-}
-
 fn encode(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Str(s) => encode_str(out, s),
+        Value::Str(s) => {
+            control(out, 2, s.len());
+            out.extend_from_slice(s.as_bytes());
+        }
         Value::U16(n) => encode_uint(out, 5, u64::from(*n)),
         Value::U32(n) => encode_uint(out, 6, u64::from(*n)),
         Value::U64(n) => encode_uint(out, 9, *n),
         Value::Map(pairs) => {
             control(out, 7, pairs.len());
             for (key, value) in pairs {
-                encode_str(out, key);
+                encode(out, &Value::Str(key));
                 encode(out, value);
             }
         }
