@@ -80,6 +80,11 @@ pub struct Settings {
           num_args = 0..=1, default_missing_value = "true")]
     pub honeypot_link: Option<bool>,
 
+    /// A MaxMind or DB-IP City/Country database (.mmdb): country and region are stored with each
+    /// event, looked up before the address is reduced. Without it, geography is unknown.
+    #[arg(long, env = "MAILBEACON_GEOIP", global = true, value_name = "FILE")]
+    pub geoip: Option<PathBuf>,
+
     /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -116,6 +121,7 @@ pub struct Resolved {
     pub internal_recipients: Vec<String>,
     pub internal_networks: Vec<IpNet>,
     pub honeypot_link: bool,
+    pub geoip: Option<PathBuf>,
 }
 
 impl Settings {
@@ -145,6 +151,7 @@ impl Settings {
             self.signing_key = file.signing_key;
         }
         self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
+        self.geoip = self.geoip.or(file.geoip);
         if self.internal_recipient.is_empty() {
             self.internal_recipient = file.internal_recipient;
         }
@@ -171,6 +178,7 @@ impl Settings {
             internal_recipients: self.internal_recipient,
             internal_networks: self.internal_network,
             honeypot_link: self.honeypot_link.unwrap_or(false),
+            geoip: self.geoip,
         }
     }
 }

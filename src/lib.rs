@@ -6,6 +6,7 @@ pub mod api;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod geo;
 pub mod ingest;
 pub mod instrument;
 pub mod messages;

@@ -4,6 +4,7 @@
 use crate::api;
 use crate::classify::Classifier;
 use crate::config::Resolved;
+use crate::geo::Geo;
 use crate::ingest::EventSender;
 use crate::messages::Registrar;
 use crate::store::Store;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub settings: Resolved,
     pub registrar: Registrar,
     pub classifier: Arc<Classifier>,
+    pub geo: Option<Arc<Geo>>,
     pub metrics: Option<PrometheusHandle>,
 }
 

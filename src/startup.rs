@@ -4,6 +4,7 @@
 use crate::api::auth;
 use crate::classify::{Classifier, Internal, ranges};
 use crate::config::{PublicUrl, Resolved};
+use crate::geo::Geo;
 use crate::ingest::GroupCommitWriter;
 use crate::messages::Registrar;
 use crate::server::{self, AppState};
@@ -150,6 +151,14 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let geo = match &ctx.settings.geoip {
+        Some(path) => {
+            let geo = Geo::open(path).map_err(anyhow::Error::msg)?;
+            println!("geography: {} ({})", path.display(), geo.describe());
+            Some(Arc::new(geo))
+        }
+        None => None,
+    };
     let (writer, events) = GroupCommitWriter::start(
         ctx.store.clone(),
         classifier.clone(),
@@ -157,6 +166,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     );
     let state = Arc::new(AppState {
         classifier,
+        geo,
         registrar: ctx.registrar(public_url.clone()),
         store: ctx.store.clone(),
         keys: ctx.keys.clone(),

@@ -140,7 +140,7 @@ pub fn to_csv(events: &[EventRecord]) -> csv::Result<Vec<u8>> {
 }
 
 /// The header of an empty CSV export (with events, it comes from [`EventRecord`]'s fields).
-const EVENT_CSV_COLUMNS: [&str; 17] = [
+const EVENT_CSV_COLUMNS: [&str; 19] = [
     "id",
     "kind",
     "received_at",
@@ -158,4 +158,6 @@ const EVENT_CSV_COLUMNS: [&str; 17] = [
     "client",
     "os",
     "device",
+    "country",
+    "region",
 ];

@@ -83,6 +83,9 @@ pub struct NewEvent {
     /// Not an event: a token of this message failed its signature check. Storage notes the time
     /// on the message (once) and answers [`RecordOutcome::FailedCheckNoted`].
     pub failed_check: bool,
+    /// From the full address, with `--geoip`.
+    pub country: Option<String>,
+    pub region: Option<String>,
 }
 
 /// What storing one event came to.
@@ -151,6 +154,10 @@ pub struct EventRecord {
     pub client: Option<String>,
     pub os: Option<String>,
     pub device: String,
+    /// ISO country code, with `--geoip`.
+    pub country: Option<String>,
+    /// ISO subdivision code, with `--geoip`.
+    pub region: Option<String>,
 }
 
 /// An imported address list (see `mailbeacon ranges import`).

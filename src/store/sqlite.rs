@@ -29,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_address_lists.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_geography.sql"),
+    ),
 ];
 
 /// Read connections kept open beyond this many are closed after use.
@@ -253,7 +257,7 @@ fn parse_kind(kind: &str) -> EventKind {
 
 const EVENT_COLUMNS: &str = "SELECT e.id, e.kind, e.received_at, e.campaign_id, e.message_id,
         m.recipient_id, l.url, e.method, e.user_agent, e.client_ip, e.class, e.reasons,
-        e.duplicate, e.internal, e.client, e.os, e.device
+        e.duplicate, e.internal, e.client, e.os, e.device, e.country, e.region
     FROM events e
     JOIN messages m ON m.id = e.message_id
     LEFT JOIN links l ON l.message_id = e.message_id AND l.link_no = e.link_no";
@@ -277,6 +281,8 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         client: r.get(14)?,
         os: r.get(15)?,
         device: r.get(16)?,
+        country: r.get(17)?,
+        region: r.get(18)?,
     })
 }
 
@@ -401,9 +407,10 @@ impl Store for SqliteStore {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO events (received_at, kind, campaign_id, message_id, link_no,
                                          method, user_agent, client_ip, headers, class, reasons,
-                                         duplicate, internal, ip_tags, client, os, device)
+                                         duplicate, internal, ip_tags, client, os, device,
+                                         country, region)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17)",
+                             ?16, ?17, ?18, ?19)",
                 )?;
                 for e in &batch {
                     if e.failed_check {
@@ -477,6 +484,8 @@ impl Store for SqliteStore {
                         info.client,
                         info.os,
                         info.device.as_str(),
+                        e.country,
+                        e.region,
                     ])?;
                     let event_id = tx.last_insert_rowid();
                     if verdict.reasons.contains(&REASON_BURST) {

@@ -139,6 +139,7 @@ fn event(
     headers: &HeaderMap,
 ) -> NewEvent {
     let addr = client_addr::client_addr(peer.ip(), headers, &app.settings.trusted_proxies);
+    let place = app.geo.as_ref().map(|g| g.lookup(addr)).unwrap_or_default();
     NewEvent {
         kind,
         tracking_id,
@@ -157,6 +158,8 @@ fn event(
         headers: kept_headers(headers),
         ip_tags: app.classifier.ranges.tags(addr),
         failed_check: false,
+        country: place.country,
+        region: place.region,
     }
 }
 

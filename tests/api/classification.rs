@@ -467,3 +467,104 @@ async fn the_hidden_honeypot_link_catches_machines() {
         events[0]
     );
 }
+
+#[tokio::test]
+async fn geography_comes_from_the_users_mmdb_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("test-city.mmdb");
+    crate::mmdb::write_city_db(
+        &db,
+        &[
+            crate::mmdb::GeoEntry {
+                network: "81.2.69.0/24",
+                country: "GB",
+                region: Some("ENG"),
+            },
+            crate::mmdb::GeoEntry {
+                network: "2001:db8::/32",
+                country: "DE",
+                region: Some("BY"),
+            },
+        ],
+    );
+    let app = TestApp::spawn_in(
+        dir,
+        &[
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--geoip",
+            db.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        app.stdout
+            .iter()
+            .any(|l| l.starts_with("geography: ") && l.contains("GeoIP2-City")),
+        "{:?}",
+        app.stdout
+    );
+    let campaign = app.create_campaign("Geo").await;
+    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(
+                ["uk", "de", "nowhere"]
+                    .iter()
+                    .map(
+                        |rid| json!({"recipient_id": rid, "html": "<p>hi</p>", "sent_at": sent_at})
+                    )
+                    .collect::<Vec<_>>()
+            ),
+        )
+        .await;
+    let msgs: Value = r.json().await.unwrap();
+    for (msg, ip) in msgs["messages"].as_array().unwrap().iter().zip([
+        "81.2.69.142",
+        "2001:db8::7",
+        "203.0.113.9",
+    ]) {
+        let r = app
+            .client
+            .get(msg["pixel_url"].as_str().unwrap())
+            .header("x-forwarded-for", ip)
+            .header(USER_AGENT, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let events = app.events(campaign).await;
+    let place = |i: usize| {
+        (
+            events[i]["country"].clone(),
+            events[i]["region"].clone(),
+            events[i]["client_ip"].clone(),
+        )
+    };
+    // Looked up from the full address; stored beside the truncated one.
+    assert_eq!(place(0), (json!("GB"), json!("ENG"), json!("81.2.69.0")));
+    assert_eq!(place(1), (json!("DE"), json!("BY"), json!("2001:db8::")));
+    assert_eq!(place(2), (Value::Null, Value::Null, json!("203.0.113.0")));
+
+    // A file that is not a database stops start-up with a message naming it.
+    let bad = app.dir.path().join("not.mmdb");
+    std::fs::write(&bad, "hello").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &app.db_url(),
+            "--geoip",
+            bad.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--geoip") && err.contains("not.mmdb"), "{err}");
+}

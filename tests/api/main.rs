@@ -5,4 +5,5 @@ mod cli;
 mod durability;
 mod errors;
 mod helpers;
+mod mmdb;
 mod tracker;
