@@ -356,7 +356,7 @@ async fn events_page_with_a_cursor_in_json_ndjson_and_csv() {
     assert_eq!(
         lines.next().unwrap(),
         "id,kind,received_at,campaign_id,message_id,recipient_id,link_url,method,user_agent,client_ip,\
-         class,reasons,duplicate,internal,client,os,device"
+         class,reasons,duplicate,internal,client,os,device,country,region"
     );
     let first = lines.next().unwrap();
     assert!(first.contains(",\"r,1\","), "quoted recipient: {first}");
