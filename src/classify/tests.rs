@@ -306,4 +306,34 @@ fn classify_timing() {
     }
     let per = start.elapsed() / iters as u32;
     println!("classify + client details: {per:?} per event (5 user agents, 3 earlier events)");
+    let start = std::time::Instant::now();
+    for i in 0..iters {
+        let ua = agents[i % agents.len()];
+        std::hint::black_box(CLASSIFIER.agents.client_info(Some(ua), Class::Human));
+    }
+    println!(
+        "  of which client details (agents seen before): {:?}",
+        start.elapsed() / iters as u32
+    );
+    let start = std::time::Instant::now();
+    let cold = 2_000;
+    for i in 0..cold {
+        let ua = format!(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{i}.0.0.0 Safari/537.36"
+        );
+        std::hint::black_box(CLASSIFIER.agents.client_info(Some(&ua), Class::Human));
+    }
+    println!(
+        "  client details of an agent never seen before: {:?}",
+        start.elapsed() / cold
+    );
+    let start = std::time::Instant::now();
+    for i in 0..iters {
+        let ua = agents[i % agents.len()];
+        std::hint::black_box(CLASSIFIER.agents.is_crawler(ua));
+    }
+    println!(
+        "  of which crawler list: {:?}",
+        start.elapsed() / iters as u32
+    );
 }
