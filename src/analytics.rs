@@ -54,8 +54,10 @@ impl std::fmt::Display for CampaignReport {
         )?;
         writeln!(
             f,
-            "readers         {} opened, {} clicked (machine activity left out)",
-            s.opens.unique_excluding_machine, s.clicks.unique_excluding_machine
+            "readers         {} opened ({} implied by a click), {} clicked (machine activity left out)",
+            s.opens.unique_excluding_machine,
+            s.click_implied_opens,
+            s.clicks.unique_excluding_machine
         )?;
         let classes: Vec<String> = s
             .by_class

@@ -129,6 +129,9 @@ pub struct CampaignStats {
     pub clicks: Counts,
     pub first_activity: Option<DateTime<Utc>>,
     pub last_activity: Option<DateTime<Utc>>,
+    /// Messages a reader clicked although no reader's pixel load was recorded (images blocked):
+    /// opened all the same, and counted in `opens.unique_excluding_machine`.
+    pub click_implied_opens: i64,
     /// Every class, including those with no events, in a fixed order.
     pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,
 }

@@ -643,7 +643,9 @@ impl Store for SqliteStore {
                         count(DISTINCT message_id) FILTER (WHERE kind = 'click'),
                         count(DISTINCT message_id)
                             FILTER (WHERE kind = 'click' AND class NOT IN ({machine})),
-                        min(received_at), max(received_at)
+                        min(received_at), max(received_at),
+                        count(DISTINCT message_id)
+                            FILTER (WHERE kind = 'open' AND class NOT IN ({machine}))
                      FROM events WHERE campaign_id = ?1"
                 ),
                 [id],
@@ -663,6 +665,7 @@ impl Store for SqliteStore {
                         },
                         first_activity: opt_ts(r.get(6)?)?,
                         last_activity: opt_ts(r.get(7)?)?,
+                        click_implied_opens: r.get::<_, i64>(2)? - r.get::<_, i64>(8)?,
                         by_class: Class::ALL
                             .iter()
                             .map(|c| (c.as_str(), ClassCounts::default()))
