@@ -170,6 +170,8 @@ async fn the_labelled_corpus_is_classified_as_labelled() {
         stats["clicks"]["unique_excluding_machine"], reader_clicks,
         "{stats}"
     );
+    // One message per row: every reader click is a message whose pixel no reader loaded.
+    assert_eq!(stats["click_implied_opens"], reader_clicks, "{stats}");
     for class in classes {
         let opens = rows
             .iter()
