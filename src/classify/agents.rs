@@ -1,4 +1,4 @@
-//! What a user agent says: client, OS and device (uap-core's regexes), whether it is a known
+//! What a user agent says: client and OS (uap-core's regexes) and the device type, whether it is a known
 //! crawler (the crawler-user-agents list), and our own list of email image proxies and security
 //! scanners (`data/user-agents/mail-machines.tsv`, each row with its evidence).
 
@@ -20,15 +20,43 @@ struct MailMachine {
     pattern: Regex,
 }
 
-/// What uap-core says about one user agent: client family, OS family, device family.
-type Parsed = (Option<String>, Option<String>, Option<String>);
+/// uap-core's client and OS parsers. Its ~630 device parsers (brand and model names) are left out:
+/// they took about half of the memory (the device type comes from the OS and a few tokens).
+struct Uap {
+    ua: ua_parser::user_agent::Extractor<'static>,
+    os: ua_parser::os::Extractor<'static>,
+}
+
+impl Uap {
+    fn build() -> Uap {
+        let regexes: ua_parser::Regexes<'static> =
+            serde_json::from_str(UAP_REGEXES).expect("data/user-agents/regexes.json");
+        let ua = regexes
+            .user_agent_parsers
+            .into_iter()
+            .try_fold(ua_parser::user_agent::Builder::new(), |b, p| b.push(p))
+            .and_then(|b| b.build().map_err(Into::into))
+            .expect("uap-core client regexes compile");
+        let os = regexes
+            .os_parsers
+            .into_iter()
+            .try_fold(ua_parser::os::Builder::new(), |b, p| b.push(p))
+            .expect("uap-core OS regexes parse")
+            .build()
+            .expect("uap-core OS regexes compile");
+        Uap { ua, os }
+    }
+}
+
+/// What uap-core says about one user agent: client family, OS family.
+type Parsed = (Option<String>, Option<String>);
 
 /// Parsed user agents kept; real traffic repeats a few hundred agents, and parsing one costs
 /// about 7 µs against well under 1 µs for a lookup.
 const PARSE_CACHE_SIZE: usize = 4096;
 
 pub struct Agents {
-    uap: LazyLock<ua_parser::Extractor<'static>>,
+    uap: LazyLock<Uap>,
     parsed: Mutex<HashMap<Box<str>, Parsed>>,
     crawlers: Regex,
     mail_machines: Vec<MailMachine>,
@@ -37,11 +65,7 @@ pub struct Agents {
 impl Agents {
     pub fn builtin() -> Agents {
         Agents {
-            uap: LazyLock::new(|| {
-                let regexes: ua_parser::Regexes<'static> =
-                    serde_json::from_str(UAP_REGEXES).expect("data/user-agents/regexes.json");
-                ua_parser::Extractor::try_from(regexes).expect("uap-core regexes compile")
-            }),
+            uap: LazyLock::new(Uap::build),
             parsed: Mutex::new(HashMap::with_capacity(PARSE_CACHE_SIZE)),
             crawlers: crawler_regex(CRAWLERS),
             mail_machines: mail_machines(MAIL_MACHINES),
@@ -70,14 +94,14 @@ impl Agents {
         let Some(ua) = ua.filter(|u| !u.is_empty()) else {
             return ClientInfo::default();
         };
-        let (client, os, device_family) = self.parse(ua);
+        let (client, os) = self.parse(ua);
         let device = match class {
             Class::AppleMpp
             | Class::GmailProxy
             | Class::YahooProxy
             | Class::MicrosoftProxy
             | Class::OtherProxy => DeviceType::Proxy,
-            _ => device_type(device_family.as_deref(), os.as_deref(), ua),
+            _ => device_type(os.as_deref(), ua),
         };
         ClientInfo { client, os, device }
     }
@@ -89,13 +113,17 @@ impl Agents {
         if let Some(hit) = cache.get(ua) {
             return hit.clone();
         }
-        let (client, os, device) = self.uap.extract(ua);
         let parsed = (
-            client
+            self.uap
+                .ua
+                .extract(ua)
                 .map(|c| c.family.into_owned())
                 .filter(|f| f != "Other"),
-            os.map(|o| o.os.into_owned()).filter(|f| f != "Other"),
-            device.map(|d| d.device.into_owned()),
+            self.uap
+                .os
+                .extract(ua)
+                .map(|o| o.os.into_owned())
+                .filter(|f| f != "Other"),
         );
         if cache.len() >= PARSE_CACHE_SIZE {
             // Crude but bounded: start over rather than track recency.
@@ -106,15 +134,15 @@ impl Agents {
     }
 }
 
-fn device_type(device: Option<&str>, os: Option<&str>, ua: &str) -> DeviceType {
-    match device {
-        Some("Spider") => return DeviceType::Unknown,
-        Some(d) if d.contains("iPad") || d.contains("Tablet") || d.contains("Kindle") => {
-            return DeviceType::Tablet;
-        }
-        _ => {}
+fn device_type(os: Option<&str>, ua: &str) -> DeviceType {
+    if ["iPad", "Tablet", "Kindle", "Silk/", "PlayBook"]
+        .iter()
+        .any(|t| ua.contains(t))
+    {
+        return DeviceType::Tablet;
     }
     match os {
+        // Android phones say "Mobile"; Android tablets do not.
         Some("Android") if !ua.contains("Mobile") => DeviceType::Tablet,
         Some("iOS" | "Android" | "Windows Phone" | "BlackBerry OS" | "KaiOS") => DeviceType::Mobile,
         Some(
