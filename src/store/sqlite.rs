@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_geography.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_drop_redundant_index.sql"),
+    ),
 ];
 
 /// Read connections kept open beyond this many are closed after use.
