@@ -85,6 +85,12 @@ pub struct Settings {
     #[arg(long, env = "MAILBEACON_GEOIP", global = true, value_name = "FILE")]
     pub geoip: Option<PathBuf>,
 
+    /// Seconds a client has to send its request line and headers before it is disconnected
+    /// (default 10).
+    #[arg(long, env = "MAILBEACON_HEADER_TIMEOUT", global = true, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: Option<u64>,
+
     /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -122,6 +128,7 @@ pub struct Resolved {
     pub internal_networks: Vec<IpNet>,
     pub honeypot_link: bool,
     pub geoip: Option<PathBuf>,
+    pub header_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -152,6 +159,7 @@ impl Settings {
         }
         self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
         self.geoip = self.geoip.or(file.geoip);
+        self.header_timeout = self.header_timeout.or(file.header_timeout);
         if self.internal_recipient.is_empty() {
             self.internal_recipient = file.internal_recipient;
         }
@@ -179,6 +187,7 @@ impl Settings {
             internal_networks: self.internal_network,
             honeypot_link: self.honeypot_link.unwrap_or(false),
             geoip: self.geoip,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),
         }
     }
 }

@@ -11,16 +11,22 @@ use crate::store::Store;
 use crate::token::KeyRing;
 use crate::track;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::State;
+use axum::http::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower_service::Service;
 
 /// What every handler can reach. Built once at start-up; nothing in it changes while serving.
 pub struct AppState {
@@ -48,21 +54,62 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Serves until `shutdown` completes, then lets requests in flight finish (each waits for its
 /// event's commit) before returning.
+/// Most bytes of request line and headers; beyond it hyper answers 431. Mail clients and proxies
+/// send well under 2 KiB.
+pub const MAX_REQUEST_HEAD: usize = 32 * 1024;
+
+/// Serves HTTP/1.1 until `shutdown` resolves, then stops accepting and waits (up to 30 s) for
+/// requests in flight. A client that does not finish sending its request line and headers within
+/// `header_timeout` is disconnected (slowloris).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
+    let app = router(state.clone());
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.settings.header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         // Small responses: send them now rather than waiting to coalesce.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+        let app = app.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut app = app.clone();
+            async move { app.call(req).await }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+            tracing::warn!("stopped waiting for open connections after 30 s");
+        }
+    }
+    Ok(())
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {

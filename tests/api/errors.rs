@@ -347,3 +347,53 @@ fn bad_settings_stop_the_cli_with_a_message() {
     );
     assert!(err.contains("/nonexistent/dir/mb.db"), "{err}");
 }
+
+/// Writes `request` on a fresh connection and reads until the server closes it (or 10 s pass).
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut conn = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut answer),
+    )
+    .await;
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn slow_and_oversized_request_heads_are_cut_off() {
+    let app = TestApp::spawn_with(&["--header-timeout", "1"]).await;
+
+    // Slowloris: half a request line, then nothing. The server hangs up after the header timeout.
+    let (answer, took) = raw_exchange(&app, b"GET /o/AAAA.gif HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // 100 KB of headers: refused with 431, nothing read beyond the limit.
+    let mut big = b"GET /o/AAAA.gif HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..1000 {
+        big.extend_from_slice(format!("X-Padding-{i}: {}\r\n", "a".repeat(90)).as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    let (answer, _) = raw_exchange(&app, &big).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+
+    // The server is unharmed.
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
