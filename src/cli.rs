@@ -74,6 +74,14 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         campaign: Option<CampaignId>,
     },
+    /// Remove every message, event and address of a recipient, across campaigns, and say what
+    /// was removed (a right-to-erasure request).
+    Erase {
+        #[arg(long, value_name = "RID")]
+        recipient: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a campaign's numbers.
     Stats {
         #[arg(long, value_name = "ID")]
@@ -368,6 +376,26 @@ async fn run_with_database(
                 started.elapsed().as_secs_f64(),
                 summary.changed
             )?;
+        }
+        Command::Erase { recipient, json } => {
+            let recipient = recipient.trim().to_string();
+            if recipient.is_empty() {
+                bail!("--recipient must not be empty");
+            }
+            let removed = ctx.store.erase_recipient(recipient.clone()).await?;
+            if json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"recipient_id": recipient, "removed": removed}),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "erased {recipient:?}: {} messages, {} links, {} events, {} opt-out records",
+                    removed.messages, removed.links, removed.events, removed.opt_outs
+                )?;
+            }
         }
         Command::Stats { campaign, json } => {
             let c = ctx

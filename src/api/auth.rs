@@ -38,6 +38,13 @@ impl Caller {
         }
     }
 
+    pub fn require_admin(self) -> Result<(), ApiError> {
+        match self.0 {
+            Scope::Admin => Ok(()),
+            other => Err(ApiError::Forbidden(other.as_str())),
+        }
+    }
+
     /// Per-recipient data is for admins and analysts; viewers see aggregates only.
     pub fn require_recipient_data(self) -> Result<(), ApiError> {
         self.require_write()

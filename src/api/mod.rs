@@ -6,13 +6,14 @@ pub mod error;
 mod events;
 mod json_body;
 mod messages;
+mod recipients;
 
 pub use campaigns::valid_name;
 pub use events::to_csv;
 
 use crate::server::AppState;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use std::sync::Arc;
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -21,5 +22,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/campaigns/{id}/stats", get(campaigns::stats))
         .route("/campaigns/{id}/messages", post(messages::create))
         .route("/events", get(events::list))
+        .route("/recipients/{id}", delete(recipients::erase))
+        .route("/recipients/{id}/opt-out", post(recipients::opt_out))
+        .route("/recipients/{id}/export", get(recipients::export))
         .fallback(|| async { error::ApiError::NoRoute })
 }

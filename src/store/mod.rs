@@ -102,6 +102,8 @@ pub enum RecordOutcome {
     UnknownLink,
     /// A failed check was noted (see [`NewEvent::failed_check`]).
     FailedCheckNoted,
+    /// The recipient opted out: answer as usual, but nothing was stored.
+    NotStored { destination: Option<String> },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -161,6 +163,34 @@ pub struct EventRecord {
     pub country: Option<String>,
     /// ISO subdivision code, with `--geoip`.
     pub region: Option<String>,
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Erasure {
+    pub messages: u64,
+    pub links: u64,
+    pub events: u64,
+    pub opt_outs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientMessage {
+    pub message_id: MessageId,
+    pub campaign_id: CampaignId,
+    pub campaign_name: String,
+    pub sent_at: DateTime<Utc>,
+    /// Destinations of the message's tracked links, in order.
+    pub links: Vec<String>,
+}
+
+/// Everything stored about one recipient.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientExport {
+    pub recipient_id: String,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub messages: Vec<RecipientMessage>,
+    pub events: Vec<EventRecord>,
 }
 
 /// An imported address list (see `mailbeacon ranges import`).
@@ -263,6 +293,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ReclassifySummary>;
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats>;
+
+    /// From now on, this recipient's opens and clicks are answered but not stored. Returns when
+    /// the recipient had opted out (the first time), if it had.
+    async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>>;
+    /// Removes every message, link, event and opt-out record of the recipient, across campaigns.
+    async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure>;
+    /// Everything stored about the recipient (a subject access request).
+    async fn recipient_export(&self, recipient_id: String) -> StoreResult<RecipientExport>;
 
     /// Address lists imported to replace the shipped ones.
     async fn address_lists(&self) -> StoreResult<Vec<AddressList>>;

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_drop_redundant_index.sql"),
     ),
+    (7, include_str!("../../migrations/sqlite/0007_opt_outs.sql")),
 ];
 
 /// Read connections kept open beyond this many are closed after use.
@@ -401,6 +402,8 @@ impl Store for SqliteStore {
                      WHERE message_id = ?1 ORDER BY id",
                 )?;
                 let mut burst = tx.prepare_cached(BURST_RELABEL)?;
+                let mut opted_out =
+                    tx.prepare_cached("SELECT 1 FROM opt_outs WHERE recipient_id = ?1")?;
                 let mut failed_check = tx.prepare_cached(
                     "UPDATE messages SET first_failed_check_at = ?2
                      WHERE tracking_id = ?1 AND first_failed_check_at IS NULL",
@@ -453,6 +456,10 @@ impl Store for SqliteStore {
                         }
                         None => None,
                     };
+                    if opted_out.exists([&recipient_id])? {
+                        outcomes.push(RecordOutcome::NotStored { destination });
+                        continue;
+                    }
                     let prior: Vec<Prior> = history
                         .query_map([message_id], prior_from_row)?
                         .collect::<rusqlite::Result<_>>()?;
@@ -578,6 +585,102 @@ impl Store for SqliteStore {
                 progress(summary.events, total as u64);
             }
             Ok(summary)
+        })
+        .await
+    }
+
+    async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO opt_outs (recipient_id, opted_out_at, source) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (recipient_id) DO NOTHING",
+                params![recipient_id, ts(Utc::now()), source],
+            )?;
+            let at: String = c.query_row(
+                "SELECT opted_out_at FROM opt_outs WHERE recipient_id = ?1",
+                [&recipient_id],
+                |r| r.get(0),
+            )?;
+            parse_ts(&at)
+        })
+        .await
+    }
+
+    async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let of_recipient = "SELECT id FROM messages WHERE recipient_id = ?1";
+            let erasure = Erasure {
+                events: tx.execute(
+                    &format!("DELETE FROM events WHERE message_id IN ({of_recipient})"),
+                    [&recipient_id],
+                )? as u64,
+                links: tx.execute(
+                    &format!("DELETE FROM links WHERE message_id IN ({of_recipient})"),
+                    [&recipient_id],
+                )? as u64,
+                messages: tx.execute(
+                    "DELETE FROM messages WHERE recipient_id = ?1",
+                    [&recipient_id],
+                )? as u64,
+                opt_outs: tx.execute(
+                    "DELETE FROM opt_outs WHERE recipient_id = ?1",
+                    [&recipient_id],
+                )? as u64,
+            };
+            tx.commit()?;
+            Ok(erasure)
+        })
+        .await
+    }
+
+    async fn recipient_export(&self, recipient_id: String) -> StoreResult<RecipientExport> {
+        self.read(move |c| {
+            let opted_out_at = c
+                .query_row(
+                    "SELECT opted_out_at FROM opt_outs WHERE recipient_id = ?1",
+                    [&recipient_id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .map(|t| parse_ts(&t))
+                .transpose()?;
+            let mut links = c.prepare_cached(
+                "SELECT url FROM links WHERE message_id = ?1 AND link_no > 0 ORDER BY link_no",
+            )?;
+            let mut messages: Vec<RecipientMessage> = c
+                .prepare_cached(
+                    "SELECT m.id, m.campaign_id, c.name, m.sent_at FROM messages m
+                     JOIN campaigns c ON c.id = m.campaign_id
+                     WHERE m.recipient_id = ?1 ORDER BY m.id",
+                )?
+                .query_map([&recipient_id], |r| {
+                    Ok(RecipientMessage {
+                        message_id: r.get(0)?,
+                        campaign_id: r.get(1)?,
+                        campaign_name: r.get(2)?,
+                        sent_at: parse_ts(&r.get::<_, String>(3)?)?,
+                        links: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for m in &mut messages {
+                m.links = links
+                    .query_map([m.message_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            let events = c
+                .prepare_cached(&format!(
+                    "{EVENT_COLUMNS} WHERE m.recipient_id = ?1 ORDER BY e.id"
+                ))?
+                .query_map([&recipient_id], event_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(RecipientExport {
+                recipient_id,
+                opted_out_at,
+                messages,
+                events,
+            })
         })
         .await
     }

@@ -62,8 +62,8 @@ pub async fn pixel(
         &headers,
     );
     match app.events.record(event).await {
-        Ok(RecordOutcome::Recorded { .. }) => {
-            metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => "recorded")
+        Ok(outcome @ (RecordOutcome::Recorded { .. } | RecordOutcome::NotStored { .. })) => {
+            metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => result_label(&outcome))
                 .increment(1);
             let (body, content_type): (&'static [u8], _) = if gif {
                 (&images::GIF, HeaderValue::from_static("image/gif"))
@@ -109,20 +109,10 @@ pub async fn click(
         Ok(RecordOutcome::Recorded {
             destination: Some(url),
             ..
-        }) => {
-            metrics::counter!("mailbeacon_track_requests_total", "route" => "click", "result" => "recorded")
-                .increment(1);
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::FOUND;
-            let h = response.headers_mut();
-            h.insert(header::LOCATION, location(&url));
-            no_cache(h);
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
-            response
-        }
+        }) => redirect(&url, "recorded"),
+        Ok(RecordOutcome::NotStored {
+            destination: Some(url),
+        }) => redirect(&url, "opted_out"),
         Ok(RecordOutcome::UnknownLink) => refused("click", "unknown_link"),
         Ok(_) => refused("click", "unknown_message"),
         Err(e) => unavailable("click", &e),
@@ -212,6 +202,28 @@ fn location(url: &str) -> HeaderValue {
 }
 
 /// 404 for anything that is not a genuine token of a known message: no event, one counter.
+fn redirect(url: &str, result: &'static str) -> Response {
+    metrics::counter!("mailbeacon_track_requests_total", "route" => "click", "result" => result)
+        .increment(1);
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    let h = response.headers_mut();
+    h.insert(header::LOCATION, location(url));
+    no_cache(h);
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn result_label(outcome: &RecordOutcome) -> &'static str {
+    match outcome {
+        RecordOutcome::NotStored { .. } => "opted_out",
+        _ => "recorded",
+    }
+}
+
 /// A well-formed token with a bad signature still names a message (if it was only altered, not
 /// forged from nothing): note it, since scanners probe altered links before following the real one.
 async fn note_failed_check(

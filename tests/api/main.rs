@@ -6,4 +6,5 @@ mod durability;
 mod errors;
 mod helpers;
 mod mmdb;
+mod privacy;
 mod tracker;

@@ -1,0 +1,202 @@
+//! Recipients' rights over HTTP, read back from the database itself: opt-out (answered, not
+//! stored), access (everything stored), erasure (nothing left), and who may use them.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@example.org";
+
+/// Every text value in every table of the database, to search for what must be gone.
+fn all_stored_text(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                if let Ok(rusqlite::types::ValueRef::Text(t)) = row.get_ref(i) {
+                    out.push(format!("{table}: {}", String::from_utf8_lossy(t)));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn stored_events_of(db: &std::path::Path, recipient: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM events e JOIN messages m ON m.id = e.message_id WHERE m.recipient_id = ?1",
+        [recipient],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn opt_out_access_and_erasure() {
+    let app = TestApp::spawn().await;
+    let html = "<p>Hi <a href=\"https://shop.example.com/a\">a</a></p>";
+    let a = app.create_campaign("A").await;
+    let b = app.create_campaign("B").await;
+    let alice_a = app.add_message(a, ALICE, html).await;
+    let bob_a = app.add_message(a, "bob", html).await;
+    let alice_b = app.add_message(b, ALICE, html).await;
+    let db = app.db_path();
+    let get = |url: &str| app.client.get(url.to_string()).send();
+
+    assert_eq!(
+        get(alice_a["pixel_url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(stored_events_of(&db, ALICE), 1);
+
+    // Opt-out: answered as before, nothing stored from now on, for mail sent before too.
+    let path = format!("/api/recipients/{}/opt-out", "alice%40example.org");
+    let r = app.api_post(&path, &json!({})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["recipient_id"], ALICE);
+    let again: Value = app.api_post(&path, &json!({})).await.json().await.unwrap();
+    assert_eq!(
+        again["opted_out_at"], first["opted_out_at"],
+        "repeating changes nothing"
+    );
+    let r = get(alice_b["pixel_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().len(), 43);
+    let click = click_urls(alice_a["html"].as_str().unwrap()).remove(0);
+    let r = get(&click).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"], "https://shop.example.com/a");
+    assert_eq!(
+        stored_events_of(&db, ALICE),
+        1,
+        "nothing stored after the opt-out"
+    );
+    assert_eq!(
+        get(bob_a["pixel_url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(stored_events_of(&db, "bob"), 1, "others are still tracked");
+
+    // Access: everything stored about her.
+    let export: Value = app
+        .api_get("/api/recipients/alice%40example.org/export")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["recipient_id"], ALICE);
+    assert!(export["opted_out_at"].is_string());
+    assert_eq!(export["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        export["messages"][0]["links"],
+        json!(["https://shop.example.com/a"])
+    );
+    assert_eq!(export["messages"][1]["campaign_name"], "B");
+    assert_eq!(export["events"].as_array().unwrap().len(), 1);
+
+    // Who may: viewers nothing, analysts no erasure.
+    let token = |scope: &str| {
+        let (ok, out, err) = cli(&app.db_url(), &["token", "create", "--scope", scope], None);
+        assert!(ok, "{err}");
+        out.trim().to_string()
+    };
+    let (viewer, analyst) = (token("viewer"), token("analyst"));
+    for (method, route) in [
+        (reqwest::Method::POST, "/api/recipients/x/opt-out"),
+        (reqwest::Method::GET, "/api/recipients/x/export"),
+        (reqwest::Method::DELETE, "/api/recipients/x"),
+    ] {
+        let r = app
+            .client
+            .request(method.clone(), app.url(route))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::FORBIDDEN,
+            "viewer on {method} {route}"
+        );
+    }
+    let r = app
+        .client
+        .delete(app.url("/api/recipients/x"))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .get(app.url("/api/recipients/x/export"))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Erasure: counts of what went, and nothing of hers left anywhere in the database.
+    let r = app
+        .client
+        .delete(app.url("/api/recipients/alice%40example.org"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let erased: Value = r.json().await.unwrap();
+    assert_eq!(
+        erased["removed"],
+        json!({"messages": 2, "links": 2, "events": 1, "opt_outs": 1})
+    );
+    let left: Vec<String> = all_stored_text(&db)
+        .into_iter()
+        .filter(|t| t.contains("alice"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(stored_events_of(&db, "bob"), 1);
+    let export: Value = app
+        .api_get("/api/recipients/alice%40example.org/export")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["messages"], json!([]));
+    // Her old mail's pixel names nothing any more.
+    assert_eq!(
+        get(alice_a["pixel_url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The same from the command line.
+    let (ok, out, err) = cli(&app.db_url(), &["erase", "--recipient", "bob"], None);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "erased \"bob\": 1 messages, 1 links, 1 events, 0 opt-out records"
+    );
+    assert_eq!(stored_events_of(&db, "bob"), 0);
+}
