@@ -41,8 +41,8 @@ pub struct Settings {
     #[serde(default, deserialize_with = "deserialize_cidrs")]
     pub trusted_proxy: Vec<IpNet>,
 
-    /// How much of the client address is stored: truncate (IPv4 /24, IPv6 /48), full or none
-    /// (default truncate).
+    /// How much of the client address is stored: truncate (IPv4 /24, IPv6 /48), hash (keyed,
+    /// the key changes daily), full or none (default truncate).
     #[arg(long, env = "MAILBEACON_CLIENT_IP", global = true, value_name = "MODE")]
     pub client_ip: Option<ClientIpMode>,
 
@@ -337,6 +337,9 @@ pub enum ClientIpMode {
     /// IPv4 to its /24, IPv6 to its /48.
     #[default]
     Truncate,
+    /// A keyed hash whose key changes every UTC day: the same address matches itself within a
+    /// day (one process), never across days.
+    Hash,
     Full,
     None,
 }

@@ -37,6 +37,7 @@ pub struct AppState {
     pub registrar: Registrar,
     pub classifier: Arc<Classifier>,
     pub geo: Option<Arc<Geo>>,
+    pub ip_salt: crate::track::client_addr::DailySalt,
     pub metrics: Option<PrometheusHandle>,
 }
 

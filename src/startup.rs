@@ -167,6 +167,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         classifier,
         geo,
+        ip_salt: Default::default(),
         registrar: ctx.registrar(public_url.clone()),
         store: ctx.store.clone(),
         keys: ctx.keys.clone(),

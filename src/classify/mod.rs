@@ -113,6 +113,9 @@ impl Verdict {
     }
 }
 
+/// The address-list tag given at arrival to addresses in `--internal-network`.
+pub const INTERNAL_NETWORK_TAG: &str = "internal-network";
+
 /// Which recipients and addresses are the sender's own (test sends, the office network).
 #[derive(Debug, Clone, Default)]
 pub struct Internal {
@@ -122,7 +125,10 @@ pub struct Internal {
 }
 
 impl Internal {
-    pub fn matches(&self, recipient_id: &str, ip: Option<IpAddr>) -> bool {
+    pub fn matches(&self, recipient_id: &str, ip: Option<IpAddr>, ip_tags: &[&str]) -> bool {
+        if ip_tags.contains(&INTERNAL_NETWORK_TAG) {
+            return true;
+        }
         let rid = recipient_id.to_ascii_lowercase();
         self.recipients.iter().any(|p| {
             let p = p.to_ascii_lowercase();
@@ -157,7 +163,9 @@ impl Classifier {
             class,
             reasons,
             duplicate: rules::is_duplicate(hit, history),
-            internal: self.internal.matches(hit.recipient_id, hit.client_ip),
+            internal: self
+                .internal
+                .matches(hit.recipient_id, hit.client_ip, hit.ip_tags),
         }
     }
 }

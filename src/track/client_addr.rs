@@ -80,9 +80,10 @@ fn normalize(addr: IpAddr) -> IpAddr {
 }
 
 /// The address as it may be stored under the privacy setting.
-pub fn stored_addr(addr: IpAddr, mode: ClientIpMode) -> Option<String> {
+pub fn stored_addr(addr: IpAddr, mode: ClientIpMode, salts: &DailySalt) -> Option<String> {
     match mode {
         ClientIpMode::None => None,
+        ClientIpMode::Hash => Some(salts.hash(addr)),
         ClientIpMode::Full => Some(addr.to_string()),
         ClientIpMode::Truncate => Some(match addr {
             IpAddr::V4(v4) => {
@@ -94,6 +95,50 @@ pub fn stored_addr(addr: IpAddr, mode: ClientIpMode) -> Option<String> {
                 Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
             }
         }),
+    }
+}
+
+/// The key of `--client-ip hash`: 32 random bytes per UTC day, held only in memory and replaced
+/// when the day changes, so that no one (not even with the database and the config) can tell
+/// whether two days' hashes come from the same address.
+pub struct DailySalt {
+    current: std::sync::Mutex<(chrono::NaiveDate, [u8; 32])>,
+}
+
+impl Default for DailySalt {
+    fn default() -> Self {
+        DailySalt {
+            current: std::sync::Mutex::new((chrono::NaiveDate::MIN, [0; 32])),
+        }
+    }
+}
+
+impl DailySalt {
+    /// `h:` and 16 hex digits of HMAC-SHA256(today's salt, address).
+    pub fn hash(&self, addr: IpAddr) -> String {
+        use hmac::{KeyInit, Mac};
+        let today = chrono::Utc::now().date_naive();
+        let salt = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if current.0 != today {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).expect("the operating system's random source failed");
+                *current = (today, fresh);
+            }
+            current.1
+        };
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&salt).expect("any key length");
+        match addr {
+            IpAddr::V4(v4) => mac.update(&v4.octets()),
+            IpAddr::V6(v6) => mac.update(&v6.octets()),
+        }
+        let tag = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(18);
+        out.push_str("h:");
+        for b in &tag[..8] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
     }
 }
 
@@ -178,20 +223,34 @@ mod tests {
 
     #[test]
     fn addresses_are_truncated_by_default() {
+        let salt = DailySalt::default();
         let v4 = "198.51.100.77".parse().unwrap();
         let v6 = "2001:db8:abcd:12:34::1".parse().unwrap();
         assert_eq!(
-            stored_addr(v4, ClientIpMode::Truncate).unwrap(),
+            stored_addr(v4, ClientIpMode::Truncate, &salt).unwrap(),
             "198.51.100.0"
         );
         assert_eq!(
-            stored_addr(v6, ClientIpMode::Truncate).unwrap(),
+            stored_addr(v6, ClientIpMode::Truncate, &salt).unwrap(),
             "2001:db8:abcd::"
         );
         assert_eq!(
-            stored_addr(v4, ClientIpMode::Full).unwrap(),
+            stored_addr(v4, ClientIpMode::Full, &salt).unwrap(),
             "198.51.100.77"
         );
-        assert_eq!(stored_addr(v4, ClientIpMode::None), None);
+        assert_eq!(stored_addr(v4, ClientIpMode::None, &salt), None);
+        let hashed = stored_addr(v4, ClientIpMode::Hash, &salt).unwrap();
+        assert!(hashed.starts_with("h:") && hashed.len() == 18, "{hashed}");
+        assert_eq!(
+            stored_addr(v4, ClientIpMode::Hash, &salt).unwrap(),
+            hashed,
+            "stable within a day"
+        );
+        assert_ne!(stored_addr(v6, ClientIpMode::Hash, &salt).unwrap(), hashed);
+        assert_ne!(
+            stored_addr(v4, ClientIpMode::Hash, &DailySalt::default()).unwrap(),
+            hashed,
+            "another key, another hash"
+        );
     }
 }

@@ -144,9 +144,22 @@ fn event(
             let ua = String::from_utf8_lossy(v.as_bytes());
             truncate(&ua, MAX_USER_AGENT).to_string()
         }),
-        client_ip: client_addr::stored_addr(addr, app.settings.client_ip),
+        client_ip: client_addr::stored_addr(addr, app.settings.client_ip, &app.ip_salt),
         headers: kept_headers(headers),
-        ip_tags: app.classifier.ranges.tags(addr),
+        ip_tags: {
+            let mut tags = app.classifier.ranges.tags(addr);
+            // Decided on the full address: the stored one may be truncated, hashed or absent.
+            if app
+                .classifier
+                .internal
+                .networks
+                .iter()
+                .any(|n| n.contains(&addr))
+            {
+                tags.push(crate::classify::INTERNAL_NETWORK_TAG);
+            }
+            tags
+        },
         failed_check: false,
         country: place.country,
         region: place.region,

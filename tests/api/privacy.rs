@@ -200,3 +200,81 @@ async fn opt_out_access_and_erasure() {
     );
     assert_eq!(stored_events_of(&db, "bob"), 0);
 }
+
+#[tokio::test]
+async fn client_addresses_are_stored_only_as_the_mode_says() {
+    let html = "<p>hi</p>";
+    for (mode, expect) in [
+        ("truncate", "truncated"),
+        ("hash", "hashed"),
+        ("none", "absent"),
+        ("full", "full"),
+    ] {
+        let app = TestApp::spawn_with(&[
+            "--client-ip",
+            mode,
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--internal-network",
+            "198.51.100.0/24",
+        ])
+        .await;
+        let campaign = app.create_campaign(mode).await;
+        let msg = app.add_message(campaign, "r1", html).await;
+        for ip in ["203.0.113.77", "203.0.113.77", "198.51.100.23"] {
+            let r = app
+                .client
+                .get(msg["pixel_url"].as_str().unwrap())
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+        let rows: Vec<(Option<String>, bool)> = conn
+            .prepare("SELECT client_ip, internal FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let text = all_stored_text(&app.db_path()).join("\n");
+        // The office network is flagged whatever is kept of the address.
+        assert_eq!(
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            [false, false, true],
+            "{mode}"
+        );
+        match expect {
+            "truncated" => {
+                assert_eq!(rows[0].0.as_deref(), Some("203.0.113.0"));
+                assert!(
+                    !text.contains("203.0.113.77") && !text.contains("198.51.100.23"),
+                    "{text}"
+                );
+            }
+            "hashed" => {
+                let h = rows[0].0.clone().unwrap();
+                assert!(h.starts_with("h:"), "{h}");
+                assert_eq!(
+                    rows[1].0, rows[0].0,
+                    "the same address, the same day: the same hash"
+                );
+                assert_ne!(rows[2].0, rows[0].0);
+                assert!(
+                    !text.contains("203.0.113") && !text.contains("198.51.100"),
+                    "{text}"
+                );
+            }
+            "absent" => {
+                assert!(rows.iter().all(|r| r.0.is_none()));
+                assert!(
+                    !text.contains("203.0.113") && !text.contains("198.51.100"),
+                    "{text}"
+                );
+            }
+            _ => assert_eq!(rows[0].0.as_deref(), Some("203.0.113.77")),
+        }
+    }
+}
