@@ -257,6 +257,7 @@ async fn run_with_database(
             writeln!(out, "{}", message.pixel_url)?;
         }
         Command::Token(TokenCommand::Create { scope, json }) => {
+            ctx.audit_cli("create_token", scope.as_str()).await?;
             let token = auth::generate_token();
             ctx.store
                 .create_api_token(auth::hash_token(&token), scope)
@@ -382,6 +383,8 @@ async fn run_with_database(
             if recipient.is_empty() {
                 bail!("--recipient must not be empty");
             }
+            ctx.audit_cli("erase_recipient", &api::recipient_ref(&recipient))
+                .await?;
             let removed = ctx.store.erase_recipient(recipient.clone()).await?;
             if json {
                 serde_json::to_writer(

@@ -98,6 +98,20 @@ impl Context {
         Ok(classifier)
     }
 
+    /// Notes in the audit log that someone at the command line did `action` to `target`.
+    pub async fn audit_cli(&self, action: &str, target: &str) -> anyhow::Result<()> {
+        self.store
+            .audit(crate::store::AuditEntry {
+                at: chrono::Utc::now(),
+                actor: "cli".into(),
+                scope: "admin".into(),
+                action: action.into(),
+                target: target.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The public URL from the settings, or the one a server on the default listen address would have.
     pub fn public_url(&self) -> PublicUrl {
         self.settings

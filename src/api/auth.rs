@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use crate::server::AppState;
-use crate::store::Scope;
+use crate::store::{AuditEntry, Scope};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -27,22 +27,39 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 
 /// The verified caller of an API request.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller(pub Scope);
+pub struct Caller {
+    pub token_id: i64,
+    pub scope: Scope,
+}
 
 impl Caller {
     /// Campaigns and messages may be created by admins and analysts.
     pub fn require_write(self) -> Result<(), ApiError> {
-        match self.0 {
+        match self.scope {
             Scope::Admin | Scope::Analyst => Ok(()),
             Scope::Viewer => Err(ApiError::Forbidden("viewer")),
         }
     }
 
     pub fn require_admin(self) -> Result<(), ApiError> {
-        match self.0 {
+        match self.scope {
             Scope::Admin => Ok(()),
             other => Err(ApiError::Forbidden(other.as_str())),
         }
+    }
+
+    /// Notes in the audit log that this caller did `action` to `target`.
+    pub async fn audit(self, app: &AppState, action: &str, target: &str) -> Result<(), ApiError> {
+        app.store
+            .audit(AuditEntry {
+                at: chrono::Utc::now(),
+                actor: format!("token:{}", self.token_id),
+                scope: self.scope.as_str().into(),
+                action: action.into(),
+                target: target.into(),
+            })
+            .await?;
+        Ok(())
     }
 
     /// Per-recipient data is for admins and analysts; viewers see aggregates only.
@@ -73,7 +90,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(ApiError::InvalidToken);
         }
         match app.store.api_token_scope(hash_token(token)).await? {
-            Some(scope) => Ok(Caller(scope)),
+            Some((token_id, scope)) => Ok(Caller { token_id, scope }),
             None => Err(ApiError::InvalidToken),
         }
     }

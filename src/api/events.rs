@@ -70,6 +70,8 @@ pub async fn list(
                 ApiError::Invalid(format!("limit must be a number from 1 to {MAX_LIMIT}"))
             })?,
     };
+    let target = campaign.map_or("all campaigns".to_string(), |c| format!("campaign {c}"));
+    caller.audit(&app, "read_events", &target).await?;
     let events = app
         .store
         .events(EventQuery {

@@ -10,6 +10,7 @@ mod recipients;
 
 pub use campaigns::valid_name;
 pub use events::to_csv;
+pub use recipients::recipient_ref;
 
 use crate::server::AppState;
 use axum::Router;
@@ -25,5 +26,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/recipients/{id}", delete(recipients::erase))
         .route("/recipients/{id}/opt-out", post(recipients::opt_out))
         .route("/recipients/{id}/export", get(recipients::export))
+        .route("/audit", get(recipients::audit_log))
         .fallback(|| async { error::ApiError::NoRoute })
 }

@@ -165,6 +165,19 @@ pub struct EventRecord {
     pub region: Option<String>,
 }
 
+/// One line of the audit log: who did what to which data.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// `token:ID` or `cli`.
+    pub actor: String,
+    pub scope: String,
+    /// `read_events`, `export_recipient`, `opt_out`, `erase_recipient`, `create_token`.
+    pub action: String,
+    /// What it was done to: a recipient id, a campaign, or `all`.
+    pub target: String,
+}
+
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Erasure {
@@ -320,7 +333,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8>;
 
     async fn create_api_token(&self, token_hash: [u8; 32], scope: Scope) -> StoreResult<()>;
-    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<Scope>>;
+    /// The id and scope of the API token with this hash.
+    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>>;
+    async fn audit(&self, entry: AuditEntry) -> StoreResult<()>;
+    /// Audit entries with an id above `after`, oldest first.
+    async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>>;
     async fn api_token_count(&self) -> StoreResult<i64>;
 }
 

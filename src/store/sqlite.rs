@@ -38,6 +38,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0006_drop_redundant_index.sql"),
     ),
     (7, include_str!("../../migrations/sqlite/0007_opt_outs.sql")),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_audit_log.sql"),
+    ),
 ];
 
 /// Read connections kept open beyond this many are closed after use.
@@ -879,13 +883,53 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<Scope>> {
+    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>> {
         self.read(move |c| {
-            let scope: Option<String> = c
-                .prepare_cached("SELECT scope FROM api_tokens WHERE token_hash = ?1")?
-                .query_row([&token_hash[..]], |r| r.get(0))
+            let row: Option<(i64, String)> = c
+                .prepare_cached("SELECT id, scope FROM api_tokens WHERE token_hash = ?1")?
+                .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            Ok(scope.as_deref().and_then(Scope::parse))
+            Ok(row.and_then(|(id, scope)| Some((id, Scope::parse(&scope)?))))
+        })
+        .await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO audit_log (at, actor, scope, action, target) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                ts(entry.at),
+                entry.actor,
+                entry.scope,
+                entry.action,
+                entry.target
+            ])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, at, actor, scope, action, target FROM audit_log
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![after, limit as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    AuditEntry {
+                        at: parse_ts(&r.get::<_, String>(1)?)?,
+                        actor: r.get(2)?,
+                        scope: r.get(3)?,
+                        action: r.get(4)?,
+                        target: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect()
         })
         .await
     }

@@ -199,6 +199,58 @@ async fn opt_out_access_and_erasure() {
         "erased \"bob\": 1 messages, 1 links, 1 events, 0 opt-out records"
     );
     assert_eq!(stored_events_of(&db, "bob"), 0);
+
+    // The audit log says who did what, for admins only, naming recipients by a hash of their id.
+    let r#ref = |id: &str| {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(id.as_bytes());
+        format!(
+            "recipient sha256:{}",
+            d[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    let (alice, x, bob) = (r#ref(ALICE), r#ref("x"), r#ref("bob"));
+    let r = app
+        .client
+        .get(app.url("/api/audit"))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let log: Value = app.api_get("/api/audit").await.json().await.unwrap();
+    let lines: Vec<String> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["actor"].as_str().unwrap(),
+                e["scope"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("token:1 admin opt_out {alice}"),
+            format!("token:1 admin opt_out {alice}"),
+            format!("token:1 admin export_recipient {alice}"),
+            "cli admin create_token viewer".into(),
+            "cli admin create_token analyst".into(),
+            format!("token:3 analyst export_recipient {x}"),
+            format!("token:1 admin erase_recipient {alice}"),
+            format!("token:1 admin export_recipient {alice}"),
+            format!("cli admin erase_recipient {bob}"),
+        ],
+        "{log}"
+    );
 }
 
 #[tokio::test]
