@@ -193,25 +193,13 @@ async fn the_labelled_corpus_is_classified_as_labelled() {
 async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
     let app = TestApp::spawn().await;
     let campaign = app.create_campaign("Reclassify").await;
-    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let html = "<p><a href=\"https://shop.example.com/\">shop</a></p>";
-    let r = app
-        .api_post(
-            &format!("/api/campaigns/{campaign}/messages"),
-            &json!(
-                ["r-reader", "r-apple", "r-script"]
-                    .iter()
-                    .map(|rid| json!({"recipient_id": rid, "html": html, "sent_at": sent_at}))
-                    .collect::<Vec<_>>()
-            ),
-        )
+    let msgs = app
+        .register_sent(campaign, &["r-reader", "r-apple", "r-script"], html, 1)
         .await;
-    let msgs: Value = r.json().await.unwrap();
-    let msgs = msgs["messages"].as_array().unwrap();
-    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
     let get = |url: String, ua: &'static str| app.client.get(url).header(USER_AGENT, ua).send();
     assert!(
-        get(msgs[0]["pixel_url"].as_str().unwrap().into(), chrome)
+        get(msgs[0]["pixel_url"].as_str().unwrap().into(), CHROME)
             .await
             .unwrap()
             .status()
@@ -301,27 +289,18 @@ async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
 async fn a_click_after_an_altered_token_of_the_same_message_is_a_scanner() {
     let app = TestApp::spawn().await;
     let campaign = app.create_campaign("Probe").await;
-    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
     let html = "<p><a href=\"https://shop.example.com/\">shop</a></p>";
-    let r = app
-        .api_post(
-            &format!("/api/campaigns/{campaign}/messages"),
-            &json!([
-                {"recipient_id": "probed", "html": html, "sent_at": sent_at},
-                {"recipient_id": "reader", "html": html, "sent_at": sent_at},
-            ]),
-        )
+    let msgs = app
+        .register_sent(campaign, &["probed", "reader"], html, 2)
         .await;
-    let msgs: Value = r.json().await.unwrap();
-    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-    let probed = click_urls(msgs["messages"][0]["html"].as_str().unwrap()).remove(0);
+    let probed = click_urls(msgs[0]["html"].as_str().unwrap()).remove(0);
     let mut altered = probed.clone();
     let last = altered.pop().unwrap();
     altered.push(if last == 'A' { 'B' } else { 'A' });
-    let get = |url: String| app.client.get(url).header(USER_AGENT, chrome).send();
+    let get = |url: String| app.client.get(url).header(USER_AGENT, CHROME).send();
     assert_eq!(get(altered).await.unwrap().status(), StatusCode::NOT_FOUND);
     assert_eq!(get(probed).await.unwrap().status(), StatusCode::FOUND);
-    let reader = click_urls(msgs["messages"][1]["html"].as_str().unwrap()).remove(0);
+    let reader = click_urls(msgs[1]["html"].as_str().unwrap()).remove(0);
     assert_eq!(get(reader).await.unwrap().status(), StatusCode::FOUND);
 
     let events = app.events(campaign).await;
@@ -339,19 +318,11 @@ async fn a_click_after_an_altered_token_of_the_same_message_is_a_scanner() {
 async fn an_imported_address_list_replaces_the_shipped_one() {
     let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1"]).await;
     let campaign = app.create_campaign("Import").await;
-    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let r = app
-        .api_post(
-            &format!("/api/campaigns/{campaign}/messages"),
-            &json!({"recipient_id": "r1", "html": "<p>hi</p>", "sent_at": sent_at}),
-        )
-        .await;
-    let msg: Value = r.json().await.unwrap();
-    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let msgs = app.register_sent(campaign, &["r1"], "<p>hi</p>", 1).await;
     let r = app
         .client
-        .get(msg["messages"][0]["pixel_url"].as_str().unwrap())
-        .header(USER_AGENT, chrome)
+        .get(msgs[0]["pixel_url"].as_str().unwrap())
+        .header(USER_AGENT, CHROME)
         .header("x-forwarded-for", "192.0.2.50")
         .send()
         .await
@@ -435,24 +406,16 @@ async fn an_imported_address_list_replaces_the_shipped_one() {
 async fn the_hidden_honeypot_link_catches_machines() {
     let app = TestApp::spawn_with(&["--honeypot-link"]).await;
     let campaign = app.create_campaign("Honeypot").await;
-    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let r = app
-        .api_post(
-            &format!("/api/campaigns/{campaign}/messages"),
-            &json!({"recipient_id": "r1", "sent_at": sent_at,
-                    "html": "<html><body><a href=\"https://shop.example.com/\">shop</a></body></html>"}),
-        )
-        .await;
-    let msg: Value = r.json().await.unwrap();
-    let html = msg["messages"][0]["html"].as_str().unwrap();
+    let html = "<html><body><a href=\"https://shop.example.com/\">shop</a></body></html>";
+    let msgs = app.register_sent(campaign, &["r1"], html, 1).await;
+    let html = msgs[0]["html"].as_str().unwrap();
     let urls = click_urls(html);
     assert_eq!(urls.len(), 2, "the real link and the hidden one: {html}");
     assert!(html.contains("aria-hidden=\"true\""), "{html}");
-    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
     let r = app
         .client
         .get(&urls[1])
-        .header(USER_AGENT, chrome)
+        .header(USER_AGENT, CHROME)
         .send()
         .await
         .unwrap();
@@ -508,26 +471,13 @@ async fn geography_comes_from_the_users_mmdb_file() {
         app.stdout
     );
     let campaign = app.create_campaign("Geo").await;
-    let sent_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let r = app
-        .api_post(
-            &format!("/api/campaigns/{campaign}/messages"),
-            &json!(
-                ["uk", "de", "nowhere"]
-                    .iter()
-                    .map(
-                        |rid| json!({"recipient_id": rid, "html": "<p>hi</p>", "sent_at": sent_at})
-                    )
-                    .collect::<Vec<_>>()
-            ),
-        )
+    let msgs = app
+        .register_sent(campaign, &["uk", "de", "nowhere"], "<p>hi</p>", 1)
         .await;
-    let msgs: Value = r.json().await.unwrap();
-    for (msg, ip) in msgs["messages"].as_array().unwrap().iter().zip([
-        "81.2.69.142",
-        "2001:db8::7",
-        "203.0.113.9",
-    ]) {
+    for (msg, ip) in msgs
+        .iter()
+        .zip(["81.2.69.142", "2001:db8::7", "203.0.113.9"])
+    {
         let r = app
             .client
             .get(msg["pixel_url"].as_str().unwrap())

@@ -12,6 +12,9 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
 
+/// A desktop browser, for requests that should look like a person's.
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
 pub struct TestApp {
     pub base: String,
     pub admin_token: String,
@@ -138,6 +141,30 @@ impl TestApp {
             .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         r.json::<Value>().await.unwrap()["messages"][0].clone()
+    }
+
+    /// Registers one message per recipient with the same HTML, sent `hours_ago` hours ago (so that
+    /// requests now do not look like delivery-time scans); returns the message objects in order.
+    pub async fn register_sent(
+        &self,
+        campaign: i64,
+        recipients: &[&str],
+        html: &str,
+        hours_ago: i64,
+    ) -> Vec<Value> {
+        let sent_at = (chrono::Utc::now() - chrono::Duration::hours(hours_ago)).to_rfc3339();
+        let body: Vec<Value> = recipients
+            .iter()
+            .map(|rid| json!({"recipient_id": rid, "html": html, "sent_at": sent_at}))
+            .collect();
+        let r = self
+            .api_post(&format!("/api/campaigns/{campaign}/messages"), &json!(body))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub async fn stats(&self, campaign: i64) -> Value {
