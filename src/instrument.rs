@@ -831,49 +831,4 @@ mod tests {
                 .ends_with(&format!("</script>\n{}</BODY>\n</html>\n", pixel_tag()))
         );
     }
-
-    /// Manual timing check, run with:
-    /// `cargo test --release -- --ignored --nocapture timing`
-    #[test]
-    #[ignore]
-    fn timing_100kb_email() {
-        let mut html = String::from(EMAIL);
-        let body_end = html.find("</BODY>").unwrap();
-        let mut extra = String::new();
-        let mut i = 0;
-        while extra.len() + EMAIL.len() < 100_000 {
-            i += 1;
-            extra.push_str(&format!(
-                "<tr><td style=\"padding:8px;font-family:Arial\"><p>Artikel {i}: Grüße — 日本 &amp; \
-                 mehr Text für die Zeile, damit es realistisch lang wird. Lorem ipsum dolor sit amet, \
-                 consectetur adipiscing elit, sed do eiusmod tempor.</p><!-- row {i} -->\
-                 <a href=\"https://shop.test/p/{i}?utm_source=mail&amp;utm_medium=email\" \
-                 style=\"color:#06c\">Ansehen</a></td></tr>\n"
-            ));
-        }
-        html.insert_str(body_end, &format!("<table>{extra}</table>"));
-        let opts = InstrumentOptions {
-            pixel_url: PIXEL,
-            click_url: &click,
-            max_links: 10_000,
-            honeypot_url: None,
-        };
-        let out = instrument(&html, &opts).unwrap();
-        if let Ok(p) = std::env::var("DUMP") {
-            std::fs::write(p, &html).unwrap();
-        }
-        let iters = 2000;
-        let start = std::time::Instant::now();
-        for _ in 0..iters {
-            std::hint::black_box(instrument(std::hint::black_box(&html), &opts).unwrap());
-        }
-        let per = start.elapsed() / iters;
-        println!(
-            "{} bytes, {} links: {:?} per call ({:.0} MB/s)",
-            html.len(),
-            out.links.len(),
-            per,
-            html.len() as f64 / per.as_secs_f64() / 1e6
-        );
-    }
 }

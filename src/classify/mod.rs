@@ -157,6 +157,11 @@ impl Classifier {
         }
     }
 
+    /// Classifies a stored event with no earlier events of its message, with client details.
+    pub fn classify_stored(&self, hit: &StoredHit) -> (Verdict, ClientInfo) {
+        hit.classify(self, &[])
+    }
+
     pub fn classify(&self, hit: &Hit, history: &[Prior]) -> Verdict {
         let (class, reasons) = rules::decide(&self.agents, hit, history);
         Verdict {

@@ -1,0 +1,124 @@
+//! Micro-benchmarks of the per-request and per-message work: token signing and checking,
+//! classification, HTML instrumentation. `cargo bench --bench micro` prints the figures;
+//! `cargo test` runs each once.
+
+use divan::{Bencher, black_box, counter::BytesCount};
+use mailbeacon::classify::{Classifier, Internal, StoredHit};
+use mailbeacon::instrument::{InstrumentOptions, instrument};
+use mailbeacon::store::EventKind;
+use mailbeacon::token::{KeyRing, SigningKey};
+
+fn main() {
+    divan::main();
+}
+
+fn ring() -> KeyRing {
+    KeyRing::new(&[SigningKey::generate(1), SigningKey::generate(2)]).unwrap()
+}
+
+#[divan::bench]
+fn sign_open_token(b: Bencher) {
+    let ring = ring();
+    b.bench(|| ring.sign_open(black_box(0x1234_5678_9abc_def0)));
+}
+
+#[divan::bench]
+fn verify_open_token(b: Bencher) {
+    let ring = ring();
+    let token = ring.sign_open(42);
+    b.bench(|| ring.verify_open(black_box(&token)).unwrap());
+}
+
+#[divan::bench]
+fn verify_click_token_forged(b: Bencher) {
+    let ring = ring();
+    let mut token = ring.sign_click(42, 3);
+    token.replace_range(30..31, if &token[30..31] == "A" { "B" } else { "A" });
+    b.bench(|| ring.verify_click(black_box(&token)).is_err());
+}
+
+/// A newsletter of about 100 KB with ~280 links, like the ones senders send.
+fn email_100kb() -> String {
+    let mut html = String::from(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>td{padding:8px}</style></head><body><table>",
+    );
+    let mut i = 0;
+    while html.len() < 100_000 {
+        i += 1;
+        html.push_str(&format!(
+            "<tr><td style=\"font-family:Arial\"><p>Artikel {i}: Grüße — 日本 &amp; mehr Text für die \
+             Zeile. Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p><!-- row {i} -->\
+             <a href=\"https://shop.test/p/{i}?utm_source=mail&amp;utm_medium=email\">Ansehen</a></td></tr>\n"
+        ));
+    }
+    html.push_str(
+        "</table><a href=\"https://shop.test/unsubscribe\">Unsubscribe</a></body></html>",
+    );
+    html
+}
+
+#[divan::bench]
+fn instrument_100kb_email(b: Bencher) {
+    let html = email_100kb();
+    let click = |n: u32| format!("https://t.example.com/c/AbK9XSdewulrAAFvyY8_PYS3FnlVlT6g{n:04}");
+    let opts = InstrumentOptions {
+        pixel_url: "https://t.example.com/o/AbK9XSdewulrNUljfY_0HCVRUVxz1kcXuQ.gif",
+        click_url: &click,
+        max_links: 10_000,
+        honeypot_url: None,
+    };
+    b.counter(BytesCount::of_str(&html))
+        .bench_local(|| instrument(black_box(&html), &opts).unwrap());
+}
+
+const AGENTS: [&str; 5] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+    "python-requests/2.31.0",
+    "Mozilla/5.0",
+];
+
+fn hit(ua: &str) -> StoredHit<'_> {
+    let now = chrono::Utc::now();
+    StoredHit {
+        kind: EventKind::Click,
+        link_no: Some(1),
+        method: "GET",
+        user_agent: Some(ua),
+        client_ip: Some("203.0.113.0"),
+        headers: None,
+        ip_tags: "",
+        received_at: now,
+        sent_at: now - chrono::Duration::hours(1),
+        failed_check_at: None,
+        recipient_id: "r-1",
+    }
+}
+
+/// One event with its client details, user agents seen before (the usual case).
+#[divan::bench]
+fn classify_event(b: Bencher) {
+    let classifier = Classifier::builtin(Internal::default());
+    for ua in AGENTS {
+        classifier.classify_stored(&hit(ua));
+    }
+    let mut i = 0;
+    b.bench_local(|| {
+        i = (i + 1) % AGENTS.len();
+        classifier.classify_stored(black_box(&hit(AGENTS[i])))
+    });
+}
+
+/// One event whose user agent was never seen (parsed by uap-core).
+#[divan::bench]
+fn classify_event_new_agent(b: Bencher) {
+    let classifier = Classifier::builtin(Internal::default());
+    classifier.classify_stored(&hit(AGENTS[0]));
+    let mut i = 0u64;
+    b.bench_local(|| {
+        i += 1;
+        let ua = format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{i}.0.0.0 Safari/537.36");
+        classifier.classify_stored(black_box(&hit(&ua)))
+    });
+}
