@@ -56,6 +56,10 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
+class LoadFailed(Exception):
+    pass
+
+
 def wrk(url, paths_file, connections, seconds, threads):
     env = dict(os.environ, PATHS_FILE=paths_file)
     out = subprocess.run(
@@ -65,7 +69,7 @@ def wrk(url, paths_file, connections, seconds, threads):
     )
     m = re.search(r"^RESULT (.*)$", out.stdout, re.M)
     if not m:
-        sys.exit(f"wrk failed:\n{out.stdout}\n{out.stderr}")
+        raise LoadFailed(f"wrk failed:\n{out.stdout}\n{out.stderr}")
     r = json.loads(m.group(1))
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     return r
@@ -195,15 +199,18 @@ def main():
         port = free_port()
         db_path = os.path.join(workdir, "mb.db")
         proc, token = start_mailbeacon(args.binary, workdir, port, f"sqlite://{db_path}")
-        base = f"http://127.0.0.1:{port}"
-        campaign, opens, clicks = register(base, token, args.recipients)
-        results = {}
-        for kind, paths in (("pixel", opens), ("click", clicks)):
-            f = write_paths(workdir, f"mb-{kind}.txt", paths)
-            results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads)
-        results["peak_mb"] = peak_rss_mb(proc.pid)
-        proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            campaign, opens, clicks = register(base, token, args.recipients)
+            results = {}
+            for kind, paths in (("pixel", opens), ("click", clicks)):
+                f = write_paths(workdir, f"mb-{kind}.txt", paths)
+                results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads)
+            results["peak_mb"] = peak_rss_mb(proc.pid)
+        finally:
+            # Also when wrk fails: never leave a server behind.
+            proc.terminate()
+            proc.wait(timeout=60)
         with sqlite3.connect(db_path) as c:
             stored = dict(c.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
 
@@ -211,10 +218,12 @@ def main():
         nport = free_port()
         conf = start_nginx(workdir, nport)
         nresults = {}
-        for kind in ("pixel", "click"):
-            f = write_paths(workdir, f"nginx-{kind}.txt", nginx_paths(args.recipients, kind == "click"))
-            nresults[kind] = wrk(f"http://127.0.0.1:{nport}/", f, args.connections, args.seconds, args.threads)
-        stop_nginx(workdir, conf)
+        try:
+            for kind in ("pixel", "click"):
+                f = write_paths(workdir, f"nginx-{kind}.txt", nginx_paths(args.recipients, kind == "click"))
+                nresults[kind] = wrk(f"http://127.0.0.1:{nport}/", f, args.connections, args.seconds, args.threads)
+        finally:
+            stop_nginx(workdir, conf)
 
         print(f"\nload: wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, "
               f"{args.recipients} distinct recipients, 127.0.0.1, {os.cpu_count()} cores shared by client and server")
