@@ -91,6 +91,8 @@ pub struct Hit<'a> {
 /// An earlier event of the same message.
 #[derive(Debug, Clone)]
 pub struct Prior {
+    /// The stored event's id.
+    pub id: i64,
     pub kind: EventKind,
     pub link_no: Option<u16>,
     pub received_at: DateTime<Utc>,

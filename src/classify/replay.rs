@@ -1,7 +1,7 @@
 //! `reclassify`: runs the classifier again over a message's stored events, in the order they
 //! arrived, exactly as the writer did when they came in (burst relabelling included).
 
-use super::rules::{BURST_WINDOW_MS, REASON_BURST};
+use super::rules::{REASON_BURST, burst_members};
 use super::{Class, Classifier, Prior, StoredHit};
 use crate::store::EventKind;
 use chrono::{DateTime, Utc};
@@ -92,20 +92,16 @@ pub fn replay(
             device: info.device.as_str().to_string(),
         };
         if burst {
-            let since = received_at - chrono::Duration::milliseconds(BURST_WINDOW_MS);
-            for (j, earlier) in events[..i].iter_mut().enumerate() {
-                let d = &mut earlier.derived;
-                if earlier.kind == EventKind::Click
-                    && earlier.received_at >= since
-                    && !d.class.is_machine()
-                {
-                    d.class = Class::Scanner;
-                    d.reasons = format!("{} {REASON_BURST}", d.reasons).trim().to_string();
-                    history[j].class = Class::Scanner;
-                }
+            let members: Vec<usize> = burst_members(received_at, &history).collect();
+            for j in members {
+                let d = &mut events[j].derived;
+                d.class = Class::Scanner;
+                d.reasons = format!("{} {REASON_BURST}", d.reasons).trim().to_string();
+                history[j].class = Class::Scanner;
             }
         }
         history.push(Prior {
+            id: events[i].id,
             kind: events[i].kind,
             link_no: events[i].link_no,
             received_at,

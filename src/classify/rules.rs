@@ -210,6 +210,19 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
     (Class::Human, None)
 }
 
+/// The earlier events a click found to be in a burst relabels `scanner`: clicks within the burst
+/// window before it that are not already machine activity. The writer and `reclassify` both use
+/// this, so they agree.
+pub fn burst_members(
+    received_at: chrono::DateTime<chrono::Utc>,
+    history: &[Prior],
+) -> impl Iterator<Item = usize> + '_ {
+    let since = received_at - chrono::Duration::milliseconds(BURST_WINDOW_MS);
+    history.iter().enumerate().filter_map(move |(i, p)| {
+        (p.kind == EventKind::Click && p.received_at >= since && !p.class.is_machine()).then_some(i)
+    })
+}
+
 /// Another link of the same message clicked within the burst window before this click.
 fn in_burst(hit: &Hit, history: &[Prior]) -> bool {
     history.iter().any(|p| {

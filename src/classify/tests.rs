@@ -189,6 +189,7 @@ fn scanners_and_bots() {
 #[test]
 fn duplicates_and_internal() {
     let first = Prior {
+        id: 1,
         kind: EventKind::Open,
         link_no: None,
         received_at: t0() + Duration::seconds(600),

@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
-use crate::classify::rules::{BURST_WINDOW_MS, REASON_BURST};
+use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit, machine_classes_sql};
 use anyhow::Context;
 use chrono::{SecondsFormat, SubsecRound};
@@ -213,12 +213,10 @@ fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
     })
 }
 
-/// Earlier clicks of a burst become scanner clicks too (rule `burst:links` in classify::rules):
-/// ?1 message, ?2 the click that revealed the burst, ?3 the start of its window.
+/// An earlier click of a burst becomes a scanner click too (rule `burst:links`; which ones,
+/// `classify::rules::burst_members` decides).
 const BURST_RELABEL: &str = "UPDATE events
-    SET class = 'scanner', reasons = trim(reasons || ' burst:links')
-    WHERE message_id = ?1 AND id < ?2 AND kind = 'click' AND received_at >= ?3
-      AND class NOT IN ('scanner', 'bot', 'apple_mpp')";
+    SET class = 'scanner', reasons = trim(reasons || ' burst:links') WHERE id = ?1";
 
 const STORED_EVENT_COLUMNS: &str = "SELECT id, kind, link_no, method, user_agent, client_ip,
         headers, ip_tags, received_at, class, reasons, duplicate, internal, client, os, device
@@ -249,6 +247,7 @@ fn stored_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent>
 
 fn prior_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Prior> {
     Ok(Prior {
+        id: r.get(4)?,
         kind: parse_kind(&r.get::<_, String>(0)?),
         link_no: r.get(1)?,
         received_at: parse_ts(&r.get::<_, String>(2)?)?,
@@ -402,7 +401,7 @@ impl Store for SqliteStore {
                      FROM messages WHERE tracking_id = ?1",
                 )?;
                 let mut history = tx.prepare_cached(
-                    "SELECT kind, link_no, received_at, class FROM events
+                    "SELECT kind, link_no, received_at, class, id FROM events
                      WHERE message_id = ?1 ORDER BY id",
                 )?;
                 let mut burst = tx.prepare_cached(BURST_RELABEL)?;
@@ -504,11 +503,9 @@ impl Store for SqliteStore {
                     ])?;
                     let event_id = tx.last_insert_rowid();
                     if verdict.reasons.contains(&REASON_BURST) {
-                        burst.execute(params![
-                            message_id,
-                            event_id,
-                            ts(e.received_at - chrono::Duration::milliseconds(BURST_WINDOW_MS)),
-                        ])?;
+                        for i in burst_members(e.received_at, &prior) {
+                            burst.execute([prior[i].id])?;
+                        }
                     }
                     outcomes.push(RecordOutcome::Recorded {
                         event_id,

@@ -520,3 +520,36 @@ async fn geography_comes_from_the_users_mmdb_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--geoip") && err.contains("not.mmdb"), "{err}");
 }
+
+#[tokio::test]
+async fn clicking_every_link_at_once_is_a_scanner_burst() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Burst").await;
+    let html = "<p><a href=\"https://x.example.com/1\">1</a> <a href=\"https://x.example.com/2\">2</a> \
+                <a href=\"https://x.example.com/3\">3</a></p>";
+    let msgs = app.register_sent(campaign, &["r1"], html, 1).await;
+    for url in click_urls(msgs[0]["html"].as_str().unwrap()) {
+        let r = app
+            .client
+            .get(url)
+            .header(USER_AGENT, CHROME)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+    }
+    let events = app.events(campaign).await;
+    let got: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["class"].as_str().unwrap(), e["reasons"].as_str().unwrap()))
+        .collect();
+    // The first click looked like a reader's until the second came; the writer relabels it.
+    assert_eq!(
+        got,
+        [
+            ("scanner", "burst:links"),
+            ("scanner", "burst:links timing:no-open-before-click"),
+            ("scanner", "burst:links timing:no-open-before-click"),
+        ]
+    );
+}
