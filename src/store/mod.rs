@@ -3,6 +3,7 @@
 
 pub mod sqlite;
 
+use crate::analytics::rollup::{Dim, DimCount, HourCount, LinkCount};
 use crate::classify::Classifier;
 use crate::config::DatabaseUrl;
 use async_trait::async_trait;
@@ -49,7 +50,7 @@ pub struct NewMessage {
     pub honeypot: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Open,
@@ -61,6 +62,14 @@ impl EventKind {
         match self {
             EventKind::Open => "open",
             EventKind::Click => "click",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<EventKind> {
+        match kind {
+            "open" => Some(EventKind::Open),
+            "click" => Some(EventKind::Click),
+            _ => None,
         }
     }
 }
@@ -110,6 +119,8 @@ pub enum RecordOutcome {
 pub struct Counts {
     pub total: i64,
     pub unique: i64,
+    /// Events that are not machine activity.
+    pub total_excluding_machine: i64,
     /// Messages with at least one event of this kind that is not machine activity (Apple's
     /// prefetch, scanners, bots). For opens this includes click-implied opens: a message clicked
     /// by a reader was opened, even when its images were blocked.
@@ -306,6 +317,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ReclassifySummary>;
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats>;
+    /// Rollup rows of the hours in `[from_hour, to_hour)` (hours since the Unix epoch).
+    async fn report_hours(
+        &self,
+        id: CampaignId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<HourCount>>;
+    async fn report_links(&self, id: CampaignId) -> StoreResult<Vec<LinkCount>>;
+    async fn report_breakdown(&self, id: CampaignId, dim: Dim) -> StoreResult<Vec<DimCount>>;
 
     /// From now on, this recipient's opens and clicks are answered but not stored. Returns when
     /// the recipient had opted out (the first time), if it had.

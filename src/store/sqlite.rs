@@ -6,10 +6,13 @@
 //! COMMIT returns, so a crash of the process loses nothing; `fsync` switches to `synchronous=FULL`
 //! so that a power loss does not either.
 
+mod rollups;
+
 use super::*;
+use crate::analytics::rollup::{Delta, Dim, DimCount, Fact, HourCount, LinkCount, contributions};
 use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
 use crate::classify::rules::{REASON_BURST, burst_members};
-use crate::classify::{Class, Prior, StoredHit, machine_classes_sql};
+use crate::classify::{Class, Prior, StoredHit};
 use anyhow::Context;
 use chrono::{SecondsFormat, SubsecRound};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -42,7 +45,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_audit_log.sql"),
     ),
+    (9, include_str!("../../migrations/sqlite/0009_rollups.sql")),
 ];
+
+/// The migration that adds the rollups; the events already stored are rolled up right after it.
+const ROLLUPS_MIGRATION: i64 = 9;
 
 /// Read connections kept open beyond this many are closed after use.
 const MAX_IDLE_READERS: usize = 4;
@@ -167,6 +174,9 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<usize> {
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             params![version, ts(Utc::now())],
         )?;
+        if *version == ROLLUPS_MIGRATION {
+            rollups::rebuild(&tx).context("rolling up the stored events failed")?;
+        }
         applied += 1;
     }
     tx.commit()?;
@@ -311,12 +321,16 @@ impl Store for SqliteStore {
         self.write(move |c| {
             // Stored with microseconds: answer with what a later read will return.
             let created_at = Utc::now().trunc_subsecs(6);
-            c.execute(
+            let tx = c.transaction()?;
+            tx.execute(
                 "INSERT INTO campaigns (name, template_html, created_at) VALUES (?1, ?2, ?3)",
                 params![name, template_html, ts(created_at)],
             )?;
+            let id = tx.last_insert_rowid();
+            rollups::add_sent(&tx, id, 0)?;
+            tx.commit()?;
             Ok(Campaign {
-                id: c.last_insert_rowid(),
+                id,
                 name,
                 template_html,
                 created_at,
@@ -380,6 +394,7 @@ impl Store for SqliteStore {
                     }
                     ids.push(id);
                 }
+                rollups::add_sent(&tx, campaign, ids.len() as i64)?;
             }
             tx.commit()?;
             Ok(ids)
@@ -401,9 +416,10 @@ impl Store for SqliteStore {
                      FROM messages WHERE tracking_id = ?1",
                 )?;
                 let mut history = tx.prepare_cached(
-                    "SELECT kind, link_no, received_at, class, id FROM events
-                     WHERE message_id = ?1 ORDER BY id",
+                    "SELECT kind, link_no, received_at, class, id, client, os, device, country
+                     FROM events WHERE message_id = ?1 ORDER BY id",
                 )?;
+                let mut delta = Delta::default();
                 let mut burst = tx.prepare_cached(BURST_RELABEL)?;
                 let mut opted_out =
                     tx.prepare_cached("SELECT 1 FROM opt_outs WHERE recipient_id = ?1")?;
@@ -463,9 +479,25 @@ impl Store for SqliteStore {
                         outcomes.push(RecordOutcome::NotStored { destination });
                         continue;
                     }
-                    let prior: Vec<Prior> = history
-                        .query_map([message_id], prior_from_row)?
-                        .collect::<rusqlite::Result<_>>()?;
+                    let (prior, mut facts): (Vec<Prior>, Vec<Fact>) = history
+                        .query_map([message_id], |r| {
+                            let prior = prior_from_row(r)?;
+                            let fact = Fact {
+                                kind: prior.kind,
+                                link_no: prior.link_no,
+                                received_at: prior.received_at,
+                                class: prior.class,
+                                client: r.get(5)?,
+                                os: r.get(6)?,
+                                device: r.get(7)?,
+                                country: r.get(8)?,
+                            };
+                            Ok((prior, fact))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?
+                        .into_iter()
+                        .unzip();
+                    let before = facts.clone();
                     let stored = StoredHit {
                         kind: e.kind,
                         link_no: e.link_no,
@@ -505,13 +537,27 @@ impl Store for SqliteStore {
                     if verdict.reasons.contains(&REASON_BURST) {
                         for i in burst_members(e.received_at, &prior) {
                             burst.execute([prior[i].id])?;
+                            facts[i].class = Class::Scanner;
                         }
                     }
+                    facts.push(Fact {
+                        kind: e.kind,
+                        link_no: e.link_no,
+                        received_at: e.received_at,
+                        class: verdict.class,
+                        client: info.client,
+                        os: info.os,
+                        device: info.device.as_str().to_string(),
+                        country: e.country.clone(),
+                    });
+                    delta.change(campaign_id, &before, &facts);
+                    delta.activity(campaign_id, e.received_at);
                     outcomes.push(RecordOutcome::Recorded {
                         event_id,
                         destination,
                     });
                 }
+                rollups::apply(&tx, &delta)?;
             }
             tx.commit()?;
             Ok(outcomes)
@@ -537,23 +583,29 @@ impl Store for SqliteStore {
             loop {
                 // Short transactions, so a running server's writer is never kept waiting long.
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let messages: Vec<MessageFacts> = tx
+                let messages: Vec<(MessageFacts, CampaignId)> = tx
                     .prepare_cached(
-                        "SELECT id, recipient_id, sent_at, first_failed_check_at FROM messages
-                         WHERE id > ?1 AND (?2 IS NULL OR campaign_id = ?2)
+                        "SELECT id, recipient_id, sent_at, first_failed_check_at, campaign_id
+                         FROM messages WHERE id > ?1 AND (?2 IS NULL OR campaign_id = ?2)
                          ORDER BY id LIMIT 500",
                     )?
                     .query_map(params![after, campaign], |r| {
-                        Ok(MessageFacts {
-                            id: r.get(0)?,
-                            recipient_id: r.get(1)?,
-                            sent_at: parse_ts(&r.get::<_, String>(2)?)?,
-                            failed_check_at: opt_ts(r.get(3)?)?,
-                        })
+                        Ok((
+                            MessageFacts {
+                                id: r.get(0)?,
+                                recipient_id: r.get(1)?,
+                                sent_at: parse_ts(&r.get::<_, String>(2)?)?,
+                                failed_check_at: opt_ts(r.get(3)?)?,
+                            },
+                            r.get(4)?,
+                        ))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
-                let Some(last) = messages.last() else { break };
+                let Some((last, _)) = messages.last() else {
+                    break;
+                };
                 after = last.id;
+                let mut delta = Delta::default();
                 {
                     let mut load = tx.prepare_cached(STORED_EVENT_COLUMNS)?;
                     let mut update = tx.prepare_cached(
@@ -561,11 +613,27 @@ impl Store for SqliteStore {
                                 internal = ?5, client = ?6, os = ?7, device = ?8
                          WHERE id = ?1",
                     )?;
-                    for message in &messages {
+                    for (message, campaign) in &messages {
                         let mut events: Vec<StoredEvent> = load
                             .query_map([message.id], stored_event_from_row)?
                             .collect::<rusqlite::Result<_>>()?;
-                        for i in replay(&classifier, message, &mut events) {
+                        let changed = replay(&classifier, message, &mut events);
+                        if !changed.is_empty() {
+                            let before = rollups::message_facts(&tx, message.id)?;
+                            let after: Vec<Fact> = before
+                                .iter()
+                                .zip(&events)
+                                .map(|(f, e)| Fact {
+                                    class: e.derived.class,
+                                    client: e.derived.client.clone(),
+                                    os: e.derived.os.clone(),
+                                    device: e.derived.device.clone(),
+                                    ..f.clone()
+                                })
+                                .collect();
+                            delta.change(*campaign, &before, &after);
+                        }
+                        for i in changed {
                             let (e, d) = (&events[i], &events[i].derived);
                             update.execute(params![
                                 e.id,
@@ -582,6 +650,7 @@ impl Store for SqliteStore {
                         summary.events += events.len() as u64;
                     }
                 }
+                rollups::apply(&tx, &delta)?;
                 tx.commit()?;
                 progress(summary.events, total as u64);
             }
@@ -610,6 +679,21 @@ impl Store for SqliteStore {
     async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure> {
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Take the recipient out of the rollups too, so reports agree with what is stored.
+            let messages: Vec<(MessageId, CampaignId)> = tx
+                .prepare("SELECT id, campaign_id FROM messages WHERE recipient_id = ?1")?
+                .query_map([&recipient_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut delta = Delta::default();
+            for (message, campaign) in &messages {
+                delta.add(
+                    *campaign,
+                    contributions(&rollups::message_facts(&tx, *message)?),
+                    -1,
+                );
+                rollups::add_sent(&tx, *campaign, -1)?;
+            }
+            rollups::apply(&tx, &delta)?;
             let of_recipient = "SELECT id FROM messages WHERE recipient_id = ?1";
             let erasure = Erasure {
                 events: tx.execute(
@@ -736,74 +820,62 @@ impl Store for SqliteStore {
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats> {
         self.read(move |c| {
-            let sent: i64 = c.query_row(
-                "SELECT count(*) FROM messages WHERE campaign_id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            let machine = machine_classes_sql();
-            let mut stats = c.query_row(
-                &format!(
-                    "SELECT count(*) FILTER (WHERE kind = 'open'),
-                        count(DISTINCT message_id) FILTER (WHERE kind = 'open'),
-                        count(DISTINCT message_id) FILTER (WHERE class NOT IN ({machine})),
-                        count(*) FILTER (WHERE kind = 'click'),
-                        count(DISTINCT message_id) FILTER (WHERE kind = 'click'),
-                        count(DISTINCT message_id)
-                            FILTER (WHERE kind = 'click' AND class NOT IN ({machine})),
-                        min(received_at), max(received_at),
-                        count(DISTINCT message_id)
-                            FILTER (WHERE kind = 'open' AND class NOT IN ({machine}))
-                     FROM events WHERE campaign_id = ?1"
-                ),
-                [id],
-                |r| {
-                    Ok(CampaignStats {
-                        campaign_id: id,
-                        sent,
-                        opens: Counts {
-                            total: r.get(0)?,
-                            unique: r.get(1)?,
-                            unique_excluding_machine: r.get(2)?,
-                        },
-                        clicks: Counts {
-                            total: r.get(3)?,
-                            unique: r.get(4)?,
-                            unique_excluding_machine: r.get(5)?,
-                        },
-                        first_activity: opt_ts(r.get(6)?)?,
-                        last_activity: opt_ts(r.get(7)?)?,
-                        click_implied_opens: r.get::<_, i64>(2)? - r.get::<_, i64>(8)?,
-                        by_class: Class::ALL
-                            .iter()
-                            .map(|c| (c.as_str(), ClassCounts::default()))
-                            .collect(),
-                    })
-                },
-            )?;
-            let mut by_class = c.prepare_cached(
-                "SELECT class, count(*) FILTER (WHERE kind = 'open'),
-                        count(*) FILTER (WHERE kind = 'click')
-                 FROM events WHERE campaign_id = ?1 GROUP BY class",
-            )?;
-            let rows = by_class.query_map([id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (class, opens, clicks) = row?;
-                if let Some(class) = Class::parse(&class) {
-                    stats
-                        .by_class
-                        .insert(class.as_str(), ClassCounts { opens, clicks });
+            let t = rollups::totals(c, id)?;
+            let mut by_class: std::collections::BTreeMap<&'static str, ClassCounts> = Class::ALL
+                .iter()
+                .map(|c| (c.as_str(), ClassCounts::default()))
+                .collect();
+            for row in rollups::dims(c, id, Dim::Class)? {
+                if let Some(counts) =
+                    Class::parse(&row.value).and_then(|c| by_class.get_mut(c.as_str()))
+                {
+                    match row.kind {
+                        EventKind::Open => counts.opens += row.tally.events,
+                        EventKind::Click => counts.clicks += row.tally.events,
+                    }
                 }
             }
-            Ok(stats)
+            let click_implied_opens = t.get("reader_opens") - t.get("reader_pixel_opens");
+            Ok(CampaignStats {
+                campaign_id: id,
+                sent: t.sent,
+                opens: Counts {
+                    total: t.get("opens"),
+                    unique: t.get("unique_opens"),
+                    total_excluding_machine: t.get("reader_open_events"),
+                    unique_excluding_machine: t.get("reader_opens"),
+                },
+                clicks: Counts {
+                    total: t.get("clicks"),
+                    unique: t.get("unique_clicks"),
+                    total_excluding_machine: t.get("reader_click_events"),
+                    unique_excluding_machine: t.get("reader_clicks"),
+                },
+                first_activity: opt_ts(t.first_at)?,
+                last_activity: opt_ts(t.last_at)?,
+                click_implied_opens,
+                by_class,
+            })
         })
         .await
+    }
+
+    async fn report_hours(
+        &self,
+        id: CampaignId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<HourCount>> {
+        self.read(move |c| rollups::hours(c, id, from_hour, to_hour))
+            .await
+    }
+
+    async fn report_links(&self, id: CampaignId) -> StoreResult<Vec<LinkCount>> {
+        self.read(move |c| rollups::links(c, id)).await
+    }
+
+    async fn report_breakdown(&self, id: CampaignId, dim: Dim) -> StoreResult<Vec<DimCount>> {
+        self.read(move |c| rollups::dims(c, id, dim)).await
     }
 
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>> {
@@ -953,3 +1025,6 @@ fn read_keys(c: &Connection) -> rusqlite::Result<Vec<(u8, [u8; 32])>> {
     })?
     .collect()
 }
+
+#[cfg(test)]
+mod tests;

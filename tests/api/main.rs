@@ -1,5 +1,7 @@
-//! Integration tests: each starts the real server on a free port and talks HTTP to it.
+//! Integration tests: each starts the real server on a free port and talks HTTP to it (the
+//! browser tests also drive headless Chromium against it).
 
+mod browser;
 mod classification;
 mod cli;
 mod durability;

@@ -1,5 +1,7 @@
 //! Campaign figures as reports show them: the stored counts plus the rates derived from them.
 
+pub mod rollup;
+
 use crate::store::CampaignStats;
 use serde::Serialize;
 

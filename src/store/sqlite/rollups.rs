@@ -1,0 +1,275 @@
+//! The rollup tables in SQLite: reading a message's facts, writing a [`Delta`], rebuilding from
+//! the event log, and the report reads.
+
+use super::{parse_kind, parse_ts, ts};
+use crate::analytics::rollup::{
+    Delta, Dim, DimCount, Fact, HourCount, LinkCount, Row, TOTALS, Tally, contributions,
+};
+use crate::classify::Class;
+use crate::store::{CampaignId, MessageId};
+use rusqlite::{Connection, params};
+
+/// The columns a [`Fact`] is read from, for one message in arrival order.
+pub const FACT_QUERY: &str = "SELECT kind, link_no, received_at, class, client, os, device, country
+    FROM events WHERE message_id = ?1 ORDER BY id";
+
+pub fn fact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
+    Ok(Fact {
+        kind: parse_kind(&r.get::<_, String>(0)?),
+        link_no: r.get(1)?,
+        received_at: parse_ts(&r.get::<_, String>(2)?)?,
+        class: Class::parse(&r.get::<_, String>(3)?).unwrap_or(Class::Human),
+        client: r.get(4)?,
+        os: r.get(5)?,
+        device: r.get(6)?,
+        country: r.get(7)?,
+    })
+}
+
+pub fn message_facts(c: &Connection, message: MessageId) -> rusqlite::Result<Vec<Fact>> {
+    c.prepare_cached(FACT_QUERY)?
+        .query_map([message], fact_from_row)?
+        .collect()
+}
+
+/// Writes the changed counters (and widened activity spans) of `delta`.
+pub fn apply(c: &Connection, delta: &Delta) -> rusqlite::Result<()> {
+    let totals_sql = format!(
+        "INSERT INTO campaign_totals (campaign_id, {cols}) VALUES (?1, {params})
+         ON CONFLICT (campaign_id) DO UPDATE SET {sets}",
+        cols = TOTALS.join(", "),
+        params = (2..=TOTALS.len() + 1)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sets = TOTALS
+            .iter()
+            .map(|c| format!("{c} = {c} + excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let mut totals = c.prepare_cached(&totals_sql)?;
+    let mut hours = c.prepare_cached(
+        "INSERT INTO rollup_hours (campaign_id, hour, kind, class, events, firsts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (campaign_id, hour, kind, class) DO UPDATE SET
+             events = events + excluded.events, firsts = firsts + excluded.firsts",
+    )?;
+    let mut links = c.prepare_cached(
+        "INSERT INTO rollup_links (campaign_id, link_no, clicks, reader_clicks, messages,
+                                   reader_messages)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (campaign_id, link_no) DO UPDATE SET
+             clicks = clicks + excluded.clicks, reader_clicks = reader_clicks + excluded.reader_clicks,
+             messages = messages + excluded.messages,
+             reader_messages = reader_messages + excluded.reader_messages",
+    )?;
+    let mut dims = c.prepare_cached(
+        "INSERT INTO rollup_dims (campaign_id, dim, value, kind, events, reader_events, messages,
+                                  reader_messages)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (campaign_id, dim, value, kind) DO UPDATE SET
+             events = events + excluded.events, reader_events = reader_events + excluded.reader_events,
+             messages = messages + excluded.messages,
+             reader_messages = reader_messages + excluded.reader_messages",
+    )?;
+    for (campaign, row, n) in delta.rows() {
+        match row {
+            Row::Totals => {
+                let mut values: Vec<i64> = vec![campaign];
+                values.extend_from_slice(n);
+                totals.execute(rusqlite::params_from_iter(values))?;
+            }
+            Row::Hour { hour, kind, class } => {
+                hours.execute(params![
+                    campaign,
+                    hour,
+                    kind.as_str(),
+                    class.as_str(),
+                    n[0],
+                    n[1]
+                ])?;
+            }
+            Row::Link { link_no } => {
+                links.execute(params![campaign, link_no, n[0], n[1], n[2], n[3]])?;
+            }
+            Row::Dim { dim, value, kind } => {
+                dims.execute(params![
+                    campaign,
+                    dim.as_str(),
+                    value,
+                    kind.as_str(),
+                    n[0],
+                    n[1],
+                    n[2],
+                    n[3]
+                ])?;
+            }
+        }
+    }
+    let mut activity = c.prepare_cached(
+        "INSERT INTO campaign_totals (campaign_id, first_at, last_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (campaign_id) DO UPDATE SET
+             first_at = CASE WHEN first_at IS NULL OR excluded.first_at < first_at
+                             THEN excluded.first_at ELSE first_at END,
+             last_at = CASE WHEN last_at IS NULL OR excluded.last_at > last_at
+                            THEN excluded.last_at ELSE last_at END",
+    )?;
+    for (campaign, first, last) in delta.activity_spans() {
+        activity.execute(params![campaign, ts(first), ts(last)])?;
+    }
+    Ok(())
+}
+
+/// Adds `n` (negative to take away) to the campaign's count of messages sent.
+pub fn add_sent(c: &Connection, campaign: CampaignId, n: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO campaign_totals (campaign_id, sent) VALUES (?1, ?2)
+         ON CONFLICT (campaign_id) DO UPDATE SET sent = sent + excluded.sent",
+    )?
+    .execute(params![campaign, n])
+    .map(drop)
+}
+
+/// Recomputes every rollup from the messages and the event log (after the migration that adds
+/// them, and to check the incremental upkeep in tests).
+pub fn rebuild(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "DELETE FROM campaign_totals; DELETE FROM rollup_hours; DELETE FROM rollup_links;
+         DELETE FROM rollup_dims;
+         INSERT INTO campaign_totals (campaign_id, sent)
+             SELECT c.id, (SELECT count(*) FROM messages m WHERE m.campaign_id = c.id)
+             FROM campaigns c;
+         UPDATE campaign_totals SET
+             first_at = (SELECT min(received_at) FROM events e
+                         WHERE e.campaign_id = campaign_totals.campaign_id),
+             last_at = (SELECT max(received_at) FROM events e
+                        WHERE e.campaign_id = campaign_totals.campaign_id);",
+    )?;
+    let messages: Vec<(MessageId, CampaignId)> = c
+        .prepare("SELECT DISTINCT message_id, campaign_id FROM events ORDER BY message_id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for chunk in messages.chunks(1000) {
+        let mut delta = Delta::default();
+        for (message, campaign) in chunk {
+            delta.add(*campaign, contributions(&message_facts(c, *message)?), 1);
+        }
+        apply(c, &delta)?;
+    }
+    Ok(())
+}
+
+/// `campaign_totals` as (column, value) in [`TOTALS`] order plus sent, first_at, last_at.
+pub struct Totals {
+    pub sent: i64,
+    pub counters: [i64; 9],
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+}
+
+impl Totals {
+    pub fn get(&self, column: &str) -> i64 {
+        TOTALS
+            .iter()
+            .position(|c| *c == column)
+            .map_or(0, |i| self.counters[i])
+    }
+}
+
+pub fn totals(c: &Connection, campaign: CampaignId) -> rusqlite::Result<Totals> {
+    let sql = format!(
+        "SELECT sent, first_at, last_at, {} FROM campaign_totals WHERE campaign_id = ?1",
+        TOTALS.join(", ")
+    );
+    let row = rusqlite::OptionalExtension::optional(c.prepare_cached(&sql)?.query_row(
+        [campaign],
+        |r| {
+            let mut counters = [0; 9];
+            for (i, n) in counters.iter_mut().enumerate() {
+                *n = r.get(3 + i)?;
+            }
+            Ok(Totals {
+                sent: r.get(0)?,
+                first_at: r.get(1)?,
+                last_at: r.get(2)?,
+                counters,
+            })
+        },
+    ))?;
+    Ok(row.unwrap_or(Totals {
+        sent: 0,
+        counters: [0; 9],
+        first_at: None,
+        last_at: None,
+    }))
+}
+
+pub fn hours(
+    c: &Connection,
+    campaign: CampaignId,
+    from_hour: i64,
+    to_hour: i64,
+) -> rusqlite::Result<Vec<HourCount>> {
+    c.prepare_cached(
+        "SELECT hour, kind, class, events, firsts FROM rollup_hours
+         WHERE campaign_id = ?1 AND hour >= ?2 AND hour < ?3 AND (events <> 0 OR firsts <> 0)
+         ORDER BY hour",
+    )?
+    .query_map(params![campaign, from_hour, to_hour], |r| {
+        Ok(HourCount {
+            hour: r.get(0)?,
+            kind: parse_kind(&r.get::<_, String>(1)?),
+            class: Class::parse(&r.get::<_, String>(2)?).unwrap_or(Class::Human),
+            events: r.get(3)?,
+            firsts: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+fn tally(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Tally> {
+    Ok(Tally {
+        events: r.get(from)?,
+        reader_events: r.get(from + 1)?,
+        messages: r.get(from + 2)?,
+        reader_messages: r.get(from + 3)?,
+    })
+}
+
+/// Clicks per link; the destination shown is the link's in the campaign's first message.
+pub fn links(c: &Connection, campaign: CampaignId) -> rusqlite::Result<Vec<LinkCount>> {
+    c.prepare_cached(
+        "SELECT r.link_no,
+                (SELECT l.url FROM links l JOIN messages m ON m.id = l.message_id
+                 WHERE m.campaign_id = r.campaign_id AND l.link_no = r.link_no
+                 ORDER BY l.message_id LIMIT 1),
+                r.clicks, r.reader_clicks, r.messages, r.reader_messages
+         FROM rollup_links r WHERE r.campaign_id = ?1 AND r.clicks <> 0 ORDER BY r.link_no",
+    )?
+    .query_map([campaign], |r| {
+        Ok(LinkCount {
+            link_no: r.get(0)?,
+            url: r.get(1)?,
+            tally: tally(r, 2)?,
+        })
+    })?
+    .collect()
+}
+
+/// One breakdown, most messages first.
+pub fn dims(c: &Connection, campaign: CampaignId, dim: Dim) -> rusqlite::Result<Vec<DimCount>> {
+    c.prepare_cached(
+        "SELECT value, kind, events, reader_events, messages, reader_messages FROM rollup_dims
+         WHERE campaign_id = ?1 AND dim = ?2 AND events <> 0
+         ORDER BY messages DESC, value",
+    )?
+    .query_map(params![campaign, dim.as_str()], |r| {
+        Ok(DimCount {
+            value: r.get(0)?,
+            kind: parse_kind(&r.get::<_, String>(1)?),
+            tally: tally(r, 2)?,
+        })
+    })?
+    .collect()
+}
