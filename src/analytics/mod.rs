@@ -1,5 +1,6 @@
 //! Campaign figures as reports show them: the stored counts plus the rates derived from them.
 
+pub mod report;
 pub mod rollup;
 
 use crate::store::CampaignStats;
@@ -9,23 +10,139 @@ use serde::Serialize;
 pub struct CampaignReport {
     #[serde(flatten)]
     pub stats: CampaignStats,
-    /// Unique opens / sent.
+    /// Unique opens / sent: every message whose pixel anything fetched (what most tools show).
     pub open_rate: Option<f64>,
     /// Unique clicks / sent.
     pub click_rate: Option<f64>,
     /// Unique clicks / unique opens.
     pub click_to_open_rate: Option<f64>,
+    /// The open rate as an honest range.
+    pub open_rate_range: RateRange,
+    /// Clicks by readers (machine activity left out) / sent.
+    pub reader_click_rate: Option<f64>,
+    /// Clicks by readers / opens by readers (click-implied included).
+    pub reader_click_to_open_rate: Option<f64>,
+    /// What each figure means, to show beside it.
+    pub definitions: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateRange {
+    /// Opens by readers (Apple's prefetch, scanners and bots left out) plus click-implied opens, / sent.
+    pub floor: Option<f64>,
+    /// Every message whose pixel was fetched at all, / sent.
+    pub ceiling: Option<f64>,
+}
+
+pub const DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "open_rate_floor",
+        "Messages opened by a reader (image proxies count, Apple Mail Privacy Protection prefetch, \
+         security scanners and bots do not) or clicked by one (a click implies an open), divided by \
+         messages sent. At least this many people opened the mail.",
+    ),
+    (
+        "open_rate_ceiling",
+        "Messages whose tracking pixel was fetched at all, by anyone or anything, divided by \
+         messages sent. This is what most email platforms call the open rate.",
+    ),
+    (
+        "click_rate",
+        "Messages with at least one click divided by messages sent; the reader click rate leaves \
+         out clicks by scanners and bots.",
+    ),
+    (
+        "click_to_open_rate",
+        "Messages clicked divided by messages opened; the reader variant uses readers' clicks and \
+         readers' opens.",
+    ),
+    (
+        "machine_activity",
+        "Apple Mail Privacy Protection prefetch, security scanners and bots: counted in totals, \
+         labelled, never deleted, and left out of every reader figure.",
+    ),
+];
+
+fn ratio(a: i64, b: i64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
 }
 
 impl From<CampaignStats> for CampaignReport {
     fn from(stats: CampaignStats) -> Self {
-        let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         CampaignReport {
             open_rate: ratio(stats.opens.unique, stats.sent),
             click_rate: ratio(stats.clicks.unique, stats.sent),
             click_to_open_rate: ratio(stats.clicks.unique, stats.opens.unique),
+            open_rate_range: RateRange {
+                floor: ratio(stats.opens.unique_excluding_machine, stats.sent),
+                ceiling: ratio(stats.opens.unique, stats.sent),
+            },
+            reader_click_rate: ratio(stats.clicks.unique_excluding_machine, stats.sent),
+            reader_click_to_open_rate: ratio(
+                stats.clicks.unique_excluding_machine,
+                stats.opens.unique_excluding_machine,
+            ),
+            definitions: DEFINITIONS.iter().copied().collect(),
             stats,
         }
+    }
+}
+
+/// One figure of a campaign report, as the CSV and NDJSON exports of the headline list them.
+#[derive(Debug, Default, Serialize)]
+pub struct Metric {
+    pub campaign_id: i64,
+    pub metric: &'static str,
+    pub value: Option<f64>,
+}
+
+impl CampaignReport {
+    /// The headline figures as (name, value) rows.
+    pub fn metrics(&self) -> Vec<Metric> {
+        let s = &self.stats;
+        let n = |v: i64| Some(v as f64);
+        let rows: [(&'static str, Option<f64>); 18] = [
+            ("sent", n(s.sent)),
+            ("opens_total", n(s.opens.total)),
+            ("opens_unique", n(s.opens.unique)),
+            (
+                "opens_total_excluding_machine",
+                n(s.opens.total_excluding_machine),
+            ),
+            (
+                "opens_unique_excluding_machine",
+                n(s.opens.unique_excluding_machine),
+            ),
+            ("click_implied_opens", n(s.click_implied_opens)),
+            ("clicks_total", n(s.clicks.total)),
+            ("clicks_unique", n(s.clicks.unique)),
+            (
+                "clicks_total_excluding_machine",
+                n(s.clicks.total_excluding_machine),
+            ),
+            (
+                "clicks_unique_excluding_machine",
+                n(s.clicks.unique_excluding_machine),
+            ),
+            ("open_rate", self.open_rate),
+            ("open_rate_floor", self.open_rate_range.floor),
+            ("open_rate_ceiling", self.open_rate_range.ceiling),
+            ("click_rate", self.click_rate),
+            ("reader_click_rate", self.reader_click_rate),
+            ("click_to_open_rate", self.click_to_open_rate),
+            ("reader_click_to_open_rate", self.reader_click_to_open_rate),
+            (
+                "machine_opens",
+                n(s.opens.total - s.opens.total_excluding_machine),
+            ),
+        ];
+        rows.into_iter()
+            .map(|(metric, value)| Metric {
+                campaign_id: s.campaign_id,
+                metric,
+                value,
+            })
+            .collect()
     }
 }
 

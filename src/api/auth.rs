@@ -95,3 +95,20 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         }
     }
 }
+
+/// A caller who may create campaigns and messages, checked before the body is read: a viewer is
+/// told 403 whatever it sent.
+pub struct Writer(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_write()?;
+        Ok(Writer(caller))
+    }
+}

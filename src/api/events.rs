@@ -7,6 +7,7 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::format::{Format, negotiate};
 use crate::server::AppState;
 use crate::store::{EventQuery, EventRecord};
 use axum::Json;
@@ -33,12 +34,6 @@ struct EventsPage {
     next_cursor: String,
 }
 
-enum Format {
-    Json,
-    Ndjson,
-    Csv,
-}
-
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -47,7 +42,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     caller.require_recipient_data()?;
     let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
-    let format = negotiate(&headers)?;
+    let format = negotiate(&headers, None)?;
     let campaign = match params.campaign.as_deref() {
         Some(id) => Some(super::campaigns::existing_campaign(&app, id).await?.id),
         None => None,
@@ -106,27 +101,6 @@ pub async fn list(
         HeaderValue::from_str(&next_cursor).expect("digits"),
     );
     Ok(response)
-}
-
-fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("*/*");
-    for media in accept.split(',') {
-        let media = media.split(';').next().unwrap_or("").trim();
-        match media.to_ascii_lowercase().as_str() {
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
-                return Ok(Format::Ndjson);
-            }
-            "text/csv" => return Ok(Format::Csv),
-            "application/json" | "application/*" | "*/*" => return Ok(Format::Json),
-            _ => {}
-        }
-    }
-    Err(ApiError::Invalid(format!(
-        "cannot answer in '{accept}': ask for application/json, application/x-ndjson or text/csv"
-    )))
 }
 
 pub fn to_csv(events: &[EventRecord]) -> csv::Result<Vec<u8>> {

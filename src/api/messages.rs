@@ -1,6 +1,6 @@
 //! `POST /api/campaigns/{id}/messages`: register and instrument one message or many.
 
-use super::auth::Caller;
+use super::auth::Writer;
 use super::campaigns::existing_campaign;
 use super::error::ApiError;
 use super::json_body::{JsonBody, LARGE_BODY};
@@ -37,11 +37,10 @@ pub struct MessagesResponse {
 
 pub async fn create(
     State(app): State<Arc<AppState>>,
-    caller: Caller,
+    _writer: Writer,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value, LARGE_BODY>,
 ) -> Result<(StatusCode, Json<MessagesResponse>), ApiError> {
-    caller.require_write()?;
     let campaign = existing_campaign(&app, &id).await?;
     let requests = parse_messages(body, app.settings.max_recipients_per_call)?;
     if campaign.template_html.is_none()

@@ -1,31 +1,109 @@
-//! The JSON API under `/api`. Every route needs `Authorization: Bearer TOKEN`.
+//! The JSON API under `/api`. Every route but the OpenAPI document needs
+//! `Authorization: Bearer TOKEN`.
+//!
+//! The routes are made from the OpenAPI document (`openapi.json`): each operation's
+//! `operationId` names its handler in [`handler`]. So the document lists every route there is —
+//! a handler it does not name is not reachable — and tests can walk it (the scope test does).
 
 pub mod auth;
 mod campaigns;
 pub mod error;
 mod events;
+pub mod format;
 mod json_body;
 mod messages;
 mod recipients;
+pub mod reports;
 
-pub use campaigns::valid_name;
+pub use campaigns::{existing_campaign, valid_name};
 pub use events::to_csv;
 pub use recipients::recipient_ref;
 
 use crate::server::AppState;
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::http::header;
+use axum::routing::{MethodRouter, delete, get, post};
 use std::sync::Arc;
 
+/// The OpenAPI 3.1 document, served at `/api/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The method and handler of one operation.
+fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppState>>)> {
+    Some(match operation_id {
+        "getOpenApi" => (
+            "GET",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        ),
+        "createCampaign" => ("POST", post(campaigns::create)),
+        "listCampaigns" => ("GET", get(campaigns::list)),
+        "registerMessages" => ("POST", post(messages::create)),
+        "getCampaignReport" | "getCampaignStats" => ("GET", get(reports::headline)),
+        "getCampaignTimeseries" => ("GET", get(reports::timeseries)),
+        "getCampaignLinks" => ("GET", get(reports::links)),
+        "getCampaignBreakdown" => ("GET", get(reports::breakdown)),
+        "getCampaignHourOfWeek" => ("GET", get(reports::hour_of_week)),
+        "compareCampaigns" => ("GET", get(reports::compare)),
+        "listEvents" => ("GET", get(events::list)),
+        "eraseRecipient" => ("DELETE", delete(recipients::erase)),
+        "optOutRecipient" => ("POST", post(recipients::opt_out)),
+        "exportRecipient" => ("GET", get(recipients::export)),
+        "getRecipientTimeline" => ("GET", get(reports::timeline)),
+        "getAuditLog" => ("GET", get(recipients::audit_log)),
+        _ => return None,
+    })
+}
+
+/// The document's (path, method, operationId) triples.
+pub fn operations() -> Vec<(String, String, String)> {
+    let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let id = op["operationId"]
+                .as_str()
+                .expect("every operation has an id");
+            ops.push((path.clone(), method.to_ascii_uppercase(), id.to_string()));
+        }
+    }
+    ops
+}
+
+/// The routes under `/api`, one per operation of the document.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/campaigns", post(campaigns::create).get(campaigns::list))
-        .route("/campaigns/{id}/stats", get(campaigns::stats))
-        .route("/campaigns/{id}/messages", post(messages::create))
-        .route("/events", get(events::list))
-        .route("/recipients/{id}", delete(recipients::erase))
-        .route("/recipients/{id}/opt-out", post(recipients::opt_out))
-        .route("/recipients/{id}/export", get(recipients::export))
-        .route("/audit", get(recipients::audit_log))
+    let mut paths: Vec<(String, MethodRouter<Arc<AppState>>)> = Vec::new();
+    for (path, method, id) in operations() {
+        let (handler_method, route) =
+            handler(&id).unwrap_or_else(|| panic!("openapi.json: no handler for {id}"));
+        assert_eq!(
+            handler_method, method,
+            "openapi.json: {id} is {method} {path} in the document"
+        );
+        let path = path
+            .strip_prefix("/api")
+            .expect("every path starts with /api")
+            .to_string();
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(route),
+            None => paths.push((path, route)),
+        }
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(&path, route))
         .fallback(|| async { error::ApiError::NoRoute })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_of_the_document_has_a_handler_with_its_method() {
+        let ops = super::operations();
+        assert!(ops.len() >= 17);
+        for (path, method, id) in ops {
+            let (handler_method, _) = super::handler(&id).unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(handler_method, method, "{id} at {path}");
+        }
+        let _ = super::router();
+    }
 }

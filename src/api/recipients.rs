@@ -138,7 +138,7 @@ pub fn recipient_ref(id: &str) -> String {
     format!("recipient sha256:{hex}")
 }
 
-fn valid_recipient(id: String) -> Result<String, ApiError> {
+pub(super) fn valid_recipient(id: String) -> Result<String, ApiError> {
     let id = id.trim().to_string();
     if id.is_empty() || id.len() > 256 {
         return Err(ApiError::Invalid("a recipient id is 1 to 256 bytes".into()));

@@ -50,9 +50,10 @@ pub struct NewMessage {
     pub honeypot: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
+    #[default]
     Open,
     Click,
 }
@@ -150,7 +151,7 @@ pub struct CampaignStats {
 }
 
 /// One stored event as the API and exports show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct EventRecord {
     pub id: EventId,
     pub kind: EventKind,

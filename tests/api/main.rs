@@ -9,4 +9,5 @@ mod errors;
 mod helpers;
 mod mmdb;
 mod privacy;
+mod reports;
 mod tracker;

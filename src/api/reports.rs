@@ -1,0 +1,354 @@
+//! Campaign reports, read from the rollups: the headline figures, the time series, per-link
+//! clicks, breakdowns, the hour-of-week grid and the side-by-side comparison; and a recipient's
+//! timeline (per-recipient data, so not for viewers). Each answers in JSON, NDJSON or CSV.
+
+use super::auth::Caller;
+use super::campaigns::existing_campaign;
+use super::error::ApiError;
+use super::format::{self, negotiate};
+use crate::analytics::report::{self, Interval, Window};
+use crate::analytics::rollup::Dim;
+use crate::analytics::{CampaignReport, Metric};
+use crate::server::AppState;
+use crate::store::{Campaign, EventRecord};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Query parameters, with a rejection that names what was wrong.
+fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(p)| p)
+        .map_err(|e| ApiError::Invalid(e.body_text()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FormatOnly {
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Named<T> {
+    campaign: Campaign,
+    #[serde(flatten)]
+    report: T,
+}
+
+/// `GET /api/campaigns/{id}/report` (also `/stats`): the headline figures with their definitions.
+pub async fn headline(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<FormatOnly>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let format = negotiate(&headers, params(q)?.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let report = CampaignReport::from(app.store.campaign_stats(campaign.id).await?);
+    let rows = report.metrics();
+    format::report(
+        format,
+        &format!("campaign-{}-report", campaign.id),
+        report,
+        &rows,
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesParams {
+    interval: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Series {
+    campaign_id: i64,
+    interval: Interval,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    points: Vec<report::SeriesPoint>,
+}
+
+/// An RFC 3339 time or a date (midnight UTC).
+fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "{name} '{s}' is not a time: use 2026-11-23 or 2026-11-23T09:00:00Z"
+            ))
+        })
+}
+
+/// `GET /api/campaigns/{id}/timeseries?interval=hour|day&from=&to=`: opens and clicks per bucket
+/// (UTC), readers and machines apart. Without a window: the campaign's activity.
+pub async fn timeseries(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<SeriesParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let format = negotiate(&headers, p.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let window = series_window(&app, &campaign, &p).await?;
+    let rows = app
+        .store
+        .report_hours(campaign.id, window.from_hour, window.to_hour)
+        .await?;
+    let points = report::series(&rows, &window);
+    let hour = |h: i64| DateTime::from_timestamp(h * 3600, 0).unwrap_or_default();
+    format::report(
+        format,
+        &format!("campaign-{}-timeseries", campaign.id),
+        Series {
+            campaign_id: campaign.id,
+            interval: window.interval,
+            from: hour(window.from_hour),
+            to: hour(window.to_hour),
+            points: points.clone(),
+        },
+        &points,
+    )
+}
+
+/// The window a time series covers; shared with the dashboard.
+pub async fn series_window(
+    app: &AppState,
+    campaign: &Campaign,
+    p: &SeriesParams,
+) -> Result<Window, ApiError> {
+    let stats = app.store.campaign_stats(campaign.id).await?;
+    let from = match p.from.as_deref() {
+        Some(s) => parse_time("from", s)?,
+        None => stats.first_activity.unwrap_or(campaign.created_at),
+    };
+    let to = match p.to.as_deref() {
+        Some(s) => parse_time("to", s)?,
+        None => stats.last_activity.unwrap_or_else(Utc::now) + Duration::hours(1),
+    };
+    if to <= from {
+        return Err(ApiError::Invalid(format!(
+            "to ({to}) must be after from ({from})"
+        )));
+    }
+    let interval = match p.interval.as_deref() {
+        Some(s) => Interval::parse(s)
+            .ok_or_else(|| ApiError::Invalid(format!("interval '{s}' is not one of hour, day")))?,
+        None if to - from <= Duration::hours(72) => Interval::Hour,
+        None => Interval::Day,
+    };
+    Window::new(from, to, interval).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "the window from {from} to {to} has more than {} {interval:?} buckets: \
+             ask for interval=day or a shorter window",
+            report::MAX_BUCKETS
+        ))
+    })
+}
+
+#[derive(Serialize)]
+struct Links {
+    campaign_id: i64,
+    links: Vec<report::LinkReport>,
+}
+
+/// `GET /api/campaigns/{id}/links`: clicks per tracked link.
+pub async fn links(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<FormatOnly>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let format = negotiate(&headers, params(q)?.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let links = report::links(app.store.report_links(campaign.id).await?);
+    format::report(
+        format,
+        &format!("campaign-{}-links", campaign.id),
+        Links {
+            campaign_id: campaign.id,
+            links: links.clone(),
+        },
+        &links,
+    )
+}
+
+#[derive(Serialize)]
+struct Breakdown {
+    campaign_id: i64,
+    by: &'static str,
+    rows: Vec<report::BreakdownRow>,
+}
+
+/// `GET /api/campaigns/{id}/breakdown/{by}`: opens and clicks per client, os, device, country or
+/// class.
+pub async fn breakdown(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path((id, by)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: Result<Query<FormatOnly>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let format = negotiate(&headers, params(q)?.format.as_deref())?;
+    let dim = Dim::parse(&by).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "'{by}' is not a breakdown: use client, os, device, country or class"
+        ))
+    })?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let rows = report::breakdown(app.store.report_breakdown(campaign.id, dim).await?);
+    format::report(
+        format,
+        &format!("campaign-{}-{}", campaign.id, dim.as_str()),
+        Breakdown {
+            campaign_id: campaign.id,
+            by: dim.as_str(),
+            rows: rows.clone(),
+        },
+        &rows,
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HourOfWeekParams {
+    tz: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HourOfWeek {
+    campaign_id: i64,
+    utc_offset_minutes: i32,
+    cells: Vec<report::HourOfWeekCell>,
+}
+
+/// `GET /api/campaigns/{id}/hour-of-week?tz=+02:00`: when recipients open and click, as 7 x 24
+/// cells (Monday first) in the given UTC offset.
+pub async fn hour_of_week(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<HourOfWeekParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let format = negotiate(&headers, p.format.as_deref())?;
+    let offset = match p.tz.as_deref() {
+        None => 0,
+        Some(tz) => report::parse_offset(tz).ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "tz '{tz}' is not a UTC offset such as +02:00, -05:30 or Z"
+            ))
+        })?,
+    };
+    let campaign = existing_campaign(&app, &id).await?;
+    let rows = app
+        .store
+        .report_hours(campaign.id, i64::MIN, i64::MAX)
+        .await?;
+    let cells = report::hour_of_week(&rows, offset);
+    format::report(
+        format,
+        &format!("campaign-{}-hour-of-week", campaign.id),
+        HourOfWeek {
+            campaign_id: campaign.id,
+            utc_offset_minutes: offset,
+            cells: cells.clone(),
+        },
+        &cells,
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompareParams {
+    campaigns: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Comparison {
+    campaigns: Vec<Named<CampaignReport>>,
+}
+
+/// `GET /api/compare?campaigns=1,2`: two or more campaigns' headline figures side by side.
+pub async fn compare(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    headers: HeaderMap,
+    q: Result<Query<CompareParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let format = negotiate(&headers, p.format.as_deref())?;
+    let ids: Vec<&str> = p
+        .campaigns
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !(2..=20).contains(&ids.len()) {
+        return Err(ApiError::Invalid(
+            "campaigns must list 2 to 20 campaign ids, comma separated: campaigns=1,2".into(),
+        ));
+    }
+    let mut campaigns = Vec::with_capacity(ids.len());
+    let mut rows: Vec<Metric> = Vec::new();
+    for id in ids {
+        let campaign = existing_campaign(&app, id).await?;
+        let report = CampaignReport::from(app.store.campaign_stats(campaign.id).await?);
+        rows.extend(report.metrics());
+        campaigns.push(Named { campaign, report });
+    }
+    format::report(format, "comparison", Comparison { campaigns }, &rows)
+}
+
+#[derive(Serialize)]
+struct Timeline {
+    recipient_id: String,
+    events: Vec<EventRecord>,
+}
+
+/// `GET /api/recipients/{id}/timeline`: every open and click of one recipient across campaigns,
+/// oldest first. Per-recipient data: analysts and admins, audited.
+pub async fn timeline(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<FormatOnly>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_recipient_data()?;
+    let format = negotiate(&headers, params(q)?.format.as_deref())?;
+    let id = super::recipients::valid_recipient(id)?;
+    caller
+        .audit(&app, "read_timeline", &super::recipient_ref(&id))
+        .await?;
+    let events = app.store.recipient_export(id.clone()).await?.events;
+    format::report(
+        format,
+        "recipient-timeline",
+        Timeline {
+            recipient_id: id,
+            events: events.clone(),
+        },
+        &events,
+    )
+}
