@@ -5,6 +5,7 @@ use crate::analytics::CampaignReport;
 use crate::api::{self, auth};
 use crate::classify::ranges;
 use crate::config::Settings;
+use crate::export::{EventExport, ExportFormat};
 use crate::messages::MessageRequest;
 use crate::startup::{self, Context};
 use crate::store::{AddressList, CampaignId, Scope};
@@ -82,12 +83,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set the password that signs in to the dashboard with a scope (read from stdin, one line,
+    /// at least 12 characters). Setting it again replaces it.
+    DashboardPassword {
+        #[arg(long, value_enum)]
+        scope: Scope,
+    },
     /// Show a campaign's numbers.
     Stats {
         #[arg(long, value_name = "ID")]
         campaign: CampaignId,
         #[arg(long)]
         json: bool,
+    },
+    /// Write every event of a campaign (per-recipient data), oldest first, as CSV or NDJSON: the
+    /// events stored when the export starts. Shows a progress bar on a terminal.
+    Export {
+        #[arg(long, value_name = "ID")]
+        campaign: CampaignId,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// The file to write (replaced if it exists); stdout when left out.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -272,6 +290,28 @@ async fn run_with_database(
                 writeln!(out, "{token}")?;
             }
         }
+        Command::DashboardPassword { scope } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < 12 {
+                bail!(
+                    "the password must be at least 12 characters long (give it on stdin: echo 'PASSWORD' | mailbeacon dashboard-password --scope {})",
+                    scope.as_str()
+                );
+            }
+            ctx.audit_cli("set_dashboard_password", scope.as_str())
+                .await?;
+            let hash = crate::dashboard::session::hash_password(password)?;
+            ctx.store.set_dashboard_password(scope, hash).await?;
+            writeln!(
+                out,
+                "dashboard password for scope {} set; sign in at /login",
+                scope.as_str()
+            )?;
+        }
         Command::Key(KeyCommand::Rotate) => {
             if !ctx.settings.signing_keys.is_empty() {
                 bail!(
@@ -414,6 +454,11 @@ async fn run_with_database(
                 writeln!(out, "campaign {} {:?}\n{report}", c.id, c.name)?;
             }
         }
+        Command::Export {
+            campaign,
+            format,
+            output,
+        } => export(ctx, campaign, format, output, out).await?,
         Command::Serve | Command::Key(KeyCommand::Generate { .. }) => {
             unreachable!("handled in run")
         }
@@ -446,6 +491,82 @@ async fn register(
         )
         .await?;
     Ok(registered.remove(0))
+}
+
+/// `mailbeacon export`: the same paged export as the API's, written to a file or stdout.
+async fn export(
+    ctx: &Context,
+    campaign: CampaignId,
+    format: ExportFormat,
+    output: Option<PathBuf>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let c = ctx
+        .store
+        .campaign(campaign)
+        .await?
+        .with_context(|| format!("campaign {campaign} does not exist"))?;
+    let mut file = match &output {
+        Some(path) => Some(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => None,
+    };
+    ctx.audit_cli("export_events", &format!("campaign {}", c.id))
+        .await?;
+    let export = EventExport::start(ctx.store.clone(), c.id, format).await?;
+    // The campaign's counters say how many events there are, without counting them.
+    let stats = ctx.store.campaign_stats(c.id).await?;
+    let bar = ProgressBar::new((stats.opens.total + stats.clicks.total).max(0) as u64).with_style(
+        ProgressStyle::with_template(
+            "exporting {bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .expect("valid progress template"),
+    );
+    let started = std::time::Instant::now();
+    let mut chunks = export.spawn();
+    let mut done = 0u64;
+    let written: anyhow::Result<()> = async {
+        let w: &mut dyn Write = match &mut file {
+            Some(f) => f,
+            None => out,
+        };
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk.with_context(|| format!("the export failed after {done} events"))?;
+            w.write_all(&chunk.bytes)
+                .context("cannot write the export")?;
+            done += chunk.events;
+            if done > bar.length().unwrap_or(0) {
+                bar.set_length(done);
+            }
+            bar.set_position(done);
+        }
+        w.flush().context("cannot write the export")
+    }
+    .await;
+    bar.finish_and_clear();
+    if let Err(e) = written {
+        // No partial file that looks complete (but leave devices and pipes alone).
+        drop(file);
+        if let Some(path) = &output
+            && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    eprintln!(
+        "exported {done} events of campaign {} in {:.1} s{}",
+        c.id,
+        started.elapsed().as_secs_f64(),
+        output
+            .as_ref()
+            .map(|p| format!(" to {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
 }
 
 fn known_list(name: &str) -> anyhow::Result<&'static str> {

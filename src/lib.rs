@@ -6,6 +6,8 @@ pub mod api;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
+pub mod export;
 pub mod geo;
 pub mod ingest;
 pub mod instrument;

@@ -39,6 +39,9 @@ pub struct AppState {
     pub geo: Option<Arc<Geo>>,
     pub ip_salt: crate::track::client_addr::DailySalt,
     pub metrics: Option<PrometheusHandle>,
+    /// Turns true when the server stops accepting: long-lived responses (the dashboard's live
+    /// feed) end then, so shutdown does not wait for them.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -49,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api", api::router())
+        .merge(crate::dashboard::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
 }
@@ -104,6 +108,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    state.closing.send_replace(true);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {

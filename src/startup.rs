@@ -188,6 +188,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         events,
         settings: ctx.settings.clone(),
         metrics: Some(metrics),
+        closing: tokio::sync::watch::Sender::new(false),
     });
     println!(
         "listening on http://{local} (public URL {})",

@@ -5,14 +5,14 @@ use super::error::ApiError;
 use crate::server::AppState;
 use crate::store::{AuditEntry, Scope};
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-const PREFIX: &str = "mb_";
+pub const PREFIX: &str = "mb_";
 
 /// A new random API token, in the form shown to the user once.
 pub fn generate_token() -> String {
@@ -48,12 +48,21 @@ impl Caller {
         }
     }
 
+    /// Who this is in the audit log: `token:ID`, or `dashboard-password` for a password sign-in.
+    pub fn actor(self) -> String {
+        if self.token_id == 0 {
+            "dashboard-password".into()
+        } else {
+            format!("token:{}", self.token_id)
+        }
+    }
+
     /// Notes in the audit log that this caller did `action` to `target`.
     pub async fn audit(self, app: &AppState, action: &str, target: &str) -> Result<(), ApiError> {
         app.store
             .audit(AuditEntry {
                 at: chrono::Utc::now(),
-                actor: format!("token:{}", self.token_id),
+                actor: self.actor(),
                 scope: self.scope.as_str().into(),
                 action: action.into(),
                 target: target.into(),
@@ -72,10 +81,20 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::MissingToken)?;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            // The dashboard's session cookie, for reads only: a write needs the header, which a
+            // page on another site cannot make a browser send.
+            if matches!(parts.method, Method::GET | Method::HEAD)
+                && let Some(session) =
+                    crate::dashboard::session::from_headers(app, &parts.headers).await?
+            {
+                return Ok(Caller {
+                    token_id: session.token_id.unwrap_or(0),
+                    scope: session.scope,
+                });
+            }
+            return Err(ApiError::MissingToken);
+        };
         let token = value
             .to_str()
             .ok()

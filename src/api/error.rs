@@ -34,6 +34,10 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),

@@ -83,12 +83,7 @@ pub async fn list(
         })
         .into_response(),
         Format::Ndjson => {
-            let mut body = Vec::with_capacity(events.len() * 256);
-            for e in &events {
-                serde_json::to_writer(&mut body, e)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                body.push(b'\n');
-            }
+            let body = to_ndjson(&events).map_err(|e| ApiError::Internal(e.to_string()))?;
             ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
         }
         Format::Csv => {
@@ -104,15 +99,33 @@ pub async fn list(
 }
 
 pub fn to_csv(events: &[EventRecord]) -> csv::Result<Vec<u8>> {
-    // Columns and names follow the JSON fields, header row included.
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(events.len() * 250));
+    csv_rows(events, true)
+}
+
+/// CSV of `events`, with the header row (also when there are none) or without it: the pages of an
+/// export after its first.
+pub fn csv_rows(events: &[EventRecord], header: bool) -> csv::Result<Vec<u8>> {
+    // Columns and names follow the JSON fields.
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::with_capacity(events.len() * 250));
     for e in events {
         w.serialize(e)?;
     }
-    if events.is_empty() {
+    if header && events.is_empty() {
         w.write_record(EVENT_CSV_COLUMNS)?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// One JSON object per event and line.
+pub fn to_ndjson(events: &[EventRecord]) -> serde_json::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(events.len() * 256);
+    for e in events {
+        serde_json::to_writer(&mut body, e)?;
+        body.push(b'\n');
+    }
+    Ok(body)
 }
 
 /// The header of an empty CSV export (with events, it comes from [`EventRecord`]'s fields).

@@ -9,6 +9,7 @@ pub mod auth;
 mod campaigns;
 pub mod error;
 mod events;
+mod exports;
 pub mod format;
 mod json_body;
 mod messages;
@@ -16,7 +17,7 @@ mod recipients;
 pub mod reports;
 
 pub use campaigns::{existing_campaign, valid_name};
-pub use events::to_csv;
+pub use events::{csv_rows, to_csv, to_ndjson};
 pub use recipients::recipient_ref;
 
 use crate::server::AppState;
@@ -45,6 +46,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getCampaignHourOfWeek" => ("GET", get(reports::hour_of_week)),
         "compareCampaigns" => ("GET", get(reports::compare)),
         "listEvents" => ("GET", get(events::list)),
+        "exportCampaignEvents" => ("GET", get(exports::events)),
         "eraseRecipient" => ("DELETE", delete(recipients::erase)),
         "optOutRecipient" => ("POST", post(recipients::opt_out)),
         "exportRecipient" => ("GET", get(recipients::export)),

@@ -342,6 +342,19 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets an imported list (the shipped one applies again); false when there was none.
     async fn delete_address_list(&self, name: String) -> StoreResult<bool>;
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>>;
+    /// Where an export of the campaign's events started now ends: the highest id among them (0
+    /// when there are none). Events stored later get higher ids, so they are left out.
+    async fn export_bound(&self, campaign: CampaignId) -> StoreResult<EventId>;
+    /// One page of an export: the campaign's events with ids in `(after, up_to]`, oldest first,
+    /// at most `limit`. Each page is a short read of its own: an export, however long, holds no
+    /// transaction open.
+    async fn export_page(
+        &self,
+        campaign: CampaignId,
+        after: EventId,
+        up_to: EventId,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>>;
 
     /// Signing keys kept in the database, as (id, secret). When there are none, `new_secret` is
     /// stored as key 1 in the same transaction (so processes starting together agree on one key) and
@@ -360,6 +373,31 @@ pub trait Store: Send + Sync + 'static {
     /// Audit entries with an id above `after`, oldest first.
     async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>>;
     async fn api_token_count(&self) -> StoreResult<i64>;
+
+    /// The latest events of a campaign, newest first (the dashboard's live feed starts with them).
+    async fn recent_events(
+        &self,
+        campaign: CampaignId,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>>;
+
+    /// Sets (or replaces) the dashboard password of a scope, as a password hash string.
+    async fn set_dashboard_password(&self, scope: Scope, hash: String) -> StoreResult<()>;
+    async fn dashboard_passwords(&self) -> StoreResult<Vec<(Scope, String)>>;
+    async fn create_session(&self, session: Session) -> StoreResult<()>;
+    /// The unexpired session with this cookie hash.
+    async fn session(&self, session_hash: [u8; 32]) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, session_hash: [u8; 32]) -> StoreResult<()>;
+}
+
+/// A signed-in dashboard user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub session_hash: [u8; 32],
+    /// The API token signed in with; `None` for a password.
+    pub token_id: Option<i64>,
+    pub scope: Scope,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What opening a database did, for the start-up message.

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0008_audit_log.sql"),
     ),
     (9, include_str!("../../migrations/sqlite/0009_rollups.sql")),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_dashboard.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.
@@ -901,6 +905,36 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn export_bound(&self, campaign: CampaignId) -> StoreResult<EventId> {
+        // One step down the (campaign_id, id) index.
+        self.read(move |c| {
+            c.prepare_cached("SELECT coalesce(max(id), 0) FROM events WHERE campaign_id = ?1")?
+                .query_row([campaign], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn export_page(
+        &self,
+        campaign: CampaignId,
+        after: EventId,
+        up_to: EventId,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND e.id <= ?3
+                 ORDER BY e.id LIMIT ?4"
+            ))?
+            .query_map(
+                params![campaign, after, up_to, limit as i64],
+                event_from_row,
+            )?
+            .collect()
+        })
+        .await
+    }
+
     async fn signing_keys_or_create(
         &self,
         new_secret: [u8; 32],
@@ -1006,6 +1040,103 @@ impl Store for SqliteStore {
     async fn api_token_count(&self) -> StoreResult<i64> {
         self.read(|c| c.query_row("SELECT count(*) FROM api_tokens", [], |r| r.get(0)))
             .await
+    }
+
+    async fn recent_events(
+        &self,
+        campaign: CampaignId,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 ORDER BY e.id DESC LIMIT ?2"
+            ))?
+            .query_map(params![campaign, limit as i64], event_from_row)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn set_dashboard_password(&self, scope: Scope, hash: String) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO dashboard_passwords (scope, hash, set_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+                params![scope.as_str(), hash, ts(Utc::now())],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn dashboard_passwords(&self) -> StoreResult<Vec<(Scope, String)>> {
+        self.read(|c| {
+            let rows: Vec<(String, String)> = c
+                .prepare_cached("SELECT scope, hash FROM dashboard_passwords")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(scope, hash)| Some((Scope::parse(&scope)?, hash)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: Session) -> StoreResult<()> {
+        self.write(move |c| {
+            let now = Utc::now();
+            // Expired sessions go as new ones come.
+            c.execute("DELETE FROM sessions WHERE expires_at < ?1", [ts(now)])?;
+            c.execute(
+                "INSERT INTO sessions (session_hash, token_id, scope, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    &session.session_hash[..],
+                    session.token_id,
+                    session.scope.as_str(),
+                    ts(now),
+                    ts(session.expires_at)
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn session(&self, session_hash: [u8; 32]) -> StoreResult<Option<Session>> {
+        self.read(move |c| {
+            let row: Option<(Option<i64>, String, String)> = c
+                .prepare_cached(
+                    "SELECT token_id, scope, expires_at FROM sessions
+                     WHERE session_hash = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![&session_hash[..], ts(Utc::now())], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((token_id, scope, expires_at)) = row else {
+                return Ok(None);
+            };
+            Ok(Scope::parse(&scope).map(|scope| Session {
+                session_hash,
+                token_id,
+                scope,
+                expires_at: parse_ts(&expires_at).unwrap_or_default(),
+            }))
+        })
+        .await
+    }
+
+    async fn delete_session(&self, session_hash: [u8; 32]) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM sessions WHERE session_hash = ?1",
+                [&session_hash[..]],
+            )
+            .map(drop)
+        })
+        .await
     }
 }
 

@@ -4,8 +4,10 @@
 mod browser;
 mod classification;
 mod cli;
+mod dashboard;
 mod durability;
 mod errors;
+mod exports;
 mod helpers;
 mod mmdb;
 mod privacy;

@@ -1,0 +1,352 @@
+//! The dashboard at `/`: server-rendered pages that read the same reports as the API, SVG charts
+//! drawn here, one small script of our own for the live feed, and nothing fetched from anywhere
+//! else. Pages need a session (sign in with an API token or a dashboard password) and obey the
+//! scope the same way the API does: viewers see aggregates only.
+
+mod charts;
+pub mod html;
+mod pages;
+pub mod session;
+
+use crate::api::error::ApiError;
+use crate::server::AppState;
+use crate::store::{EventQuery, Scope};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+const STYLE: &str = include_str!("assets/style.css");
+const LIVE_JS: &str = include_str!("assets/live.js");
+
+/// Only our own files; no inline script or style, no other origin.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(campaigns))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/campaigns/{id}", get(campaign))
+        .route("/campaigns/{id}/live", get(live))
+        .route("/compare", get(compare))
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/assets/live.js",
+            get(|| async { asset("text/javascript; charset=utf-8", LIVE_JS) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// An HTML page with the headers every page has.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
+}
+
+/// A page failed: the API's error, as a page.
+fn error_page(scope: Option<Scope>, e: ApiError) -> Response {
+    let status = e.status();
+    html(
+        status,
+        html::page(
+            "Error",
+            scope,
+            &format!(
+                "<h1>{}</h1><p>{}</p><p><a href=\"/\">All campaigns</a></p>",
+                status.as_u16(),
+                html::esc(&e.to_string())
+            ),
+        ),
+    )
+}
+
+/// A signed-in dashboard user; without a session, pages redirect to the sign-in form.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn {
+    pub scope: Scope,
+}
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, Response> {
+        match session::from_headers(app, &parts.headers).await {
+            Ok(Some(s)) => Ok(SignedIn { scope: s.scope }),
+            Ok(None) => {
+                let here = parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string();
+                let next = if here == "/" {
+                    String::new()
+                } else {
+                    format!("?next={}", urlencode(&here))
+                };
+                Err(Redirect::to(&format!("/login{next}")).into_response())
+            }
+            Err(e) => Err(error_page(None, e)),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after signing in: a path on this site only (no `//evil.example`).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/".into(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn login_form(axum::extract::Query(q): axum::extract::Query<LoginQuery>) -> Response {
+    html(
+        StatusCode::OK,
+        pages::login(&safe_next(q.next.as_deref()), None),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    secret: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if !same_origin(&headers) {
+        return error_page(
+            None,
+            ApiError::Invalid("sign-in must come from this site's own form".into()),
+        );
+    }
+    let Ok(Form(form)) = form else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::login("/", Some("Enter an API token or the dashboard password.")),
+        );
+    };
+    let next = safe_next(form.next.as_deref());
+    match session::check_secret(&app, &form.secret).await {
+        Ok(Some((token_id, scope))) => {
+            let secure = app
+                .settings
+                .public_url
+                .as_ref()
+                .is_some_and(|u| u.as_str().starts_with("https://"));
+            match session::start(&app, token_id, scope, secure).await {
+                Ok(cookie) => {
+                    let mut r = Redirect::to(&next).into_response();
+                    if let Ok(v) = HeaderValue::from_str(&cookie) {
+                        r.headers_mut().insert(header::SET_COOKIE, v);
+                    }
+                    r
+                }
+                Err(e) => error_page(None, e),
+            }
+        }
+        Ok(None) => html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(&next, Some("That is not a valid API token or password.")),
+        ),
+        Err(e) => error_page(None, e),
+    }
+}
+
+/// A form post from another site carries its own Origin; browsers always send one on POST.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let origin_host = origin.split("://").nth(1).unwrap_or("");
+            Some(origin_host) == host
+        }
+    }
+}
+
+async fn logout(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return error_page(
+            None,
+            ApiError::Invalid("sign-out must come from this site".into()),
+        );
+    }
+    match session::end(&app, &headers).await {
+        Ok(cookie) => {
+            let mut r = Redirect::to("/login").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => error_page(None, e),
+    }
+}
+
+async fn campaigns(State(app): State<Arc<AppState>>, user: SignedIn) -> Response {
+    match pages::campaigns(&app, user.scope).await {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(Some(user.scope), e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct CampaignQuery {
+    interval: Option<String>,
+}
+
+async fn campaign(
+    State(app): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    q: Result<axum::extract::Query<CampaignQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let interval = q.ok().and_then(|q| q.0.interval);
+    match pages::campaign(&app, user.scope, &id, interval).await {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(Some(user.scope), e),
+    }
+}
+
+async fn compare(
+    State(app): State<Arc<AppState>>,
+    user: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // `campaigns=1&campaigns=2` (the list's checkboxes) or `campaigns=1,2`.
+    let ids: Vec<String> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("campaigns="))
+        .flat_map(|v| v.split("%2C").flat_map(|v| v.split(',')))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    match pages::compare(&app, user.scope, &ids).await {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(Some(user.scope), e),
+    }
+}
+
+/// Server-sent events: each new event of the campaign as it is stored (no recipient data, so
+/// every scope may watch). The feed reads the database once a second, so it shows events taken
+/// by any process that shares it; `Last-Event-ID` resumes after a reconnect.
+async fn live(
+    State(app): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let campaign = match crate::api::existing_campaign(&app, &id).await {
+        Ok(c) => c.id,
+        Err(e) => return error_page(Some(user.scope), e),
+    };
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let after = match resume {
+        Some(id) => id,
+        None => match app.store.recent_events(campaign, 1).await {
+            Ok(latest) => latest.first().map_or(0, |e| e.id),
+            Err(e) => return error_page(Some(user.scope), e.into()),
+        },
+    };
+    let closing = app.closing.subscribe();
+    let state = (app, after, closing, Vec::<Event>::new());
+    let stream = futures_util::stream::unfold(
+        state,
+        move |(app, mut after, mut closing, mut ready)| async move {
+            loop {
+                if let Some(event) = ready.pop() {
+                    return Some((
+                        Ok::<Event, std::convert::Infallible>(event),
+                        (app, after, closing, ready),
+                    ));
+                }
+                if *closing.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = closing.changed() => return None,
+                }
+                let query = EventQuery {
+                    campaign: Some(campaign),
+                    after,
+                    limit: 100,
+                };
+                let Ok(events) = app.store.events(query).await else {
+                    continue;
+                };
+                for e in events.iter().rev() {
+                    ready.push(pages::live_event(e));
+                }
+                if let Some(last) = events.last() {
+                    after = last.id;
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}

@@ -1,0 +1,395 @@
+//! The pages: sign-in, the campaigns list, a campaign, the comparison. Each reads the same reports
+//! the API serves (src/analytics) and writes HTML; figures carry `data-metric` / `data-value`
+//! attributes so tests (and scrapers) read the number without its formatting.
+
+use super::charts;
+use super::html::{esc, num, page, pct};
+use crate::analytics::CampaignReport;
+use crate::analytics::report::{self, BreakdownRow, Interval, Window};
+use crate::analytics::rollup::Dim;
+use crate::api::error::ApiError;
+use crate::server::AppState;
+use crate::store::{EventRecord, Scope};
+use axum::response::sse::Event;
+use chrono::{Duration, Utc};
+use std::fmt::Write;
+
+pub fn login(next: &str, problem: Option<&str>) -> String {
+    let problem = problem.map_or(String::new(), |p| {
+        format!("<p class=\"problem\" role=\"alert\">{}</p>", esc(p))
+    });
+    page(
+        "Sign in",
+        None,
+        &format!(
+            "<section class=\"signin\"><h1>Sign in</h1>{problem}\
+             <form method=\"post\" action=\"/login\">\
+             <label for=\"secret\">API token or dashboard password</label>\
+             <input id=\"secret\" name=\"secret\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+             <input type=\"hidden\" name=\"next\" value=\"{}\">\
+             <button type=\"submit\">Sign in</button></form>\
+             <p class=\"hint\">An admin creates tokens with <code>mailbeacon token create --scope viewer</code> \
+             and sets a password with <code>mailbeacon dashboard-password --scope viewer</code>.</p></section>",
+            esc(next)
+        ),
+    )
+}
+
+fn figure(metric: &str, label: &str, value: i64, note: &str) -> String {
+    format!(
+        "<div class=\"figure\" data-metric=\"{metric}\" data-value=\"{value}\">\
+         <span class=\"value\">{}</span><span class=\"label\">{label}</span>\
+         <span class=\"note\">{note}</span></div>",
+        num(value)
+    )
+}
+
+fn rate_figure(metric: &str, label: &str, rate: Option<f64>, note: &str) -> String {
+    format!(
+        "<div class=\"figure\" data-metric=\"{metric}\" data-value=\"{}\">\
+         <span class=\"value\">{}</span><span class=\"label\">{label}</span>\
+         <span class=\"note\">{note}</span></div>",
+        rate.map_or(String::new(), |r| format!("{r:.6}")),
+        pct(rate)
+    )
+}
+
+pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError> {
+    let list = app.store.campaigns().await?;
+    let mut rows = String::new();
+    for c in &list {
+        let r = CampaignReport::from(app.store.campaign_stats(c.id).await?);
+        let _ = write!(
+            rows,
+            "<tr><td><input type=\"checkbox\" name=\"campaigns\" value=\"{id}\" \
+             aria-label=\"compare {name}\"></td>\
+             <td><a href=\"/campaigns/{id}\">{name}</a></td><td class=\"n\">{sent}</td>\
+             <td class=\"n\">{floor} – {ceiling}</td><td class=\"n\">{click}</td>\
+             <td class=\"n\">{ctor}</td><td>{last}</td></tr>",
+            id = c.id,
+            name = esc(&c.name),
+            sent = num(r.stats.sent),
+            floor = pct(r.open_rate_range.floor),
+            ceiling = pct(r.open_rate_range.ceiling),
+            click = pct(r.reader_click_rate),
+            ctor = pct(r.reader_click_to_open_rate),
+            last = r
+                .stats
+                .last_activity
+                .map_or("–".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+        );
+    }
+    let body = if list.is_empty() {
+        "<h1>Campaigns</h1><p>No campaigns yet. Create one with <code>mailbeacon campaign create \
+         NAME</code> or <code>POST /api/campaigns</code>.</p>"
+            .to_string()
+    } else {
+        format!(
+            "<h1>Campaigns</h1><form method=\"get\" action=\"/compare\">\
+             <div class=\"scroll\"><table class=\"campaigns\"><thead><tr><th></th><th>Campaign</th>\
+             <th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch (ceiling)\">Open rate</th>\
+             <th class=\"n\">Click rate</th><th class=\"n\">Click-to-open</th><th>Last activity</th>\
+             </tr></thead><tbody>{rows}</tbody></table></div>\
+             <button type=\"submit\">Compare selected</button></form>\
+             <p class=\"hint\">Open rate: readers' opens (and click-implied opens) – every pixel fetch. \
+             Click rates leave out scanners and bots.</p>"
+        )
+    };
+    Ok(page("Campaigns", Some(scope), &body))
+}
+
+fn breakdown_table(title: &str, dim: &str, rows: &[BreakdownRow]) -> String {
+    let mut out = format!(
+        "<section class=\"breakdown\" data-breakdown=\"{dim}\"><h3>{title}</h3>\
+         <div class=\"scroll\"><table><thead><tr><th>{title}</th><th class=\"n\">Opened</th>\
+         <th class=\"n\">by readers</th><th class=\"n\">Clicked</th></tr></thead><tbody>"
+    );
+    for r in rows.iter().take(10) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(r.value.as_deref().unwrap_or("unknown")),
+            num(r.unique_opens),
+            num(r.reader_unique_opens),
+            num(r.unique_clicks)
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("<tr><td colspan=\"4\">No activity yet.</td></tr>");
+    }
+    let _ = write!(
+        out,
+        "</tbody></table></div><a class=\"download\" download href=\"{{base}}/breakdown/{dim}?format=csv\">CSV</a></section>"
+    );
+    out
+}
+
+pub async fn campaign(
+    app: &AppState,
+    scope: Scope,
+    id: &str,
+    interval: Option<String>,
+) -> Result<String, ApiError> {
+    let campaign = crate::api::existing_campaign(app, id).await?;
+    let report = CampaignReport::from(app.store.campaign_stats(campaign.id).await?);
+    let s = &report.stats;
+    let from = s.first_activity.unwrap_or(campaign.created_at);
+    let to = s.last_activity.unwrap_or_else(Utc::now) + Duration::hours(1);
+    let interval = match interval.as_deref().and_then(Interval::parse) {
+        Some(i) => i,
+        None if to - from <= Duration::hours(72) => Interval::Hour,
+        None => Interval::Day,
+    };
+    let window = Window::new(from, to, interval)
+        .or_else(|| Window::new(from, to, Interval::Day))
+        .ok_or_else(|| ApiError::Invalid("this campaign's activity spans too long".into()))?;
+    let hours = app
+        .store
+        .report_hours(campaign.id, i64::MIN, i64::MAX)
+        .await?;
+    let points = report::series(&hours, &window);
+    let cells = report::hour_of_week(&hours, 0);
+    let links = report::links(app.store.report_links(campaign.id).await?);
+    let base = format!("/api/campaigns/{}", campaign.id);
+
+    let machine_opens = s.opens.total - s.opens.total_excluding_machine;
+    let figures = [
+        figure("sent", "Sent", s.sent, "messages"),
+        figure(
+            "opens_unique_excluding_machine",
+            "Opened by readers",
+            s.opens.unique_excluding_machine,
+            &format!("{} implied by a click", num(s.click_implied_opens)),
+        ),
+        figure(
+            "opens_unique",
+            "Pixel fetched",
+            s.opens.unique,
+            "messages, any fetch",
+        ),
+        format!(
+            "<div class=\"figure wide\" data-metric=\"open_rate_range\" data-floor=\"{}\" data-ceiling=\"{}\">\
+             <span class=\"value\">{} – {}</span><span class=\"label\">Open rate</span>\
+             <span class=\"note\">readers – every fetch</span></div>",
+            report.open_rate_range.floor.map_or(String::new(), |r| format!("{r:.6}")),
+            report.open_rate_range.ceiling.map_or(String::new(), |r| format!("{r:.6}")),
+            pct(report.open_rate_range.floor),
+            pct(report.open_rate_range.ceiling)
+        ),
+        figure(
+            "clicks_unique_excluding_machine",
+            "Clicked by readers",
+            s.clicks.unique_excluding_machine,
+            &format!("{} clicks in all", num(s.clicks.total)),
+        ),
+        rate_figure(
+            "reader_click_rate",
+            "Click rate",
+            report.reader_click_rate,
+            "readers' clicks / sent",
+        ),
+        rate_figure(
+            "reader_click_to_open_rate",
+            "Click-to-open",
+            report.reader_click_to_open_rate,
+            "readers",
+        ),
+        figure(
+            "machine_opens",
+            "Machine opens",
+            machine_opens,
+            "Apple prefetch, scanners, bots",
+        ),
+    ]
+    .concat();
+    let definitions: String = report
+        .definitions
+        .iter()
+        .map(|(k, v)| format!("<dt>{}</dt><dd>{}</dd>", esc(&k.replace('_', " ")), esc(v)))
+        .collect();
+
+    let mut link_rows = String::new();
+    for l in &links {
+        let _ = write!(
+            link_rows,
+            "<tr><td class=\"n\">{}</td><td class=\"url\">{}{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            l.link_no,
+            esc(l.url.as_deref().unwrap_or("")),
+            if l.honeypot {
+                " <em>(honeypot)</em>"
+            } else {
+                ""
+            },
+            num(l.reader_unique_clicks),
+            num(l.unique_clicks),
+            num(l.clicks)
+        );
+    }
+    if links.is_empty() {
+        link_rows.push_str("<tr><td colspan=\"5\">No clicks yet.</td></tr>");
+    }
+
+    let mut breakdowns = String::new();
+    for (dim, title) in [
+        (Dim::Client, "Client"),
+        (Dim::Device, "Device"),
+        (Dim::Os, "Operating system"),
+        (Dim::Class, "Class"),
+        (Dim::Country, "Country"),
+    ] {
+        let rows = report::breakdown(app.store.report_breakdown(campaign.id, dim).await?);
+        breakdowns.push_str(&breakdown_table(title, dim.as_str(), &rows));
+    }
+    let breakdowns = breakdowns.replace("{base}", &base);
+
+    let recent = app.store.recent_events(campaign.id, 20).await?;
+    let feed: String = recent.iter().map(feed_item).collect();
+    let raw_export = if scope == Scope::Viewer {
+        String::new()
+    } else {
+        format!(
+            "<a class=\"download\" download href=\"{base}/events/export?format=csv\">Raw events (CSV)</a>"
+        )
+    };
+    let other = match interval {
+        Interval::Hour => "day",
+        Interval::Day => "hour",
+    };
+    let body = format!(
+        "<h1>{name}</h1><p class=\"sub\">Campaign {id} · created {created}</p>\
+         <section class=\"figures\">{figures}</section>\
+         <details class=\"definitions\"><summary>What these figures mean</summary><dl>{definitions}</dl></details>\
+         <section class=\"card\"><h2>Opens and clicks over time</h2>\
+         <p class=\"legend\"><span class=\"key reader\"></span>readers' opens \
+         <span class=\"key machine\"></span>machine opens <span class=\"key click\"></span>clicks \
+         · per {interval_name} (UTC) · <a href=\"/campaigns/{id}?interval={other}\">per {other}</a></p>\
+         {chart}<a class=\"download\" download href=\"{base}/timeseries?interval={interval_name}&amp;format=csv\">CSV</a></section>\
+         <section class=\"card\"><h2>Links</h2><div class=\"scroll\"><table class=\"links\"><thead><tr>\
+         <th class=\"n\">#</th><th>Destination</th><th class=\"n\">Readers</th><th class=\"n\">Messages</th>\
+         <th class=\"n\">Clicks</th></tr></thead><tbody>{link_rows}</tbody></table></div>\
+         <a class=\"download\" download href=\"{base}/links?format=csv\">CSV</a></section>\
+         <section class=\"card\"><h2>Who opened, with what</h2><div class=\"grid\">{breakdowns}</div></section>\
+         <section class=\"card\"><h2>When readers open (UTC)</h2>{heatmap}\
+         <a class=\"download\" download href=\"{base}/hour-of-week?format=csv\">CSV</a></section>\
+         <section class=\"card\"><h2>Live <span id=\"live-status\" class=\"status\">connecting…</span></h2>\
+         <p class=\"hint\"><span id=\"live-count\">0</span> new since this page was opened.</p>\
+         <ol id=\"live-feed\" data-source=\"/campaigns/{id}/live\">{feed}</ol></section>\
+         <section class=\"card downloads\"><h2>Downloads</h2>\
+         <a class=\"download\" id=\"download-report\" download href=\"{base}/report?format=csv\">Headline figures (CSV)</a>\
+         <a class=\"download\" download href=\"{base}/report?format=ndjson\">Headline figures (NDJSON)</a>{raw_export}</section>",
+        name = esc(&campaign.name),
+        id = campaign.id,
+        created = campaign.created_at.format("%Y-%m-%d %H:%M UTC"),
+        interval_name = match interval {
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+        },
+        chart = charts::activity(&points, interval),
+        heatmap = charts::hour_of_week(&cells),
+    );
+    Ok(page(&campaign.name, Some(scope), &body))
+}
+
+fn feed_item(e: &EventRecord) -> String {
+    format!(
+        "<li data-id=\"{}\"><time>{}</time> <b>{}</b> <span class=\"class {}\">{}</span> {}</li>",
+        e.id,
+        e.received_at.format("%H:%M:%S"),
+        e.kind.as_str(),
+        esc(&e.class),
+        esc(&e.class.replace('_', " ")),
+        esc(&[
+            e.client.as_deref(),
+            Some(e.device.as_str()),
+            e.country.as_deref()
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · "))
+    )
+}
+
+/// One event for the live feed: what the page shows, without the recipient.
+pub fn live_event(e: &EventRecord) -> Event {
+    let data = serde_json::json!({
+        "id": e.id,
+        "kind": e.kind,
+        "received_at": e.received_at,
+        "class": e.class,
+        "client": e.client,
+        "device": e.device,
+        "country": e.country,
+    });
+    Event::default()
+        .event("hit")
+        .id(e.id.to_string())
+        .data(data.to_string())
+}
+
+pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<String, ApiError> {
+    if ids.len() < 2 {
+        return Err(ApiError::Invalid(
+            "pick two or more campaigns to compare".into(),
+        ));
+    }
+    let mut columns = Vec::new();
+    for id in ids.iter().take(20) {
+        let c = crate::api::existing_campaign(app, id).await?;
+        let r = CampaignReport::from(app.store.campaign_stats(c.id).await?);
+        columns.push((c, r));
+    }
+    let mut head = String::from("<th></th>");
+    for (c, _) in &columns {
+        let _ = write!(
+            head,
+            "<th class=\"n\"><a href=\"/campaigns/{}\">{}</a></th>",
+            c.id,
+            esc(&c.name)
+        );
+    }
+    type Cell = fn(&CampaignReport) -> String;
+    let rows: [(&str, Cell); 9] = [
+        ("Sent", |r| num(r.stats.sent)),
+        ("Opened by readers", |r| {
+            num(r.stats.opens.unique_excluding_machine)
+        }),
+        ("Open rate, readers", |r| pct(r.open_rate_range.floor)),
+        ("Open rate, every fetch", |r| pct(r.open_rate_range.ceiling)),
+        ("Clicked by readers", |r| {
+            num(r.stats.clicks.unique_excluding_machine)
+        }),
+        ("Click rate, readers", |r| pct(r.reader_click_rate)),
+        ("Click-to-open, readers", |r| {
+            pct(r.reader_click_to_open_rate)
+        }),
+        ("Machine opens", |r| {
+            num(r.stats.opens.total - r.stats.opens.total_excluding_machine)
+        }),
+        ("Last activity", |r| {
+            r.stats
+                .last_activity
+                .map_or("–".into(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+        }),
+    ];
+    let mut body = String::new();
+    for (label, cell) in rows {
+        let _ = write!(body, "<tr><th>{label}</th>");
+        for (_, r) in &columns {
+            let _ = write!(body, "<td class=\"n\">{}</td>", cell(r));
+        }
+        body.push_str("</tr>");
+    }
+    let ids: Vec<String> = columns.iter().map(|(c, _)| c.id.to_string()).collect();
+    Ok(page(
+        "Compare",
+        Some(scope),
+        &format!(
+            "<h1>Side by side</h1><div class=\"scroll\"><table class=\"compare\"><thead><tr>{head}</tr></thead>\
+             <tbody>{body}</tbody></table></div>\
+             <a class=\"download\" download href=\"/api/compare?campaigns={}&amp;format=csv\">CSV</a>",
+            ids.join(",")
+        ),
+    ))
+}
