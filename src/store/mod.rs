@@ -184,7 +184,8 @@ pub struct AuditEntry {
     /// `token:ID` or `cli`.
     pub actor: String,
     pub scope: String,
-    /// `read_events`, `export_recipient`, `opt_out`, `erase_recipient`, `create_token`.
+    /// `read_events`, `export_events`, `export_recipient`, `opt_out`, `erase_recipient`,
+    /// `create_token`.
     pub action: String,
     /// What it was done to: a recipient id, a campaign, or `all`.
     pub target: String,
