@@ -83,6 +83,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recompute the report rollups from the event log (a repair after editing the database by
+    /// hand or restoring events; counts of events that retention deleted are lost by it).
+    #[command(hide = true)]
+    RebuildRollups,
+    /// Delete raw events older than --retention-days (or --older-than-days); rollups, and so the
+    /// reports, stay.
+    Purge {
+        /// Overrides --retention-days for this run.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        older_than_days: Option<u32>,
+    },
     /// Set the password that signs in to the dashboard with a scope (read from stdin, one line,
     /// at least 12 characters). Setting it again replaces it.
     DashboardPassword {
@@ -289,6 +300,45 @@ async fn run_with_database(
             } else {
                 writeln!(out, "{token}")?;
             }
+        }
+        Command::RebuildRollups => {
+            let started = std::time::Instant::now();
+            ctx.store.rebuild_rollups().await?;
+            writeln!(
+                out,
+                "rollups rebuilt from the event log in {:.1} s",
+                started.elapsed().as_secs_f64()
+            )?;
+        }
+        Command::Purge { older_than_days } => {
+            let Some(days) = older_than_days.or(ctx.settings.retention_days) else {
+                bail!(
+                    "say how old events must be to go: --older-than-days N, or set --retention-days / MAILBEACON_RETENTION_DAYS"
+                );
+            };
+            let before = Utc::now() - chrono::Duration::days(days.into());
+            ctx.audit_cli(
+                "purge_events",
+                &format!("received before {}", before.to_rfc3339()),
+            )
+            .await?;
+            let bar = ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("purging {spinner} {pos} events deleted ({per_sec})")
+                    .expect("valid progress template"),
+            );
+            let shown = bar.clone();
+            let summary = ctx
+                .store
+                .purge_events(before, Arc::new(move |done, _| shown.set_position(done)))
+                .await?;
+            bar.finish_and_clear();
+            writeln!(
+                out,
+                "deleted {} events of {} messages received before {}; reports are unchanged",
+                summary.events,
+                summary.messages,
+                before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )?;
         }
         Command::DashboardPassword { scope } => {
             let mut password = String::new();

@@ -91,6 +91,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: Option<u64>,
 
+    /// Delete raw events older than this many days (hourly while serving, and with
+    /// `mailbeacon purge`); rollups, and so the reports, stay. Default: keep them.
+    #[arg(long, env = "MAILBEACON_RETENTION_DAYS", global = true, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
+
     /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -129,6 +135,7 @@ pub struct Resolved {
     pub honeypot_link: bool,
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
+    pub retention_days: Option<u32>,
 }
 
 impl Settings {
@@ -160,6 +167,7 @@ impl Settings {
         self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
         self.geoip = self.geoip.or(file.geoip);
         self.header_timeout = self.header_timeout.or(file.header_timeout);
+        self.retention_days = self.retention_days.or(file.retention_days);
         if self.internal_recipient.is_empty() {
             self.internal_recipient = file.internal_recipient;
         }
@@ -188,6 +196,7 @@ impl Settings {
             honeypot_link: self.honeypot_link.unwrap_or(false),
             geoip: self.geoip,
             header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),
+            retention_days: self.retention_days,
         }
     }
 }

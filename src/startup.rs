@@ -190,6 +190,14 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         metrics: Some(metrics),
         closing: tokio::sync::watch::Sender::new(false),
     });
+    if let Some(days) = ctx.settings.retention_days {
+        println!("retention: raw events are deleted {days} days after they arrive (rollups stay)");
+        tokio::spawn(retention(
+            ctx.store.clone(),
+            days,
+            state.closing.subscribe(),
+        ));
+    }
     println!(
         "listening on http://{local} (public URL {})",
         public_url.as_str()
@@ -200,6 +208,30 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     writer.shutdown().await;
     println!("stopped");
     Ok(())
+}
+
+/// `--retention-days`: deletes expired raw events now and then every hour, until the server stops.
+async fn retention(
+    store: Arc<dyn crate::store::Store>,
+    days: u32,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let before = chrono::Utc::now() - chrono::Duration::days(days.into());
+        match store.purge_events(before, Arc::new(|_, _| {})).await {
+            Ok(s) if s.events > 0 => tracing::info!(
+                "retention: deleted {} events of {} messages received before {before}",
+                s.events,
+                s.messages
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention: could not delete expired events: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = closing.changed() => return,
+        }
+    }
 }
 
 fn install_metrics() -> anyhow::Result<PrometheusHandle> {

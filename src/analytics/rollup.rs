@@ -10,11 +10,11 @@
 use crate::classify::Class;
 use crate::store::EventKind;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the rollups need to know of one stored event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
     pub kind: EventKind,
     pub link_no: Option<u16>,
@@ -186,6 +186,30 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
     rows
 }
 
+/// The few facts that stand for a message's deleted events in later contributions: one per
+/// distinct combination of what [`contributions`] looks at, so "seen before" stays true for every
+/// kind, link, breakdown value and reader flag. (Their counts do not matter: only differences of
+/// contributions are ever applied.)
+pub fn representatives(facts: &[Fact]) -> Vec<Fact> {
+    let mut seen = BTreeSet::new();
+    facts
+        .iter()
+        .filter(|f| {
+            seen.insert((
+                f.kind,
+                f.link_no,
+                f.class.is_machine(),
+                f.class,
+                f.client.clone(),
+                f.os.clone(),
+                f.device.clone(),
+                f.country.clone(),
+            ))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Counter changes across campaigns, summed over a batch and written once per row.
 #[derive(Debug, Default)]
 pub struct Delta {
@@ -331,6 +355,31 @@ mod tests {
             kind: EventKind::Click,
         };
         assert_eq!(rows[&client][..4], [3, 3, 1, 1]);
+    }
+
+    #[test]
+    fn representatives_of_deleted_events_keep_later_events_from_counting_as_firsts() {
+        let old = [
+            fact(EventKind::Open, None, 0, Class::Human),
+            fact(EventKind::Open, None, 1, Class::Human),
+            fact(EventKind::Click, Some(1), 2, Class::Human),
+            fact(EventKind::Click, Some(1), 3, Class::Human),
+        ];
+        let seed = representatives(&old);
+        assert_eq!(seed.len(), 2);
+        let new = fact(EventKind::Open, None, 600, Class::Human);
+        let mut full = old.to_vec();
+        full.push(new.clone());
+        let mut seeded = seed.clone();
+        seeded.push(new);
+        let diff = |before: &[Fact], after: &[Fact]| {
+            let mut d = Delta::default();
+            d.change(1, before, after);
+            d.rows()
+                .map(|(_, r, c)| (r.clone(), *c))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(diff(&old, &full), diff(&seed, &seeded));
     }
 
     #[test]

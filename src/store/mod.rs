@@ -50,7 +50,9 @@ pub struct NewMessage {
     pub honeypot: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     #[default]
@@ -236,6 +238,12 @@ pub struct AddressList {
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PurgeSummary {
+    pub events: u64,
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct ReclassifySummary {
     pub events: u64,
     pub changed: u64,
@@ -374,6 +382,18 @@ pub trait Store: Send + Sync + 'static {
     /// Audit entries with an id above `after`, oldest first.
     async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>>;
     async fn api_token_count(&self) -> StoreResult<i64>;
+
+    /// Recomputes every rollup from the messages and the event log. For repairs (a database edited
+    /// by hand, events restored): counts of events that retention deleted are lost by it.
+    async fn rebuild_rollups(&self) -> StoreResult<()>;
+
+    /// Deletes the raw events received before `before` (retention), oldest first in short
+    /// transactions; the rollups stay, and so do the reports. `progress` gets (deleted, 0).
+    async fn purge_events(
+        &self,
+        before: DateTime<Utc>,
+        progress: Progress,
+    ) -> StoreResult<PurgeSummary>;
 
     /// The latest events of a campaign, newest first (the dashboard's live feed starts with them).
     async fn recent_events(

@@ -9,7 +9,9 @@
 mod rollups;
 
 use super::*;
-use crate::analytics::rollup::{Delta, Dim, DimCount, Fact, HourCount, LinkCount, contributions};
+use crate::analytics::rollup::{
+    Delta, Dim, DimCount, Fact, HourCount, LinkCount, contributions, representatives,
+};
 use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
 use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit};
@@ -49,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../migrations/sqlite/0010_dashboard.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/sqlite/0011_retention.sql"),
     ),
 ];
 
@@ -416,7 +422,8 @@ impl Store for SqliteStore {
             let mut outcomes = Vec::with_capacity(batch.len());
             {
                 let mut message = tx.prepare_cached(
-                    "SELECT id, campaign_id, recipient_id, sent_at, first_failed_check_at
+                    "SELECT id, campaign_id, recipient_id, sent_at, first_failed_check_at,
+                            purged_facts
                      FROM messages WHERE tracking_id = ?1",
                 )?;
                 let mut history = tx.prepare_cached(
@@ -448,18 +455,25 @@ impl Store for SqliteStore {
                         outcomes.push(RecordOutcome::FailedCheckNoted);
                         continue;
                     }
-                    let Some((message_id, campaign_id, recipient_id, sent_at, failed_check_at)) =
-                        message
-                            .query_row([e.tracking_id], |r| {
-                                Ok((
-                                    r.get::<_, i64>(0)?,
-                                    r.get::<_, i64>(1)?,
-                                    r.get::<_, String>(2)?,
-                                    parse_ts(&r.get::<_, String>(3)?)?,
-                                    opt_ts(r.get(4)?)?,
-                                ))
-                            })
-                            .optional()?
+                    let Some((
+                        message_id,
+                        campaign_id,
+                        recipient_id,
+                        sent_at,
+                        failed_check_at,
+                        purged,
+                    )) = message
+                        .query_row([e.tracking_id], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, String>(2)?,
+                                parse_ts(&r.get::<_, String>(3)?)?,
+                                opt_ts(r.get(4)?)?,
+                                r.get::<_, Option<String>>(5)?,
+                            ))
+                        })
+                        .optional()?
                     else {
                         outcomes.push(RecordOutcome::UnknownMessage);
                         continue;
@@ -483,7 +497,7 @@ impl Store for SqliteStore {
                         outcomes.push(RecordOutcome::NotStored { destination });
                         continue;
                     }
-                    let (prior, mut facts): (Vec<Prior>, Vec<Fact>) = history
+                    let (prior, stored): (Vec<Prior>, Vec<Fact>) = history
                         .query_map([message_id], |r| {
                             let prior = prior_from_row(r)?;
                             let fact = Fact {
@@ -501,6 +515,10 @@ impl Store for SqliteStore {
                         .collect::<rusqlite::Result<Vec<_>>>()?
                         .into_iter()
                         .unzip();
+                    // Deleted events (retention) stand before the stored ones.
+                    let mut facts = rollups::parse_purged(purged.as_deref());
+                    let offset = facts.len();
+                    facts.extend(stored);
                     let before = facts.clone();
                     let stored = StoredHit {
                         kind: e.kind,
@@ -541,7 +559,7 @@ impl Store for SqliteStore {
                     if verdict.reasons.contains(&REASON_BURST) {
                         for i in burst_members(e.received_at, &prior) {
                             burst.execute([prior[i].id])?;
-                            facts[i].class = Class::Scanner;
+                            facts[offset + i].class = Class::Scanner;
                         }
                     }
                     facts.push(Fact {
@@ -624,17 +642,14 @@ impl Store for SqliteStore {
                         let changed = replay(&classifier, message, &mut events);
                         if !changed.is_empty() {
                             let before = rollups::message_facts(&tx, message.id)?;
-                            let after: Vec<Fact> = before
-                                .iter()
-                                .zip(&events)
-                                .map(|(f, e)| Fact {
-                                    class: e.derived.class,
-                                    client: e.derived.client.clone(),
-                                    os: e.derived.os.clone(),
-                                    device: e.derived.device.clone(),
-                                    ..f.clone()
-                                })
-                                .collect();
+                            let offset = before.len() - events.len();
+                            let mut after = before.clone();
+                            for (f, e) in after[offset..].iter_mut().zip(&events) {
+                                f.class = e.derived.class;
+                                f.client.clone_from(&e.derived.client);
+                                f.os.clone_from(&e.derived.os);
+                                f.device.clone_from(&e.derived.device);
+                            }
                             delta.change(*campaign, &before, &after);
                         }
                         for i in changed {
@@ -1040,6 +1055,68 @@ impl Store for SqliteStore {
     async fn api_token_count(&self) -> StoreResult<i64> {
         self.read(|c| c.query_row("SELECT count(*) FROM api_tokens", [], |r| r.get(0)))
             .await
+    }
+
+    async fn rebuild_rollups(&self) -> StoreResult<()> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            rollups::rebuild(&tx)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn purge_events(
+        &self,
+        before: DateTime<Utc>,
+        progress: Progress,
+    ) -> StoreResult<PurgeSummary> {
+        self.write(move |c| {
+            let cutoff = ts(before);
+            let mut summary = PurgeSummary::default();
+            loop {
+                // Ids follow arrival, so the oldest events are the first ids: read from the start
+                // and stop at the first one young enough to keep.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let head: Vec<(MessageId, String)> = tx
+                    .prepare_cached(
+                        "SELECT message_id, received_at FROM events ORDER BY id LIMIT 2000",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut messages: Vec<MessageId> = head
+                    .iter()
+                    .take_while(|(_, at)| *at < cutoff)
+                    .map(|(m, _)| *m)
+                    .collect();
+                messages.sort_unstable();
+                messages.dedup();
+                if messages.is_empty() {
+                    break;
+                }
+                for message in &messages {
+                    let facts = rollups::message_facts(&tx, *message)?;
+                    let old: Vec<Fact> = facts
+                        .into_iter()
+                        .filter(|f| f.received_at < before)
+                        .collect();
+                    let seed = serde_json::to_string(&representatives(&old))
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                    tx.prepare_cached("UPDATE messages SET purged_facts = ?2 WHERE id = ?1")?
+                        .execute(params![message, seed])?;
+                    summary.events +=
+                        tx.prepare_cached(
+                            "DELETE FROM events WHERE message_id = ?1 AND received_at < ?2",
+                        )?
+                        .execute(params![message, cutoff])? as u64;
+                }
+                summary.messages += messages.len() as u64;
+                tx.commit()?;
+                progress(summary.events, 0);
+            }
+            Ok(summary)
+        })
+        .await
     }
 
     async fn recent_events(

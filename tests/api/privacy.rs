@@ -330,3 +330,81 @@ async fn client_addresses_are_stored_only_as_the_mode_says() {
         }
     }
 }
+
+#[tokio::test]
+async fn retention_deletes_raw_events_and_the_reports_stay() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Retention").await;
+    let want = seed(&app, campaign, 200).await;
+    let reader = app
+        .register_sent(campaign, &["keeps-reading@example.com"], "<p>hi</p>", 1)
+        .await;
+    let pixel = reader[0]["pixel_url"].as_str().unwrap().to_string();
+    let open = || {
+        app.client
+            .get(&pixel)
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .send()
+    };
+    assert_eq!(open().await.unwrap().status(), StatusCode::OK);
+    let (before, series_before) = (report(&app, campaign).await, series(&app, campaign).await);
+    assert_eq!(before["opens"]["total"], want.opens + 1);
+
+    let (ok, _, err) = cli(&app.db_url(), &["purge"], None);
+    assert!(!ok && err.contains("--older-than-days"), "{err}");
+    let (ok, out, err) = cli(&app.db_url(), &["purge", "--older-than-days", "0"], None);
+    assert!(ok, "{err}");
+    let stored = rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    assert_eq!(stored, 0, "every raw event is gone");
+    assert!(
+        out.contains(&format!("deleted {} events", want.opens + want.clicks + 1)),
+        "{out}"
+    );
+    assert_eq!(
+        report(&app, campaign).await,
+        before,
+        "the report is what it was"
+    );
+    assert_eq!(series(&app, campaign).await, series_before);
+
+    // The reader opens again: one more open, but not a second unique one.
+    assert_eq!(open().await.unwrap().status(), StatusCode::OK);
+    let after = report(&app, campaign).await;
+    assert_eq!(after["opens"]["total"], want.opens + 2);
+    assert_eq!(after["opens"]["unique"], before["opens"]["unique"]);
+    assert_eq!(
+        after["opens"]["unique_excluding_machine"],
+        before["opens"]["unique_excluding_machine"]
+    );
+
+    // Served with --retention-days, fresh events stay.
+    let (_, _, dir) = app.terminate();
+    let app = TestApp::spawn_in(dir, &["--retention-days", "30"], Some(String::new())).await;
+    assert!(
+        app.stdout
+            .iter()
+            .any(|l| l.contains("retention: raw events are deleted 30 days")),
+        "{:?}",
+        app.stdout
+    );
+    let stored = rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    assert_eq!(stored, 1);
+}
+
+async fn report(app: &TestApp, campaign: i64) -> Value {
+    let path = format!("/api/campaigns/{campaign}/report");
+    let mut r: Value = app.api_get(&path).await.json().await.unwrap();
+    r.as_object_mut().unwrap().remove("definitions");
+    r
+}
+
+async fn series(app: &TestApp, campaign: i64) -> String {
+    let path = format!("/api/campaigns/{campaign}/timeseries?interval=day&format=ndjson");
+    app.api_get(&path).await.text().await.unwrap()
+}

@@ -7,7 +7,7 @@ use crate::analytics::rollup::{
 };
 use crate::classify::Class;
 use crate::store::{CampaignId, MessageId};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// The columns a [`Fact`] is read from, for one message in arrival order.
 pub const FACT_QUERY: &str = "SELECT kind, link_no, received_at, class, client, os, device, country
@@ -26,10 +26,31 @@ pub fn fact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fact> {
     })
 }
 
+/// The facts of a message's stored events, after the representatives of its deleted ones.
 pub fn message_facts(c: &Connection, message: MessageId) -> rusqlite::Result<Vec<Fact>> {
-    c.prepare_cached(FACT_QUERY)?
+    let mut facts = purged_facts(c, message)?;
+    for f in c
+        .prepare_cached(FACT_QUERY)?
         .query_map([message], fact_from_row)?
-        .collect()
+    {
+        facts.push(f?);
+    }
+    Ok(facts)
+}
+
+/// Representatives of the message's events that retention deleted (see migration 0011).
+pub fn purged_facts(c: &Connection, message: MessageId) -> rusqlite::Result<Vec<Fact>> {
+    let json: Option<String> = c
+        .prepare_cached("SELECT purged_facts FROM messages WHERE id = ?1")?
+        .query_row([message], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(parse_purged(json.as_deref()))
+}
+
+pub fn parse_purged(json: Option<&str>) -> Vec<Fact> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
 }
 
 /// Writes the changed counters (and widened activity spans) of `delta`.
@@ -182,21 +203,18 @@ pub fn totals(c: &Connection, campaign: CampaignId) -> rusqlite::Result<Totals> 
         "SELECT sent, first_at, last_at, {} FROM campaign_totals WHERE campaign_id = ?1",
         TOTALS.join(", ")
     );
-    let row = rusqlite::OptionalExtension::optional(c.prepare_cached(&sql)?.query_row(
-        [campaign],
-        |r| {
-            let mut counters = [0; 9];
-            for (i, n) in counters.iter_mut().enumerate() {
-                *n = r.get(3 + i)?;
-            }
-            Ok(Totals {
-                sent: r.get(0)?,
-                first_at: r.get(1)?,
-                last_at: r.get(2)?,
-                counters,
-            })
-        },
-    ))?;
+    let row = OptionalExtension::optional(c.prepare_cached(&sql)?.query_row([campaign], |r| {
+        let mut counters = [0; 9];
+        for (i, n) in counters.iter_mut().enumerate() {
+            *n = r.get(3 + i)?;
+        }
+        Ok(Totals {
+            sent: r.get(0)?,
+            first_at: r.get(1)?,
+            last_at: r.get(2)?,
+            counters,
+        })
+    }))?;
     Ok(row.unwrap_or(Totals {
         sent: 0,
         counters: [0; 9],
