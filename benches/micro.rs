@@ -122,3 +122,55 @@ fn classify_event_new_agent(b: Bencher) {
         classifier.classify_stored(black_box(&hit(&ua)))
     });
 }
+
+/// One group commit of 64 pixel loads (each a new message's first open, the common case), rollups
+/// included: what the writer pays per batch.
+#[divan::bench(sample_count = 30)]
+fn record_64_opens(b: Bencher) {
+    use mailbeacon::store::{NewEvent, NewMessage, Store, sqlite::SqliteStore};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SqliteStore::open(&dir.path().join("bench.db"), false).unwrap();
+    let classifier = Arc::new(Classifier::builtin(Internal::default()));
+    let sent = chrono::Utc::now() - chrono::Duration::hours(2);
+    let messages = 200_000;
+    rt.block_on(async {
+        let c = store.create_campaign("bench", None).await.unwrap().id;
+        let batch: Vec<NewMessage> = (1..=messages)
+            .map(|i| NewMessage {
+                recipient_id: format!("r{i}@example.com"),
+                tracking_id: i,
+                sent_at: sent,
+                links: vec!["https://shop.test/".into()],
+                honeypot: None,
+            })
+            .collect();
+        store.insert_messages(c, batch).await.unwrap();
+    });
+    let mut next = 0i64;
+    b.counter(divan::counter::ItemsCount::new(64usize))
+        .bench_local(|| {
+            let batch: Vec<NewEvent> = (0..64)
+                .map(|_| {
+                    next = next % messages + 1;
+                    NewEvent {
+                        kind: EventKind::Open,
+                        tracking_id: next,
+                        link_no: None,
+                        received_at: chrono::Utc::now(),
+                        method: "GET",
+                        user_agent: Some(AGENTS[0].into()),
+                        client_ip: Some("192.0.2.0".into()),
+                        headers: None,
+                        ip_tags: Vec::new(),
+                        failed_check: false,
+                        country: None,
+                        region: None,
+                    }
+                })
+                .collect();
+            rt.block_on(store.record_events(batch, classifier.clone()))
+                .unwrap()
+        });
+}

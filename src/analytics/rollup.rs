@@ -222,7 +222,9 @@ impl Delta {
     /// Adds `after - before` for one message of `campaign`.
     pub fn change(&mut self, campaign: i64, before: &[Fact], after: &[Fact]) {
         self.add(campaign, contributions(after), 1);
-        self.add(campaign, contributions(before), -1);
+        if !before.is_empty() {
+            self.add(campaign, contributions(before), -1);
+        }
     }
 
     /// Adds (sign 1) or takes away (sign -1) a message's contributions.
