@@ -100,6 +100,33 @@ pub enum Command {
         #[arg(long, value_enum)]
         scope: Scope,
     },
+    /// Write one of a campaign's reports (what the API's report routes answer) as JSON, CSV or
+    /// NDJSON.
+    Report {
+        #[arg(long, value_name = "ID")]
+        campaign: CampaignId,
+        /// report (the headline figures), timeseries, links, hour-of-week, or a breakdown:
+        /// client, os, device, country, class.
+        #[arg(long, value_name = "NAME", default_value = "report")]
+        report: String,
+        /// json, csv or ndjson.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Time series: hour or day (default: by the campaign's span).
+        #[arg(long)]
+        interval: Option<String>,
+        /// Time series window start and end (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Hour of week: the UTC offset (+02:00).
+        #[arg(long, allow_hyphen_values = true)]
+        tz: Option<String>,
+        /// The file to write; stdout when left out.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show a campaign's numbers.
     Stats {
         #[arg(long, value_name = "ID")]
@@ -488,6 +515,50 @@ async fn run_with_database(
                     "erased {recipient:?}: {} messages, {} links, {} events, {} opt-out records",
                     removed.messages, removed.links, removed.events, removed.opt_outs
                 )?;
+            }
+        }
+        Command::Report {
+            campaign,
+            report,
+            format,
+            interval,
+            from,
+            to,
+            tz,
+            output,
+        } => {
+            use crate::api::reports::{Options, Which, render};
+            let which = Which::parse(&report).with_context(|| {
+                format!(
+                    "'{report}' is not a report: use report, timeseries, links, hour-of-week, client, os, device, country or class"
+                )
+            })?;
+            let format = crate::api::format::negotiate(&Default::default(), Some(&format))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let offset_minutes = match tz.as_deref() {
+                None => 0,
+                Some(tz) => crate::analytics::report::parse_offset(tz).with_context(|| {
+                    format!("--tz '{tz}' is not a UTC offset such as +02:00 or -05:30")
+                })?,
+            };
+            let c = ctx
+                .store
+                .campaign(campaign)
+                .await?
+                .with_context(|| format!("campaign {campaign} does not exist"))?;
+            let options = Options {
+                interval,
+                from,
+                to,
+                offset_minutes,
+            };
+            let (_, body) = render(&*ctx.store, &c, which, &options, format)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            match output {
+                Some(path) => std::fs::write(&path, &body)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => out.write_all(&body)?,
             }
         }
         Command::Stats { campaign, json } => {

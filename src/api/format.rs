@@ -63,52 +63,72 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Format, Api
     )))
 }
 
-/// A report: `json` is the whole answer; NDJSON and CSV list `rows` (flat structs), one per line,
-/// CSV with a header row. `name` becomes the download's file name.
+/// A report's bytes: `json` is the whole answer; NDJSON and CSV list `rows` (flat structs), one
+/// per line, CSV with a header row (also when there are no rows).
+pub fn encode<J: Serialize, R: Serialize + Default>(
+    format: Format,
+    json: &J,
+    rows: &[R],
+) -> Result<Vec<u8>, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    match format {
+        Format::Json => serde_json::to_vec(json).map_err(|e| text(&e)),
+        Format::Ndjson => {
+            let mut body = Vec::new();
+            for row in rows {
+                serde_json::to_writer(&mut body, row).map_err(|e| text(&e))?;
+                body.push(b'\n');
+            }
+            Ok(body)
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            for row in rows {
+                w.serialize(row).map_err(|e| text(&e))?;
+            }
+            let mut body = w.into_inner().map_err(|e| text(&e))?;
+            if rows.is_empty() {
+                // The header row alone: the one written before an empty row's values.
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.serialize(R::default()).map_err(|e| text(&e))?;
+                let header = w.into_inner().map_err(|e| text(&e))?;
+                let end = header.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+                body.extend_from_slice(&header[..end]);
+            }
+            Ok(body)
+        }
+    }
+}
+
+/// A report as a response; `name` becomes the download's file name.
 pub fn report<J: Serialize, R: Serialize + Default>(
     format: Format,
     name: &str,
     json: J,
     rows: &[R],
 ) -> Result<Response, ApiError> {
-    let internal = |e: &dyn std::fmt::Display| ApiError::Internal(e.to_string());
-    let mut response = match format {
-        Format::Json => return Ok(Json(json).into_response()),
-        Format::Ndjson => {
-            let mut body = Vec::new();
-            for row in rows {
-                serde_json::to_writer(&mut body, row).map_err(|e| internal(&e))?;
-                body.push(b'\n');
-            }
-            body.into_response()
-        }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            for row in rows {
-                w.serialize(row).map_err(|e| internal(&e))?;
-            }
-            let mut body = w.into_inner().map_err(|e| internal(&e))?;
-            if rows.is_empty() {
-                // The header row alone: the one written before an empty row's values.
-                let mut w = csv::Writer::from_writer(Vec::new());
-                w.serialize(R::default()).map_err(|e| internal(&e))?;
-                let header = w.into_inner().map_err(|e| internal(&e))?;
-                let end = header.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-                body.extend_from_slice(&header[..end]);
-            }
-            body.into_response()
-        }
-    };
-    let headers = response.headers_mut();
-    headers.insert(
+    if format == Format::Json {
+        return Ok(Json(json).into_response());
+    }
+    let body = encode(format, &json, rows).map_err(ApiError::Internal)?;
+    Ok(respond(format, name, body))
+}
+
+/// Encoded report bytes as a response: a download (with a file name), unless JSON.
+pub fn respond(format: Format, name: &str, body: Vec<u8>) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{name}.{}\"",
-        format.extension()
-    )) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
+    if format != Format::Json
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "attachment; filename=\"{name}.{}\"",
+            format.extension()
+        ))
+    {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(response)
+    r
 }

@@ -5,12 +5,12 @@
 use super::auth::Caller;
 use super::campaigns::existing_campaign;
 use super::error::ApiError;
-use super::format::{self, negotiate};
+use super::format::{self, Format, negotiate};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::analytics::{CampaignReport, Metric};
 use crate::server::AppState;
-use crate::store::{Campaign, EventRecord};
+use crate::store::{Campaign, EventRecord, Store};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -38,6 +38,125 @@ struct Named<T> {
     report: T,
 }
 
+/// The reports of one campaign, for the API and `mailbeacon report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Headline,
+    Timeseries,
+    Links,
+    Breakdown(Dim),
+    HourOfWeek,
+}
+
+impl Which {
+    pub fn parse(s: &str) -> Option<Which> {
+        Some(match s {
+            "report" | "headline" => Which::Headline,
+            "timeseries" => Which::Timeseries,
+            "links" => Which::Links,
+            "hour-of-week" => Which::HourOfWeek,
+            other => Which::Breakdown(Dim::parse(other.strip_prefix("breakdown/")?)?),
+        })
+    }
+
+    fn name(self) -> String {
+        match self {
+            Which::Headline => "report".into(),
+            Which::Timeseries => "timeseries".into(),
+            Which::Links => "links".into(),
+            Which::Breakdown(dim) => dim.as_str().into(),
+            Which::HourOfWeek => "hour-of-week".into(),
+        }
+    }
+}
+
+/// Options some reports take.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub interval: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// UTC offset in minutes, for the hour of week.
+    pub offset_minutes: i32,
+}
+
+/// A report, encoded: (file name without extension, bytes).
+pub async fn render(
+    store: &dyn Store,
+    campaign: &Campaign,
+    which: Which,
+    options: &Options,
+    format: Format,
+) -> Result<(String, Vec<u8>), ApiError> {
+    fn enc<J: Serialize, R: Serialize + Default>(
+        format: Format,
+        json: &J,
+        rows: &[R],
+    ) -> Result<Vec<u8>, ApiError> {
+        format::encode(format, json, rows).map_err(ApiError::Internal)
+    }
+    let id = campaign.id;
+    let bytes = match which {
+        Which::Headline => {
+            let report = CampaignReport::from(store.campaign_stats(id).await?);
+            enc(format, &report, &report.metrics())?
+        }
+        Which::Timeseries => {
+            let window = series_window(store, campaign, options).await?;
+            let rows = store
+                .report_hours(id, window.from_hour, window.to_hour)
+                .await?;
+            let points = report::series(&rows, &window);
+            let hour = |h: i64| DateTime::from_timestamp(h * 3600, 0).unwrap_or_default();
+            let series = Series {
+                campaign_id: id,
+                interval: window.interval,
+                from: hour(window.from_hour),
+                to: hour(window.to_hour),
+                points,
+            };
+            enc(format, &series, &series.points)?
+        }
+        Which::Links => {
+            let links = Links {
+                campaign_id: id,
+                links: report::links(store.report_links(id).await?),
+            };
+            enc(format, &links, &links.links)?
+        }
+        Which::Breakdown(dim) => {
+            let breakdown = Breakdown {
+                campaign_id: id,
+                by: dim.as_str(),
+                rows: report::breakdown(store.report_breakdown(id, dim).await?),
+            };
+            enc(format, &breakdown, &breakdown.rows)?
+        }
+        Which::HourOfWeek => {
+            let rows = store.report_hours(id, i64::MIN, i64::MAX).await?;
+            let grid = HourOfWeek {
+                campaign_id: id,
+                utc_offset_minutes: options.offset_minutes,
+                cells: report::hour_of_week(&rows, options.offset_minutes),
+            };
+            enc(format, &grid, &grid.cells)?
+        }
+    };
+    Ok((format!("campaign-{id}-{}", which.name()), bytes))
+}
+
+async fn serve(
+    app: &AppState,
+    id: &str,
+    which: Which,
+    options: Options,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let campaign = existing_campaign(app, id).await?;
+    let (name, body) = render(&*app.store, &campaign, which, &options, format).await?;
+    Ok(format::respond(format, &name, body))
+}
+
 /// `GET /api/campaigns/{id}/report` (also `/stats`): the headline figures with their definitions.
 pub async fn headline(
     State(app): State<Arc<AppState>>,
@@ -47,15 +166,7 @@ pub async fn headline(
     q: Result<Query<FormatOnly>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let format = negotiate(&headers, params(q)?.format.as_deref())?;
-    let campaign = existing_campaign(&app, &id).await?;
-    let report = CampaignReport::from(app.store.campaign_stats(campaign.id).await?);
-    let rows = report.metrics();
-    format::report(
-        format,
-        &format!("campaign-{}-report", campaign.id),
-        report,
-        &rows,
-    )
+    serve(&app, &id, Which::Headline, Options::default(), format).await
 }
 
 #[derive(Deserialize, Default)]
@@ -103,35 +214,23 @@ pub async fn timeseries(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let format = negotiate(&headers, p.format.as_deref())?;
-    let campaign = existing_campaign(&app, &id).await?;
-    let window = series_window(&app, &campaign, &p).await?;
-    let rows = app
-        .store
-        .report_hours(campaign.id, window.from_hour, window.to_hour)
-        .await?;
-    let points = report::series(&rows, &window);
-    let hour = |h: i64| DateTime::from_timestamp(h * 3600, 0).unwrap_or_default();
-    format::report(
-        format,
-        &format!("campaign-{}-timeseries", campaign.id),
-        Series {
-            campaign_id: campaign.id,
-            interval: window.interval,
-            from: hour(window.from_hour),
-            to: hour(window.to_hour),
-            points: points.clone(),
-        },
-        &points,
-    )
+    let options = Options {
+        interval: p.interval,
+        from: p.from,
+        to: p.to,
+        offset_minutes: 0,
+    };
+    serve(&app, &id, Which::Timeseries, options, format).await
 }
 
-/// The window a time series covers; shared with the dashboard.
+/// The window a time series covers: the one asked for, or the campaign's activity (hourly up to
+/// 72 hours, else daily). Shared with the dashboard.
 pub async fn series_window(
-    app: &AppState,
+    store: &dyn Store,
     campaign: &Campaign,
-    p: &SeriesParams,
+    p: &Options,
 ) -> Result<Window, ApiError> {
-    let stats = app.store.campaign_stats(campaign.id).await?;
+    let stats = store.campaign_stats(campaign.id).await?;
     let from = match p.from.as_deref() {
         Some(s) => parse_time("from", s)?,
         None => stats.first_activity.unwrap_or(campaign.created_at),
@@ -175,17 +274,7 @@ pub async fn links(
     q: Result<Query<FormatOnly>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let format = negotiate(&headers, params(q)?.format.as_deref())?;
-    let campaign = existing_campaign(&app, &id).await?;
-    let links = report::links(app.store.report_links(campaign.id).await?);
-    format::report(
-        format,
-        &format!("campaign-{}-links", campaign.id),
-        Links {
-            campaign_id: campaign.id,
-            links: links.clone(),
-        },
-        &links,
-    )
+    serve(&app, &id, Which::Links, Options::default(), format).await
 }
 
 #[derive(Serialize)]
@@ -210,18 +299,7 @@ pub async fn breakdown(
             "'{by}' is not a breakdown: use client, os, device, country or class"
         ))
     })?;
-    let campaign = existing_campaign(&app, &id).await?;
-    let rows = report::breakdown(app.store.report_breakdown(campaign.id, dim).await?);
-    format::report(
-        format,
-        &format!("campaign-{}-{}", campaign.id, dim.as_str()),
-        Breakdown {
-            campaign_id: campaign.id,
-            by: dim.as_str(),
-            rows: rows.clone(),
-        },
-        &rows,
-    )
+    serve(&app, &id, Which::Breakdown(dim), Options::default(), format).await
 }
 
 #[derive(Deserialize, Default)]
@@ -249,7 +327,7 @@ pub async fn hour_of_week(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let format = negotiate(&headers, p.format.as_deref())?;
-    let offset = match p.tz.as_deref() {
+    let offset_minutes = match p.tz.as_deref() {
         None => 0,
         Some(tz) => report::parse_offset(tz).ok_or_else(|| {
             ApiError::Invalid(format!(
@@ -257,22 +335,11 @@ pub async fn hour_of_week(
             ))
         })?,
     };
-    let campaign = existing_campaign(&app, &id).await?;
-    let rows = app
-        .store
-        .report_hours(campaign.id, i64::MIN, i64::MAX)
-        .await?;
-    let cells = report::hour_of_week(&rows, offset);
-    format::report(
-        format,
-        &format!("campaign-{}-hour-of-week", campaign.id),
-        HourOfWeek {
-            campaign_id: campaign.id,
-            utc_offset_minutes: offset,
-            cells: cells.clone(),
-        },
-        &cells,
-    )
+    let options = Options {
+        offset_minutes,
+        ..Options::default()
+    };
+    serve(&app, &id, Which::HourOfWeek, options, format).await
 }
 
 #[derive(Deserialize, Default)]

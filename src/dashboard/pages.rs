@@ -5,13 +5,13 @@
 use super::charts;
 use super::html::{esc, num, page, pct};
 use crate::analytics::CampaignReport;
-use crate::analytics::report::{self, BreakdownRow, Interval, Window};
+use crate::analytics::report::{self, BreakdownRow, Interval};
 use crate::analytics::rollup::Dim;
 use crate::api::error::ApiError;
+use crate::api::reports;
 use crate::server::AppState;
 use crate::store::{EventRecord, Scope};
 use axum::response::sse::Event;
-use chrono::{Duration, Utc};
 use std::fmt::Write;
 
 pub fn login(next: &str, problem: Option<&str>) -> String {
@@ -133,16 +133,12 @@ pub async fn campaign(
     let campaign = crate::api::existing_campaign(app, id).await?;
     let report = CampaignReport::from(app.store.campaign_stats(campaign.id).await?);
     let s = &report.stats;
-    let from = s.first_activity.unwrap_or(campaign.created_at);
-    let to = s.last_activity.unwrap_or_else(Utc::now) + Duration::hours(1);
-    let interval = match interval.as_deref().and_then(Interval::parse) {
-        Some(i) => i,
-        None if to - from <= Duration::hours(72) => Interval::Hour,
-        None => Interval::Day,
+    let options = reports::Options {
+        interval,
+        ..reports::Options::default()
     };
-    let window = Window::new(from, to, interval)
-        .or_else(|| Window::new(from, to, Interval::Day))
-        .ok_or_else(|| ApiError::Invalid("this campaign's activity spans too long".into()))?;
+    let window = reports::series_window(&*app.store, &campaign, &options).await?;
+    let interval = window.interval;
     let hours = app
         .store
         .report_hours(campaign.id, i64::MIN, i64::MAX)

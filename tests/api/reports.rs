@@ -146,6 +146,50 @@ async fn reports_agree_with_what_was_sent_and_with_the_event_log() {
             .contains("campaign-")
     );
     let text = csv.text().await.unwrap();
+    // The CLI writes the same report.
+    let (ok, out, err) = cli(
+        &app.db_url(),
+        &[
+            "report",
+            "--campaign",
+            &campaign.to_string(),
+            "--report",
+            "links",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, text);
+    let (ok, _, err) = cli(
+        &app.db_url(),
+        &[
+            "report",
+            "--campaign",
+            &campaign.to_string(),
+            "--report",
+            "planets",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("'planets' is not a report"), "{err}");
+    let (ok, out, err) = cli(
+        &app.db_url(),
+        &[
+            "report",
+            "--campaign",
+            &campaign.to_string(),
+            "--report",
+            "hour-of-week",
+            "--tz",
+            "-05:30",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let grid: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(grid["utc_offset_minutes"], -330);
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
