@@ -161,6 +161,7 @@ fn record_64_opens(b: Bencher) {
                         received_at: chrono::Utc::now(),
                         method: "GET",
                         user_agent: Some(AGENTS[0].into()),
+                        keep_user_agent: true,
                         client_ip: Some("192.0.2.0".into()),
                         headers: None,
                         ip_tags: Vec::new(),

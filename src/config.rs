@@ -46,6 +46,17 @@ pub struct Settings {
     #[arg(long, env = "MAILBEACON_CLIENT_IP", global = true, value_name = "MODE")]
     pub client_ip: Option<ClientIpMode>,
 
+    /// How much of the user agent is stored: full, or parsed (only the client, OS and device type
+    /// parsed from it, and the class; the string itself is dropped after classification).
+    /// Default full.
+    #[arg(
+        long,
+        env = "MAILBEACON_USER_AGENT",
+        global = true,
+        value_name = "MODE"
+    )]
+    pub user_agent: Option<UserAgentMode>,
+
     /// Fsync every committed batch, so events survive a power loss and not only a crash of the
     /// process (default false).
     #[arg(long, env = "MAILBEACON_FSYNC", global = true, value_name = "BOOL",
@@ -125,6 +136,7 @@ pub struct Resolved {
     pub public_url: Option<PublicUrl>,
     pub trusted_proxies: Vec<IpNet>,
     pub client_ip: ClientIpMode,
+    pub user_agent: UserAgentMode,
     pub fsync: bool,
     pub max_batch: usize,
     pub max_recipients_per_call: usize,
@@ -155,6 +167,7 @@ impl Settings {
             self.trusted_proxy = file.trusted_proxy;
         }
         self.client_ip = self.client_ip.or(file.client_ip);
+        self.user_agent = self.user_agent.or(file.user_agent);
         self.fsync = self.fsync.or(file.fsync);
         self.max_batch = self.max_batch.or(file.max_batch);
         self.max_recipients_per_call = self
@@ -186,6 +199,7 @@ impl Settings {
             public_url: self.public_url,
             trusted_proxies: self.trusted_proxy,
             client_ip: self.client_ip.unwrap_or_default(),
+            user_agent: self.user_agent.unwrap_or_default(),
             fsync: self.fsync.unwrap_or(false),
             max_batch: self.max_batch.unwrap_or(2048) as usize,
             max_recipients_per_call: self.max_recipients_per_call.unwrap_or(10_000) as usize,
@@ -351,6 +365,16 @@ pub enum ClientIpMode {
     Hash,
     Full,
     None,
+}
+
+/// What is kept of a client's user agent when an event is logged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UserAgentMode {
+    #[default]
+    Full,
+    /// Only what was parsed from it (client, OS, device type); the string is not stored.
+    Parsed,
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct StoredEvent {
     pub headers: Option<String>,
     pub ip_tags: String,
     pub received_at: DateTime<Utc>,
+    /// Stored without its user agent (`--user-agent parsed`): keeps the class it got at arrival.
+    pub ua_reduced: bool,
     pub derived: Derived,
 }
 
@@ -57,6 +59,16 @@ pub fn replay(
     let mut history: Vec<Prior> = Vec::with_capacity(events.len());
     for i in 0..events.len() {
         let e = &events[i];
+        if e.ua_reduced {
+            history.push(Prior {
+                id: e.id,
+                kind: e.kind,
+                link_no: e.link_no,
+                received_at: e.received_at,
+                class: e.derived.class,
+            });
+            continue;
+        }
         let mut tags: Vec<&str> = e.ip_tags.split_whitespace().collect();
         if let Some(ip) = e.client_ip.as_deref().and_then(|s| s.parse().ok()) {
             for tag in classifier.ranges.tags(ip) {

@@ -224,6 +224,7 @@ fn stored(id: i64, r: &Req) -> StoredEvent {
         headers: r.headers.map(Into::into),
         ip_tags: tags,
         received_at: t0() + Duration::seconds(r.secs),
+        ua_reduced: false,
         derived: Derived {
             class: Class::Human,
             reasons: String::new(),

@@ -87,6 +87,9 @@ pub struct NewEvent {
     pub received_at: DateTime<Utc>,
     pub method: &'static str,
     pub user_agent: Option<String>,
+    /// Store the user agent string (`--user-agent full`), or only what classification parsed
+    /// from it (`parsed`): classification always sees it.
+    pub keep_user_agent: bool,
     pub client_ip: Option<String>,
     /// A few request headers that later classification needs, as a JSON object.
     pub headers: Option<String>,

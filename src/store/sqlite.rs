@@ -56,6 +56,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/sqlite/0011_retention.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_reduced_user_agent.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.
@@ -239,7 +243,8 @@ const BURST_RELABEL: &str = "UPDATE events
     SET class = 'scanner', reasons = trim(reasons || ' burst:links') WHERE id = ?1";
 
 const STORED_EVENT_COLUMNS: &str = "SELECT id, kind, link_no, method, user_agent, client_ip,
-        headers, ip_tags, received_at, class, reasons, duplicate, internal, client, os, device
+        headers, ip_tags, received_at, class, reasons, duplicate, internal, client, os, device,
+        ua_reduced
     FROM events WHERE message_id = ?1 ORDER BY id";
 
 fn stored_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -253,6 +258,7 @@ fn stored_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent>
         headers: r.get(6)?,
         ip_tags: r.get(7)?,
         received_at: parse_ts(&r.get::<_, String>(8)?)?,
+        ua_reduced: r.get(16)?,
         derived: Derived {
             class: Class::parse(&r.get::<_, String>(9)?).unwrap_or(Class::Human),
             reasons: r.get(10)?,
@@ -445,9 +451,9 @@ impl Store for SqliteStore {
                     "INSERT INTO events (received_at, kind, campaign_id, message_id, link_no,
                                          method, user_agent, client_ip, headers, class, reasons,
                                          duplicate, internal, ip_tags, client, os, device,
-                                         country, region)
+                                         country, region, ua_reduced)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                             ?16, ?17, ?18, ?19)",
+                             ?16, ?17, ?18, ?19, ?20)",
                 )?;
                 for e in &batch {
                     if e.failed_check {
@@ -541,7 +547,7 @@ impl Store for SqliteStore {
                         message_id,
                         e.link_no,
                         e.method,
-                        e.user_agent,
+                        e.user_agent.as_deref().filter(|_| e.keep_user_agent),
                         e.client_ip,
                         e.headers,
                         verdict.class.as_str(),
@@ -554,6 +560,7 @@ impl Store for SqliteStore {
                         info.device.as_str(),
                         e.country,
                         e.region,
+                        !e.keep_user_agent,
                     ])?;
                     let event_id = tx.last_insert_rowid();
                     if verdict.reasons.contains(&REASON_BURST) {

@@ -144,6 +144,7 @@ fn event(
             let ua = String::from_utf8_lossy(v.as_bytes());
             truncate(&ua, MAX_USER_AGENT).to_string()
         }),
+        keep_user_agent: app.settings.user_agent == crate::config::UserAgentMode::Full,
         client_ip: client_addr::stored_addr(addr, app.settings.client_ip, &app.ip_salt),
         headers: kept_headers(headers),
         ip_tags: {

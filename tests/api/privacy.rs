@@ -408,3 +408,55 @@ async fn series(app: &TestApp, campaign: i64) -> String {
     let path = format!("/api/campaigns/{campaign}/timeseries?interval=day&format=ndjson");
     app.api_get(&path).await.text().await.unwrap()
 }
+
+#[tokio::test]
+async fn parsed_user_agents_keep_only_what_was_parsed() {
+    let app = TestApp::spawn_with(&["--user-agent", "parsed"]).await;
+    let campaign = app.create_campaign("Minimal").await;
+    let msgs = app
+        .register_sent(
+            campaign,
+            &["a@example.com", "b@example.com"],
+            "<p>hi</p>",
+            2,
+        )
+        .await;
+    for (m, ua) in msgs.iter().zip([CHROME, GMAIL_PROXY]) {
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let read = |db: &std::path::Path| -> Vec<(Option<String>, Option<String>, String)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.prepare("SELECT user_agent, client, class FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let stored = read(&app.db_path());
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|(ua, _, _)| ua.is_none()), "{stored:?}");
+    assert_eq!(stored[0].1.as_deref(), Some("Chrome"));
+    assert_eq!(stored[0].2, "human");
+    assert_eq!(stored[1].2, "gmail_proxy", "classified from the full agent");
+    for text in all_stored_text(&app.db_path()) {
+        assert!(
+            !text.contains("Mozilla/5.0"),
+            "an agent string was stored: {text}"
+        );
+    }
+    // Reclassification has no agent to read again: the classes stay.
+    let (db, db_path) = (app.db_url(), app.db_path());
+    let (code, _, _dir) = app.terminate();
+    assert_eq!(code, Some(0));
+    let (ok, _, err) = cli(&db, &["reclassify"], None);
+    assert!(ok, "{err}");
+    assert_eq!(read(&db_path), stored);
+}

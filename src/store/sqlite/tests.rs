@@ -25,6 +25,7 @@ fn event(
         received_at: at,
         method: "GET",
         user_agent: Some(ua.to_string()),
+        keep_user_agent: true,
         client_ip: Some("192.0.2.0".into()),
         headers: None,
         ip_tags: Vec::new(),
