@@ -66,6 +66,7 @@ fn instrument_100kb_email(b: Bencher) {
         click_url: &click,
         max_links: 10_000,
         honeypot_url: None,
+        stop_tracking_url: None,
     };
     b.counter(BytesCount::of_str(&html))
         .bench_local(|| instrument(black_box(&html), &opts).unwrap());

@@ -91,6 +91,12 @@ pub struct Settings {
           num_args = 0..=1, default_missing_value = "true")]
     pub honeypot_link: Option<bool>,
 
+    /// Add a signed "stop tracking my opens and clicks" link to every instrumented mail: the
+    /// recipient confirms on a page of ours and is opted out (default false).
+    #[arg(long, env = "MAILBEACON_STOP_TRACKING_LINK", global = true, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub stop_tracking_link: Option<bool>,
+
     /// A MaxMind or DB-IP City/Country database (.mmdb): country and region are stored with each
     /// event, looked up before the address is reduced. Without it, geography is unknown.
     #[arg(long, env = "MAILBEACON_GEOIP", global = true, value_name = "FILE")]
@@ -145,6 +151,7 @@ pub struct Resolved {
     pub internal_recipients: Vec<String>,
     pub internal_networks: Vec<IpNet>,
     pub honeypot_link: bool,
+    pub stop_tracking_link: bool,
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
     pub retention_days: Option<u32>,
@@ -178,6 +185,7 @@ impl Settings {
             self.signing_key = file.signing_key;
         }
         self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
+        self.stop_tracking_link = self.stop_tracking_link.or(file.stop_tracking_link);
         self.geoip = self.geoip.or(file.geoip);
         self.header_timeout = self.header_timeout.or(file.header_timeout);
         self.retention_days = self.retention_days.or(file.retention_days);
@@ -208,6 +216,7 @@ impl Settings {
             internal_recipients: self.internal_recipient,
             internal_networks: self.internal_network,
             honeypot_link: self.honeypot_link.unwrap_or(false),
+            stop_tracking_link: self.stop_tracking_link.unwrap_or(false),
             geoip: self.geoip,
             header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),
             retention_days: self.retention_days,

@@ -23,6 +23,8 @@ pub struct InstrumentOptions<'a> {
     /// A click URL for a link hidden from people (`display:none`, `aria-hidden`), added beside the
     /// pixel: only machines that follow every link in a mail ever request it.
     pub honeypot_url: Option<&'a str>,
+    /// The recipient's signed "stop tracking me" link, added as a small line before the pixel.
+    pub stop_tracking_url: Option<&'a str>,
 }
 
 pub struct Instrumented {
@@ -51,6 +53,10 @@ const PIXEL_SUFFIX: &str =
 
 const HONEYPOT_PREFIX: &str = "<a href=\"";
 const HONEYPOT_SUFFIX: &str = "\" style=\"display:none;font-size:0;line-height:0;max-height:0;overflow:hidden;mso-hide:all\" aria-hidden=\"true\" tabindex=\"-1\"></a>";
+/// The "stop tracking me" line: small, plain, readable in every client.
+const STOP_PREFIX: &str =
+    "<p style=\"font-size:11px;line-height:1.4;color:#6b7280;text-align:center\"><a href=\"";
+const STOP_SUFFIX: &str = "\" style=\"color:#6b7280\">Stop tracking my opens and clicks</a></p>";
 
 /// One href value to replace: `input[start..end]` becomes the click URL of the next link.
 struct Edit {
@@ -105,7 +111,7 @@ pub fn instrument(html: &str, opts: &InstrumentOptions) -> Result<Instrumented, 
     for (edit, url) in edits.iter().zip(&urls) {
         if !pixel_done && pixel_at <= edit.start {
             out.push_str(&html[pos..pixel_at]);
-            push_pixel(&mut out, opts.pixel_url, opts.honeypot_url);
+            push_pixel(&mut out, opts);
             pixel_done = true;
             pos = pixel_at;
         }
@@ -121,7 +127,7 @@ pub fn instrument(html: &str, opts: &InstrumentOptions) -> Result<Instrumented, 
     }
     if !pixel_done {
         out.push_str(&html[pos..pixel_at]);
-        push_pixel(&mut out, opts.pixel_url, opts.honeypot_url);
+        push_pixel(&mut out, opts);
         pos = pixel_at;
     }
     out.push_str(&html[pos..]);
@@ -143,11 +149,16 @@ pub fn check_html(html: &str) -> Result<(), InstrumentError> {
     Ok(())
 }
 
-fn push_pixel(out: &mut String, pixel_url: &str, honeypot_url: Option<&str>) {
+fn push_pixel(out: &mut String, opts: &InstrumentOptions) {
+    if let Some(url) = opts.stop_tracking_url {
+        out.push_str(STOP_PREFIX);
+        html_escape::encode_double_quoted_attribute_to_string(url, out);
+        out.push_str(STOP_SUFFIX);
+    }
     out.push_str(PIXEL_PREFIX);
-    html_escape::encode_double_quoted_attribute_to_string(pixel_url, out);
+    html_escape::encode_double_quoted_attribute_to_string(opts.pixel_url, out);
     out.push_str(PIXEL_SUFFIX);
-    if let Some(url) = honeypot_url {
+    if let Some(url) = opts.honeypot_url {
         out.push_str(HONEYPOT_PREFIX);
         html_escape::encode_double_quoted_attribute_to_string(url, out);
         out.push_str(HONEYPOT_SUFFIX);
@@ -335,6 +346,7 @@ mod tests {
             click_url: &click,
             max_links,
             honeypot_url: None,
+            stop_tracking_url: None,
         };
         instrument(html, &opts)
     }
@@ -503,6 +515,7 @@ mod tests {
             click_url: &|n| format!("https://trk.test/c/{n}?q='\"&x"),
             max_links: 10,
             honeypot_url: None,
+            stop_tracking_url: None,
         };
         let out = instrument(html, &opts).unwrap();
         assert_eq!(
@@ -658,6 +671,7 @@ mod tests {
             click_url: &click,
             max_links: 10,
             honeypot_url: None,
+            stop_tracking_url: None,
         };
         let out = instrument("<p>x</p>", &opts).unwrap();
         assert!(
@@ -673,6 +687,7 @@ mod tests {
             click_url: &click,
             max_links: 10,
             honeypot_url: Some("https://trk.test/c/0?a=1&b=2"),
+            stop_tracking_url: None,
         };
         let out = instrument("<html><body><p>x</p></body></html>", &opts).unwrap();
         assert_eq!(

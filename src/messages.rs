@@ -51,9 +51,19 @@ pub struct Registrar {
     pub max_links: u16,
     /// Add a hidden link only machines follow (link number 0).
     pub honeypot: bool,
+    /// Add the recipient's signed "stop tracking me" link (`--stop-tracking-link`).
+    pub stop_tracking: bool,
 }
 
 impl Registrar {
+    pub fn stop_tracking_url(&self, tracking_id: i64) -> String {
+        format!(
+            "{}/u/{}",
+            self.public_url.as_str(),
+            self.keys.sign_stop(tracking_id)
+        )
+    }
+
     pub fn pixel_url(&self, tracking_id: i64) -> String {
         format!(
             "{}/o/{}.gif",
@@ -124,6 +134,9 @@ impl Registrar {
                         let honeypot_url = self
                             .honeypot
                             .then(|| self.click_url(tracking_id, HONEYPOT_LINK));
+                        let stop_tracking_url = self
+                            .stop_tracking
+                            .then(|| self.stop_tracking_url(tracking_id));
                         let done = instrument::instrument(
                             html,
                             &InstrumentOptions {
@@ -131,6 +144,7 @@ impl Registrar {
                                 click_url: &click_url,
                                 max_links: u32::from(self.max_links),
                                 honeypot_url: honeypot_url.as_deref(),
+                                stop_tracking_url: stop_tracking_url.as_deref(),
                             },
                         )
                         .map_err(|source| RegisterError::Html { index, source })?;

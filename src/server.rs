@@ -48,6 +48,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/o/{file}", get(track::pixel))
         .route("/c/{token}", get(track::click))
+        .route(
+            "/u/{token}",
+            get(track::stop::ask).post(track::stop::confirm),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

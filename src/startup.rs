@@ -73,6 +73,7 @@ impl Context {
             public_url,
             max_links: self.settings.max_links,
             honeypot: self.settings.honeypot_link,
+            stop_tracking: self.settings.stop_tracking_link,
         }
     }
 

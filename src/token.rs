@@ -147,10 +147,20 @@ impl KeyRing {
     }
 
     pub fn sign_open(&self, tracking_id: i64) -> String {
+        self.sign_message(b'o', tracking_id)
+    }
+
+    /// The token of a message's "stop tracking me" link (a kind of its own, so neither an open
+    /// nor a click token can opt anyone out).
+    pub fn sign_stop(&self, tracking_id: i64) -> String {
+        self.sign_message(b'u', tracking_id)
+    }
+
+    fn sign_message(&self, kind: u8, tracking_id: i64) -> String {
         let mut buf = [0u8; OPEN_LEN];
         buf[0] = self.active;
         buf[1..9].copy_from_slice(&tracking_id.to_be_bytes());
-        let tag = self.tag(b'o', self.active, &buf[..9]);
+        let tag = self.tag(kind, self.active, &buf[..9]);
         buf[9..].copy_from_slice(&tag);
         URL_SAFE_NO_PAD.encode(buf)
     }
@@ -166,9 +176,17 @@ impl KeyRing {
     }
 
     pub fn verify_open(&self, token: &str) -> Result<OpenToken, TokenError> {
+        self.verify_message(b'o', token)
+    }
+
+    pub fn verify_stop(&self, token: &str) -> Result<OpenToken, TokenError> {
+        self.verify_message(b'u', token)
+    }
+
+    fn verify_message(&self, kind: u8, token: &str) -> Result<OpenToken, TokenError> {
         let mut buf = [0u8; MAX_ENCODED_LEN];
         let bytes = decode(token, OPEN_LEN, &mut buf)?;
-        self.check(b'o', bytes, 9)?;
+        self.check(kind, bytes, 9)?;
         Ok(OpenToken {
             tracking_id: i64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
         })
@@ -238,6 +256,18 @@ fn decode<'b>(token: &str, len: usize, buf: &'b mut [u8]) -> Result<&'b [u8], To
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_token_is_neither_an_open_token_nor_the_other_way_round() {
+        let ring = KeyRing::new(&[SigningKey::generate(1)]).unwrap();
+        let stop = ring.sign_stop(7);
+        assert_eq!(ring.verify_stop(&stop).unwrap().tracking_id, 7);
+        assert_eq!(ring.verify_open(&stop), Err(TokenError::BadSignature));
+        assert_eq!(
+            ring.verify_stop(&ring.sign_open(7)),
+            Err(TokenError::BadSignature)
+        );
+    }
 
     fn ring(ids: &[u8]) -> KeyRing {
         let keys: Vec<_> = ids.iter().map(|id| SigningKey::generate(*id)).collect();

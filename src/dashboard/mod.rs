@@ -59,7 +59,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// An HTML page with the headers every page has.
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(

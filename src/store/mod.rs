@@ -343,6 +343,8 @@ pub trait Store: Send + Sync + 'static {
     /// From now on, this recipient's opens and clicks are answered but not stored. Returns when
     /// the recipient had opted out (the first time), if it had.
     async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>>;
+    /// The recipient of the message with this tracking id (the "stop tracking me" link).
+    async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>>;
     /// Removes every message, link, event and opt-out record of the recipient, across campaigns.
     async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure>;
     /// Everything stored about the recipient (a subject access request).

@@ -702,6 +702,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT recipient_id FROM messages WHERE tracking_id = ?1")?
+                .query_row([tracking_id], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
     async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure> {
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;

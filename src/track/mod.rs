@@ -6,6 +6,7 @@
 
 pub mod client_addr;
 mod images;
+pub mod stop;
 
 use crate::server::AppState;
 use crate::store::{EventKind, NewEvent, RecordOutcome};

@@ -460,3 +460,87 @@ async fn parsed_user_agents_keep_only_what_was_parsed() {
     assert!(ok, "{err}");
     assert_eq!(read(&db_path), stored);
 }
+
+#[tokio::test]
+async fn the_stop_tracking_link_opts_out_only_when_the_recipient_confirms() {
+    let app = TestApp::spawn_with(&["--stop-tracking-link"]).await;
+    let campaign = app.create_campaign("Footer").await;
+    let msgs = app
+        .register_sent(
+            campaign,
+            &[ALICE, "bob@example.org"],
+            "<html><body><p>Hello</p></body></html>",
+            2,
+        )
+        .await;
+    let html = msgs[0]["html"].as_str().unwrap();
+    let start = html.find("/u/").expect("a stop-tracking link in the mail");
+    let link = format!(
+        "{}{}",
+        app.base,
+        &html[start..start + html[start..].find('"').unwrap()]
+    );
+    assert!(html.contains("Stop tracking my opens and clicks"));
+    assert!(html.find("/u/").unwrap() < html.find("/o/").unwrap());
+    let opted_out = || {
+        rusqlite::Connection::open(app.db_path())
+            .unwrap()
+            .query_row("SELECT count(*) FROM opt_outs", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+
+    // Scanners follow every link: a GET only asks.
+    let page = app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<form method=\"post\">")
+    );
+    assert_eq!(opted_out(), 0);
+
+    let done = app.client.post(&link).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("no longer"));
+    let source: String = rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .query_row(
+            "SELECT source FROM opt_outs WHERE recipient_id = ?1",
+            [ALICE],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(source, "link");
+
+    // Her pixel still loads, and nothing is stored; Bob is still tracked.
+    for m in &msgs {
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(stored_events_of(&app.db_path(), ALICE), 0);
+    assert_eq!(stored_events_of(&app.db_path(), "bob@example.org"), 1);
+
+    // A forged or altered link changes nothing.
+    let mut forged = link.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(
+        app.client.post(&forged).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let open_token = msgs[1]["pixel_url"].as_str().unwrap().replace("/o/", "/u/");
+    let open_token = open_token.trim_end_matches(".gif");
+    assert_eq!(
+        app.client.post(open_token).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "an open token is not a stop-tracking token"
+    );
+    assert_eq!(opted_out(), 1);
+}
