@@ -42,6 +42,8 @@ pub struct AppState {
     /// Turns true when the server stops accepting: long-lived responses (the dashboard's live
     /// feed) end then, so shutdown does not wait for them.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Failed dashboard sign-ins per client address.
+    pub sign_in: crate::dashboard::session::SignInLimiter,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -190,6 +190,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         settings: ctx.settings.clone(),
         metrics: Some(metrics),
         closing: tokio::sync::watch::Sender::new(false),
+        sign_in: Default::default(),
     });
     if let Some(days) = ctx.settings.retention_days {
         println!("retention: raw events are deleted {days} days after they arrive (rollups stay)");

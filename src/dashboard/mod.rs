@@ -11,7 +11,7 @@ pub mod session;
 use crate::api::error::ApiError;
 use crate::server::AppState;
 use crate::store::{EventQuery, Scope};
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -168,9 +168,28 @@ pub struct LoginForm {
 
 async fn login(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let client =
+        crate::track::client_addr::client_addr(peer.ip(), &headers, &app.settings.trusted_proxies);
+    if let Some(wait) = app.sign_in.wait(client) {
+        let mut r = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(
+                "/",
+                Some(&format!(
+                    "Too many failed sign-ins from your address: try again in {} minutes.",
+                    wait.as_secs().div_ceil(60)
+                )),
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     if !same_origin(&headers) {
         return error_page(
             None,
@@ -186,6 +205,7 @@ async fn login(
     let next = safe_next(form.next.as_deref());
     match session::check_secret(&app, &form.secret).await {
         Ok(Some((token_id, scope))) => {
+            app.sign_in.succeeded(client);
             let secure = app
                 .settings
                 .public_url
@@ -202,10 +222,13 @@ async fn login(
                 Err(e) => error_page(None, e),
             }
         }
-        Ok(None) => html(
-            StatusCode::UNAUTHORIZED,
-            pages::login(&next, Some("That is not a valid API token or password.")),
-        ),
+        Ok(None) => {
+            app.sign_in.failed(client);
+            html(
+                StatusCode::UNAUTHORIZED,
+                pages::login(&next, Some("That is not a valid API token or password.")),
+            )
+        }
         Err(e) => error_page(None, e),
     }
 }

@@ -349,3 +349,28 @@ async fn dashboard_sign_in_scopes_and_headers() {
     );
     drop(live);
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_from_one_address_are_slowed_down() {
+    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1"]).await;
+    let attempt = |secret: &str, from: &'static str| {
+        app.client
+            .post(app.url("/login"))
+            .header("x-forwarded-for", from)
+            .form(&[("secret", secret)])
+            .send()
+    };
+    for _ in 0..10 {
+        let r = attempt("guess guess guess", "198.51.100.7").await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Even the right token is refused from there for a while...
+    let r = attempt(&app.admin_token, "198.51.100.7").await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
+    // ... while another address signs in.
+    let r = attempt(&app.admin_token, "198.51.100.8").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
