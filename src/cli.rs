@@ -83,6 +83,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that every campaign's report rollups agree with its event log; --repair rewrites
+    /// those that do not. Exits with 1 when a difference is found and not repaired.
+    Check {
+        #[arg(long)]
+        repair: bool,
+    },
     /// Recompute the report rollups from the event log (a repair after editing the database by
     /// hand or restoring events; counts of events that retention deleted are lost by it).
     #[command(hide = true)]
@@ -326,6 +332,39 @@ async fn run_with_database(
                 writeln!(out)?;
             } else {
                 writeln!(out, "{token}")?;
+            }
+        }
+        Command::Check { repair } => {
+            let check = ctx.store.check_rollups(repair).await?;
+            for (campaign, rows) in &check.differences {
+                writeln!(
+                    out,
+                    "campaign {campaign}: rollups differ from the event log"
+                )?;
+                for row in rows {
+                    writeln!(out, "  {row}")?;
+                }
+            }
+            if !check.campaigns_skipped.is_empty() {
+                writeln!(
+                    out,
+                    "skipped campaigns {:?}: retention deleted some of their events, so their rollups hold more than the log",
+                    check.campaigns_skipped
+                )?;
+            }
+            writeln!(
+                out,
+                "checked {} campaigns: {}",
+                check.campaigns_checked,
+                match (check.differences.len(), check.repaired) {
+                    (0, _) => "rollups match the event log".to_string(),
+                    (n, true) => format!("{n} repaired"),
+                    (n, false) => format!("{n} differ (run with --repair to rewrite them)"),
+                }
+            )?;
+            if !check.differences.is_empty() && !check.repaired {
+                out.flush()?;
+                std::process::exit(1);
             }
         }
         Command::RebuildRollups => {

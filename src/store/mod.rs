@@ -240,6 +240,16 @@ pub struct AddressList {
 /// Called with (done, total) during long operations.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RollupCheck {
+    pub campaigns_checked: u64,
+    /// Campaigns with events deleted by retention, not checked.
+    pub campaigns_skipped: Vec<CampaignId>,
+    /// Campaigns whose rollups differ from the event log, with the first differing rows.
+    pub differences: Vec<(CampaignId, Vec<String>)>,
+    pub repaired: bool,
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct PurgeSummary {
     pub events: u64,
@@ -391,6 +401,11 @@ pub trait Store: Send + Sync + 'static {
     /// Recomputes every rollup from the messages and the event log. For repairs (a database edited
     /// by hand, events restored): counts of events that retention deleted are lost by it.
     async fn rebuild_rollups(&self) -> StoreResult<()>;
+
+    /// Compares every campaign's rollups with what the event log gives, and with `repair`
+    /// rewrites those that differ. Campaigns of which retention deleted events are skipped (their
+    /// rollups hold counts the log no longer has).
+    async fn check_rollups(&self, repair: bool) -> StoreResult<RollupCheck>;
 
     /// Deletes the raw events received before `before` (retention), oldest first in short
     /// transactions; the rollups stay, and so do the reports. `progress` gets (deleted, 0).

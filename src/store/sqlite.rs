@@ -1082,6 +1082,55 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn check_rollups(&self, repair: bool) -> StoreResult<RollupCheck> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let campaigns: Vec<(CampaignId, bool)> = tx
+                .prepare(
+                    "SELECT c.id, EXISTS (SELECT 1 FROM messages m
+                                          WHERE m.campaign_id = c.id AND m.purged_facts IS NOT NULL)
+                     FROM campaigns c ORDER BY c.id",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut check = RollupCheck::default();
+            for (campaign, purged) in campaigns {
+                if purged {
+                    check.campaigns_skipped.push(campaign);
+                    continue;
+                }
+                let kept = rollups::dump(&tx, campaign)?;
+                rollups::rebuild_campaign(&tx, campaign)?;
+                let rebuilt = rollups::dump(&tx, campaign)?;
+                check.campaigns_checked += 1;
+                if kept != rebuilt {
+                    let mut rows: Vec<String> = kept
+                        .iter()
+                        .filter(|r| !rebuilt.contains(r))
+                        .map(|r| format!("stored:  {r}"))
+                        .chain(
+                            rebuilt
+                                .iter()
+                                .filter(|r| !kept.contains(r))
+                                .map(|r| format!("from log: {r}")),
+                        )
+                        .collect();
+                    rows.truncate(20);
+                    check.differences.push((campaign, rows));
+                }
+            }
+            // The rebuilt rows stay only when asked to repair.
+            if repair {
+                tx.commit()?;
+                check.repaired = !check.differences.is_empty();
+            } else {
+                tx.rollback()?;
+            }
+            Ok(check)
+        })
+        .await
+    }
+
     async fn purge_events(
         &self,
         before: DateTime<Utc>,

@@ -97,6 +97,40 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
         stats["opens"]["total"].as_u64().unwrap() as usize,
         stored.len()
     );
+    let (ok, out, err) = cli(&app.db_url(), &["check"], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("rollups match the event log"), "{out}");
+}
+
+#[tokio::test]
+async fn check_finds_rollups_that_disagree_with_the_log_and_repairs_them() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Check").await;
+    let want = seed(&app, campaign, 40).await;
+    let (ok, out, _) = cli(&app.db_url(), &["check"], None);
+    assert!(
+        ok && out.contains("checked 1 campaigns: rollups match"),
+        "{out}"
+    );
+
+    // Damage: as if a transaction had been half applied by hand.
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute_batch(
+        "UPDATE campaign_totals SET opens = opens + 5; DELETE FROM rollup_links WHERE link_no = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let (ok, out, _) = cli(&app.db_url(), &["check"], None);
+    assert!(!ok, "a difference makes check fail");
+    assert!(out.contains("campaign 1: rollups differ"), "{out}");
+    assert!(out.contains("opens="), "{out}");
+    assert!(out.contains("1 differ (run with --repair"), "{out}");
+    let (ok, out, err) = cli(&app.db_url(), &["check", "--repair"], None);
+    assert!(ok && out.contains("1 repaired"), "{out}{err}");
+    let (ok, out, _) = cli(&app.db_url(), &["check"], None);
+    assert!(ok && out.contains("rollups match"), "{out}");
+    let stats = app.stats(campaign).await;
+    assert_eq!(stats["opens"]["total"], want.opens);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

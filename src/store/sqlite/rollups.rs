@@ -155,30 +155,95 @@ pub fn add_sent(c: &Connection, campaign: CampaignId, n: i64) -> rusqlite::Resul
 /// Recomputes every rollup from the messages and the event log (after the migration that adds
 /// them, and to check the incremental upkeep in tests).
 pub fn rebuild(c: &Connection) -> rusqlite::Result<()> {
-    c.execute_batch(
-        "DELETE FROM campaign_totals; DELETE FROM rollup_hours; DELETE FROM rollup_links;
-         DELETE FROM rollup_dims;
-         INSERT INTO campaign_totals (campaign_id, sent)
-             SELECT c.id, (SELECT count(*) FROM messages m WHERE m.campaign_id = c.id)
-             FROM campaigns c;
-         UPDATE campaign_totals SET
-             first_at = (SELECT min(received_at) FROM events e
-                         WHERE e.campaign_id = campaign_totals.campaign_id),
-             last_at = (SELECT max(received_at) FROM events e
-                        WHERE e.campaign_id = campaign_totals.campaign_id);",
+    let campaigns: Vec<CampaignId> = c
+        .prepare("SELECT id FROM campaigns ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for table in ROLLUP_TABLES {
+        c.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    for campaign in campaigns {
+        rebuild_campaign(c, campaign)?;
+    }
+    Ok(())
+}
+
+const ROLLUP_TABLES: [&str; 4] = [
+    "campaign_totals",
+    "rollup_hours",
+    "rollup_links",
+    "rollup_dims",
+];
+
+/// Recomputes one campaign's rollups from its messages and events.
+pub fn rebuild_campaign(c: &Connection, campaign: CampaignId) -> rusqlite::Result<()> {
+    for table in ROLLUP_TABLES {
+        c.execute(
+            &format!("DELETE FROM {table} WHERE campaign_id = ?1"),
+            [campaign],
+        )?;
+    }
+    c.execute(
+        "INSERT INTO campaign_totals (campaign_id, sent, first_at, last_at)
+         SELECT ?1, (SELECT count(*) FROM messages WHERE campaign_id = ?1),
+                (SELECT min(received_at) FROM events WHERE campaign_id = ?1),
+                (SELECT max(received_at) FROM events WHERE campaign_id = ?1)",
+        [campaign],
     )?;
-    let messages: Vec<(MessageId, CampaignId)> = c
-        .prepare("SELECT DISTINCT message_id, campaign_id FROM events ORDER BY message_id")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let messages: Vec<MessageId> = c
+        .prepare_cached(
+            "SELECT DISTINCT message_id FROM events WHERE campaign_id = ?1 ORDER BY message_id",
+        )?
+        .query_map([campaign], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for chunk in messages.chunks(1000) {
         let mut delta = Delta::default();
-        for (message, campaign) in chunk {
-            delta.add(*campaign, contributions(&message_facts(c, *message)?), 1);
+        for message in chunk {
+            delta.add(campaign, contributions(&message_facts(c, *message)?), 1);
         }
         apply(c, &delta)?;
     }
     Ok(())
+}
+
+/// Every rollup row of a campaign, as text in a stable order; rows whose counters are all zero
+/// are left out (they mean the same as no row).
+pub fn dump(c: &Connection, campaign: CampaignId) -> rusqlite::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    for (table, order, keys) in [
+        ("campaign_totals", "campaign_id", 1),
+        ("rollup_hours", "hour, kind, class", 4),
+        ("rollup_links", "link_no", 2),
+        ("rollup_dims", "dim, value, kind", 4),
+    ] {
+        let mut stmt = c.prepare(&format!(
+            "SELECT * FROM {table} WHERE campaign_id = ?1 ORDER BY {order}"
+        ))?;
+        let n = stmt.column_count();
+        let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
+        let mut q = stmt.query([campaign])?;
+        while let Some(r) = q.next()? {
+            let values: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i) {
+                    Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into(),
+                    Ok(rusqlite::types::ValueRef::Integer(i)) => i.to_string(),
+                    Ok(rusqlite::types::ValueRef::Null) => "null".into(),
+                    Ok(other) => format!("{other:?}"),
+                    Err(e) => e.to_string(),
+                })
+                .collect();
+            if table != "campaign_totals" && values[keys..].iter().all(|v| v == "0") {
+                continue;
+            }
+            let row: Vec<String> = names
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            rows.push(format!("{table} {}", row.join(" ")));
+        }
+    }
+    Ok(rows)
 }
 
 /// `campaign_totals` as (column, value) in [`TOTALS`] order plus sent, first_at, last_at.
@@ -255,13 +320,17 @@ fn tally(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Tally> {
     })
 }
 
-/// Clicks per link; the destination shown is the link's in the campaign's first message.
+/// Clicks per link; the destination shown is the link's in the campaign's first message. (Ordered
+/// by `m.id`, the campaign's messages come in `messages_by_campaign` order and the first match
+/// ends the search; ordered by `l.message_id`, SQLite sorted every message of the campaign for
+/// each link: 1.7 s at a million messages.)
 pub fn links(c: &Connection, campaign: CampaignId) -> rusqlite::Result<Vec<LinkCount>> {
     c.prepare_cached(
         "SELECT r.link_no,
-                (SELECT l.url FROM links l JOIN messages m ON m.id = l.message_id
-                 WHERE m.campaign_id = r.campaign_id AND l.link_no = r.link_no
-                 ORDER BY l.message_id LIMIT 1),
+                (SELECT l.url FROM messages m
+                 JOIN links l ON l.message_id = m.id AND l.link_no = r.link_no
+                 WHERE m.campaign_id = r.campaign_id
+                 ORDER BY m.id LIMIT 1),
                 r.clicks, r.reader_clicks, r.messages, r.reader_messages
          FROM rollup_links r WHERE r.campaign_id = ?1 AND r.clicks <> 0 ORDER BY r.link_no",
     )?

@@ -35,32 +35,18 @@ fn event(
     }
 }
 
-/// Every rollup row, as text, in a stable order.
 fn dump(c: &Connection) -> Vec<String> {
-    let mut rows = Vec::new();
-    for (table, order) in [
-        ("campaign_totals", "campaign_id"),
-        ("rollup_hours", "campaign_id, hour, kind, class"),
-        ("rollup_links", "campaign_id, link_no"),
-        ("rollup_dims", "campaign_id, dim, value, kind"),
-    ] {
-        let mut stmt = c
-            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
-            .unwrap();
-        let n = stmt.column_count();
-        let mut q = stmt.query([]).unwrap();
-        while let Some(r) = q.next().unwrap() {
-            let values: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                .collect();
-            // Rows whose counters all went back to zero are the same as no row.
-            if table != "campaign_totals" && values.iter().skip(4).all(|v| v == "Integer(0)") {
-                continue;
-            }
-            rows.push(format!("{table} {}", values.join(" ")));
-        }
-    }
-    rows
+    let campaigns: Vec<i64> = c
+        .prepare("SELECT id FROM campaigns ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    campaigns
+        .into_iter()
+        .flat_map(|id| rollups::dump(c, id).unwrap())
+        .collect()
 }
 
 fn assert_rollups_match_a_rebuild(store: &SqliteStore) {
