@@ -108,8 +108,16 @@ pub const TOTALS: [&str; 9] = [
 
 /// What one message's events (in arrival order) add to the rollups.
 pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
+    // Each fact touches each of its rows once, with all of that row's counters at a time: the
+    // writer runs this for every event, so it allocates as little as it can.
     let mut rows: BTreeMap<Row, Counters> = BTreeMap::new();
-    let mut add = |row: Row, counter: usize| rows.entry(row).or_insert([0; 9])[counter] += 1;
+    let mut add = |row: Row, counters: Counters| {
+        let sum = rows.entry(row).or_insert([0; 9]);
+        for (s, c) in sum.iter_mut().zip(counters) {
+            *s += c;
+        }
+    };
+    let one = |flag: bool| i64::from(flag);
     let mut first_of_kind = BTreeSet::new();
     let mut links_seen = BTreeSet::new();
     let mut dims_seen = BTreeSet::new();
@@ -118,10 +126,10 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
     for f in facts {
         let reader = !f.class.is_machine();
         let click = f.kind == EventKind::Click;
-        add(Row::Totals, usize::from(click));
-        if reader {
-            add(Row::Totals, 2 + usize::from(click));
-        }
+        let mut totals = [0; 9];
+        totals[usize::from(click)] = 1;
+        totals[2 + usize::from(click)] = one(reader);
+        add(Row::Totals, totals);
         if click {
             clicked = true;
             reader_clicked |= reader;
@@ -129,49 +137,38 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
             opened = true;
             reader_opened |= reader;
         }
-        let hour = Row::Hour {
-            hour: f.received_at.timestamp().div_euclid(3600),
-            kind: f.kind,
-            class: f.class,
-        };
-        add(hour.clone(), 0);
-        if first_of_kind.insert(f.kind) {
-            add(hour, 1);
-        }
+        let first = first_of_kind.insert(f.kind);
+        add(
+            Row::Hour {
+                hour: f.received_at.timestamp().div_euclid(3600),
+                kind: f.kind,
+                class: f.class,
+            },
+            [1, one(first), 0, 0, 0, 0, 0, 0, 0],
+        );
         if let (true, Some(link_no)) = (click, f.link_no) {
-            let row = Row::Link { link_no };
-            add(row.clone(), 0);
-            if reader {
-                add(row.clone(), 1);
-            }
-            if links_seen.insert((link_no, false)) {
-                add(row.clone(), 2);
-            }
-            if reader && links_seen.insert((link_no, true)) {
-                add(row, 3);
-            }
+            let new = links_seen.insert((link_no, false));
+            let new_reader = reader && links_seen.insert((link_no, true));
+            add(
+                Row::Link { link_no },
+                [1, one(reader), one(new), one(new_reader), 0, 0, 0, 0, 0],
+            );
         }
         for dim in Dim::ALL {
             let value = dim.value(f);
-            let row = Row::Dim {
-                dim,
-                value: value.to_string(),
-                kind: f.kind,
-            };
-            add(row.clone(), 0);
-            if reader {
-                add(row.clone(), 1);
-            }
-            if !dims_seen.contains(&(dim, value, f.kind, false)) {
-                dims_seen.insert((dim, value, f.kind, false));
-                add(row.clone(), 2);
-            }
-            if reader && !dims_seen.contains(&(dim, value, f.kind, true)) {
-                dims_seen.insert((dim, value, f.kind, true));
-                add(row, 3);
-            }
+            let new = dims_seen.insert((dim, value, f.kind, false));
+            let new_reader = reader && dims_seen.insert((dim, value, f.kind, true));
+            add(
+                Row::Dim {
+                    dim,
+                    value: value.to_string(),
+                    kind: f.kind,
+                },
+                [1, one(reader), one(new), one(new_reader), 0, 0, 0, 0, 0],
+            );
         }
     }
+    let mut totals = [0; 9];
     for (flag, counter) in [
         (opened, 4),
         (clicked, 5),
@@ -179,10 +176,9 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
         (reader_opened, 7),
         (reader_clicked, 8),
     ] {
-        if flag {
-            add(Row::Totals, counter);
-        }
+        totals[counter] = one(flag);
     }
+    add(Row::Totals, totals);
     rows
 }
 
