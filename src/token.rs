@@ -257,6 +257,24 @@ fn decode<'b>(token: &str, len: usize, buf: &'b mut [u8]) -> Result<&'b [u8], To
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn every_token_verifies_to_what_it_was_signed_for(id: i64, link: u16, key in 1u8..=255) {
+            let ring = KeyRing::new(&[SigningKey::generate(key)]).unwrap();
+            proptest::prop_assert_eq!(ring.verify_open(&ring.sign_open(id)).unwrap().tracking_id, id);
+            proptest::prop_assert_eq!(ring.verify_stop(&ring.sign_stop(id)).unwrap().tracking_id, id);
+            let click = ring.verify_click(&ring.sign_click(id, link)).unwrap();
+            proptest::prop_assert_eq!((click.tracking_id, click.link_no), (id, link));
+        }
+
+        #[test]
+        fn arbitrary_strings_are_refused_without_panicking(token in "[A-Za-z0-9_=-]{0,60}|\\PC{0,40}") {
+            let ring = KeyRing::new(&[SigningKey::generate(1)]).unwrap();
+            proptest::prop_assert!(ring.verify_open(&token).is_err());
+            proptest::prop_assert!(ring.verify_click(&token).is_err());
+        }
+    }
+
     #[test]
     fn a_stop_token_is_neither_an_open_token_nor_the_other_way_round() {
         let ring = KeyRing::new(&[SigningKey::generate(1)]).unwrap();
