@@ -159,3 +159,91 @@ async fn incremental_rollups_equal_a_rebuild_from_the_event_log() {
     assert_eq!(stats.sent, 5);
     assert_eq!(stats.opens.unique, 5);
 }
+
+mod paging {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// One database of 300 events in two campaigns, shared by every case.
+    fn fixture() -> &'static (tokio::runtime::Runtime, SqliteStore, tempfile::TempDir) {
+        static FIXTURE: OnceLock<(tokio::runtime::Runtime, SqliteStore, tempfile::TempDir)> =
+            OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let (store, _) = SqliteStore::open(&dir.path().join("p.db"), false).unwrap();
+            rt.block_on(async {
+                let classifier = Arc::new(Classifier::builtin(Internal::default()));
+                let sent = Utc::now() - Span::hours(3);
+                for (c, name) in ["A", "B"].iter().enumerate() {
+                    let id = store.create_campaign(name, None).await.unwrap().id;
+                    let messages = (0..30)
+                        .map(|i| NewMessage {
+                            recipient_id: format!("{name}{i}"),
+                            tracking_id: (c as i64) * 100 + i + 1,
+                            sent_at: sent,
+                            links: vec!["https://a.example/".into()],
+                            honeypot: None,
+                        })
+                        .collect();
+                    store.insert_messages(id, messages).await.unwrap();
+                }
+                let batch: Vec<NewEvent> = (0..300)
+                    .map(|i| {
+                        let tracking = if i % 2 == 0 { 1 + i % 30 } else { 101 + i % 30 };
+                        event(
+                            EventKind::Open,
+                            tracking,
+                            None,
+                            sent + Span::seconds(i),
+                            CHROME,
+                        )
+                    })
+                    .collect();
+                for chunk in batch.chunks(17) {
+                    store
+                        .record_events(chunk.to_vec(), classifier.clone())
+                        .await
+                        .unwrap();
+                }
+            });
+            (rt, store, dir)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn paging_by_cursor_sees_every_event_once_in_order(
+            limits in prop::collection::vec(1usize..60, 1..40),
+            campaign in prop::option::of(1i64..=2),
+        ) {
+            let (rt, store, _) = fixture();
+            let all: Vec<i64> = rt
+                .block_on(store.events(EventQuery { campaign, after: 0, limit: 10_000 }))
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            prop_assert_eq!(all.len(), if campaign.is_some() { 150 } else { 300 });
+            let mut seen = Vec::new();
+            let mut after = 0;
+            for limit in limits.iter().cycle().take(1_000) {
+                let page = rt
+                    .block_on(store.events(EventQuery { campaign, after, limit: *limit }))
+                    .unwrap();
+                prop_assert!(page.len() <= *limit);
+                if let Some(last) = page.last() {
+                    after = last.id;
+                }
+                let done = page.len() < *limit;
+                seen.extend(page.iter().map(|e| e.id));
+                if done {
+                    break;
+                }
+            }
+            prop_assert_eq!(seen, all);
+        }
+    }
+}
