@@ -114,6 +114,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: Option<u32>,
 
+    /// API requests a second allowed per API token and per client address, in bursts of ten times
+    /// that; beyond it `429` with `Retry-After` (default 100). The tracking endpoints have no limit.
+    #[arg(long, env = "MAILBEACON_API_RATE_LIMIT", global = true, value_name = "PER_SECOND",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_rate_limit: Option<u32>,
+
     /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -155,6 +161,7 @@ pub struct Resolved {
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
     pub retention_days: Option<u32>,
+    pub api_rate_limit: u32,
 }
 
 impl Settings {
@@ -189,6 +196,7 @@ impl Settings {
         self.geoip = self.geoip.or(file.geoip);
         self.header_timeout = self.header_timeout.or(file.header_timeout);
         self.retention_days = self.retention_days.or(file.retention_days);
+        self.api_rate_limit = self.api_rate_limit.or(file.api_rate_limit);
         if self.internal_recipient.is_empty() {
             self.internal_recipient = file.internal_recipient;
         }
@@ -220,6 +228,7 @@ impl Settings {
             geoip: self.geoip,
             header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),
             retention_days: self.retention_days,
+            api_rate_limit: self.api_rate_limit.unwrap_or(100).max(1),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Failed dashboard sign-ins per client address.
     pub sign_in: crate::dashboard::session::SignInLimiter,
+    /// `--api-rate-limit`, per API token and per client address.
+    pub api_limits: crate::api::rate_limit::RateLimiter,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

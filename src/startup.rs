@@ -191,6 +191,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         metrics: Some(metrics),
         closing: tokio::sync::watch::Sender::new(false),
         sign_in: Default::default(),
+        api_limits: crate::api::rate_limit::RateLimiter::new(ctx.settings.api_rate_limit),
     });
     if let Some(days) = ctx.settings.retention_days {
         println!("retention: raw events are deleted {days} days after they arrive (rollups stay)");

@@ -2,14 +2,16 @@
 //! copy of the database does not hand out access, and lookup by hash needs no timing-safe compare.
 
 use super::error::ApiError;
+use super::rate_limit::Key;
 use crate::server::AppState;
 use crate::store::{AuditEntry, Scope};
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub const PREFIX: &str = "mb_";
@@ -81,6 +83,23 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, ApiError> {
+        let caller = Self::identify(parts, app).await?;
+        app.api_limits.take(Key::Token(caller.token_id))?;
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    async fn identify(parts: &Parts, app: &AppState) -> Result<Self, ApiError> {
+        // Per address first, so guessing tokens is as limited as using one.
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            let client = crate::track::client_addr::client_addr(
+                peer.ip(),
+                &parts.headers,
+                &app.settings.trusted_proxies,
+            );
+            app.api_limits.take(Key::Address(client))?;
+        }
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             // The dashboard's session cookie, for reads only: a write needs the header, which a
             // page on another site cannot make a browser send.

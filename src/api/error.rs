@@ -29,6 +29,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the database is unavailable, try again shortly")]
     Unavailable,
+    #[error(
+        "too many requests: at most {per_second} a second are allowed here; try again in {retry_after} s"
+    )]
+    RateLimited { per_second: u32, retry_after: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -52,6 +56,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -71,6 +76,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response

@@ -13,6 +13,7 @@ mod exports;
 pub mod format;
 mod json_body;
 mod messages;
+pub mod rate_limit;
 mod recipients;
 pub mod reports;
 

@@ -397,3 +397,45 @@ async fn slow_and_oversized_request_heads_are_cut_off() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn api_requests_beyond_the_rate_limit_get_429_and_the_pixel_never_does() {
+    let app = TestApp::spawn_with(&["--api-rate-limit", "2"]).await;
+    let campaign = app.create_campaign("Limits").await;
+    let msg = app.add_message(campaign, "r@example.com", "<p>x</p>").await;
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..40 {
+        let r = app.api_get("/api/campaigns").await;
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS && limited.is_none() {
+            let retry = r.headers()["retry-after"].to_str().unwrap().to_string();
+            let body: serde_json::Value = r.json().await.unwrap();
+            limited = Some((retry, body));
+        }
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert!(
+        (15..=22).contains(&ok),
+        "a burst of about 20 passes: {statuses:?}"
+    );
+    let (retry, body) = limited.expect("some requests were limited");
+    assert!(retry.parse::<u64>().unwrap() >= 1);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 a second"),
+        "{body}"
+    );
+    for _ in 0..50 {
+        let r = app
+            .client
+            .get(msg["pixel_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the pixel has no rate limit");
+    }
+}
