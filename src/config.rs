@@ -108,6 +108,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: Option<u64>,
 
+    /// Seconds an API request's body may take to arrive once its headers are in (default 30).
+    #[arg(long, env = "MAILBEACON_BODY_TIMEOUT", global = true, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: Option<u64>,
+
     /// Delete raw events older than this many days (hourly while serving, and with
     /// `mailbeacon purge`); rollups, and so the reports, stay. Default: keep them.
     #[arg(long, env = "MAILBEACON_RETENTION_DAYS", global = true, value_name = "DAYS",
@@ -160,6 +165,7 @@ pub struct Resolved {
     pub stop_tracking_link: bool,
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
     pub retention_days: Option<u32>,
     pub api_rate_limit: u32,
 }
@@ -195,6 +201,7 @@ impl Settings {
         self.stop_tracking_link = self.stop_tracking_link.or(file.stop_tracking_link);
         self.geoip = self.geoip.or(file.geoip);
         self.header_timeout = self.header_timeout.or(file.header_timeout);
+        self.body_timeout = self.body_timeout.or(file.body_timeout);
         self.retention_days = self.retention_days.or(file.retention_days);
         self.api_rate_limit = self.api_rate_limit.or(file.api_rate_limit);
         if self.internal_recipient.is_empty() {
@@ -227,6 +234,7 @@ impl Settings {
             stop_tracking_link: self.stop_tracking_link.unwrap_or(false),
             geoip: self.geoip,
             header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout.unwrap_or(30)),
             retention_days: self.retention_days,
             api_rate_limit: self.api_rate_limit.unwrap_or(100).max(1),
         }

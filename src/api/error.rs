@@ -23,6 +23,8 @@ pub enum ApiError {
     BadJson(String),
     #[error("the request body is larger than this endpoint accepts ({0} bytes)")]
     BodyTooLarge(usize),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -51,6 +53,7 @@ impl ApiError {
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

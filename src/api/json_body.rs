@@ -1,9 +1,11 @@
 //! A JSON request body with a size limit of the endpoint's choosing and errors in the API's format.
 
 use super::error::ApiError;
+use crate::server::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// Most API bodies are a few hundred bytes.
 pub const SMALL_BODY: usize = 1024 * 1024;
@@ -12,14 +14,13 @@ pub const LARGE_BODY: usize = 32 * 1024 * 1024;
 
 pub struct JsonBody<T, const LIMIT: usize = SMALL_BODY>(pub T);
 
-impl<S, T, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT>
+impl<T, const LIMIT: usize> FromRequest<Arc<AppState>> for JsonBody<T, LIMIT>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, app: &Arc<AppState>) -> Result<Self, ApiError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -39,8 +40,11 @@ where
         if declared.is_some_and(|n| n > LIMIT) {
             return Err(ApiError::BodyTooLarge(LIMIT));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
+        // A client that announces a body and sends it a byte at a time is cut off (slowloris).
+        let timeout = app.settings.body_timeout;
+        let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(req.into_body(), LIMIT))
             .await
+            .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))?
             .map_err(|_| ApiError::BodyTooLarge(LIMIT))?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)

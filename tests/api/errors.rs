@@ -439,3 +439,18 @@ async fn api_requests_beyond_the_rate_limit_get_429_and_the_pixel_never_does() {
         assert_eq!(r.status(), StatusCode::OK, "the pixel has no rate limit");
     }
 }
+
+#[tokio::test]
+async fn an_api_body_that_trickles_in_is_cut_off_with_408() {
+    let app = TestApp::spawn_with(&["--body-timeout", "1"]).await;
+    let head = format!(
+        "POST /api/campaigns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na",
+        app.admin_token
+    );
+    let (answer, took) = raw_exchange(&app, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert_eq!(app.api_get("/api/campaigns").await.status(), StatusCode::OK);
+}
