@@ -35,18 +35,14 @@ impl ExportFormat {
             _ => None,
         }
     }
+}
 
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Csv => "csv",
-            ExportFormat::Ndjson => "ndjson",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ExportFormat::Csv => "text/csv; charset=utf-8",
-            ExportFormat::Ndjson => "application/x-ndjson",
+/// The API's format of the same name (content type, file extension).
+impl From<ExportFormat> for crate::api::format::Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Csv => crate::api::format::Format::Csv,
+            ExportFormat::Ndjson => crate::api::format::Format::Ndjson,
         }
     }
 }

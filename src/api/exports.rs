@@ -9,13 +9,13 @@
 use super::auth::Caller;
 use super::campaigns::existing_campaign;
 use super::error::ApiError;
-use super::format::{Format, negotiate};
+use super::format::{Format, content_headers, negotiate};
 use crate::export::{Chunk, EventExport, ExportError, ExportFormat};
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Frame;
 use serde::Deserialize;
@@ -56,17 +56,11 @@ pub async fn events(
     let up_to = export.up_to();
     let mut response = Body::new(Chunks(export.spawn())).into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+    content_headers(
+        h,
+        format.into(),
+        &format!("campaign-{}-events", campaign.id),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"campaign-{}-events.{}\"",
-        campaign.id,
-        format.extension()
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
     // Where `GET /api/events?campaign=ID&after=...` picks up the events that came later.
     h.insert(
         "next-cursor",

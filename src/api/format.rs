@@ -117,7 +117,12 @@ pub fn report<J: Serialize, R: Serialize + Default>(
 /// Encoded report bytes as a response: a download (with a file name), unless JSON.
 pub fn respond(format: Format, name: &str, body: Vec<u8>) -> Response {
     let mut r = body.into_response();
-    let h = r.headers_mut();
+    content_headers(r.headers_mut(), format, name);
+    r
+}
+
+/// The content type, and (but for JSON) the download's file name `NAME.EXTENSION`.
+pub fn content_headers(h: &mut HeaderMap, format: Format, name: &str) {
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
@@ -130,5 +135,4 @@ pub fn respond(format: Format, name: &str, body: Vec<u8>) -> Response {
     {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    r
 }

@@ -10,7 +10,7 @@ use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::analytics::{CampaignReport, Metric};
 use crate::server::AppState;
-use crate::store::{Campaign, EventRecord, Store};
+use crate::store::{Campaign, CampaignStats, EventRecord, Store};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -102,7 +102,8 @@ pub async fn render(
             enc(format, &report, &report.metrics())?
         }
         Which::Timeseries => {
-            let window = series_window(store, campaign, options).await?;
+            let stats = store.campaign_stats(id).await?;
+            let window = series_window(campaign, &stats, options)?;
             let rows = store
                 .report_hours(id, window.from_hour, window.to_hour)
                 .await?;
@@ -225,12 +226,11 @@ pub async fn timeseries(
 
 /// The window a time series covers: the one asked for, or the campaign's activity (hourly up to
 /// 72 hours, else daily). Shared with the dashboard.
-pub async fn series_window(
-    store: &dyn Store,
+pub fn series_window(
     campaign: &Campaign,
+    stats: &CampaignStats,
     p: &Options,
 ) -> Result<Window, ApiError> {
-    let stats = store.campaign_stats(campaign.id).await?;
     let from = match p.from.as_deref() {
         Some(s) => parse_time("from", s)?,
         None => stats.first_activity.unwrap_or(campaign.created_at),

@@ -98,7 +98,7 @@ pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError>
     Ok(page("Campaigns", Some(scope), &body))
 }
 
-fn breakdown_table(title: &str, dim: &str, rows: &[BreakdownRow]) -> String {
+fn breakdown_table(base: &str, title: &str, dim: &str, rows: &[BreakdownRow]) -> String {
     let mut out = format!(
         "<section class=\"breakdown\" data-breakdown=\"{dim}\"><h3>{title}</h3>\
          <div class=\"scroll\"><table><thead><tr><th>{title}</th><th class=\"n\">Opened</th>\
@@ -119,7 +119,7 @@ fn breakdown_table(title: &str, dim: &str, rows: &[BreakdownRow]) -> String {
     }
     let _ = write!(
         out,
-        "</tbody></table></div><a class=\"download\" download href=\"{{base}}/breakdown/{dim}?format=csv\">CSV</a></section>"
+        "</tbody></table></div><a class=\"download\" download href=\"{base}/breakdown/{dim}?format=csv\">CSV</a></section>"
     );
     out
 }
@@ -137,7 +137,7 @@ pub async fn campaign(
         interval,
         ..reports::Options::default()
     };
-    let window = reports::series_window(&*app.store, &campaign, &options).await?;
+    let window = reports::series_window(&campaign, s, &options)?;
     let interval = window.interval;
     let hours = app
         .store
@@ -235,9 +235,8 @@ pub async fn campaign(
         (Dim::Country, "Country"),
     ] {
         let rows = report::breakdown(app.store.report_breakdown(campaign.id, dim).await?);
-        breakdowns.push_str(&breakdown_table(title, dim.as_str(), &rows));
+        breakdowns.push_str(&breakdown_table(&base, title, dim.as_str(), &rows));
     }
-    let breakdowns = breakdowns.replace("{base}", &base);
 
     let recent = app.store.recent_events(campaign.id, 20).await?;
     let feed: String = recent.iter().map(feed_item).collect();

@@ -299,7 +299,7 @@ async fn dashboard_sign_in_scopes_and_headers() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    // An analyst signed in with a token gets the raw events download.
+    // An admin signed in with a token gets the raw events download.
     let r = login(&app.admin_token, None).await.unwrap();
     let admin = session_cookie(&r);
     let body = page(&format!("/campaigns/{campaign}"), &admin)

@@ -53,9 +53,10 @@ pub fn parse_purged(json: Option<&str>) -> Vec<Fact> {
         .unwrap_or_default()
 }
 
-/// Writes the changed counters (and widened activity spans) of `delta`.
-pub fn apply(c: &Connection, delta: &Delta) -> rusqlite::Result<()> {
-    let totals_sql = format!(
+/// Adds a [`Row::Totals`] delta: campaign id, then the counters in [`TOTALS`] order. Built once:
+/// the writer runs it in every group commit.
+static TOTALS_UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "INSERT INTO campaign_totals (campaign_id, {cols}) VALUES (?1, {params})
          ON CONFLICT (campaign_id) DO UPDATE SET {sets}",
         cols = TOTALS.join(", "),
@@ -68,8 +69,12 @@ pub fn apply(c: &Connection, delta: &Delta) -> rusqlite::Result<()> {
             .map(|c| format!("{c} = {c} + excluded.{c}"))
             .collect::<Vec<_>>()
             .join(", "),
-    );
-    let mut totals = c.prepare_cached(&totals_sql)?;
+    )
+});
+
+/// Writes the changed counters (and widened activity spans) of `delta`.
+pub fn apply(c: &Connection, delta: &Delta) -> rusqlite::Result<()> {
+    let mut totals = c.prepare_cached(&TOTALS_UPSERT)?;
     let mut hours = c.prepare_cached(
         "INSERT INTO rollup_hours (campaign_id, hour, kind, class, events, firsts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
