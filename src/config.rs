@@ -125,6 +125,30 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub api_rate_limit: Option<u32>,
 
+    /// Seconds a webhook receiver has to answer before the attempt counts as failed (default 10).
+    #[arg(long, env = "MAILBEACON_WEBHOOK_TIMEOUT", global = true, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub webhook_timeout: Option<u64>,
+
+    /// Attempts at delivering a webhook notice before it becomes a dead letter (default 12; about
+    /// six hours of retries with the default --webhook-retry-base).
+    #[arg(long, env = "MAILBEACON_WEBHOOK_MAX_ATTEMPTS", global = true, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: Option<u32>,
+
+    /// Seconds before the first retry of a failed webhook notice; each later retry waits twice as
+    /// long (up to 4 hours), less a random part of up to half (default 10).
+    #[arg(long, env = "MAILBEACON_WEBHOOK_RETRY_BASE", global = true, value_name = "SECONDS",
+          value_parser = parse_retry_base)]
+    #[serde(default, deserialize_with = "deserialize_retry_base")]
+    pub webhook_retry_base: Option<f64>,
+
+    /// Allow webhook receivers on loopback, private and link-local addresses (default false: such
+    /// URLs are refused, and names that resolve only to such addresses fail).
+    #[arg(long, env = "MAILBEACON_WEBHOOK_ALLOW_PRIVATE", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_private: Option<bool>,
+
     /// A recipient whose events are flagged `internal` (test sends): an exact id or `@domain`.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
@@ -168,6 +192,7 @@ pub struct Resolved {
     pub body_timeout: std::time::Duration,
     pub retention_days: Option<u32>,
     pub api_rate_limit: u32,
+    pub webhooks: crate::webhooks::delivery::DeliverySettings,
 }
 
 impl Settings {
@@ -204,6 +229,10 @@ impl Settings {
         self.body_timeout = self.body_timeout.or(file.body_timeout);
         self.retention_days = self.retention_days.or(file.retention_days);
         self.api_rate_limit = self.api_rate_limit.or(file.api_rate_limit);
+        self.webhook_timeout = self.webhook_timeout.or(file.webhook_timeout);
+        self.webhook_max_attempts = self.webhook_max_attempts.or(file.webhook_max_attempts);
+        self.webhook_retry_base = self.webhook_retry_base.or(file.webhook_retry_base);
+        self.webhook_allow_private = self.webhook_allow_private.or(file.webhook_allow_private);
         if self.internal_recipient.is_empty() {
             self.internal_recipient = file.internal_recipient;
         }
@@ -237,6 +266,14 @@ impl Settings {
             body_timeout: std::time::Duration::from_secs(self.body_timeout.unwrap_or(30)),
             retention_days: self.retention_days,
             api_rate_limit: self.api_rate_limit.unwrap_or(100).max(1),
+            webhooks: crate::webhooks::delivery::DeliverySettings {
+                timeout: std::time::Duration::from_secs(self.webhook_timeout.unwrap_or(10)),
+                max_attempts: self.webhook_max_attempts.unwrap_or(12),
+                retry_base: std::time::Duration::from_secs_f64(
+                    self.webhook_retry_base.unwrap_or(10.0),
+                ),
+                allow_private: self.webhook_allow_private.unwrap_or(false),
+            },
         }
     }
 }
@@ -246,6 +283,21 @@ fn parse_cidr(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("'{s}' is not an IP address or CIDR range (e.g. 10.0.0.0/8)"))
+}
+
+fn parse_retry_base(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| (0.01..=3600.0).contains(v))
+        .ok_or_else(|| format!("'{s}' is not a number of seconds from 0.01 to 3600"))
+}
+
+fn deserialize_retry_base<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    parse_retry_base(&v.to_string())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn parse_signing_key(s: &str) -> Result<SigningKey, String> {

@@ -13,6 +13,7 @@
 
 use crate::classify::Classifier;
 use crate::store::{NewEvent, RecordOutcome, Store, StoreError};
+use crate::webhooks::delivery::Wake;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -77,10 +78,18 @@ impl GroupCommitWriter {
         store: Arc<dyn Store>,
         classifier: Arc<Classifier>,
         max_batch: usize,
+        webhooks: Wake,
     ) -> (GroupCommitWriter, EventSender) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(store, classifier, rx, stopped, max_batch.max(1)));
+        let task = tokio::spawn(run(
+            store,
+            classifier,
+            rx,
+            stopped,
+            max_batch.max(1),
+            webhooks,
+        ));
         (
             GroupCommitWriter {
                 stop: Some(stop),
@@ -107,6 +116,7 @@ async fn run(
     mut rx: mpsc::Receiver<Pending>,
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
+    webhooks: Wake,
 ) {
     let mut buf: Vec<Pending> = Vec::with_capacity(max_batch);
     let mut stopping = false;
@@ -128,6 +138,8 @@ async fn run(
             break; // closed and empty
         }
         commit(&*store, &classifier, &mut buf).await;
+        // The batch may have queued webhook notices.
+        webhooks.wake();
     }
     tracing::debug!("event writer drained and stopped");
 }

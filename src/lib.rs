@@ -17,3 +17,4 @@ pub mod startup;
 pub mod store;
 pub mod token;
 pub mod track;
+pub mod webhooks;

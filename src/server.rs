@@ -46,6 +46,8 @@ pub struct AppState {
     pub sign_in: crate::dashboard::session::SignInLimiter,
     /// `--api-rate-limit`, per API token and per client address.
     pub api_limits: crate::api::rate_limit::RateLimiter,
+    /// Tells the webhook delivery worker that notices are waiting (after a replay).
+    pub webhooks: crate::webhooks::delivery::Wake,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -10,6 +10,7 @@ use crate::messages::Registrar;
 use crate::server::{self, AppState};
 use crate::store::{self, OpenReport, Scope, Store};
 use crate::token::{KeyRing, SigningKey};
+use crate::webhooks::delivery::Wake;
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
@@ -174,10 +175,12 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let wake = Wake::default();
     let (writer, events) = GroupCommitWriter::start(
         ctx.store.clone(),
         classifier.clone(),
         ctx.settings.max_batch,
+        wake.clone(),
     );
     let state = Arc::new(AppState {
         classifier,
@@ -192,7 +195,14 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         closing: tokio::sync::watch::Sender::new(false),
         sign_in: Default::default(),
         api_limits: crate::api::rate_limit::RateLimiter::new(ctx.settings.api_rate_limit),
+        webhooks: wake.clone(),
     });
+    let delivery = tokio::spawn(crate::webhooks::delivery::run(
+        ctx.store.clone(),
+        ctx.settings.webhooks.clone(),
+        wake,
+        state.closing.subscribe(),
+    ));
     if let Some(days) = ctx.settings.retention_days {
         println!("retention: raw events are deleted {days} days after they arrive (rollups stay)");
         tokio::spawn(retention(
@@ -209,6 +219,8 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     server::serve(listener, state, shutdown_signal()).await?;
     println!("shutting down: committing queued events");
     writer.shutdown().await;
+    // Requests to receivers still open are cut; their notices are sent again after the restart.
+    delivery.abort();
     println!("stopped");
     Ok(())
 }

@@ -150,3 +150,19 @@ impl FromRequestParts<Arc<AppState>> for Writer {
         Ok(Writer(caller))
     }
 }
+
+/// An admin caller, checked before the body is read.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Admin(caller))
+    }
+}

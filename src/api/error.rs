@@ -19,6 +19,8 @@ pub enum ApiError {
     CampaignNotFound(i64),
     #[error("no such endpoint")]
     NoRoute,
+    #[error("webhook {0} does not exist")]
+    WebhookNotFound(String),
     #[error("{0}")]
     BadJson(String),
     #[error("the request body is larger than this endpoint accepts ({0} bytes)")]
@@ -51,6 +53,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::CampaignNotFound(_) => (StatusCode::NOT_FOUND, "campaign_not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::WebhookNotFound(_) => (StatusCode::NOT_FOUND, "webhook_not_found"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),

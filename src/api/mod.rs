@@ -16,6 +16,7 @@ mod messages;
 pub mod rate_limit;
 mod recipients;
 pub mod reports;
+pub mod webhooks;
 
 pub use campaigns::{existing_campaign, valid_name};
 pub use events::{csv_rows, to_csv, to_ndjson};
@@ -53,6 +54,12 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "exportRecipient" => ("GET", get(recipients::export)),
         "getRecipientTimeline" => ("GET", get(reports::timeline)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),
+        "createWebhook" => ("POST", post(webhooks::create)),
+        "listWebhooks" => ("GET", get(webhooks::list)),
+        "getWebhook" => ("GET", get(webhooks::get_one)),
+        "deleteWebhook" => ("DELETE", delete(webhooks::remove)),
+        "replayWebhook" => ("POST", post(webhooks::replay)),
+        "listWebhookDeliveries" => ("GET", get(webhooks::deliveries)),
         _ => return None,
     })
 }

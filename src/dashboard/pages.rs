@@ -95,7 +95,61 @@ pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError>
              Click rates leave out scanners and bots.</p>"
         )
     };
-    Ok(page("Campaigns", Some(scope), &body))
+    let hooks = if scope == Scope::Admin {
+        webhooks_table(&app.store.webhooks().await?)
+    } else {
+        String::new()
+    };
+    Ok(page("Campaigns", Some(scope), &format!("{body}{hooks}")))
+}
+
+/// Admins see how delivery to each webhook endpoint is going.
+fn webhooks_table(hooks: &[crate::webhooks::Webhook]) -> String {
+    if hooks.is_empty() {
+        return String::new();
+    }
+    let mut rows = String::new();
+    for h in hooks {
+        let s = &h.status;
+        let health = if s.consecutive_failures > 0 {
+            format!(
+                "failing ({} in a row): {}",
+                s.consecutive_failures,
+                esc(s.last_error.as_deref().unwrap_or(""))
+            )
+        } else {
+            "ok".into()
+        };
+        let _ = write!(
+            rows,
+            "<tr data-webhook=\"{id}\"><td>{id}</td><td class=\"url\">{url}</td><td>{kinds}</td>\
+             <td class=\"n\" data-metric=\"pending\" data-value=\"{pending}\">{pending_s}</td>\
+             <td class=\"n\" data-metric=\"delivered\" data-value=\"{delivered}\">{delivered_s}</td>\
+             <td class=\"n\" data-metric=\"dead\" data-value=\"{dead}\">{dead_s}</td>\
+             <td class=\"n\">{latency}</td><td>{last}</td><td>{health}</td></tr>",
+            id = h.id,
+            url = esc(&h.url),
+            kinds = esc(&crate::webhooks::kinds_text(&h.kinds)),
+            pending = s.pending,
+            pending_s = num(s.pending),
+            delivered = s.delivered,
+            delivered_s = num(s.delivered),
+            dead = s.dead,
+            dead_s = num(s.dead),
+            latency = s.latency_ms_p50.map_or("–".into(), |ms| format!("{ms} ms")),
+            last = s.last_success_at.map_or("–".into(), |t| t
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()),
+        );
+    }
+    format!(
+        "<h2>Webhooks</h2><div class=\"scroll\"><table class=\"webhooks\"><thead><tr><th>#</th>\
+         <th>Receiver</th><th>Sends</th><th class=\"n\">Pending</th><th class=\"n\">Delivered</th>\
+         <th class=\"n\">Dead</th><th class=\"n\">Latency p50</th><th>Last delivered</th>\
+         <th>Status</th></tr></thead><tbody>{rows}</tbody></table></div>\
+         <p class=\"hint\">Dead letters are sent again with <code>mailbeacon webhooks replay ID</code> \
+         or <code>POST /api/webhooks/ID/replay</code>.</p>"
+    )
 }
 
 fn breakdown_table(base: &str, title: &str, dim: &str, rows: &[BreakdownRow]) -> String {

@@ -6,6 +6,7 @@ pub mod sqlite;
 use crate::analytics::rollup::{Dim, DimCount, HourCount, LinkCount};
 use crate::classify::Classifier;
 use crate::config::DatabaseUrl;
+use crate::webhooks::{Attempt, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next, Webhook};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -203,6 +204,8 @@ pub struct Erasure {
     pub links: u64,
     pub events: u64,
     pub opt_outs: u64,
+    /// Webhook notices about the recipient that were not sent yet, withdrawn.
+    pub webhook_notices: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -429,6 +432,43 @@ pub trait Store: Send + Sync + 'static {
     /// The unexpired session with this cookie hash.
     async fn session(&self, session_hash: [u8; 32]) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, session_hash: [u8; 32]) -> StoreResult<()>;
+
+    /// Registers a webhook endpoint; it receives notices of what is stored from now on.
+    async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook>;
+    /// Every endpoint with its delivery status.
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    /// Removes an endpoint and its outbox; false when there was none.
+    async fn delete_webhook(&self, id: i64) -> StoreResult<bool>;
+    /// Endpoints with pending notices, with the time the earliest may be sent.
+    async fn due_webhooks(&self) -> StoreResult<Vec<DueEndpoint>>;
+    /// Takes up to `limit` of the endpoint's notices that are due at `now`, oldest first, and
+    /// holds them until `lease_until` (after a crash they become due again then).
+    async fn claim_webhook_deliveries(
+        &self,
+        endpoint: i64,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Records how an attempt went: each notice's next state, and the endpoint's status.
+    async fn finish_webhook_deliveries(
+        &self,
+        endpoint: i64,
+        results: Vec<(i64, Next)>,
+        attempt: Attempt,
+    ) -> StoreResult<()>;
+    /// Makes the dead letters of one endpoint (or all) pending again, due now; returns how many.
+    async fn replay_webhooks(&self, endpoint: Option<i64>) -> StoreResult<u64>;
+    /// The endpoint's notices with ids above `after`, oldest first, optionally of one state.
+    async fn webhook_deliveries(
+        &self,
+        endpoint: i64,
+        state: Option<String>,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Deletes delivered notices delivered before `before` (only their status is left of them).
+    async fn prune_webhook_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// A signed-in dashboard user.

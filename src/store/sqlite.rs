@@ -7,6 +7,7 @@
 //! so that a power loss does not either.
 
 mod rollups;
+mod webhooks;
 
 use super::*;
 use crate::analytics::rollup::{
@@ -59,6 +60,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         12,
         include_str!("../../migrations/sqlite/0012_reduced_user_agent.sql"),
+    ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_webhooks.sql"),
     ),
 ];
 
@@ -437,6 +442,8 @@ impl Store for SqliteStore {
                      FROM events WHERE message_id = ?1 ORDER BY id",
                 )?;
                 let mut delta = Delta::default();
+                let routes = webhooks::routes(&tx)?;
+                let mut relabelled: Vec<EventId> = Vec::new();
                 let mut burst = tx.prepare_cached(BURST_RELABEL)?;
                 let mut opted_out =
                     tx.prepare_cached("SELECT 1 FROM opt_outs WHERE recipient_id = ?1")?;
@@ -567,7 +574,44 @@ impl Store for SqliteStore {
                         for i in burst_members(e.received_at, &prior) {
                             burst.execute([prior[i].id])?;
                             facts[offset + i].class = Class::Scanner;
+                            relabelled.push(prior[i].id);
                         }
+                    }
+                    if !routes.is_empty() {
+                        let first_for_reader = !verdict.class.is_machine()
+                            && !facts
+                                .iter()
+                                .any(|f| f.kind == e.kind && !f.class.is_machine());
+                        let record = EventRecord {
+                            id: event_id,
+                            kind: e.kind,
+                            received_at: e.received_at,
+                            campaign_id,
+                            message_id,
+                            recipient_id: recipient_id.clone(),
+                            link_url: destination.clone(),
+                            method: e.method.to_string(),
+                            user_agent: e.user_agent.clone().filter(|_| e.keep_user_agent),
+                            client_ip: e.client_ip.clone(),
+                            class: verdict.class.as_str().to_string(),
+                            reasons: verdict.reasons_text(),
+                            duplicate: verdict.duplicate,
+                            internal: verdict.internal,
+                            client: info.client.clone(),
+                            os: info.os.clone(),
+                            device: info.device.as_str().to_string(),
+                            country: e.country.clone(),
+                            region: e.region.clone(),
+                        };
+                        webhooks::enqueue_event(
+                            &tx,
+                            &routes,
+                            &record,
+                            verdict.class,
+                            first_for_reader,
+                        )?;
+                        webhooks::withdraw_relabelled(&tx, &routes, &relabelled)?;
+                        relabelled.clear();
                     }
                     facts.push(Fact {
                         kind: e.kind,
@@ -687,16 +731,32 @@ impl Store for SqliteStore {
 
     async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>> {
         self.write(move |c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = Utc::now();
+            let added = tx.execute(
                 "INSERT INTO opt_outs (recipient_id, opted_out_at, source) VALUES (?1, ?2, ?3)
                  ON CONFLICT (recipient_id) DO NOTHING",
-                params![recipient_id, ts(Utc::now()), source],
+                params![recipient_id, ts(now), source],
             )?;
-            let at: String = c.query_row(
+            if added == 1 {
+                // Copies elsewhere (a CRM) can stop tracking the recipient too.
+                webhooks::enqueue_notice(
+                    &tx,
+                    crate::webhooks::NoticeKind::OptOut,
+                    now,
+                    &serde_json::json!({
+                        "recipient_id": recipient_id,
+                        "opted_out_at": now,
+                        "source": source,
+                    }),
+                )?;
+            }
+            let at: String = tx.query_row(
                 "SELECT opted_out_at FROM opt_outs WHERE recipient_id = ?1",
                 [&recipient_id],
                 |r| r.get(0),
             )?;
+            tx.commit()?;
             parse_ts(&at)
         })
         .await
@@ -747,7 +807,23 @@ impl Store for SqliteStore {
                     "DELETE FROM opt_outs WHERE recipient_id = ?1",
                     [&recipient_id],
                 )? as u64,
+                // Notices about the recipient not sent yet are not sent at all.
+                webhook_notices: tx.execute(
+                    "DELETE FROM webhook_outbox WHERE recipient_id = ?1",
+                    [&recipient_id],
+                )? as u64,
             };
+            let now = Utc::now();
+            webhooks::enqueue_notice(
+                &tx,
+                crate::webhooks::NoticeKind::Erasure,
+                now,
+                &serde_json::json!({
+                    "recipient_id": recipient_id,
+                    "erased_at": now,
+                    "removed": erasure,
+                }),
+            )?;
             tx.commit()?;
             Ok(erasure)
         })
@@ -1176,6 +1252,9 @@ impl Store for SqliteStore {
                         .execute(params![message, cutoff])? as u64;
                 }
                 summary.messages += messages.len() as u64;
+                // Notices of those events, sent or not, hold their data too.
+                tx.prepare_cached("DELETE FROM webhook_outbox WHERE occurred_at < ?1")?
+                    .execute([&cutoff])?;
                 tx.commit()?;
                 progress(summary.events, 0);
             }
@@ -1277,6 +1356,79 @@ impl Store for SqliteStore {
                 [&session_hash[..]],
             )
             .map(drop)
+        })
+        .await
+    }
+
+    async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook> {
+        self.write(move |c| {
+            let id = webhooks::create(c, &webhook)?;
+            let mut all = webhooks::list(c)?;
+            let at = all.iter().position(|w| w.id == id).expect("just stored");
+            Ok(all.swap_remove(at))
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.read(webhooks::list).await
+    }
+
+    async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
+        self.write(move |c| Ok(c.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    async fn due_webhooks(&self) -> StoreResult<Vec<DueEndpoint>> {
+        self.read(webhooks::due).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        endpoint: i64,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.write(move |c| webhooks::claim(c, endpoint, limit, now, lease_until))
+            .await
+    }
+
+    async fn finish_webhook_deliveries(
+        &self,
+        endpoint: i64,
+        results: Vec<(i64, Next)>,
+        attempt: Attempt,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            webhooks::finish(&tx, endpoint, &results, &attempt)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn replay_webhooks(&self, endpoint: Option<i64>) -> StoreResult<u64> {
+        self.write(move |c| webhooks::replay(c, endpoint)).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        endpoint: i64,
+        state: Option<String>,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.read(move |c| webhooks::deliveries(c, endpoint, state.as_deref(), after, limit))
+            .await
+    }
+
+    async fn prune_webhook_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM webhook_outbox WHERE state = 'delivered' AND delivered_at < ?1",
+                [ts(before)],
+            )? as u64)
         })
         .await
     }

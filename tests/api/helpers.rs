@@ -40,6 +40,13 @@ impl TestApp {
     /// Spawns in `dir` (reusing its database). `admin_token` is the token to use when the database
     /// already has one (a restart), since the server prints a new one only on first start.
     pub async fn spawn_in(dir: TempDir, args: &[&str], admin_token: Option<String>) -> TestApp {
+        // reqwest is built without a TLS crypto provider (the server's webhook client installs
+        // ring); the tests' client needs one too, although it only speaks plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let db = format!("sqlite://{}", dir.path().join("mb.db").display());
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
@@ -63,9 +70,11 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(30);
         let base = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+            let Ok(line) = lines.recv_timeout(left) else {
+                // Not left running: it would hold the test's stderr open.
+                let _ = child.kill();
                 panic!("server did not say where it listens; printed {stdout:?}")
-            });
+            };
             stdout.push(line.clone());
             if let Some(rest) = line.strip_prefix("listening on ") {
                 break rest.split_whitespace().next().unwrap().to_string();
@@ -82,10 +91,7 @@ impl TestApp {
             base,
             admin_token,
             dir,
-            client: Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            client,
             child,
             stdout,
             lines,

@@ -13,3 +13,4 @@ mod mmdb;
 mod privacy;
 mod reports;
 mod tracker;
+mod webhooks;

@@ -167,7 +167,7 @@ async fn opt_out_access_and_erasure() {
     let erased: Value = r.json().await.unwrap();
     assert_eq!(
         erased["removed"],
-        json!({"messages": 2, "links": 2, "events": 1, "opt_outs": 1})
+        json!({"messages": 2, "links": 2, "events": 1, "opt_outs": 1, "webhook_notices": 0})
     );
     let left: Vec<String> = all_stored_text(&db)
         .into_iter()

@@ -1,0 +1,499 @@
+//! The delivery worker: takes due notices from the outbox, sends them, and records the outcome.
+//!
+//! Each endpoint has at most [`IN_FLIGHT_PER_ENDPOINT`] requests open and at most its
+//! `rate_limit` requests a second; one slow or failing receiver delays only its own notices. A
+//! claimed notice is leased for the request timeout and a margin: if this process dies while
+//! sending, the notice becomes due again when the lease ends (at least once, never lost).
+//! Failures are retried after `retry_base * 2^(attempts-1)` (at most [`MAX_BACKOFF`]), scaled by a
+//! random factor in [0.5, 1) so that retries of many notices do not arrive together.
+
+use super::signature;
+use super::{Attempt, Delivery, DueEndpoint, Next};
+use crate::store::Store;
+use chrono::Utc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+pub const IN_FLIGHT_PER_ENDPOINT: usize = 4;
+pub const MAX_BACKOFF: Duration = Duration::from_secs(4 * 3600);
+/// How often the outbox is looked at when nothing wakes the worker (other processes' notices,
+/// retries coming due).
+const POLL: Duration = Duration::from_secs(1);
+/// Delivered notices are kept this long for the status figures, then deleted.
+const KEEP_DELIVERED: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    /// Allow receivers on loopback, private and link-local addresses.
+    pub allow_private: bool,
+}
+
+/// Wakes the worker when the writer has committed (so notices go out at once, not at the next
+/// poll). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs until `closing` turns true; requests still open then are left to their leases.
+pub async fn run(
+    store: Arc<dyn Store>,
+    settings: DeliverySettings,
+    wake: Wake,
+    mut closing: watch::Receiver<bool>,
+) {
+    let client = match client(&settings) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("webhooks: cannot build the HTTP client, nothing will be sent: {e}");
+            return;
+        }
+    };
+    let mut in_flight: HashMap<i64, usize> = HashMap::new();
+    let mut next_slot: HashMap<i64, Instant> = HashMap::new();
+    let mut tasks: JoinSet<i64> = JoinSet::new();
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        if *closing.borrow() {
+            break;
+        }
+        let mut sleep = POLL;
+        match store.due_webhooks().await {
+            Ok(due) => {
+                let now = Utc::now();
+                for endpoint in due {
+                    let lag = (now - endpoint.next_due).num_milliseconds().max(0) as f64 / 1e3;
+                    metrics::gauge!("mailbeacon_webhook_lag_seconds", "endpoint" => endpoint.id.to_string())
+                        .set(lag);
+                    if endpoint.next_due > now {
+                        sleep = sleep.min((endpoint.next_due - now).to_std().unwrap_or(POLL));
+                        continue;
+                    }
+                    let endpoint = Arc::new(endpoint);
+                    loop {
+                        let open = in_flight.entry(endpoint.id).or_default();
+                        if *open >= IN_FLIGHT_PER_ENDPOINT {
+                            break;
+                        }
+                        let slot = next_slot.entry(endpoint.id).or_insert_with(Instant::now);
+                        let wait = slot.saturating_duration_since(Instant::now());
+                        if !wait.is_zero() {
+                            sleep = sleep.min(wait);
+                            break;
+                        }
+                        let now = Utc::now();
+                        let lease = now
+                            + chrono::Duration::from_std(settings.timeout + Duration::from_secs(2))
+                                .unwrap_or_default();
+                        let batch = match store
+                            .claim_webhook_deliveries(
+                                endpoint.id,
+                                endpoint.batch_size.max(1) as usize,
+                                now,
+                                lease,
+                            )
+                            .await
+                        {
+                            Ok(b) if b.is_empty() => break,
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(
+                                    "webhooks: cannot take notices from the outbox: {e}"
+                                );
+                                break;
+                            }
+                        };
+                        *open += 1;
+                        *slot = Instant::now()
+                            + Duration::from_secs_f64(1.0 / endpoint.rate_limit.max(1) as f64);
+                        let (store, client, settings, endpoint) = (
+                            store.clone(),
+                            client.clone(),
+                            settings.clone(),
+                            endpoint.clone(),
+                        );
+                        tasks.spawn(async move {
+                            deliver(&*store, &client, &settings, &endpoint, batch).await;
+                            endpoint.id
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("webhooks: cannot read the outbox: {e}"),
+        }
+        if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            last_prune = Some(Instant::now());
+            if let Err(e) = store
+                .prune_webhook_outbox(Utc::now() - KEEP_DELIVERED)
+                .await
+            {
+                tracing::warn!("webhooks: cannot prune delivered notices: {e}");
+            }
+        }
+        tokio::select! {
+            () = wake.0.notified() => {
+                // Let a burst of commits gather before reading the outbox again.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(endpoint) = done
+                    && let Some(n) = in_flight.get_mut(&endpoint)
+                {
+                    *n = n.saturating_sub(1);
+                }
+                while let Some(done) = tasks.try_join_next() {
+                    if let Ok(endpoint) = done
+                        && let Some(n) = in_flight.get_mut(&endpoint)
+                    {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+            () = tokio::time::sleep(sleep) => {}
+            _ = closing.changed() => {}
+        }
+    }
+}
+
+/// Sends one request with the batch, and records how it went.
+async fn deliver(
+    store: &dyn Store,
+    client: &reqwest::Client,
+    settings: &DeliverySettings,
+    endpoint: &DueEndpoint,
+    batch: Vec<Delivery>,
+) {
+    let label = endpoint.id.to_string();
+    let (msg_id, body) = body(endpoint.batch_size, &batch);
+    let started = Instant::now();
+    let result = send(client, endpoint, &msg_id, body).await;
+    let latency = started.elapsed();
+    metrics::histogram!("mailbeacon_webhook_request_seconds", "endpoint" => label.clone())
+        .record(latency.as_secs_f64());
+    let at = Utc::now();
+    let (status, error) = match result {
+        Ok(status) if (200..300).contains(&status) => (Some(status), None),
+        Ok(status) => (
+            Some(status),
+            Some(format!("the receiver answered {status}")),
+        ),
+        Err(e) => (None, Some(e)),
+    };
+    let outcome = if error.is_none() {
+        "success"
+    } else {
+        "failure"
+    };
+    metrics::counter!("mailbeacon_webhook_requests_total", "endpoint" => label.clone(), "outcome" => outcome)
+        .increment(1);
+    let results: Vec<(i64, Next)> = batch
+        .iter()
+        .map(|d| {
+            let next = if error.is_none() {
+                Next::Delivered
+            } else if d.attempts + 1 >= settings.max_attempts {
+                Next::Dead
+            } else {
+                Next::RetryAt(at + backoff(settings.retry_base, d.attempts + 1))
+            };
+            (d.id, next)
+        })
+        .collect();
+    let delivered = results
+        .iter()
+        .filter(|(_, n)| *n == Next::Delivered)
+        .count();
+    let dead = results.iter().filter(|(_, n)| *n == Next::Dead).count();
+    metrics::counter!("mailbeacon_webhook_notices_total", "endpoint" => label.clone(), "state" => "delivered")
+        .increment(delivered as u64);
+    metrics::counter!("mailbeacon_webhook_notices_total", "endpoint" => label, "state" => "dead")
+        .increment(dead as u64);
+    if let Some(e) = &error {
+        tracing::debug!("webhook {}: {e}", endpoint.id);
+        if dead > 0 {
+            tracing::warn!(
+                "webhook {}: {dead} notice(s) given up after {} attempts ({e}); `mailbeacon webhooks replay {}` sends them again",
+                endpoint.id,
+                settings.max_attempts,
+                endpoint.id
+            );
+        }
+    }
+    let attempt = Attempt {
+        at,
+        status,
+        error,
+        latency_ms: latency.as_millis() as i64,
+    };
+    // If this fails the leases run out and the notices are sent again: at least once.
+    if let Err(e) = store
+        .finish_webhook_deliveries(endpoint.id, results, attempt)
+        .await
+    {
+        tracing::warn!("webhooks: cannot record a delivery: {e}");
+    }
+}
+
+/// The `webhook-id` and the JSON body: one notice as it is, or a batch
+/// `{"type": "batch", "data": [notice, ...]}` when the endpoint takes batches. Receivers
+/// de-duplicate by each notice's `id`.
+fn body(batch_size: u32, batch: &[Delivery]) -> (String, String) {
+    let notice = |d: &Delivery| {
+        format!(
+            r#"{{"id":{},"type":{},"timestamp":{},"data":{}}}"#,
+            serde_json::Value::from(d.notice_id.as_str()),
+            serde_json::Value::from(d.event_type.as_str()),
+            serde_json::Value::from(
+                d.occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+            if d.payload.is_empty() {
+                "null"
+            } else {
+                &d.payload
+            },
+        )
+    };
+    if batch_size <= 1 && batch.len() == 1 {
+        return (batch[0].notice_id.clone(), notice(&batch[0]));
+    }
+    let items: Vec<String> = batch.iter().map(notice).collect();
+    let first = batch.first().map_or(0, |d| d.id);
+    let last = batch.last().map_or(0, |d| d.id);
+    (
+        format!("batch_{first}_{last}"),
+        format!(
+            r#"{{"type":"batch","timestamp":"{}","data":[{}]}}"#,
+            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            items.join(",")
+        ),
+    )
+}
+
+async fn send(
+    client: &reqwest::Client,
+    endpoint: &DueEndpoint,
+    msg_id: &str,
+    body: String,
+) -> Result<u16, String> {
+    let key = signature::parse_secret(&endpoint.secret)?;
+    let timestamp = Utc::now().timestamp();
+    let sig = signature::sign(&key, msg_id, timestamp, body.as_bytes());
+    let response = client
+        .post(&endpoint.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", msg_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .map_err(describe)?;
+    Ok(response.status().as_u16())
+}
+
+/// A reqwest error with its causes, which say what actually went wrong (refused, timed out, ...).
+fn describe(e: reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "no answer within the timeout".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The delay before attempt `attempt + 1`, after `attempt` failures.
+pub fn backoff(base: Duration, attempt: u32) -> chrono::Duration {
+    let exp = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(MAX_BACKOFF);
+    let mut r = [0u8; 8];
+    getrandom::fill(&mut r).expect("the operating system's random source failed");
+    let jitter = 0.5 + (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
+    chrono::Duration::from_std(exp.mul_f64(jitter)).unwrap_or_default()
+}
+
+fn client(settings: &DeliverySettings) -> Result<reqwest::Client, String> {
+    // reqwest is built without a crypto provider: ring, not aws-lc (a long C build).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mailbeacon-webhooks/", env!("CARGO_PKG_VERSION")));
+    if !settings.allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    builder.build().map_err(describe)
+}
+
+/// Whether an address is on the public internet: not loopback, private, link-local, shared
+/// (carrier NAT), documentation, multicast or unspecified. A webhook URL must not reach the
+/// machine's own network unless `--webhook-allow-private` says so (server-side request forgery).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// Checks a receiver URL when it is registered: http(s), a host, and (unless allowed) not a
+/// literal private address or `localhost`. Names are checked again when they are resolved.
+pub fn check_url(url: &str, allow_private: bool) -> Result<String, String> {
+    let parsed =
+        reqwest::Url::parse(url.trim()).map_err(|e| format!("url: '{url}' is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("url: '{url}' must start with https:// or http://"));
+    }
+    let host = parsed
+        .host()
+        .ok_or_else(|| format!("url: '{url}' has no host"))?;
+    if !allow_private {
+        let private = match host {
+            url::Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
+            url::Host::Domain(d) => {
+                d.eq_ignore_ascii_case("localhost")
+                    || d.to_ascii_lowercase().ends_with(".localhost")
+            }
+        };
+        if private {
+            return Err(format!(
+                "url: '{url}' is a local or private address; start mailbeacon with --webhook-allow-private to send to your own network"
+            ));
+        }
+    }
+    Ok(parsed.to_string())
+}
+
+/// Resolves names to public addresses only (see [`is_public`]); a name that has no other is
+/// refused, so DNS cannot point a webhook at the internal network.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to local or private addresses (allowed with --webhook-allow-private)"
+                )
+                .into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(10);
+        for attempt in 1..=6u32 {
+            let full = 10.0 * f64::from(1u32 << (attempt - 1));
+            let d = backoff(base, attempt).num_milliseconds() as f64 / 1e3;
+            assert!(
+                d >= full * 0.5 - 0.001 && d < full,
+                "attempt {attempt}: {d}"
+            );
+        }
+        let capped = backoff(base, 30).num_seconds();
+        assert!(capped <= MAX_BACKOFF.as_secs() as i64 && capped >= 7200);
+    }
+
+    #[test]
+    fn private_destinations_are_refused_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://10.1.2.3/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://localhost:8080/",
+            "http://100.64.0.1/",
+            "http://[fd00::1]/",
+        ] {
+            let err = check_url(url, false).unwrap_err();
+            assert!(err.contains("--webhook-allow-private"), "{url}: {err}");
+            assert!(check_url(url, true).is_ok(), "{url}");
+        }
+        assert!(check_url("https://hooks.example.com/mb", false).is_ok());
+        assert!(
+            check_url("ftp://example.com/", false)
+                .unwrap_err()
+                .contains("https://")
+        );
+        assert!(
+            check_url("not a url", false)
+                .unwrap_err()
+                .contains("not a URL")
+        );
+        assert!(is_public("8.8.8.8".parse().unwrap()));
+        assert!(!is_public("::ffff:192.168.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_batch_is_one_json_document_with_each_notice() {
+        let d = |id: i64| Delivery {
+            id,
+            notice_id: format!("evt_{id}"),
+            event_type: "email.opened".into(),
+            occurred_at: Utc::now(),
+            payload: format!(r#"{{"n":{id}}}"#),
+            attempts: 0,
+        };
+        let (id, single) = body(1, &[d(1)]);
+        assert_eq!(id, "evt_1");
+        let v: serde_json::Value = serde_json::from_str(&single).unwrap();
+        assert_eq!(v["data"]["n"], 1);
+        assert_eq!(v["type"], "email.opened");
+        let (id, batch) = body(10, &[d(1), d(2)]);
+        assert_eq!(id, "batch_1_2");
+        let v: serde_json::Value = serde_json::from_str(&batch).unwrap();
+        assert_eq!(v["data"][1]["id"], "evt_2");
+    }
+}

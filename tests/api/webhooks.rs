@@ -1,0 +1,875 @@
+//! Webhooks end to end: a real HTTP receiver on 127.0.0.1 that fails a share of requests and
+//! answers slowly at times checks every signature with the Standard Webhooks reference library
+//! (`standardwebhooks`), and the tests check that every stored event arrived.
+
+use crate::helpers::*;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use reqwest::header::USER_AGENT;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A fixed test secret (32 bytes of 0x2a), as `whsec_` + base64.
+const SECRET: &str = "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+/// How the receiver answers its n-th request (counted across paths).
+type Policy = Arc<dyn Fn(&str, usize) -> Answer + Send + Sync>;
+
+#[derive(Clone, Copy)]
+enum Answer {
+    Ok,
+    Fail,
+    /// Records the notices, then answers after this long.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct Received {
+    /// Notice ids per path, with how often each arrived.
+    ids: HashMap<String, HashMap<String, usize>>,
+    /// Notices per path by id (the last copy).
+    notices: HashMap<String, HashMap<String, Value>>,
+    bad_signatures: usize,
+    requests: usize,
+    failed: usize,
+}
+
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Received>>,
+    policy: Arc<Mutex<Policy>>,
+}
+
+impl Receiver {
+    async fn start(policy: Policy) -> Receiver {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let policy = Arc::new(Mutex::new(policy));
+        let counter = Arc::new(AtomicUsize::new(0));
+        let state = (received.clone(), policy.clone(), counter);
+        let app = axum::Router::new()
+            .route("/{path}", axum::routing::post(receive))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver {
+            url,
+            received,
+            policy,
+        }
+    }
+
+    fn set_policy(&self, policy: Policy) {
+        *self.policy.lock().unwrap() = policy;
+    }
+
+    fn ids(&self, path: &str) -> HashSet<String> {
+        let r = self.received.lock().unwrap();
+        r.ids
+            .get(path)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn notice(&self, path: &str, id: &str) -> Option<Value> {
+        let r = self.received.lock().unwrap();
+        r.notices.get(path).and_then(|m| m.get(id)).cloned()
+    }
+
+    fn notices(&self, path: &str) -> Vec<Value> {
+        let r = self.received.lock().unwrap();
+        r.notices
+            .get(path)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `path` has received every id of `want`.
+    async fn wait_for(&self, path: &str, want: &HashSet<String>, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.ids(path);
+            if want.is_subset(&got) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: {} of {} notices arrived within {limit:?}",
+                want.intersection(&got).count(),
+                want.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+type ReceiverState = (Arc<Mutex<Received>>, Arc<Mutex<Policy>>, Arc<AtomicUsize>);
+
+async fn receive(
+    State((received, policy, counter)): State<ReceiverState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let n = counter.fetch_add(1, Ordering::SeqCst);
+    let answer = (policy.lock().unwrap().clone())(&path, n);
+    let verified = standardwebhooks::Webhook::new(SECRET)
+        .unwrap()
+        .verify(&body, &headers)
+        .is_ok();
+    {
+        let mut r = received.lock().unwrap();
+        r.requests += 1;
+        if !verified {
+            r.bad_signatures += 1;
+        }
+        if matches!(answer, Answer::Fail) {
+            r.failed += 1;
+        } else if verified {
+            let doc: Value = serde_json::from_slice(&body).unwrap();
+            let notices = if doc["type"] == "batch" {
+                doc["data"].as_array().unwrap().clone()
+            } else {
+                vec![doc]
+            };
+            for notice in notices {
+                let id = notice["id"].as_str().unwrap().to_string();
+                *r.ids
+                    .entry(path.clone())
+                    .or_default()
+                    .entry(id.clone())
+                    .or_default() += 1;
+                r.notices
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(id, notice);
+            }
+        }
+    }
+    match answer {
+        Answer::Ok => StatusCode::NO_CONTENT,
+        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+        Answer::Slow(d) => {
+            tokio::time::sleep(d).await;
+            StatusCode::OK
+        }
+    }
+}
+
+async fn add_webhook(app: &TestApp, body: Value) -> Value {
+    let mut body = body;
+    body["secret"] = SECRET.into();
+    let r = app.api_post("/api/webhooks", &body).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["secret"], SECRET);
+    v
+}
+
+/// Every event id stored, as the notice ids receivers see (`evt_<id>`).
+async fn stored_notice_ids(app: &TestApp) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    let mut after = 0i64;
+    loop {
+        let r = app
+            .api_get(&format!("/api/events?after={after}&limit=10000"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let page: Value = r.json().await.unwrap();
+        let events = page["events"].as_array().unwrap();
+        for e in events {
+            ids.insert(format!("evt_{}", e["id"]));
+        }
+        if events.len() < 10_000 {
+            return ids;
+        }
+        after = page["next_cursor"].as_str().unwrap().parse().unwrap();
+    }
+}
+
+async fn webhook_status(app: &TestApp, id: i64) -> Value {
+    let r = app.api_get(&format!("/api/webhooks/{id}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<Value>().await.unwrap()["status"].clone()
+}
+
+/// Sequential pixel loads of fresh messages; returns each latency.
+async fn pixel_latencies(app: &TestApp, campaign: i64, n: usize, tag: &str) -> Vec<Duration> {
+    let rids: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, "<p>hi</p>", 2).await;
+    let mut out = Vec::with_capacity(n);
+    for m in messages {
+        let started = Instant::now();
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(USER_AGENT, CHROME)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        out.push(started.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn pct(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wait() {
+    // A fifth of requests fail; now and then one takes 1.5 s, or 3 s (past the 2 s timeout:
+    // recorded by the receiver but failed for mailbeacon, so it is sent again).
+    let policy: Policy = Arc::new(|_path: &str, n: usize| match n {
+        n if n % 5 == 1 => Answer::Fail,
+        n if n % 200 == 7 => Answer::Slow(Duration::from_millis(1500)),
+        n if n % 301 == 11 => Answer::Slow(Duration::from_secs(3)),
+        _ => Answer::Ok,
+    });
+    let receiver = Receiver::start(policy).await;
+    let app = TestApp::spawn_with(&[
+        "--webhook-allow-private",
+        "--webhook-retry-base",
+        "0.05",
+        "--webhook-timeout",
+        "2",
+    ])
+    .await;
+    let campaign = app.create_campaign("webhooks").await;
+    let before = pixel_latencies(&app, campaign, 200, "before").await;
+    // Endpoints get what is stored after they are registered.
+    let earlier = stored_notice_ids(&app).await;
+
+    let single = add_webhook(
+        &app,
+        json!({"url": format!("{}/single", receiver.url), "rate_limit": 10000}),
+    )
+    .await;
+    let batched = add_webhook(
+        &app,
+        json!({"url": format!("{}/batch", receiver.url), "batch_size": 50, "kinds": ["open", "click"]}),
+    )
+    .await;
+    let seeded = seed(&app, campaign, 2000).await;
+    // Measured while the receivers are still being sent the seed's notices.
+    let during = pixel_latencies(&app, campaign, 200, "during").await;
+
+    let want: HashSet<String> = stored_notice_ids(&app)
+        .await
+        .difference(&earlier)
+        .cloned()
+        .collect();
+    assert!(want.len() >= 2_800, "{} events", want.len());
+    assert_eq!(
+        want.len() as i64,
+        seeded.opens + seeded.clicks + 200,
+        "seeded events and the second latency probe"
+    );
+    receiver
+        .wait_for("single", &want, Duration::from_secs(180))
+        .await;
+    receiver
+        .wait_for("batch", &want, Duration::from_secs(60))
+        .await;
+
+    let sample = {
+        let r = receiver.received.lock().unwrap();
+        assert_eq!(r.bad_signatures, 0, "every request verifies");
+        assert!(r.failed > 100, "the receiver failed {} requests", r.failed);
+        for path in ["single", "batch"] {
+            let got: HashSet<String> = r.ids[path].keys().cloned().collect();
+            assert_eq!(got, want, "{path}: exactly the stored events");
+        }
+        let repeats: usize = r.ids["single"].values().map(|n| n - 1).sum();
+        println!(
+            "webhooks: {} events, {} requests, {} failed by the receiver, {} notices received twice or more (timeouts)",
+            want.len(),
+            r.requests,
+            r.failed,
+            repeats
+        );
+        r.notices["single"].values().next().unwrap().clone()
+    };
+    assert!(matches!(
+        sample["type"].as_str(),
+        Some("email.opened" | "email.clicked")
+    ));
+    for field in [
+        "class",
+        "reasons",
+        "campaign_id",
+        "recipient_id",
+        "received_at",
+    ] {
+        assert!(
+            sample["data"].get(field).is_some(),
+            "data.{field}: {sample}"
+        );
+    }
+
+    println!(
+        "pixel latency, 200 sequential loads: before webhooks p50 {:?} p99 {:?} max {:?}; while delivering p50 {:?} p99 {:?} max {:?}",
+        pct(&before, 0.5),
+        pct(&before, 0.99),
+        before.last().unwrap(),
+        pct(&during, 0.5),
+        pct(&during, 0.99),
+        during.last().unwrap()
+    );
+    // The receiver holds some requests for 1.5 and 3 s; no pixel waits for that.
+    assert!(
+        *during.last().unwrap() < Duration::from_millis(1000),
+        "a pixel took {:?} while webhooks were delivered",
+        during.last().unwrap()
+    );
+
+    // Status: everything delivered (a notice the receiver took but answered too late for is
+    // still retried for a moment), nothing dead, latency known.
+    for hook in [&single, &batched] {
+        let id = hook["id"].as_i64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            let status = webhook_status(&app, id).await;
+            if status["pending"] == 0 {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status["dead"], 0, "{status}");
+        assert!(status["delivered"].as_i64().unwrap() >= want.len() as i64);
+        assert!(status["latency_ms_p50"].is_i64(), "{status}");
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mailbeacon_webhook_requests_total{endpoint=\"1\",outcome=\"failure\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mailbeacon_webhook_notices_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notices_not_delivered_at_a_kill_9_are_delivered_after_the_restart() {
+    // Every request takes 100 ms: delivery is still under way when the process is killed.
+    let receiver = Receiver::start(Arc::new(|_: &str, _| {
+        Answer::Slow(Duration::from_millis(100))
+    }))
+    .await;
+    let flags = [
+        "--webhook-allow-private",
+        "--webhook-timeout",
+        "1",
+        "--webhook-retry-base",
+        "0.05",
+    ];
+    let app = TestApp::spawn_with(&flags).await;
+    let token = app.admin_token.clone();
+    let campaign = app.create_campaign("restart").await;
+    add_webhook(
+        &app,
+        json!({"url": format!("{}/hook", receiver.url), "rate_limit": 50}),
+    )
+    .await;
+    seed(&app, campaign, 300).await;
+    let want = stored_notice_ids(&app).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.ids("hook").len() < 20 {
+        assert!(Instant::now() < deadline, "delivery did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = app.kill9();
+    let before_restart = receiver.ids("hook").len();
+    assert!(
+        before_restart < want.len(),
+        "all {before_restart} delivered before the kill"
+    );
+
+    let app = TestApp::spawn_in(dir, &flags, Some(token)).await;
+    receiver
+        .wait_for("hook", &want, Duration::from_secs(60))
+        .await;
+    assert_eq!(receiver.ids("hook"), want);
+    println!(
+        "kill -9 after {before_restart} of {} notices; the rest arrived after the restart",
+        want.len()
+    );
+    let status = webhook_status(&app, 1).await;
+    assert_eq!(status["dead"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
+    let receiver = Receiver::start(Arc::new(|path: &str, _| {
+        if path == "broken" {
+            Answer::Fail
+        } else {
+            Answer::Ok
+        }
+    }))
+    .await;
+    let app = TestApp::spawn_with(&[
+        "--webhook-allow-private",
+        "--webhook-retry-base",
+        "0.05",
+        "--webhook-max-attempts",
+        "3",
+    ])
+    .await;
+    let campaign = app.create_campaign("triggers").await;
+    let url = |p: &str| format!("{}/{p}", receiver.url);
+    add_webhook(
+        &app,
+        json!({"url": url("first-open"), "kinds": ["open"], "first_only": true}),
+    )
+    .await;
+    add_webhook(
+        &app,
+        json!({"url": url("first-click"), "kinds": ["click"], "first_only": true}),
+    )
+    .await;
+    add_webhook(
+        &app,
+        json!({"url": url("readers"), "kinds": ["open"], "classes": ["readers"]}),
+    )
+    .await;
+    add_webhook(
+        &app,
+        json!({"url": url("privacy"), "kinds": ["opt_out", "erasure"]}),
+    )
+    .await;
+    let broken = add_webhook(
+        &app,
+        json!({"url": url("broken"), "kinds": ["open"], "campaign_id": campaign}),
+    )
+    .await;
+
+    let html = "<p><a href=\"https://shop.example.com/a\">A</a> <a href=\"https://shop.example.com/b\">B</a></p>";
+    let messages = app
+        .register_sent(campaign, &["reader", "scanned", "quiet"], html, 2)
+        .await;
+    let get = |url: &str, ua: &'static str| {
+        let r = app.client.get(url).header(USER_AGENT, ua).send();
+        async move {
+            let s = r.await.unwrap().status();
+            assert!(s == StatusCode::OK || s == StatusCode::FOUND, "{s}");
+        }
+    };
+    let reader_pixel = messages[0]["pixel_url"].as_str().unwrap();
+    let reader_links = click_urls(messages[0]["html"].as_str().unwrap());
+    // Apple's prefetch first (machine), then the reader opens twice and clicks twice.
+    get(reader_pixel, APPLE_MPP).await;
+    get(reader_pixel, CHROME).await;
+    get(reader_pixel, CHROME).await;
+    get(&reader_links[0], CHROME).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    get(&reader_links[1], CHROME).await;
+    // A scanner follows both links of the second message at once: its first click looked like a
+    // reader's when it arrived, and must not reach the first-click endpoint.
+    let scanned_links = click_urls(messages[1]["html"].as_str().unwrap());
+    get(&scanned_links[0], CHROME).await;
+    get(&scanned_links[1], CHROME).await;
+
+    let events = app.events(campaign).await;
+    let id_of = |pred: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| pred(e))
+            .map(|e| format!("evt_{}", e["id"]))
+            .collect()
+    };
+    let reader_opens = id_of(&|e| e["recipient_id"] == "reader" && e["kind"] == "open");
+    let reader_clicks = id_of(&|e| e["recipient_id"] == "reader" && e["kind"] == "click");
+    assert_eq!(reader_opens.len(), 3);
+    assert_eq!(reader_clicks.len(), 2);
+    let want_first_open: HashSet<String> = [reader_opens[1].clone()].into();
+    let want_first_click: HashSet<String> = [reader_clicks[0].clone()].into();
+    receiver
+        .wait_for("first-open", &want_first_open, Duration::from_secs(20))
+        .await;
+    receiver
+        .wait_for("first-click", &want_first_click, Duration::from_secs(20))
+        .await;
+    let want_readers: HashSet<String> = reader_opens[1..].iter().cloned().collect();
+    receiver
+        .wait_for("readers", &want_readers, Duration::from_secs(20))
+        .await;
+    // Held clicks are sent 2.5 s after they arrive; give a withdrawn one time to show up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.ids("first-open"), want_first_open);
+    assert_eq!(
+        receiver.ids("first-click"),
+        want_first_click,
+        "the scanner's burst is not a first click"
+    );
+    assert_eq!(receiver.ids("readers"), want_readers, "no Apple prefetch");
+    let first = receiver.notice("first-open", &reader_opens[1]).unwrap();
+    assert_eq!(first["type"], "email.opened");
+    assert_eq!(first["data"]["first_for_reader"], true);
+    assert_eq!(first["data"]["recipient_id"], "reader");
+
+    // The broken endpoint: 3 attempts, then dead letters; replay sends them again.
+    let broken_id = broken["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let status = webhook_status(&app, broken_id).await;
+        if status["pending"] == 0 && status["dead"].as_i64().unwrap() > 0 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no dead letters: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("500"),
+        "{dead}"
+    );
+    assert_eq!(dead["consecutive_failures"].as_i64().unwrap() % 3, 0);
+    let r = app
+        .api_get(&format!("/api/webhooks/{broken_id}/deliveries?state=dead"))
+        .await;
+    let letters: Value = r.json().await.unwrap();
+    let letters = letters["deliveries"].as_array().unwrap().clone();
+    assert_eq!(letters.len() as i64, dead["dead"].as_i64().unwrap());
+    assert!(
+        letters
+            .iter()
+            .all(|d| d["attempts"] == 3 && d["last_status"] == 500)
+    );
+    receiver.set_policy(Arc::new(|_: &str, _| Answer::Ok));
+    let r = app
+        .api_post(&format!("/api/webhooks/{broken_id}/replay"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let replayed: Value = r.json().await.unwrap();
+    assert_eq!(replayed["replayed"], dead["dead"]);
+    let want: HashSet<String> = letters
+        .iter()
+        .map(|d| d["notice_id"].as_str().unwrap().to_string())
+        .collect();
+    receiver
+        .wait_for("broken", &want, Duration::from_secs(20))
+        .await;
+
+    // Opt-out and erasure go downstream too.
+    let r = app
+        .api_post("/api/recipients/quiet/opt-out", &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .delete(app.url("/api/recipients/reader"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let erased: Value = r.json().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.notices("privacy").len() < 2 {
+        assert!(Instant::now() < deadline, "privacy notices did not arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let privacy = receiver.notices("privacy");
+    let opted = privacy
+        .iter()
+        .find(|n| n["type"] == "recipient.opted_out")
+        .unwrap();
+    assert_eq!(opted["data"]["recipient_id"], "quiet");
+    let erasure = privacy
+        .iter()
+        .find(|n| n["type"] == "recipient.erased")
+        .unwrap();
+    assert_eq!(erasure["data"]["recipient_id"], "reader");
+    assert_eq!(
+        erasure["data"]["removed"]["events"],
+        erased["removed"]["events"]
+    );
+
+    // Each change is in the audit log.
+    let audit: Value = app.api_get("/api/audit").await.json().await.unwrap();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"create_webhook") && actions.contains(&"replay_webhook"));
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/webhooks/{broken_id}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app.api_get(&format!("/api/webhooks/{broken_id}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_webhook_settings_are_refused_with_the_field_named() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("x").await;
+    for (body, needle) in [
+        (
+            json!({"url": "http://127.0.0.1:9/x"}),
+            "--webhook-allow-private",
+        ),
+        (
+            json!({"url": "http://localhost/x"}),
+            "--webhook-allow-private",
+        ),
+        (json!({"url": "ftp://example.com/"}), "https://"),
+        (
+            json!({"url": "https://example.com/", "kinds": ["opens"]}),
+            "kinds: unknown kind 'opens'",
+        ),
+        (
+            json!({"url": "https://example.com/", "classes": ["people"]}),
+            "classes: unknown class 'people'",
+        ),
+        (
+            json!({"url": "https://example.com/", "campaign_id": campaign + 100}),
+            "campaign_id",
+        ),
+        (
+            json!({"url": "https://example.com/", "batch_size": 0}),
+            "batch_size",
+        ),
+        (
+            json!({"url": "https://example.com/", "rate_limit": 0}),
+            "rate_limit",
+        ),
+        (
+            json!({"url": "https://example.com/", "secret": "hunter2"}),
+            "secret: a webhook secret starts with whsec_",
+        ),
+    ] {
+        let r = app.api_post("/api/webhooks", &body).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(needle), "{body}: {text}");
+    }
+    let r = app
+        .api_post(
+            "/api/webhooks",
+            &json!({"url": "https://example.com/", "colour": 1}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.api_get("/api/webhooks/77").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A public receiver is accepted; the CLI lists it and refuses a private one.
+    let r = app
+        .api_post(
+            "/api/webhooks",
+            &json!({"url": "https://hooks.example.com/mb"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(
+        created["kinds"],
+        json!(["open", "click", "opt_out", "erasure"])
+    );
+    let (ok, out, _) = cli(&app.db_url(), &["webhooks", "list"], None);
+    assert!(ok);
+    assert!(out.contains("https://hooks.example.com/mb"), "{out}");
+    let (ok, _, err) = cli(
+        &app.db_url(),
+        &["webhooks", "add", "--url", "http://10.0.0.5/hook"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("--webhook-allow-private"), "{err}");
+    let (ok, out, _) = cli(
+        &app.db_url(),
+        &[
+            "webhooks",
+            "add",
+            "--url",
+            "https://crm.example.com/in",
+            "--kinds",
+            "click",
+            "--first-only",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok);
+    let added: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(added["kinds"], json!(["click"]));
+    assert_eq!(added["first_only"], true);
+    let (ok, out, _) = cli(&app.db_url(), &["webhooks", "replay", "--all"], None);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 dead letter(s)"), "{out}");
+    let (ok, _, err) = cli(&app.db_url(), &["webhooks", "remove", "99"], None);
+    assert!(!ok);
+    assert!(err.contains("webhook 99 does not exist"), "{err}");
+}
+
+/// `GET /api/events?after=` while events are written: every page continues where the last
+/// ended, and the pages together hold every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paging_the_event_log_while_it_is_written_skips_and_repeats_nothing() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("sync").await;
+    let rids: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, "<p>x</p>", 2).await;
+    let pixels: Vec<String> = messages
+        .iter()
+        .map(|m| m["pixel_url"].as_str().unwrap().to_string())
+        .collect();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let client = app.client.clone();
+            let pixels = pixels.clone();
+            tokio::spawn(async move {
+                for round in 0..3 {
+                    for p in pixels.iter().skip(w).step_by(8) {
+                        let r = client
+                            .get(p)
+                            .header(USER_AGENT, format!("sync-{w}-{round}"))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), StatusCode::OK);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<i64> = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    let mut done_writing = false;
+    loop {
+        let r = app
+            .api_get(&format!("/api/events?after={cursor}&limit=37"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let page: Value = r.json().await.unwrap();
+        let events = page["events"].as_array().unwrap();
+        seen.extend(events.iter().map(|e| e["id"].as_i64().unwrap()));
+        cursor = page["next_cursor"].as_str().unwrap().to_string();
+        pages += 1;
+        if events.len() < 37 {
+            if done_writing {
+                break;
+            }
+            done_writing = writers.iter().all(|w| w.is_finished());
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(seen.len(), 600, "every event once ({pages} pages)");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, no repeats");
+    let all: Vec<i64> = app
+        .events(campaign)
+        .await
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seen, all);
+}
+
+/// The receiver the README shows is `examples/webhook_receiver.py`, and it works: it accepts
+/// mailbeacon's signed notices and refuses a forged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_receiver_checks_signatures() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/examples/webhook_receiver.py")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(example.trim_end()),
+        "README.md shows examples/webhook_receiver.py as it is"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut python = std::process::Command::new("python3")
+        .arg(format!("{root}/examples/webhook_receiver.py"))
+        .env("MAILBEACON_WEBHOOK_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the example receiver");
+    let out = python.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the example receiver did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let app = TestApp::spawn_with(&["--webhook-allow-private"]).await;
+    let forged = app
+        .client
+        .post(format!("http://127.0.0.1:{port}/"))
+        .header("webhook-id", "evt_1")
+        .header(
+            "webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header("webhook-signature", "v1,AAAA")
+        .body(r#"{"id":"evt_1","type":"email.opened","data":{}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    add_webhook(&app, json!({"url": format!("http://127.0.0.1:{port}/")})).await;
+    let campaign = app.create_campaign("readme").await;
+    let m = app
+        .add_message(campaign, "alice@example.com", "<p>hi</p>")
+        .await;
+    let r = app
+        .client
+        .get(m["pixel_url"].as_str().unwrap())
+        .header(USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let line = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the receiver printed the open");
+    let _ = python.kill();
+    let _ = python.wait();
+    let (kind, data) = line.split_once(' ').unwrap();
+    assert_eq!(kind, "email.opened");
+    let data: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data["recipient_id"], "alice@example.com");
+}
