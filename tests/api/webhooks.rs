@@ -599,6 +599,50 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
         erased["removed"]["events"]
     );
 
+    // The dashboard's front page shows admins the same status (once the last delivery is noted).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while webhook_status(&app, broken_id).await["pending"] != 0 {
+        assert!(Instant::now() < deadline, "replayed notices still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("origin", &app.base)
+        .form(&[("secret", app.admin_token.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = app
+        .client
+        .get(app.url("/"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let status = webhook_status(&app, broken_id).await;
+    assert!(
+        page.contains(&format!("data-webhook=\"{broken_id}\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "data-metric=\"delivered\" data-value=\"{}\"",
+            status["delivered"]
+        )),
+        "{page}"
+    );
+
     // Each change is in the audit log.
     let audit: Value = app.api_get("/api/audit").await.json().await.unwrap();
     let actions: Vec<&str> = audit["entries"]
