@@ -75,9 +75,9 @@ def wrk(url, paths_file, connections, seconds, threads):
     return r
 
 
-def start_mailbeacon(binary, workdir, port, database):
+def start_mailbeacon(binary, workdir, port, database, extra=()):
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database", database],
+        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database", database, *extra],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env=dict(os.environ, MAILBEACON_LOG="warn"),
     )
@@ -150,6 +150,11 @@ http {{
             access_log {dir}/access.log track buffer=64k flush=1s;
             return 302 https://shop.example.com/offer?x=1;
         }}
+        # A webhook receiver that takes everything (bench/run --webhook).
+        location /hook {{
+            access_log off;
+            return 204;
+        }}
     }}
 }}
 """
@@ -190,18 +195,27 @@ def main():
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--webhook", action="store_true",
+                   help="register a webhook for every open and click (batches of 100, to nginx)")
     args = p.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="mailbeacon-bench-")
     rows = []
+    conf = None
     try:
         # mailbeacon, SQLite, fresh database.
         port = free_port()
         db_path = os.path.join(workdir, "mb.db")
-        proc, token = start_mailbeacon(args.binary, workdir, port, f"sqlite://{db_path}")
+        nport = free_port()
+        conf = start_nginx(workdir, nport) if args.webhook else None
+        extra = ["--webhook-allow-private"] if args.webhook else []
+        proc, token = start_mailbeacon(args.binary, workdir, port, f"sqlite://{db_path}", extra)
         try:
             base = f"http://127.0.0.1:{port}"
             campaign, opens, clicks = register(base, token, args.recipients)
+            if args.webhook:
+                api(base, token, "POST", "/api/webhooks",
+                    {"url": f"http://127.0.0.1:{nport}/hook", "batch_size": 100, "rate_limit": 1000})
             results = {}
             for kind, paths in (("pixel", opens), ("click", clicks)):
                 f = write_paths(workdir, f"mb-{kind}.txt", paths)
@@ -213,10 +227,10 @@ def main():
             proc.wait(timeout=60)
         with sqlite3.connect(db_path) as c:
             stored = dict(c.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+            notices = dict(c.execute("SELECT state, count(*) FROM webhook_outbox GROUP BY state").fetchall())
 
         # nginx as the classic tracker.
-        nport = free_port()
-        conf = start_nginx(workdir, nport)
+        conf = conf or start_nginx(workdir, nport)
         nresults = {}
         try:
             for kind in ("pixel", "click"):
@@ -240,8 +254,13 @@ def main():
                   f"rows in the database: {rows_stored} ({verdict})")
             rows.append(verdict)
         print(f"mailbeacon peak memory (VmHWM): {results['peak_mb']:.1f} MB")
+        if args.webhook:
+            print(f"webhook notices at the end of the run: delivered {notices.get('delivered', 0)}, "
+                  f"pending {notices.get('pending', 0)}, dead {notices.get('dead', 0)}")
         print("reproduce: bench/run " + " ".join(sys.argv[1:]))
     finally:
+        if conf:
+            stop_nginx(workdir, conf)
         shutil.rmtree(workdir, ignore_errors=True)
     if "MISSING ROWS" in rows:
         sys.exit(1)

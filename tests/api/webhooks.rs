@@ -917,3 +917,42 @@ async fn the_readme_example_receiver_checks_signatures() {
     let data: Value = serde_json::from_str(data).unwrap();
     assert_eq!(data["recipient_id"], "alice@example.com");
 }
+
+/// An endpoint's rate limit spaces its requests: 25 notices at 10 requests a second take at least
+/// 2.4 s (a lower bound, so a busy machine cannot make this fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoints_rate_limit_spaces_its_requests() {
+    let receiver = Receiver::start(Arc::new(|_: &str, _| Answer::Ok)).await;
+    let app = TestApp::spawn_with(&["--webhook-allow-private"]).await;
+    let campaign = app.create_campaign("rate").await;
+    let rids: Vec<String> = (0..25).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, "<p>x</p>", 2).await;
+    add_webhook(
+        &app,
+        json!({"url": format!("{}/slow", receiver.url), "rate_limit": 10}),
+    )
+    .await;
+    let started = Instant::now();
+    for m in &messages {
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(USER_AGENT, CHROME)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let want = stored_notice_ids(&app).await;
+    assert_eq!(want.len(), 25);
+    receiver
+        .wait_for("slow", &want, Duration::from_secs(30))
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2400),
+        "25 requests at 10 a second took {took:?}"
+    );
+    assert_eq!(receiver.received.lock().unwrap().requests, 25);
+}
