@@ -18,7 +18,11 @@ CREATE TABLE webhook_endpoints (
     rate_limit   INTEGER NOT NULL DEFAULT 10,
     description  TEXT,
     created_at   TEXT NOT NULL,
-    -- Delivery status, kept by the delivery worker.
+    -- Delivery status, kept by the delivery worker. Delivered notices are deleted at once and
+    -- only counted here, so the outbox holds only what is still to be sent.
+    delivered_total      INTEGER NOT NULL DEFAULT 0,
+    -- JSON array of the latest request latencies in milliseconds (at most 100).
+    recent_latencies     TEXT,
     last_success_at      TEXT,
     last_failure_at      TEXT,
     last_error           TEXT,
@@ -34,22 +38,20 @@ CREATE TABLE webhook_outbox (
     occurred_at  TEXT NOT NULL,
     -- The event told of (not a foreign key: retention may delete the event first).
     event_id     INTEGER,
-    -- Whose data the payload holds, so an erasure can withdraw what was not sent yet. Cleared,
-    -- with the payload, once delivered.
+    -- Whose data the payload holds, so an erasure can withdraw what was not sent yet.
     recipient_id TEXT,
     payload      TEXT,
-    state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    -- A delivered notice is deleted; a dead letter waits for `replay`.
+    state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
     attempts     INTEGER NOT NULL DEFAULT 0,
     -- When a pending notice may be sent (again); while a worker holds it, the end of its lease.
     next_attempt_at TEXT NOT NULL,
     last_status  INTEGER,
-    last_error   TEXT,
-    delivered_at TEXT,
-    latency_ms   INTEGER
+    last_error   TEXT
 );
 CREATE INDEX webhook_outbox_due ON webhook_outbox (endpoint_id, next_attempt_at)
     WHERE state = 'pending';
 CREATE INDEX webhook_outbox_recipient ON webhook_outbox (recipient_id)
     WHERE recipient_id IS NOT NULL;
 CREATE INDEX webhook_outbox_event ON webhook_outbox (event_id) WHERE state = 'pending';
-CREATE INDEX webhook_outbox_state ON webhook_outbox (endpoint_id, state, id);
+CREATE INDEX webhook_outbox_dead ON webhook_outbox (endpoint_id, id) WHERE state = 'dead';

@@ -227,8 +227,8 @@ pub struct DeliveryPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/webhooks/{id}/deliveries?state=dead`: the endpoint's notices with their attempts
-/// and last error (no payloads).
+/// `GET /api/webhooks/{id}/deliveries?state=dead`: the endpoint's undelivered notices with their
+/// attempts and last error (no payloads).
 pub async fn deliveries(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -239,10 +239,10 @@ pub async fn deliveries(
     let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
     let webhook = existing(&app, &id).await?;
     if let Some(state) = &params.state
-        && !matches!(state.as_str(), "pending" | "delivered" | "dead")
+        && !matches!(state.as_str(), "pending" | "dead")
     {
         return Err(ApiError::Invalid(
-            "state: pending, delivered or dead".into(),
+            "state: pending or dead (delivered notices are not kept, only counted)".into(),
         ));
     }
     let limit = params.limit.unwrap_or(100);

@@ -467,8 +467,6 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<DeliveryRecord>>;
-    /// Deletes delivered notices delivered before `before` (only their status is left of them).
-    async fn prune_webhook_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// A signed-in dashboard user.

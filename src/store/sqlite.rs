@@ -1422,16 +1422,6 @@ impl Store for SqliteStore {
         self.read(move |c| webhooks::deliveries(c, endpoint, state.as_deref(), after, limit))
             .await
     }
-
-    async fn prune_webhook_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.write(move |c| {
-            Ok(c.execute(
-                "DELETE FROM webhook_outbox WHERE state = 'delivered' AND delivered_at < ?1",
-                [ts(before)],
-            )? as u64)
-        })
-        .await
-    }
 }
 
 fn read_keys(c: &Connection) -> rusqlite::Result<Vec<(u8, [u8; 32])>> {

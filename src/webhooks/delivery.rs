@@ -23,8 +23,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(4 * 3600);
 /// How often the outbox is looked at when nothing wakes the worker (other processes' notices,
 /// retries coming due).
 const POLL: Duration = Duration::from_secs(1);
-/// Delivered notices are kept this long for the status figures, then deleted.
-const KEEP_DELIVERED: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -63,7 +61,6 @@ pub async fn run(
     let mut in_flight: HashMap<i64, usize> = HashMap::new();
     let mut next_slot: HashMap<i64, Instant> = HashMap::new();
     let mut tasks: JoinSet<i64> = JoinSet::new();
-    let mut last_prune: Option<Instant> = None;
     loop {
         if *closing.borrow() {
             break;
@@ -131,15 +128,6 @@ pub async fn run(
                 }
             }
             Err(e) => tracing::warn!("webhooks: cannot read the outbox: {e}"),
-        }
-        if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-            last_prune = Some(Instant::now());
-            if let Err(e) = store
-                .prune_webhook_outbox(Utc::now() - KEEP_DELIVERED)
-                .await
-            {
-                tracing::warn!("webhooks: cannot prune delivered notices: {e}");
-            }
         }
         tokio::select! {
             () = wake.0.notified() => {

@@ -102,6 +102,7 @@ pub struct Webhook {
 pub struct WebhookStatus {
     /// Notices waiting to be sent, or to be retried.
     pub pending: i64,
+    /// Notices delivered since the endpoint was registered (they are not kept, only counted).
     pub delivered: i64,
     /// Notices given up on after the last attempt; `replay` sends them again.
     pub dead: i64,
@@ -111,7 +112,7 @@ pub struct WebhookStatus {
     pub last_failure_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: i64,
-    /// Over the last 100 delivered notices: milliseconds from the request to the receiver's answer.
+    /// Over the last 100 successful requests: milliseconds from sending to the receiver's answer.
     pub latency_ms_p50: Option<i64>,
     pub latency_ms_p95: Option<i64>,
 }
@@ -270,8 +271,6 @@ pub struct DeliveryRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    pub latency_ms: Option<i64>,
 }
 
 /// A new random endpoint secret in the Standard Webhooks form.

@@ -9,7 +9,7 @@ use crate::webhooks::{
     NoticeKind, Route, Webhook, WebhookStatus,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 const INSERT_NOTICE: &str = "INSERT INTO webhook_outbox
     (endpoint_id, notice_id, type, occurred_at, event_id, recipient_id, payload, next_attempt_at)
@@ -162,7 +162,7 @@ pub fn list(c: &Connection) -> rusqlite::Result<Vec<Webhook>> {
         .prepare(
             "SELECT id, url, kinds, classes, campaign_id, first_only, batch_size, rate_limit,
                     description, created_at, last_success_at, last_failure_at, last_error,
-                    consecutive_failures
+                    consecutive_failures, delivered_total, recent_latencies
              FROM webhook_endpoints ORDER BY id",
         )?
         .query_map([], |r| {
@@ -182,31 +182,39 @@ pub fn list(c: &Connection) -> rusqlite::Result<Vec<Webhook>> {
                 rate_limit: r.get(7)?,
                 description: r.get(8)?,
                 created_at: parse_ts(&r.get::<_, String>(9)?)?,
-                status: WebhookStatus {
-                    last_success_at: opt_ts(r.get(10)?)?,
-                    last_failure_at: opt_ts(r.get(11)?)?,
-                    last_error: r.get(12)?,
-                    consecutive_failures: r.get(13)?,
-                    ..WebhookStatus::default()
+                status: {
+                    let mut latencies = parse_latencies(r.get::<_, Option<String>>(15)?.as_deref());
+                    latencies.sort_unstable();
+                    let pick = |q: f64| -> Option<i64> {
+                        (!latencies.is_empty())
+                            .then(|| latencies[((latencies.len() - 1) as f64 * q).round() as usize])
+                    };
+                    WebhookStatus {
+                        last_success_at: opt_ts(r.get(10)?)?,
+                        last_failure_at: opt_ts(r.get(11)?)?,
+                        last_error: r.get(12)?,
+                        consecutive_failures: r.get(13)?,
+                        delivered: r.get(14)?,
+                        latency_ms_p50: pick(0.5),
+                        latency_ms_p95: pick(0.95),
+                        ..WebhookStatus::default()
+                    }
                 },
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     for hook in &mut hooks {
         let s = &mut hook.status;
-        let mut counts = c.prepare_cached(
-            "SELECT state, count(*) FROM webhook_outbox WHERE endpoint_id = ?1 GROUP BY state",
-        )?;
-        for row in counts.query_map([hook.id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })? {
-            let (state, n) = row?;
-            match state.as_str() {
-                "pending" => s.pending = n,
-                "delivered" => s.delivered = n,
-                _ => s.dead = n,
-            }
-        }
+        s.pending = c
+            .prepare_cached(
+                "SELECT count(*) FROM webhook_outbox WHERE endpoint_id = ?1 AND state = 'pending'",
+            )?
+            .query_row([hook.id], |r| r.get(0))?;
+        s.dead = c
+            .prepare_cached(
+                "SELECT count(*) FROM webhook_outbox WHERE endpoint_id = ?1 AND state = 'dead'",
+            )?
+            .query_row([hook.id], |r| r.get(0))?;
         let oldest: Option<String> = c
             .prepare_cached(
                 "SELECT min(occurred_at) FROM webhook_outbox
@@ -214,21 +222,6 @@ pub fn list(c: &Connection) -> rusqlite::Result<Vec<Webhook>> {
             )?
             .query_row([hook.id], |r| r.get(0))?;
         s.oldest_pending_seconds = opt_ts(oldest)?.map(|t| (now - t).num_seconds().max(0));
-        let mut latencies: Vec<i64> = c
-            .prepare_cached(
-                "SELECT latency_ms FROM webhook_outbox
-                 WHERE endpoint_id = ?1 AND state = 'delivered' AND latency_ms IS NOT NULL
-                 ORDER BY id DESC LIMIT 100",
-            )?
-            .query_map([hook.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        latencies.sort_unstable();
-        let pick = |q: f64| -> Option<i64> {
-            (!latencies.is_empty())
-                .then(|| latencies[((latencies.len() - 1) as f64 * q).round() as usize])
-        };
-        s.latency_ms_p50 = pick(0.5);
-        s.latency_ms_p95 = pick(0.95);
     }
     Ok(hooks)
 }
@@ -286,52 +279,86 @@ pub fn claim(
     Ok(claimed)
 }
 
+/// How many request latencies the status keeps for its percentiles.
+const LATENCY_SAMPLES: usize = 100;
+
+fn parse_latencies(json: Option<&str>) -> Vec<i64> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
 pub fn finish(
     c: &Connection,
     endpoint: i64,
     results: &[(i64, Next)],
     attempt: &Attempt,
 ) -> rusqlite::Result<()> {
-    let at = ts(attempt.at);
+    let ids_of = |want: fn(&Next) -> bool| -> String {
+        let ids: Vec<i64> = results
+            .iter()
+            .filter(|(_, n)| want(n))
+            .map(|(id, _)| *id)
+            .collect();
+        serde_json::to_string(&ids).expect("ids serialize")
+    };
+    // What was sent is not kept: a delivered notice is only counted.
+    let delivered = c
+        .prepare_cached(
+            "DELETE FROM webhook_outbox
+             WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending'",
+        )?
+        .execute([ids_of(|n| *n == Next::Delivered)])?;
+    c.prepare_cached(
+        "UPDATE webhook_outbox SET state = 'dead', attempts = attempts + 1, last_status = ?2,
+             last_error = ?3
+         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending'",
+    )?
+    .execute(params![
+        ids_of(|n| *n == Next::Dead),
+        attempt.status,
+        attempt.error
+    ])?;
     for (id, next) in results {
-        match next {
-            // What was sent is not kept: only the fact and the timing.
-            Next::Delivered => c
-                .prepare_cached(
-                    "UPDATE webhook_outbox SET state = 'delivered', attempts = attempts + 1,
-                         delivered_at = ?2, latency_ms = ?3, last_status = ?4, last_error = NULL,
-                         payload = NULL, recipient_id = NULL
-                     WHERE id = ?1 AND state = 'pending'",
-                )?
-                .execute(params![id, at, attempt.latency_ms, attempt.status])?,
-            Next::RetryAt(when) => c
-                .prepare_cached(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?2,
-                         last_status = ?3, last_error = ?4
-                     WHERE id = ?1 AND state = 'pending'",
-                )?
-                .execute(params![id, ts(*when), attempt.status, attempt.error])?,
-            Next::Dead => c
-                .prepare_cached(
-                    "UPDATE webhook_outbox SET state = 'dead', attempts = attempts + 1,
-                         last_status = ?2, last_error = ?3
-                     WHERE id = ?1 AND state = 'pending'",
-                )?
-                .execute(params![id, attempt.status, attempt.error])?,
-        };
+        if let Next::RetryAt(when) = next {
+            c.prepare_cached(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?2,
+                     last_status = ?3, last_error = ?4
+                 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, ts(*when), attempt.status, attempt.error])?;
+        }
     }
+    let at = ts(attempt.at);
     match &attempt.error {
-        None => c.execute(
-            "UPDATE webhook_endpoints SET last_success_at = ?2, consecutive_failures = 0
-             WHERE id = ?1",
-            params![endpoint, at],
-        )?,
-        Some(error) => c.execute(
-            "UPDATE webhook_endpoints SET last_failure_at = ?2, last_error = ?3,
-                 consecutive_failures = consecutive_failures + 1
-             WHERE id = ?1",
-            params![endpoint, at, error],
-        )?,
+        None => {
+            let json: Option<String> = c
+                .prepare_cached("SELECT recent_latencies FROM webhook_endpoints WHERE id = ?1")?
+                .query_row([endpoint], |r| r.get(0))
+                .optional()?
+                .flatten();
+            let mut latencies = parse_latencies(json.as_deref());
+            latencies.push(attempt.latency_ms);
+            let keep = latencies.len().saturating_sub(LATENCY_SAMPLES);
+            latencies.drain(..keep);
+            c.prepare_cached(
+                "UPDATE webhook_endpoints SET last_success_at = ?2, consecutive_failures = 0,
+                     delivered_total = delivered_total + ?3, recent_latencies = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                endpoint,
+                at,
+                delivered as i64,
+                serde_json::to_string(&latencies).expect("numbers serialize")
+            ])?
+        }
+        Some(error) => c
+            .prepare_cached(
+                "UPDATE webhook_endpoints SET last_failure_at = ?2, last_error = ?3,
+                     consecutive_failures = consecutive_failures + 1
+                 WHERE id = ?1",
+            )?
+            .execute(params![endpoint, at, error])?,
     };
     Ok(())
 }
@@ -353,7 +380,7 @@ pub fn deliveries(
 ) -> rusqlite::Result<Vec<DeliveryRecord>> {
     c.prepare_cached(
         "SELECT id, notice_id, type, occurred_at, state, attempts, next_attempt_at, last_status,
-                last_error, delivered_at, latency_ms
+                last_error
          FROM webhook_outbox
          WHERE endpoint_id = ?1 AND (?2 IS NULL OR state = ?2) AND id > ?3
          ORDER BY id LIMIT ?4",
@@ -374,8 +401,6 @@ pub fn deliveries(
             attempts: r.get(5)?,
             last_status: r.get(7)?,
             last_error: r.get(8)?,
-            delivered_at: opt_ts(r.get(9)?)?,
-            latency_ms: r.get(10)?,
         })
     })?
     .collect()
