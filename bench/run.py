@@ -228,6 +228,8 @@ def main():
         with sqlite3.connect(db_path) as c:
             stored = dict(c.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
             notices = dict(c.execute("SELECT state, count(*) FROM webhook_outbox GROUP BY state").fetchall())
+            notices["delivered"] = c.execute(
+                "SELECT coalesce(sum(delivered_total), 0) FROM webhook_endpoints").fetchone()[0]
 
         # nginx as the classic tracker.
         conf = conf or start_nginx(workdir, nport)
