@@ -205,6 +205,12 @@ fn scan_links(
             .append_document_content_handler(doc_comments!(|c: &mut Comment| {
                 on_comment(c, src, scan)
             }));
+    } else {
+        // A comment handler keeps lol_html on its full lexer from start to end, as in the
+        // top-level scan. Without one it hands over between a fast tag scanner and the lexer,
+        // and lol_html 3.0.3 panics there on `<script y=><a </a>` (found by fuzzing).
+        settings =
+            settings.append_document_content_handler(doc_comments!(|_: &mut Comment| Ok(())));
     }
     let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
     rewriter.write(src.as_bytes())?;
@@ -566,6 +572,26 @@ mod tests {
         ] {
             assert_untouched(html);
         }
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `instrument`): lol_html 3.0.3 panicked ("Tag should be a
+    /// start tag at this point") in the scan of a conditional comment holding a raw-text element
+    /// whose start tag ends in an empty unquoted attribute value, with a tag inside.
+    #[test]
+    fn raw_text_after_an_empty_attribute_value_in_a_conditional_comment() {
+        for html in [
+            "\n<!--[if <script y=><a </a>href",
+            "<!--[if a]><script y=><a </a></script>href-->",
+            "<!--[if mso]><style y=><a </a>href-->",
+            "<!--[if mso]><textarea y=><a </a>href-->",
+        ] {
+            assert_untouched(html);
+        }
+        let html =
+            r#"<!--[if mso]><style y=><a </a></style><a href="https://x.test/">x</a><![endif]-->"#;
+        let out = run(html);
+        assert_eq!(out.links, ["https://x.test/"]);
+        assert_only_hrefs_changed(html, &out);
     }
 
     #[test]

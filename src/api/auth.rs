@@ -7,7 +7,7 @@ use crate::server::AppState;
 use crate::store::{AuditEntry, Scope};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -114,24 +114,31 @@ impl Caller {
             }
             return Err(ApiError::MissingToken);
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then_some(token.trim())
-            })
-            .ok_or(ApiError::MissingToken)?;
-        if !token.starts_with(PREFIX) || token.len() > 100 {
-            return Err(ApiError::InvalidToken);
-        }
+        let token = bearer_token(value)?;
         match app.store.api_token_scope(hash_token(token)).await? {
             Some((token_id, scope)) => Ok(Caller { token_id, scope }),
             None => Err(ApiError::InvalidToken),
         }
     }
+}
+
+/// The token of an `Authorization: Bearer mb_…` header: `MissingToken` when the header is not a
+/// bearer token, `InvalidToken` when it cannot be one of ours (checked before any lookup).
+pub fn bearer_token(value: &HeaderValue) -> Result<&str, ApiError> {
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        })
+        .ok_or(ApiError::MissingToken)?;
+    if !token.starts_with(PREFIX) || token.len() > 100 {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token)
 }
 
 /// A caller who may create campaigns and messages, checked before the body is read: a viewer is

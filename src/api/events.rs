@@ -28,6 +28,30 @@ pub struct EventsParams {
     limit: Option<String>,
 }
 
+impl EventsParams {
+    /// The cursor (`after`, 0 when absent or empty) and page size (`limit`) asked for.
+    pub fn page(&self) -> Result<(i64, usize), ApiError> {
+        let after =
+            match self.after.as_deref() {
+                None | Some("") => 0,
+                Some(c) => c.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                    ApiError::Invalid(format!("'{c}' is not a cursor from this API"))
+                })?,
+            };
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!("limit must be a number from 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        Ok((after, limit))
+    }
+}
+
 #[derive(Serialize)]
 struct EventsPage {
     events: Vec<EventRecord>,
@@ -47,24 +71,7 @@ pub async fn list(
         Some(id) => Some(super::campaigns::existing_campaign(&app, id).await?.id),
         None => None,
     };
-    let after = match params.after.as_deref() {
-        None | Some("") => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|c| *c >= 0)
-            .ok_or_else(|| ApiError::Invalid(format!("'{c}' is not a cursor from this API")))?,
-    };
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::Invalid(format!("limit must be a number from 1 to {MAX_LIMIT}"))
-            })?,
-    };
+    let (after, limit) = params.page()?;
     let target = campaign.map_or("all campaigns".to_string(), |c| format!("campaign {c}"));
     caller.audit(&app, "read_events", &target).await?;
     let events = app

@@ -30,6 +30,22 @@ pub struct ExportParams {
     format: Option<String>,
 }
 
+impl ExportParams {
+    /// The export's format: `?format=`, else NDJSON when `Accept` asks for it, else CSV.
+    pub fn format(&self, headers: &HeaderMap) -> Result<ExportFormat, ApiError> {
+        Ok(match self.format.as_deref() {
+            Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+                ApiError::Invalid(format!("format '{f}' is not one of csv, ndjson"))
+            })?,
+            // A download link says nothing (or */*): CSV.
+            None => match negotiate(headers, None) {
+                Ok(Format::Ndjson) => ExportFormat::Ndjson,
+                _ => ExportFormat::Csv,
+            },
+        })
+    }
+}
+
 pub async fn events(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -39,15 +55,7 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     caller.require_recipient_data()?;
     let Query(params) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
-    let format = match params.format.as_deref() {
-        Some(f) => ExportFormat::parse(f)
-            .ok_or_else(|| ApiError::Invalid(format!("format '{f}' is not one of csv, ndjson")))?,
-        // A download link says nothing (or */*): CSV.
-        None => match negotiate(&headers, None) {
-            Ok(Format::Ndjson) => ExportFormat::Ndjson,
-            _ => ExportFormat::Csv,
-        },
-    };
+    let format = params.format(&headers)?;
     let campaign = existing_campaign(&app, &id).await?;
     caller
         .audit(&app, "export_events", &format!("campaign {}", campaign.id))

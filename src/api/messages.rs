@@ -68,7 +68,7 @@ pub async fn create(
 }
 
 /// One object or an array of them, with errors that say which element is wrong.
-fn parse_messages(body: Value, max: usize) -> Result<Vec<MessageRequest>, ApiError> {
+pub fn parse_messages(body: Value, max: usize) -> Result<Vec<MessageRequest>, ApiError> {
     let items = match body {
         Value::Array(items) => items,
         one @ Value::Object(_) => vec![one],

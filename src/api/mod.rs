@@ -22,6 +22,15 @@ pub use campaigns::{existing_campaign, valid_name};
 pub use events::{csv_rows, to_csv, to_ndjson};
 pub use recipients::recipient_ref;
 
+/// Request parsers of private modules, reachable for the fuzz targets in `fuzz/`.
+#[doc(hidden)]
+pub mod parsers {
+    pub use super::events::EventsParams;
+    pub use super::exports::ExportParams;
+    pub use super::messages::parse_messages;
+    pub use super::recipients::AuditParams;
+}
+
 use crate::server::AppState;
 use axum::Router;
 use axum::http::header;

@@ -84,6 +84,19 @@ pub struct AuditParams {
     limit: Option<usize>,
 }
 
+impl AuditParams {
+    /// The cursor (0 when absent) and page size (1 to 10,000, default 1,000) asked for.
+    pub fn page(&self) -> Result<(i64, usize), ApiError> {
+        let limit = self.limit.unwrap_or(1000);
+        if !(1..=10_000).contains(&limit) {
+            return Err(ApiError::Invalid(
+                "limit must be a number from 1 to 10000".into(),
+            ));
+        }
+        Ok((self.after.unwrap_or(0), limit))
+    }
+}
+
 #[derive(Serialize)]
 pub struct AuditPage {
     entries: Vec<AuditLine>,
@@ -106,16 +119,8 @@ pub async fn audit_log(
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require_admin()?;
     let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
-    let limit = params.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit must be a number from 1 to 10000".into(),
-        ));
-    }
-    let rows = app
-        .store
-        .audit_log(params.after.unwrap_or(0), limit)
-        .await?;
+    let (after, limit) = params.page()?;
+    let rows = app.store.audit_log(after, limit).await?;
     let next_cursor = (rows.len() == limit)
         .then(|| rows.last().map(|(id, _)| id.to_string()))
         .flatten();

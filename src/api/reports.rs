@@ -179,6 +179,17 @@ pub struct SeriesParams {
     format: Option<String>,
 }
 
+impl From<SeriesParams> for Options {
+    fn from(p: SeriesParams) -> Options {
+        Options {
+            interval: p.interval,
+            from: p.from,
+            to: p.to,
+            offset_minutes: 0,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Series {
     campaign_id: i64,
@@ -215,13 +226,7 @@ pub async fn timeseries(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let format = negotiate(&headers, p.format.as_deref())?;
-    let options = Options {
-        interval: p.interval,
-        from: p.from,
-        to: p.to,
-        offset_minutes: 0,
-    };
-    serve(&app, &id, Which::Timeseries, options, format).await
+    serve(&app, &id, Which::Timeseries, Options::from(p), format).await
 }
 
 /// The window a time series covers: the one asked for, or the campaign's activity (hourly up to
@@ -309,6 +314,20 @@ pub struct HourOfWeekParams {
     format: Option<String>,
 }
 
+impl HourOfWeekParams {
+    /// `tz` in minutes east of UTC (0 when absent).
+    pub fn offset_minutes(&self) -> Result<i32, ApiError> {
+        match self.tz.as_deref() {
+            None => Ok(0),
+            Some(tz) => report::parse_offset(tz).ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "tz '{tz}' is not a UTC offset such as +02:00, -05:30 or Z"
+                ))
+            }),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct HourOfWeek {
     campaign_id: i64,
@@ -327,16 +346,8 @@ pub async fn hour_of_week(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let format = negotiate(&headers, p.format.as_deref())?;
-    let offset_minutes = match p.tz.as_deref() {
-        None => 0,
-        Some(tz) => report::parse_offset(tz).ok_or_else(|| {
-            ApiError::Invalid(format!(
-                "tz '{tz}' is not a UTC offset such as +02:00, -05:30 or Z"
-            ))
-        })?,
-    };
     let options = Options {
-        offset_minutes,
+        offset_minutes: p.offset_minutes()?,
         ..Options::default()
     };
     serve(&app, &id, Which::HourOfWeek, options, format).await
@@ -347,6 +358,26 @@ pub async fn hour_of_week(
 pub struct CompareParams {
     campaigns: Option<String>,
     format: Option<String>,
+}
+
+impl CompareParams {
+    /// The campaign ids of `campaigns=1,2` (2 to 20 of them), not yet checked to exist.
+    pub fn ids(&self) -> Result<Vec<&str>, ApiError> {
+        let ids: Vec<&str> = self
+            .campaigns
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !(2..=20).contains(&ids.len()) {
+            return Err(ApiError::Invalid(
+                "campaigns must list 2 to 20 campaign ids, comma separated: campaigns=1,2".into(),
+            ));
+        }
+        Ok(ids)
+    }
 }
 
 #[derive(Serialize)]
@@ -363,19 +394,7 @@ pub async fn compare(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let format = negotiate(&headers, p.format.as_deref())?;
-    let ids: Vec<&str> = p
-        .campaigns
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if !(2..=20).contains(&ids.len()) {
-        return Err(ApiError::Invalid(
-            "campaigns must list 2 to 20 campaign ids, comma separated: campaigns=1,2".into(),
-        ));
-    }
+    let ids = p.ids()?;
     let mut campaigns = Vec::with_capacity(ids.len());
     let mut rows: Vec<Metric> = Vec::new();
     for id in ids {

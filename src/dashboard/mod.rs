@@ -141,7 +141,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Where to go after signing in: a path on this site only (no `//evil.example`).
-fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
         _ => "/".into(),
@@ -234,7 +234,7 @@ async fn login(
 }
 
 /// A form post from another site carries its own Origin; browsers always send one on POST.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         None => true,
@@ -294,19 +294,24 @@ async fn compare(
     user: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Response {
-    // `campaigns=1&campaigns=2` (the list's checkboxes) or `campaigns=1,2`.
-    let ids: Vec<String> = query
+    let ids = compare_ids(query.as_deref());
+    match pages::compare(&app, user.scope, &ids).await {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(Some(user.scope), e),
+    }
+}
+
+/// The campaign ids of the compare page's query: `campaigns=1&campaigns=2` (the list's
+/// checkboxes) or `campaigns=1,2`.
+pub fn compare_ids(query: Option<&str>) -> Vec<String> {
+    query
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.strip_prefix("campaigns="))
         .flat_map(|v| v.split("%2C").flat_map(|v| v.split(',')))
         .filter(|v| !v.is_empty())
         .map(str::to_string)
-        .collect();
-    match pages::compare(&app, user.scope, &ids).await {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => error_page(Some(user.scope), e),
-    }
+        .collect()
 }
 
 /// Server-sent events: each new event of the campaign as it is stored (no recipient data, so

@@ -28,7 +28,8 @@ pub async fn from_headers(
     Ok(app.store.session(session_hash(&value)).await?)
 }
 
-fn cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's session cookie, if it has one of a plausible length.
+pub fn cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

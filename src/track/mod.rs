@@ -169,7 +169,7 @@ fn event(
 }
 
 /// The classification-relevant headers as a JSON object, or `None` (the usual case) when absent.
-fn kept_headers(headers: &HeaderMap) -> Option<String> {
+pub fn kept_headers(headers: &HeaderMap) -> Option<String> {
     let mut kept = serde_json::Map::new();
     for name in KEPT_HEADERS {
         if let Some(v) = headers.get(name) {
@@ -199,7 +199,7 @@ fn no_cache(h: &mut HeaderMap) {
 
 /// A Location header for a stored destination. Destinations come from HTML and may hold characters
 /// a header cannot (spaces, non-ASCII): those are percent-encoded, everything else is kept as is.
-fn location(url: &str) -> HeaderValue {
+pub fn location(url: &str) -> HeaderValue {
     if !url.contains(' ')
         && let Ok(v) = HeaderValue::from_str(url)
     {
