@@ -3,7 +3,7 @@
 //! every parameter type, then through the checks each handler makes (time series window from /
 //! to / interval, the hour-of-week `tz`, event and audit cursors and limits, compared campaigns,
 //! export format, the dashboard's compare list and `next`). The whole input is also tried as the
-//! JSON body of message registration.
+//! JSON body of message registration and of webhook registration.
 #![no_main]
 
 use axum::extract::Query;
@@ -16,8 +16,10 @@ use mailbeacon::api::parsers::{AuditParams, EventsParams, ExportParams, parse_me
 use mailbeacon::api::reports::{
     CompareParams, HourOfWeekParams, Options, SeriesParams, Which, series_window,
 };
+use mailbeacon::api::webhooks::CreateWebhook;
 use mailbeacon::classify::Class;
 use mailbeacon::store::{Campaign, CampaignStats, Counts, EventKind};
+use mailbeacon::webhooks::{self, delivery, signature};
 
 fn stats() -> CampaignStats {
     let counts = Counts {
@@ -53,6 +55,25 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(messages) = parse_messages(body, 100)
     {
         assert!((1..=100).contains(&messages.len()));
+    }
+    // The same bytes as a webhook registration body, and its fields through their checks.
+    if let Ok(hook) = serde_json::from_slice::<CreateWebhook>(data) {
+        if let Ok(url) = delivery::check_url(&hook.url, false) {
+            assert!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "{url}"
+            );
+        }
+        if let Some(secret) = &hook.secret
+            && let Ok(key) = signature::parse_secret(secret)
+        {
+            assert!((24..=64).contains(&key.len()));
+        }
+        if let Some(classes) = &hook.classes
+            && let Ok(list) = webhooks::parse_class_list(classes)
+        {
+            assert!(!list.is_empty());
+        }
     }
 
     let text = String::from_utf8_lossy(data);
