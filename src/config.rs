@@ -125,6 +125,15 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub api_rate_limit: Option<u32>,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); the files are read again when
+    /// they change, so a renewed certificate needs no restart.
+    #[arg(long, env = "MAILBEACON_TLS_CERT", global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MAILBEACON_TLS_KEY", global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// Seconds a webhook receiver has to answer before the attempt counts as failed (default 10).
     #[arg(long, env = "MAILBEACON_WEBHOOK_TIMEOUT", global = true, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -193,6 +202,9 @@ pub struct Resolved {
     pub retention_days: Option<u32>,
     pub api_rate_limit: u32,
     pub webhooks: crate::webhooks::delivery::DeliverySettings,
+    /// `--tls-cert` and `--tls-key`, when both are given.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -234,6 +246,8 @@ impl Settings {
         self.body_timeout = self.body_timeout.or(file.body_timeout);
         self.retention_days = self.retention_days.or(file.retention_days);
         self.api_rate_limit = self.api_rate_limit.or(file.api_rate_limit);
+        self.tls_cert = self.tls_cert.or(file.tls_cert);
+        self.tls_key = self.tls_key.or(file.tls_key);
         self.webhook_timeout = self.webhook_timeout.or(file.webhook_timeout);
         self.webhook_max_attempts = self.webhook_max_attempts.or(file.webhook_max_attempts);
         self.webhook_retry_base = self.webhook_retry_base.or(file.webhook_retry_base);
@@ -279,6 +293,8 @@ impl Settings {
                 ),
                 allow_private: self.webhook_allow_private.unwrap_or(false),
             },
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
         }
     }
 }
@@ -403,9 +419,9 @@ impl PublicUrl {
         &self.0
     }
 
-    /// The base URL for a server listening on `addr`.
-    pub fn for_listener(addr: SocketAddr) -> PublicUrl {
-        PublicUrl(format!("http://{addr}"))
+    /// The base URL for a server listening on `addr` (with TLS or without).
+    pub fn for_listener(addr: SocketAddr, tls: bool) -> PublicUrl {
+        PublicUrl(format!("{}://{addr}", if tls { "https" } else { "http" }))
     }
 }
 

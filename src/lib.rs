@@ -15,6 +15,7 @@ pub mod messages;
 pub mod server;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod track;
 pub mod webhooks;

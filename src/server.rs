@@ -48,6 +48,8 @@ pub struct AppState {
     pub api_limits: crate::api::rate_limit::RateLimiter,
     /// Tells the webhook delivery worker that notices are waiting (after a replay).
     pub webhooks: crate::webhooks::delivery::Wake,
+    /// Set with `--tls-cert`: every connection is TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -110,12 +112,39 @@ pub async fn serve(
             let mut app = app.clone();
             async move { app.call(req).await }
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
+        match &state.tls {
+            None => {
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                let (acceptor, http, watcher) =
+                    (acceptor.clone(), http.clone(), graceful.watcher());
+                let limit = state.settings.header_timeout;
+                tokio::spawn(async move {
+                    // The handshake is bounded like the request head (slowloris).
+                    let tls = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake with {peer} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake with {peer} timed out");
+                            return;
+                        }
+                    };
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(tls), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     state.closing.send_replace(true);

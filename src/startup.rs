@@ -116,10 +116,9 @@ impl Context {
 
     /// The public URL from the settings, or the one a server on the default listen address would have.
     pub fn public_url(&self) -> PublicUrl {
-        self.settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| PublicUrl::for_listener(self.settings.listen))
+        self.settings.public_url.clone().unwrap_or_else(|| {
+            PublicUrl::for_listener(self.settings.listen, self.settings.tls_cert.is_some())
+        })
     }
 }
 
@@ -145,6 +144,18 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         println!("API tokens: create one with `mailbeacon token create --scope admin`");
     }
 
+    let tls = match (&ctx.settings.tls_cert, &ctx.settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::acceptor(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            anyhow::bail!("--tls-cert needs --tls-key (the certificate's private key)")
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
+        }
+    };
     let listener = tokio::net::TcpListener::bind(ctx.settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
@@ -153,7 +164,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         .settings
         .public_url
         .clone()
-        .unwrap_or_else(|| PublicUrl::for_listener(local));
+        .unwrap_or_else(|| PublicUrl::for_listener(local, tls.is_some()));
 
     let classifier = Arc::new(ctx.classifier().await?);
     classifier.agents.warm_up();
@@ -196,7 +207,18 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         sign_in: Default::default(),
         api_limits: crate::api::rate_limit::RateLimiter::new(ctx.settings.api_rate_limit),
         webhooks: wake.clone(),
+        tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
     });
+    if let Some((_, resolver)) = tls {
+        println!(
+            "TLS: serving HTTPS with {} (read again when it changes)",
+            ctx.settings
+                .tls_cert
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string())
+        );
+        tokio::spawn(crate::tls::watch(resolver, state.closing.subscribe()));
+    }
     let delivery = tokio::spawn(crate::webhooks::delivery::run(
         ctx.store.clone(),
         ctx.settings.webhooks.clone(),
@@ -212,7 +234,8 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         ));
     }
     println!(
-        "listening on http://{local} (public URL {})",
+        "listening on {}://{local} (public URL {})",
+        if state.tls.is_some() { "https" } else { "http" },
         public_url.as_str()
     );
 

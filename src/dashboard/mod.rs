@@ -206,11 +206,13 @@ async fn login(
     match session::check_secret(&app, &form.secret).await {
         Ok(Some((token_id, scope))) => {
             app.sign_in.succeeded(client);
-            let secure = app
-                .settings
-                .public_url
-                .as_ref()
-                .is_some_and(|u| u.as_str().starts_with("https://"));
+            // Served over https directly, or behind a proxy at an https address.
+            let secure = app.tls.is_some()
+                || app
+                    .settings
+                    .public_url
+                    .as_ref()
+                    .is_some_and(|u| u.as_str().starts_with("https://"));
             match session::start(&app, token_id, scope, secure).await {
                 Ok(cookie) => {
                     let mut r = Redirect::to(&next).into_response();

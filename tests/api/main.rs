@@ -12,5 +12,6 @@ mod helpers;
 mod mmdb;
 mod privacy;
 mod reports;
+mod tls;
 mod tracker;
 mod webhooks;
