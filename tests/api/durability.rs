@@ -158,3 +158,91 @@ async fn sigterm_drains_the_queue_and_exits_cleanly() {
     // Stopping does not invent events either: everything stored was asked for by the load.
     assert!(stored.iter().all(|ua| ua.starts_with("load-")));
 }
+
+async fn report(app: &TestApp, campaign: i64) -> serde_json::Value {
+    let r = app
+        .api_get(&format!("/api/campaigns/{campaign}/report"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+/// `mailbeacon purge` killed with -9 part-way, at several moments: the database stays intact, the
+/// reports stay what they were (rollups are not touched by a purge), and each message is purged
+/// whole or not at all; a purge run again then finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_purge_leaves_the_database_and_the_reports_intact() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("purge").await;
+    seed(&app, campaign, 3000).await;
+    let before = report(&app, campaign).await;
+    let total: i64 = rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert!(total > 4000, "{total} events");
+    // Each round: start a purge, watch the event count, and kill it the moment a first batch is
+    // committed, while the next one is being written.
+    let watch = rusqlite::Connection::open(app.db_path()).unwrap();
+    let count = || -> i64 {
+        watch
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    };
+    let mut left = total;
+    for round in 1..=2 {
+        let mut purge = std::process::Command::new(BIN)
+            .args([
+                "purge",
+                "--older-than-days",
+                "0",
+                "--database",
+                &app.db_url(),
+            ])
+            .env("MAILBEACON_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while purge.try_wait().unwrap().is_none() && count() == left {
+            assert!(Instant::now() < deadline, "the purge deleted nothing");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = purge.kill();
+        purge.wait().unwrap();
+        let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        // A message is purged whole, in one transaction with the note of what it had: none
+        // that is marked purged still has events.
+        let half_purged: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM events e JOIN messages m ON m.id = e.message_id
+                 WHERE m.purged_facts IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(half_purged, 0, "round {round}");
+        let now = count();
+        assert!(now < left, "round {round} deleted nothing");
+        assert!(
+            round > 1 || now > 0,
+            "the first purge finished before it was killed"
+        );
+        left = now;
+        println!("purge killed in round {round}: {left} of {total} events left");
+        assert_eq!(report(&app, campaign).await, before, "round {round}");
+    }
+    let (ok, _, err) = cli(&app.db_url(), &["purge", "--older-than-days", "0"], None);
+    assert!(ok, "{err}");
+    let left: i64 = rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(report(&app, campaign).await, before);
+}
