@@ -410,6 +410,9 @@ async fn notices_not_delivered_at_a_kill_9_are_delivered_after_the_restart() {
     );
     let status = webhook_status(&app, 1).await;
     assert_eq!(status["dead"], 0);
+    // The rollups agree with the event log after the crash.
+    let (ok, out, err) = cli(&app.db_url(), &["check"], None);
+    assert!(ok, "{out}{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
