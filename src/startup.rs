@@ -134,6 +134,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         ctx.opened.migrations_applied
     );
     println!("signing keys: {}", ctx.key_notice);
+    audit_settings(&ctx).await?;
     if ctx.store.api_token_count().await? == 0 {
         let token = auth::generate_token();
         ctx.store
@@ -245,6 +246,58 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     // Requests to receivers still open are cut; their notices are sent again after the restart.
     delivery.abort();
     println!("stopped");
+    Ok(())
+}
+
+/// The settings that decide what is stored about recipients and who it reaches, as the audit log
+/// records them.
+pub fn privacy_settings(s: &Resolved) -> String {
+    format!(
+        "client-ip={:?} user-agent={:?} retention-days={} geoip={} stop-tracking-link={} \
+         honeypot-link={} internal-recipients={} internal-networks={} webhook-allow-private={} tls={}",
+        s.client_ip,
+        s.user_agent,
+        s.retention_days
+            .map_or("keep".to_string(), |d| d.to_string()),
+        if s.geoip.is_some() { "on" } else { "off" },
+        s.stop_tracking_link,
+        s.honeypot_link,
+        s.internal_recipients.len(),
+        s.internal_networks.len(),
+        s.webhooks.allow_private,
+        s.tls_cert.is_some(),
+    )
+    .to_ascii_lowercase()
+}
+
+/// Settings are read at start-up: when those about recipients' data differ from the last start's,
+/// the audit log says so (actor `startup`), so a changed retention or address mode is on record.
+async fn audit_settings(ctx: &Context) -> anyhow::Result<()> {
+    let now = privacy_settings(&ctx.settings);
+    let last = ctx
+        .store
+        .last_audit_target("change_settings".into())
+        .await?;
+    if last.as_deref() != Some(now.as_str()) {
+        ctx.store
+            .audit(crate::store::AuditEntry {
+                at: chrono::Utc::now(),
+                actor: "startup".into(),
+                scope: "admin".into(),
+                action: "change_settings".into(),
+                target: now.clone(),
+            })
+            .await?;
+        println!(
+            "settings: {} ({})",
+            now,
+            if last.is_some() {
+                "changed since the last start; noted in the audit log"
+            } else {
+                "noted in the audit log"
+            }
+        );
+    }
     Ok(())
 }
 

@@ -399,6 +399,8 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, entry: AuditEntry) -> StoreResult<()>;
     /// Audit entries with an id above `after`, oldest first.
     async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>>;
+    /// The target of the latest audit entry with this action.
+    async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>>;
     async fn api_token_count(&self) -> StoreResult<i64>;
 
     /// Recomputes every rollup from the messages and the event log. For repairs (a database edited

@@ -1144,6 +1144,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT target FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([action], |r| r.get(0))
+            .optional()
+        })
+        .await
+    }
+
     async fn api_token_count(&self) -> StoreResult<i64> {
         self.read(|c| c.query_row("SELECT count(*) FROM api_tokens", [], |r| r.get(0)))
             .await

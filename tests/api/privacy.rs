@@ -226,6 +226,8 @@ async fn opt_out_access_and_erasure() {
         .as_array()
         .unwrap()
         .iter()
+        // The start-up's note of the settings (see changed_privacy_settings_are_in_the_audit_log).
+        .filter(|e| e["action"] != "change_settings")
         .map(|e| {
             format!(
                 "{} {} {} {}",
@@ -543,4 +545,53 @@ async fn the_stop_tracking_link_opts_out_only_when_the_recipient_confirms() {
         "an open token is not a stop-tracking token"
     );
     assert_eq!(opted_out(), 1);
+}
+
+async fn settings_entries(app: &TestApp) -> Vec<String> {
+    let audit: Value = app.api_get("/api/audit").await.json().await.unwrap();
+    audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "change_settings")
+        .map(|e| {
+            assert_eq!(e["actor"], "startup");
+            e["target"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Settings are read at start-up; when those about recipients' data change between starts, the
+/// audit log has an entry saying what they became.
+#[tokio::test]
+async fn changed_privacy_settings_are_in_the_audit_log() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token.clone();
+    let first = settings_entries(&app).await;
+    assert_eq!(first.len(), 1);
+    assert!(first[0].contains("client-ip=truncate"), "{first:?}");
+    let (_, _, dir) = app.terminate();
+
+    let app = TestApp::spawn_in(
+        dir,
+        &["--client-ip", "hash", "--retention-days", "30"],
+        Some(token.clone()),
+    )
+    .await;
+    let second = settings_entries(&app).await;
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(
+        second[1].contains("client-ip=hash") && second[1].contains("retention-days=30"),
+        "{second:?}"
+    );
+    let (_, _, dir) = app.terminate();
+
+    // The same settings again: nothing new.
+    let app = TestApp::spawn_in(
+        dir,
+        &["--client-ip", "hash", "--retention-days", "30"],
+        Some(token),
+    )
+    .await;
+    assert_eq!(settings_entries(&app).await.len(), 2);
 }
