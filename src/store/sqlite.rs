@@ -578,10 +578,19 @@ impl Store for SqliteStore {
                         }
                     }
                     if !routes.is_empty() {
-                        let first_for_reader = !verdict.class.is_machine()
-                            && !facts
+                        // A reader's click means the mail was opened (images off or not): an
+                        // open after a reader's click is not a first open.
+                        let reader_before = |kind: EventKind| {
+                            facts
                                 .iter()
-                                .any(|f| f.kind == e.kind && !f.class.is_machine());
+                                .any(|f| f.kind == kind && !f.class.is_machine())
+                        };
+                        let first_for_reader = !verdict.class.is_machine()
+                            && !reader_before(e.kind)
+                            && (e.kind == EventKind::Click || !reader_before(EventKind::Click));
+                        let implied_open = first_for_reader
+                            && e.kind == EventKind::Click
+                            && !reader_before(EventKind::Open);
                         let record = EventRecord {
                             id: event_id,
                             kind: e.kind,
@@ -609,6 +618,7 @@ impl Store for SqliteStore {
                             &record,
                             verdict.class,
                             first_for_reader,
+                            implied_open,
                         )?;
                         webhooks::withdraw_relabelled(&tx, &routes, &relabelled)?;
                         relabelled.clear();

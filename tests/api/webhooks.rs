@@ -463,7 +463,12 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
 
     let html = "<p><a href=\"https://shop.example.com/a\">A</a> <a href=\"https://shop.example.com/b\">B</a></p>";
     let messages = app
-        .register_sent(campaign, &["reader", "scanned", "quiet"], html, 2)
+        .register_sent(
+            campaign,
+            &["reader", "scanned", "quiet", "imagesoff"],
+            html,
+            2,
+        )
         .await;
     let get = |url: &str, ua: &'static str| {
         let r = app.client.get(url).header(USER_AGENT, ua).send();
@@ -486,6 +491,10 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
     let scanned_links = click_urls(messages[1]["html"].as_str().unwrap());
     get(&scanned_links[0], CHROME).await;
     get(&scanned_links[1], CHROME).await;
+    // A reader with images off clicks, then loads the images later: the click is the first open.
+    let imagesoff_links = click_urls(messages[3]["html"].as_str().unwrap());
+    get(&imagesoff_links[0], CHROME).await;
+    get(messages[3]["pixel_url"].as_str().unwrap(), CHROME).await;
 
     let events = app.events(campaign).await;
     let id_of = |pred: &dyn Fn(&Value) -> bool| -> Vec<String> {
@@ -499,15 +508,23 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
     let reader_clicks = id_of(&|e| e["recipient_id"] == "reader" && e["kind"] == "click");
     assert_eq!(reader_opens.len(), 3);
     assert_eq!(reader_clicks.len(), 2);
-    let want_first_open: HashSet<String> = [reader_opens[1].clone()].into();
-    let want_first_click: HashSet<String> = [reader_clicks[0].clone()].into();
+    let imagesoff_click = id_of(&|e| e["recipient_id"] == "imagesoff" && e["kind"] == "click");
+    let imagesoff_open = id_of(&|e| e["recipient_id"] == "imagesoff" && e["kind"] == "open");
+    let implied = imagesoff_click[0].replace("evt_", "imp_");
+    let want_first_open: HashSet<String> = [reader_opens[1].clone(), implied.clone()].into();
+    let want_first_click: HashSet<String> =
+        [reader_clicks[0].clone(), imagesoff_click[0].clone()].into();
     receiver
         .wait_for("first-open", &want_first_open, Duration::from_secs(20))
         .await;
     receiver
         .wait_for("first-click", &want_first_click, Duration::from_secs(20))
         .await;
-    let want_readers: HashSet<String> = reader_opens[1..].iter().cloned().collect();
+    let want_readers: HashSet<String> = reader_opens[1..]
+        .iter()
+        .chain(&imagesoff_open)
+        .cloned()
+        .collect();
     receiver
         .wait_for("readers", &want_readers, Duration::from_secs(20))
         .await;
@@ -524,6 +541,12 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
     assert_eq!(first["type"], "email.opened");
     assert_eq!(first["data"]["first_for_reader"], true);
     assert_eq!(first["data"]["recipient_id"], "reader");
+    assert_eq!(first["data"]["implied_by_click"], false);
+    let by_click = receiver.notice("first-open", &implied).unwrap();
+    assert_eq!(by_click["type"], "email.opened");
+    assert_eq!(by_click["data"]["kind"], "click");
+    assert_eq!(by_click["data"]["implied_by_click"], true);
+    assert_eq!(by_click["data"]["recipient_id"], "imagesoff");
 
     // The broken endpoint: 3 attempts, then dead letters; replay sends them again.
     let broken_id = broken["id"].as_i64().unwrap();

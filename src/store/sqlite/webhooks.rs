@@ -3,7 +3,7 @@
 
 use super::{opt_ts, parse_ts, ts};
 use crate::classify::Class;
-use crate::store::{EventId, EventRecord};
+use crate::store::{EventId, EventKind, EventRecord};
 use crate::webhooks::{
     self, Attempt, CLICK_HOLD_MS, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next,
     NoticeKind, Route, Webhook, WebhookStatus,
@@ -32,36 +32,60 @@ pub fn routes(c: &Connection) -> rusqlite::Result<Vec<Route>> {
         .collect()
 }
 
-/// The `data` of an open or click notice: the event as the API shows it, and whether it is the
-/// first of its kind a reader made on the message (what "send a follow-up" triggers on).
+/// The `data` of an open or click notice: the event as the API shows it, whether it is the first
+/// of its kind a reader made on the message (what "send a follow-up" triggers on), and whether the
+/// notice is an open implied by a reader's click (the event is then that click).
 #[derive(serde::Serialize)]
 struct EventData<'a> {
     #[serde(flatten)]
     event: &'a EventRecord,
     first_for_reader: bool,
+    implied_by_click: bool,
 }
 
-/// Queues a notice of a just-stored event for every endpoint that wants it.
+/// Queues a notice of a just-stored event for every endpoint that wants it. `implied_open`: the
+/// event is a reader's first click on a message with no reader's open, so endpoints that take only
+/// first opens get an `email.opened` notice of it (id `imp_<event id>`).
 pub fn enqueue_event(
     c: &Connection,
     routes: &[Route],
     event: &EventRecord,
     class: Class,
     first_for_reader: bool,
+    implied_open: bool,
 ) -> rusqlite::Result<()> {
     let mut payload: Option<String> = None;
+    let mut implied_payload: Option<String> = None;
     let kind = NoticeKind::of_event(event.kind);
     for route in routes {
-        if !route.wants_event(event.kind, class, event.campaign_id, first_for_reader) {
-            continue;
-        }
-        let payload: &str = payload.get_or_insert_with(|| {
-            serde_json::to_string(&EventData {
-                event,
-                first_for_reader,
-            })
-            .expect("an event serializes")
-        });
+        let (notice_id, notice_kind, payload): (String, NoticeKind, &str) =
+            if route.wants_event(event.kind, class, event.campaign_id, first_for_reader) {
+                let payload = payload.get_or_insert_with(|| {
+                    serde_json::to_string(&EventData {
+                        event,
+                        first_for_reader,
+                        implied_by_click: false,
+                    })
+                    .expect("an event serializes")
+                });
+                (format!("evt_{}", event.id), kind, payload)
+            } else if implied_open
+                && route.first_only
+                && route.wants_event(EventKind::Open, class, event.campaign_id, true)
+            {
+                let payload = implied_payload.get_or_insert_with(|| {
+                    serde_json::to_string(&EventData {
+                        event,
+                        first_for_reader: true,
+                        implied_by_click: true,
+                    })
+                    .expect("an event serializes")
+                });
+                (format!("imp_{}", event.id), NoticeKind::Open, payload)
+            } else {
+                continue;
+            };
+        // Held like the click it comes from.
         let due = if kind == NoticeKind::Click && route.depends_on_class() {
             event.received_at + chrono::Duration::milliseconds(CLICK_HOLD_MS)
         } else {
@@ -69,8 +93,8 @@ pub fn enqueue_event(
         };
         c.prepare_cached(INSERT_NOTICE)?.execute(params![
             route.endpoint_id,
-            format!("evt_{}", event.id),
-            kind.event_type(),
+            notice_id,
+            notice_kind.event_type(),
             ts(event.received_at),
             event.id,
             event.recipient_id,
