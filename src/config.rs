@@ -63,6 +63,13 @@ pub struct Settings {
           num_args = 0..=1, default_missing_value = "true")]
     pub fsync: Option<bool>,
 
+    /// Stop the database growing beyond this many megabytes (default: no limit). At the limit,
+    /// tracking requests are answered 503 and /readyz says degraded until space is freed (a purge,
+    /// an erasure) or the limit raised.
+    #[arg(long, env = "MAILBEACON_MAX_DATABASE_MB", global = true, value_name = "MB",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_database_mb: Option<u32>,
+
     /// Most events written in one group-commit transaction (default 2048).
     #[arg(long, env = "MAILBEACON_MAX_BATCH", global = true, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -188,6 +195,7 @@ pub struct Resolved {
     pub client_ip: ClientIpMode,
     pub user_agent: UserAgentMode,
     pub fsync: bool,
+    pub max_database_mb: Option<u32>,
     pub max_batch: usize,
     pub max_recipients_per_call: usize,
     pub max_links: u16,
@@ -232,6 +240,7 @@ impl Settings {
         self.user_agent = self.user_agent.or(file.user_agent);
         self.fsync = self.fsync.or(file.fsync);
         self.max_batch = self.max_batch.or(file.max_batch);
+        self.max_database_mb = self.max_database_mb.or(file.max_database_mb);
         self.max_recipients_per_call = self
             .max_recipients_per_call
             .or(file.max_recipients_per_call);
@@ -272,6 +281,7 @@ impl Settings {
             client_ip: self.client_ip.unwrap_or_default(),
             user_agent: self.user_agent.unwrap_or_default(),
             fsync: self.fsync.unwrap_or(false),
+            max_database_mb: self.max_database_mb,
             max_batch: self.max_batch.unwrap_or(2048) as usize,
             max_recipients_per_call: self.max_recipients_per_call.unwrap_or(10_000) as usize,
             max_links: self.max_links.unwrap_or(500),

@@ -39,9 +39,21 @@ struct Pending {
 #[derive(Clone)]
 pub struct EventSender {
     tx: mpsc::Sender<Pending>,
+    failing: Failing,
 }
 
+/// Why the last commit failed, until one succeeds again (for `/readyz`).
+type Failing = Arc<std::sync::Mutex<Option<String>>>;
+
 impl EventSender {
+    /// Why the writer's last commit failed, while it keeps failing.
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Queues the event and waits until its batch is committed.
     pub async fn record(&self, event: NewEvent) -> Result<RecordOutcome, IngestError> {
         let (reply, answer) = oneshot::channel();
@@ -82,6 +94,7 @@ impl GroupCommitWriter {
     ) -> (GroupCommitWriter, EventSender) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
+        let failing = Failing::default();
         let task = tokio::spawn(run(
             store,
             classifier,
@@ -89,13 +102,14 @@ impl GroupCommitWriter {
             stopped,
             max_batch.max(1),
             webhooks,
+            failing.clone(),
         ));
         (
             GroupCommitWriter {
                 stop: Some(stop),
                 task,
             },
-            EventSender { tx },
+            EventSender { tx, failing },
         )
     }
 
@@ -117,6 +131,7 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
     webhooks: Wake,
+    failing: Failing,
 ) {
     let mut buf: Vec<Pending> = Vec::with_capacity(max_batch);
     let mut stopping = false;
@@ -137,14 +152,20 @@ async fn run(
         if received == 0 {
             break; // closed and empty
         }
-        commit(&*store, &classifier, &mut buf).await;
+        let failed = commit(&*store, &classifier, &mut buf).await;
+        *failing.lock().unwrap_or_else(|e| e.into_inner()) = failed;
         // The batch may have queued webhook notices.
         webhooks.wake();
     }
     tracing::debug!("event writer drained and stopped");
 }
 
-async fn commit(store: &dyn Store, classifier: &Arc<Classifier>, buf: &mut Vec<Pending>) {
+/// Returns why the commit failed, if it did.
+async fn commit(
+    store: &dyn Store,
+    classifier: &Arc<Classifier>,
+    buf: &mut Vec<Pending>,
+) -> Option<String> {
     let started = Instant::now();
     let (events, replies): (Vec<NewEvent>, Vec<_>) =
         buf.drain(..).map(|p| (p.event, p.reply)).unzip();
@@ -158,6 +179,7 @@ async fn commit(store: &dyn Store, classifier: &Arc<Classifier>, buf: &mut Vec<P
                 // A handler whose client went away no longer listens; its event is stored anyway.
                 let _ = reply.send(Ok(outcome));
             }
+            None
         }
         Err(e) => {
             metrics::counter!("mailbeacon_ingest_commit_failures_total").increment(1);
@@ -165,6 +187,7 @@ async fn commit(store: &dyn Store, classifier: &Arc<Classifier>, buf: &mut Vec<P
             for reply in replies {
                 let _ = reply.send(Err(e.clone()));
             }
+            Some(e.to_string())
         }
     }
 }

@@ -158,15 +158,21 @@ pub async fn serve(
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    match app.store.ping().await {
+    // The database may answer reads and still refuse writes (full disk, --max-database-mb,
+    // read-only file): the writer's last commit tells.
+    let state = match app.events.failing() {
+        Some(reason) => Err(format!("events cannot be written: {reason}")),
+        None => app.store.ping().await.map_err(|e| e.to_string()),
+    };
+    match state {
         Ok(()) => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ready"})),
         )
             .into_response(),
-        Err(e) => (
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "degraded", "reason": e.to_string()})),
+            axum::Json(serde_json::json!({"status": "degraded", "reason": reason})),
         )
             .into_response(),
     }

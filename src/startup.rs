@@ -28,7 +28,8 @@ pub struct Context {
 
 impl Context {
     pub async fn open(settings: Resolved) -> anyhow::Result<Context> {
-        let (store, opened) = store::open(&settings.database, settings.fsync).await?;
+        let max_bytes = settings.max_database_mb.map(|mb| u64::from(mb) * 1_000_000);
+        let (store, opened) = store::open(&settings.database, settings.fsync, max_bytes).await?;
         let (keys, key_notice) = if settings.signing_keys.is_empty() {
             let (stored, created) = store
                 .signing_keys_or_create(SigningKey::generate(1).secret)

@@ -489,13 +489,23 @@ pub struct OpenReport {
 }
 
 /// Opens (creating if needed) the database the URL names and applies pending migrations.
-pub async fn open(url: &DatabaseUrl, fsync: bool) -> anyhow::Result<(Arc<dyn Store>, OpenReport)> {
+/// `max_bytes` caps the database's size (`--max-database-mb`).
+pub async fn open(
+    url: &DatabaseUrl,
+    fsync: bool,
+    max_bytes: Option<u64>,
+) -> anyhow::Result<(Arc<dyn Store>, OpenReport)> {
     match url {
         DatabaseUrl::Sqlite(path) => {
             let path = path.clone();
-            let (store, report) =
-                tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path, fsync))
-                    .await??;
+            let (store, report) = tokio::task::spawn_blocking(move || {
+                let (store, report) = sqlite::SqliteStore::open(&path, fsync)?;
+                if let Some(max) = max_bytes {
+                    store.limit_size(max)?;
+                }
+                anyhow::Ok((store, report))
+            })
+            .await??;
             Ok((Arc::new(store), report))
         }
         DatabaseUrl::Postgres(_) => anyhow::bail!(

@@ -111,6 +111,24 @@ impl SqliteStore {
         ))
     }
 
+    /// `--max-database-mb`: writes that would grow the database beyond this fail with "database or
+    /// disk is full", as on a full disk; space freed by a purge or an erasure is used again.
+    pub fn limit_size(&self, max_bytes: u64) -> anyhow::Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = max_bytes.div_ceil(page_size.max(1) as u64) as i64;
+        let set: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+            r.get(0)
+        })?;
+        if set > pages {
+            anyhow::bail!(
+                "--max-database-mb: the database is already {} MB, more than the limit",
+                set * page_size / 1_000_000
+            );
+        }
+        Ok(())
+    }
+
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,

@@ -246,3 +246,65 @@ async fn kill_9_during_a_purge_leaves_the_database_and_the_reports_intact() {
     assert_eq!(left, 0);
     assert_eq!(report(&app, campaign).await, before);
 }
+
+/// A database at its size limit (`--max-database-mb`, which fails writes as a full disk does):
+/// tracking requests get 503 with Retry-After (never a 200 for an event that was not stored),
+/// `/readyz` says degraded and why, and both recover once a purge has freed space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_is_reported_degraded_and_recovers_when_space_is_freed() {
+    let app = TestApp::spawn_with(&["--max-database-mb", "1"]).await;
+    let campaign = app.create_campaign("full").await;
+    let rids: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, "<p>x</p>", 2).await;
+    let long_agent = "Mozilla/5.0 ".repeat(40);
+    let mut answered = Vec::new();
+    let mut refused = None;
+    'fill: for round in 0..100 {
+        for (i, m) in messages.iter().enumerate() {
+            let ua = format!("{long_agent}{round}-{i}");
+            let r = app
+                .client
+                .get(m["pixel_url"].as_str().unwrap())
+                .header(USER_AGENT, &ua)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::OK {
+                answered.push(ua);
+            } else {
+                refused = Some(r);
+                break 'fill;
+            }
+        }
+    }
+    let refused = refused.expect("the database never filled up");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert!(body["reason"].as_str().unwrap().contains("full"), "{body}");
+    // Everything answered 200 is stored.
+    let stored: HashSet<String> = stored_events(&app.db_path())
+        .into_iter()
+        .map(|(ua, _)| ua)
+        .collect();
+    assert!(answered.iter().all(|ua| stored.contains(ua)));
+    println!("full after {} events", answered.len());
+
+    // Space freed: the next pixel is stored and readiness comes back.
+    let (ok, _, err) = cli(&app.db_url(), &["purge", "--older-than-days", "0"], None);
+    assert!(ok, "{err}");
+    let r = app
+        .client
+        .get(messages[0]["pixel_url"].as_str().unwrap())
+        .header(USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}
