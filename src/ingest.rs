@@ -42,16 +42,22 @@ pub struct EventSender {
     failing: Failing,
 }
 
-/// Why the last commit failed, until one succeeds again (for `/readyz`).
-type Failing = Arc<std::sync::Mutex<Option<String>>>;
+/// Why the last commit failed and when, until one succeeds again (for `/readyz`).
+type Failing = Arc<std::sync::Mutex<Option<(String, Instant)>>>;
+
+/// How long a failed commit keeps `/readyz` degraded when nothing is committed after it.
+pub const FAILURE_REPORTED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl EventSender {
-    /// Why the writer's last commit failed, while it keeps failing.
+    /// Why the writer's last commit failed, if it did in the last [`FAILURE_REPORTED_FOR`] and
+    /// none has succeeded since. It lapses on its own so that an instance a load balancer took out
+    /// of rotation (and so gets no events to commit) is tried again.
     pub fn failing(&self) -> Option<String> {
-        self.failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < FAILURE_REPORTED_FOR)
+            .map(|(reason, _)| reason.clone())
     }
 
     /// Queues the event and waits until its batch is committed.
@@ -153,7 +159,7 @@ async fn run(
             break; // closed and empty
         }
         let failed = commit(&*store, &classifier, &mut buf).await;
-        *failing.lock().unwrap_or_else(|e| e.into_inner()) = failed;
+        *failing.lock().unwrap_or_else(|e| e.into_inner()) = failed.map(|r| (r, Instant::now()));
         // The batch may have queued webhook notices.
         webhooks.wake();
     }
