@@ -374,3 +374,63 @@ async fn repeated_failed_sign_ins_from_one_address_are_slowed_down() {
     let r = attempt(&app.admin_token, "198.51.100.8").await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
+
+/// User agents are the visitor's to choose: markup in one never reaches a page as markup, whatever
+/// the client, OS or device parsed from it.
+#[tokio::test]
+async fn hostile_user_agents_are_escaped_on_the_campaign_page() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("agents").await;
+    let hostile = [
+        "<script>alert(1)</script>/1.0",
+        "Mozilla/5.0 (<img src=x onerror=alert(2)>; Linux) <svg onload=alert(3)>Bot/2.0",
+        "\"><iframe src=//evil.example>Chrome/120.0 Mobile Safari",
+        "Outlook-iOS/<b>4.0</b>",
+    ];
+    let html = "<p><a href=\"https://shop.example.com/x\">x</a></p>";
+    for (i, ua) in hostile.iter().enumerate() {
+        let m = app.add_message(campaign, &format!("h{i}"), html).await;
+        for url in [
+            m["pixel_url"].as_str().unwrap().to_string(),
+            click_urls(m["html"].as_str().unwrap())[0].clone(),
+        ] {
+            let r = app
+                .client
+                .get(url)
+                .header(reqwest::header::USER_AGENT, *ua)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success() || r.status() == StatusCode::FOUND);
+        }
+    }
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("secret", app.admin_token.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&r);
+    let page = app
+        .client
+        .get(app.url(&format!("/campaigns/{campaign}")))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for raw in [
+        "<script>alert",
+        "<img src=x",
+        "<svg onload",
+        "<iframe",
+        "<b>4.0",
+    ] {
+        assert!(!page.contains(raw), "{raw} reached the page as markup");
+    }
+    // (uap-core's patterns parse these as no client, "Bot" and "Chrome": the markup does not even
+    // reach the parsed fields; the pages escape them all the same.)
+}
