@@ -61,6 +61,8 @@ pub async fn run(
     let mut in_flight: HashMap<i64, usize> = HashMap::new();
     let mut next_slot: HashMap<i64, Instant> = HashMap::new();
     let mut tasks: JoinSet<i64> = JoinSet::new();
+    // Endpoints whose lag gauge was set: it goes back to 0 when their backlog is gone.
+    let mut lagging: Vec<i64> = Vec::new();
     loop {
         if *closing.borrow() {
             break;
@@ -69,6 +71,14 @@ pub async fn run(
         match store.due_webhooks().await {
             Ok(due) => {
                 let now = Utc::now();
+                for gone in lagging
+                    .iter()
+                    .filter(|id| !due.iter().any(|e| e.id == **id))
+                {
+                    metrics::gauge!("mailbeacon_webhook_lag_seconds", "endpoint" => gone.to_string())
+                        .set(0.0);
+                }
+                lagging = due.iter().map(|e| e.id).collect();
                 for endpoint in due {
                     let lag = (now - endpoint.next_due).num_milliseconds().max(0) as f64 / 1e3;
                     metrics::gauge!("mailbeacon_webhook_lag_seconds", "endpoint" => endpoint.id.to_string())
@@ -134,16 +144,13 @@ pub async fn run(
                 // Let a burst of commits gather before reading the outbox again.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(endpoint) = done
-                    && let Some(n) = in_flight.get_mut(&endpoint)
+            Some(first) = tasks.join_next(), if !tasks.is_empty() => {
+                // Every request that has ended frees its endpoint's slot.
+                for endpoint in std::iter::once(first)
+                    .chain(std::iter::from_fn(|| tasks.try_join_next()))
+                    .flatten()
                 {
-                    *n = n.saturating_sub(1);
-                }
-                while let Some(done) = tasks.try_join_next() {
-                    if let Ok(endpoint) = done
-                        && let Some(n) = in_flight.get_mut(&endpoint)
-                    {
+                    if let Some(n) = in_flight.get_mut(&endpoint) {
                         *n = n.saturating_sub(1);
                     }
                 }
