@@ -1,6 +1,10 @@
-//! The storage interface. Handlers, the writer and the CLI see only this trait and its types; each
-//! engine (SQLite today, PostgreSQL next) implements it and converts its driver errors at the boundary.
+//! The storage interface. Handlers, the writer and the CLI see only this trait and its types. Its
+//! one implementation (queries.rs) runs on either engine, SQLite or PostgreSQL, through the small
+//! SQL interface in sql.rs; each engine converts its driver's errors at that boundary.
 
+pub mod postgres;
+pub mod queries;
+pub mod sql;
 pub mod sqlite;
 
 use crate::analytics::rollup::{Dim, DimCount, HourCount, LinkCount};
@@ -508,8 +512,18 @@ pub async fn open(
             .await??;
             Ok((Arc::new(store), report))
         }
-        DatabaseUrl::Postgres(_) => anyhow::bail!(
-            "PostgreSQL is not supported by this build yet; use sqlite://PATH (the default)"
-        ),
+        DatabaseUrl::Postgres(url) => {
+            if max_bytes.is_some() {
+                anyhow::bail!(
+                    "--max-database-mb applies to SQLite only; PostgreSQL has its own limits"
+                );
+            }
+            // Every PostgreSQL commit is durable (synchronous_commit is the server's setting).
+            let _ = fsync;
+            let url = url.clone();
+            let (store, report) =
+                tokio::task::spawn_blocking(move || postgres::PostgresStore::open(&url)).await??;
+            Ok((Arc::new(store), report))
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::classify::Internal;
+use crate::store::sqlite::SqliteStore;
 use chrono::Duration as Span;
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -35,35 +36,55 @@ fn event(
     }
 }
 
-fn dump(c: &Connection) -> Vec<String> {
+fn dump(c: &mut dyn Conn) -> StoreResult<Vec<String>> {
     let campaigns: Vec<i64> = c
-        .prepare("SELECT id FROM campaigns ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    campaigns
-        .into_iter()
-        .flat_map(|id| rollups::dump(c, id).unwrap())
-        .collect()
+        .query("SELECT id FROM campaigns ORDER BY id", params![])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect::<StoreResult<_>>()?;
+    let mut rows = Vec::new();
+    for id in campaigns {
+        rows.extend(rollups::dump(c, id)?);
+    }
+    Ok(rows)
 }
 
-fn assert_rollups_match_a_rebuild(store: &SqliteStore) {
-    let mut conn = store.writer.lock().unwrap();
-    let kept = dump(&conn);
-    let tx = conn.transaction().unwrap();
-    rollups::rebuild(&tx).unwrap();
-    let rebuilt = dump(&tx);
-    tx.rollback().unwrap();
+async fn assert_rollups_match_a_rebuild<E: Engine>(store: &SqlStore<E>) {
+    let (kept, rebuilt) = store
+        .write(|c| {
+            let kept = dump(c)?;
+            c.begin()?;
+            rollups::rebuild(c)?;
+            let rebuilt = dump(c)?;
+            c.rollback()?;
+            Ok((kept, rebuilt))
+        })
+        .await
+        .unwrap();
     assert!(!kept.is_empty());
     assert_eq!(kept, rebuilt);
 }
 
+/// A fresh PostgreSQL store in a schema of its own (see `postgres::test_schema`).
+pub(crate) fn postgres_store() -> super::super::postgres::PostgresStore {
+    let url = super::super::postgres::test_schema("unit").unwrap_or_else(|e| panic!("{e}"));
+    super::super::postgres::PostgresStore::open(&url).unwrap().0
+}
+
 #[tokio::test]
-async fn incremental_rollups_equal_a_rebuild_from_the_event_log() {
+async fn incremental_rollups_equal_a_rebuild_from_the_event_log_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = SqliteStore::open(&dir.path().join("t.db"), false).unwrap();
+    incremental_rollups_equal_a_rebuild_from_the_event_log(store).await;
+}
+
+#[tokio::test]
+async fn incremental_rollups_equal_a_rebuild_from_the_event_log_postgres() {
+    let store = tokio::task::spawn_blocking(postgres_store).await.unwrap();
+    incremental_rollups_equal_a_rebuild_from_the_event_log(store).await;
+}
+
+async fn incremental_rollups_equal_a_rebuild_from_the_event_log<E: Engine>(store: SqlStore<E>) {
     let sent = Utc::now() - Span::hours(30);
     let mut tracking = 0;
     let mut campaigns = Vec::new();
@@ -121,19 +142,22 @@ async fn incremental_rollups_equal_a_rebuild_from_the_event_log() {
             .await
             .unwrap();
     }
-    assert_rollups_match_a_rebuild(&store);
+    assert_rollups_match_a_rebuild(&store).await;
     let stats = store.campaign_stats(campaigns[0]).await.unwrap();
     assert_eq!(stats.sent, 6);
     assert_eq!(stats.opens.unique, 6);
     assert_eq!(stats.opens.total, 12);
 
     // As if older rules had called every event a reader's: reclassify moves them back.
-    {
-        let conn = store.writer.lock().unwrap();
-        conn.execute_batch("UPDATE events SET class = 'human', reasons = ''")
-            .unwrap();
-        rollups::rebuild(&conn).unwrap();
-    }
+    store
+        .write(|c| {
+            in_tx(c, |c| {
+                c.execute_batch("UPDATE events SET class = 'human', reasons = ''")?;
+                rollups::rebuild(c)
+            })
+        })
+        .await
+        .unwrap();
     let internal = Internal {
         recipients: vec!["@example.com".into()],
         networks: Vec::new(),
@@ -147,14 +171,14 @@ async fn incremental_rollups_equal_a_rebuild_from_the_event_log() {
         .await
         .unwrap();
     assert!(changed.changed > 0);
-    assert_rollups_match_a_rebuild(&store);
+    assert_rollups_match_a_rebuild(&store).await;
 
     let erased = store
         .erase_recipient("r1@example.com".into())
         .await
         .unwrap();
     assert_eq!(erased.messages, 2);
-    assert_rollups_match_a_rebuild(&store);
+    assert_rollups_match_a_rebuild(&store).await;
     let stats = store.campaign_stats(campaigns[0]).await.unwrap();
     assert_eq!(stats.sent, 5);
     assert_eq!(stats.opens.unique, 5);
@@ -165,14 +189,25 @@ mod paging {
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
-    /// One database of 300 events in two campaigns, shared by every case.
-    fn fixture() -> &'static (tokio::runtime::Runtime, SqliteStore, tempfile::TempDir) {
-        static FIXTURE: OnceLock<(tokio::runtime::Runtime, SqliteStore, tempfile::TempDir)> =
-            OnceLock::new();
-        FIXTURE.get_or_init(|| {
+    type Fixture = (
+        tokio::runtime::Runtime,
+        Arc<dyn Store>,
+        Option<tempfile::TempDir>,
+    );
+
+    /// One database of 300 events in two campaigns, shared by every case; one per engine.
+    fn fixture(postgres: bool) -> &'static Fixture {
+        static SQLITE: OnceLock<Fixture> = OnceLock::new();
+        static POSTGRES: OnceLock<Fixture> = OnceLock::new();
+        (if postgres { &POSTGRES } else { &SQLITE }).get_or_init(|| {
             let rt = tokio::runtime::Runtime::new().unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let (store, _) = SqliteStore::open(&dir.path().join("p.db"), false).unwrap();
+            let (store, dir): (Arc<dyn Store>, _) = if postgres {
+                (Arc::new(postgres_store()), None)
+            } else {
+                let dir = tempfile::tempdir().unwrap();
+                let (store, _) = SqliteStore::open(&dir.path().join("p.db"), false).unwrap();
+                (Arc::new(store), Some(dir))
+            };
             rt.block_on(async {
                 let classifier = Arc::new(Classifier::builtin(Internal::default()));
                 let sent = Utc::now() - Span::hours(3);
@@ -218,8 +253,9 @@ mod paging {
         fn paging_by_cursor_sees_every_event_once_in_order(
             limits in prop::collection::vec(1usize..60, 1..40),
             campaign in prop::option::of(1i64..=2),
+            postgres in any::<bool>(),
         ) {
-            let (rt, store, _) = fixture();
+            let (rt, store, _) = fixture(postgres);
             let all: Vec<i64> = rt
                 .block_on(store.events(EventQuery { campaign, after: 0, limit: 10_000 }))
                 .unwrap()

@@ -1,0 +1,485 @@
+//! The PostgreSQL engine (`--database postgres://…`): any number of mailbeacon processes share one
+//! database. A pool of connections (the synchronous `postgres` client, run on blocking threads like
+//! SQLite's), migrations under an advisory lock so that processes starting together apply each
+//! once, and write transactions serialized by a transaction-scoped advisory lock (see
+//! [`Conn::begin`]): a group commit reads a message's history and rolls it up knowing no other
+//! process changes it meanwhile, and event ids are handed out in commit order, so a reader paging
+//! by id (incremental sync, the live feed) never skips an event committed late.
+//!
+//! The search path may name a schema: `postgres://…/db?options=-csearch_path%3Dname` (the tests
+//! give each test its own). Locks are per schema.
+
+use super::queries::{Engine, SqlStore};
+use super::sql::{self, Conn, Dialect, Row, Value};
+use super::{OpenReport, StoreError, StoreResult};
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Schema migrations, applied in order; the number is the version recorded once applied.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's hash.
+const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(current_schema()))";
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(1835164527, hashtext(current_schema()))";
+const MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(1835164527, hashtext(current_schema()))";
+
+/// Connections open at once, at most, per process.
+const POOL_SIZE: usize = 16;
+
+pub type PostgresStore = SqlStore<Postgres>;
+
+pub struct Postgres {
+    config: postgres::Config,
+    idle: Arc<Mutex<Vec<PgConn>>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A client with the statements it has prepared.
+pub struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+    in_transaction: bool,
+}
+
+impl SqlStore<Postgres> {
+    /// Connects, checks the schema named by the search path exists, and migrates.
+    pub fn open(url: &str) -> anyhow::Result<(Self, OpenReport)> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {e}"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.keepalives_idle(Duration::from_secs(30));
+        let mut conn = connect(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let schema: Option<String> = (&mut conn as &mut dyn Conn)
+            .query_one("SELECT current_schema()", sql::params![])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if schema.is_none() {
+            anyhow::bail!(
+                "no schema of the search path exists in the database (create it, or fix search_path)"
+            );
+        }
+        let (created, migrations_applied) =
+            migrate(&mut conn).map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
+        Ok((
+            SqlStore {
+                engine: Postgres {
+                    config,
+                    idle: Arc::new(Mutex::new(vec![conn])),
+                    permits: Arc::new(Semaphore::new(POOL_SIZE)),
+                },
+            },
+            OpenReport {
+                created,
+                migrations_applied,
+            },
+        ))
+    }
+}
+
+impl Postgres {
+    fn run<T, F>(&self, f: F) -> impl Future<Output = StoreResult<T>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> StoreResult<T> + Send + 'static,
+    {
+        let idle = self.idle.clone();
+        let permits = self.permits.clone();
+        let config = self.config.clone();
+        async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| StoreError::Unavailable("the connection pool is closed".into()))?;
+            tokio::task::spawn_blocking(move || {
+                let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut conn = match pooled {
+                    Some(c) if !c.client.is_closed() => c,
+                    _ => connect(&config)?,
+                };
+                let result = f(&mut conn);
+                if conn.in_transaction {
+                    let _ = conn.rollback();
+                }
+                if !conn.client.is_closed() && !conn.in_transaction {
+                    idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+                }
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
+        }
+    }
+}
+
+impl Engine for Postgres {
+    fn write<T, F>(&self, f: F) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(f)
+    }
+
+    fn read<T, F>(&self, f: F) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(f)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Each client owns a small runtime, which may not be dropped on an async worker thread.
+        let conns = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        if !conns.is_empty() {
+            std::thread::spawn(move || drop(conns));
+        }
+    }
+}
+
+fn connect(config: &postgres::Config) -> StoreResult<PgConn> {
+    let client = config.connect(NoTls).map_err(|e| {
+        StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", describe(&e)))
+    })?;
+    Ok(PgConn {
+        client,
+        statements: HashMap::new(),
+        in_transaction: false,
+    })
+}
+
+/// The server's message, or the connection's, with the SQLSTATE code when there is one.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+fn store_error(e: postgres::Error) -> StoreError {
+    let unavailable = e.is_closed()
+        || match e.code() {
+            // Connection exceptions, operator intervention (shutdown, terminated backend),
+            // insufficient resources, and a role that may no longer connect.
+            Some(code) => {
+                let c = code.code();
+                c.starts_with("08")
+                    || c.starts_with("57")
+                    || c.starts_with("53")
+                    || c == "28000"
+                    || c == "42501" && e.to_string().contains("CONNECT")
+            }
+            None => true,
+        };
+    if unavailable {
+        StoreError::Unavailable(describe(&e))
+    } else {
+        StoreError::Other(describe(&e))
+    }
+}
+
+impl PgConn {
+    fn statement(&mut self, sql: &str) -> StoreResult<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self
+            .client
+            .prepare(&sql::numbered_to_dollar(sql))
+            .map_err(store_error)?;
+        self.statements.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+}
+
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+impl Conn for PgConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> StoreResult<u64> {
+        let stmt = self.statement(sql)?;
+        self.client
+            .execute(&stmt, &refs(params))
+            .map_err(store_error)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> StoreResult<Vec<Row>> {
+        let stmt = self.statement(sql)?;
+        let rows = self
+            .client
+            .query(&stmt, &refs(params))
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<_, Value>(i).map_err(store_error))
+                    .collect::<StoreResult<Vec<_>>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> StoreResult<()> {
+        let result = self.client.batch_execute(sql).map_err(store_error);
+        let upper = sql.trim_start().to_ascii_uppercase();
+        if upper.starts_with("COMMIT") || upper.starts_with("ROLLBACK") {
+            self.in_transaction = false;
+        }
+        result
+    }
+
+    fn begin(&mut self) -> StoreResult<()> {
+        self.client
+            .batch_execute(&format!("BEGIN; {WRITE_LOCK}"))
+            .map_err(store_error)?;
+        self.in_transaction = true;
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut PgConn) -> StoreResult<(bool, usize)> {
+    let c: &mut dyn Conn = conn;
+    c.execute_batch(MIGRATION_LOCK)?;
+    let result = (|| {
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )?;
+        let current: i64 = c.query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            sql::params![],
+        )?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > known {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        let mut applied = 0;
+        for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            sql::in_tx(c, |c| {
+                c.execute_batch(script)
+                    .map_err(|e| StoreError::Other(format!("migration {version} failed: {e}")))?;
+                c.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                    sql::params![*version, chrono::Utc::now()],
+                )
+            })?;
+            applied += 1;
+        }
+        Ok((current == 0, applied))
+    })();
+    let _ = c.execute_batch(MIGRATION_UNLOCK);
+    result
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                _ => i.to_string().to_sql(&Type::TEXT, out),
+            },
+            Value::Real(f) => match *ty {
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                _ => f.to_sql(&Type::FLOAT8, out),
+            },
+            Value::Text(s) => match *ty {
+                Type::JSONB => {
+                    out.extend_from_slice(&[1]);
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
+                _ => {
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
+            },
+            Value::Blob(b) => b.as_slice().to_sql(&Type::BYTEA, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(match *ty {
+            Type::BOOL => Value::Int(bool::from_sql(ty, raw)? as i64),
+            Type::INT2 => Value::Int(i16::from_sql(ty, raw)?.into()),
+            Type::INT4 => Value::Int(i32::from_sql(ty, raw)?.into()),
+            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
+            Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
+            Type::BYTEA => Value::Blob(raw.to_vec()),
+            Type::NUMERIC => numeric(raw)?,
+            Type::JSONB => Value::Text(String::from_utf8(raw.get(1..).unwrap_or(&[]).to_vec())?),
+            _ => Value::Text(String::from_utf8(raw.to_vec())?),
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Value::Null)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// PostgreSQL's binary NUMERIC (what `sum` of BIGINT gives): base-10000 digits with a weight.
+fn numeric(raw: &[u8]) -> Result<Value, Box<dyn std::error::Error + Sync + Send>> {
+    let word = |i: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+        let b = raw.get(i * 2..i * 2 + 2).ok_or("short NUMERIC")?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign) = (word(0)? as usize, word(1)? as i32, word(2)? as u16);
+    if sign == 0xC000 {
+        return Ok(Value::Real(f64::NAN));
+    }
+    let mut int: i128 = 0;
+    let mut value = 0f64;
+    let mut fraction = false;
+    for i in 0..ndigits {
+        let digit = word(4 + i)? as i128;
+        let power = weight - i as i32;
+        value += digit as f64 * 10000f64.powi(power);
+        if power >= 0 {
+            int = int * 10000 + digit;
+        } else if digit != 0 {
+            fraction = true;
+        }
+    }
+    // Trailing zero groups are not sent: scale what was.
+    let sent_to = weight - ndigits as i32 + 1;
+    for _ in 0..sent_to.max(0) {
+        int *= 10000;
+    }
+    let negative = sign == 0x4000;
+    Ok(match (fraction, i64::try_from(int)) {
+        (false, Ok(i)) => Value::Int(if negative { -i } else { i }),
+        _ => Value::Real(if negative { -value } else { value }),
+    })
+}
+
+/// Where tests find PostgreSQL: `MAILBEACON_TEST_POSTGRES`, or the server CI runs.
+pub const TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// For tests: creates a fresh schema in the test database and returns a URL whose search path
+/// names it, so tests run in parallel without seeing each other. Schemas of runs more than an hour
+/// old are dropped on the way. Fails, saying how to start PostgreSQL, when it is not reachable.
+#[doc(hidden)]
+pub fn test_schema(label: &str) -> anyhow::Result<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("MAILBEACON_TEST_POSTGRES").unwrap_or_else(|_| TEST_SERVER.into());
+    let mut config: postgres::Config = base.parse()?;
+    config.connect_timeout(Duration::from_secs(5));
+    let mut client = config.connect(NoTls).map_err(|e| {
+        anyhow::anyhow!(
+            "PostgreSQL is not reachable at {base}: {}. The storage tests run against a real \
+             server: start it (Debian: `apt-get install postgresql && service postgresql start`, \
+             then allow trust auth for 127.0.0.1 and `createdb -U postgres test`; `.ci/run` does \
+             this), or point MAILBEACON_TEST_POSTGRES at another server",
+            describe(&e)
+        )
+    })?;
+    let now = chrono::Utc::now().timestamp();
+    let label: String = label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(20)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let schema = format!(
+        "mbt_{now}_{}_{}_{label}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    for row in client.query(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mbt\\_%'",
+        &[],
+    )? {
+        let name: String = row.get(0);
+        let started: i64 = name
+            .split('_')
+            .nth(1)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
+        if now - started > 3600 {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"));
+        }
+    }
+    client.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_decodes_integers_and_fractions() {
+        // 20000 = one group "2" with weight 1; -12345678 = groups 1234, 5678 with weight 1.
+        let enc = |ndigits: i16, weight: i16, sign: u16, digits: &[i16]| -> Vec<u8> {
+            let mut v = Vec::new();
+            for w in [ndigits, weight, sign as i16, 0]
+                .into_iter()
+                .chain(digits.iter().copied())
+            {
+                v.extend_from_slice(&w.to_be_bytes());
+            }
+            v
+        };
+        assert_eq!(numeric(&enc(1, 1, 0, &[2])).unwrap(), Value::Int(20000));
+        assert_eq!(
+            numeric(&enc(2, 1, 0x4000, &[1234, 5678])).unwrap(),
+            Value::Int(-12345678)
+        );
+        assert_eq!(numeric(&enc(0, 0, 0, &[])).unwrap(), Value::Int(0));
+        assert_eq!(
+            numeric(&enc(2, 0, 0, &[1, 5000])).unwrap(),
+            Value::Real(1.5)
+        );
+    }
+}
