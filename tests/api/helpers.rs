@@ -12,6 +12,17 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
 
+/// A fresh schema of the test PostgreSQL server, as a database URL; panics saying how to start
+/// the server when it is not reachable.
+pub fn postgres_schema(label: &str) -> String {
+    // The synchronous client runs a runtime of its own: not on a test's async thread.
+    let label = label.to_string();
+    std::thread::spawn(move || mailbeacon::store::postgres::test_schema(&label))
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A desktop browser, for requests that should look like a person's.
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
@@ -21,6 +32,8 @@ pub struct TestApp {
     pub dir: TempDir,
     pub client: Client,
     pub child: Child,
+    /// The database the server uses: `sqlite://<dir>/mb.db`, or a PostgreSQL schema's URL.
+    pub database: String,
     /// Lines the server printed on stdout, from start-up on.
     pub stdout: Vec<String>,
     lines: mpsc::Receiver<String>,
@@ -40,6 +53,23 @@ impl TestApp {
     /// Spawns in `dir` (reusing its database). `admin_token` is the token to use when the database
     /// already has one (a restart), since the server prints a new one only on first start.
     pub async fn spawn_in(dir: TempDir, args: &[&str], admin_token: Option<String>) -> TestApp {
+        let db = format!("sqlite://{}", dir.path().join("mb.db").display());
+        TestApp::spawn_on(dir, &db, args, admin_token).await
+    }
+
+    /// Spawns on a fresh schema of the test PostgreSQL server (see `test_schema`).
+    pub async fn spawn_postgres(label: &str, args: &[&str]) -> TestApp {
+        let url = postgres_schema(label);
+        TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, args, None).await
+    }
+
+    /// Spawns in `dir` on the database `db` (a URL).
+    pub async fn spawn_on(
+        dir: TempDir,
+        db: &str,
+        args: &[&str],
+        admin_token: Option<String>,
+    ) -> TestApp {
         // reqwest is built without a TLS crypto provider (the server's webhook client installs
         // ring); the tests' client needs one too, although it only speaks plain HTTP.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -47,9 +77,8 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let db = format!("sqlite://{}", dir.path().join("mb.db").display());
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
             .args(args)
             .current_dir(dir.path())
             .env("MAILBEACON_LOG", "warn")
@@ -93,6 +122,7 @@ impl TestApp {
             dir,
             client,
             child,
+            database: db.to_string(),
             stdout,
             lines,
         }
@@ -103,7 +133,7 @@ impl TestApp {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.db_path().display())
+        self.database.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

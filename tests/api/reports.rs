@@ -21,7 +21,15 @@ fn sum(rows: &Value, field: &str) -> i64 {
 
 #[tokio::test]
 async fn reports_agree_with_what_was_sent_and_with_the_event_log() {
-    let app = TestApp::spawn().await;
+    reports_agree(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn reports_agree_with_what_was_sent_and_with_the_event_log_on_postgres() {
+    reports_agree(TestApp::spawn_postgres("reports", &[]).await).await;
+}
+
+async fn reports_agree(app: TestApp) {
     let campaign = app.create_campaign("Reports").await;
     let want = seed(&app, campaign, 400).await;
 
@@ -244,7 +252,7 @@ async fn reports_agree_with_what_was_sent_and_with_the_event_log() {
 
 #[tokio::test]
 async fn report_parameters_that_make_no_sense_are_refused_by_name() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_postgres("params", &[]).await;
     let c = app.create_campaign("Params").await;
     for (path, says) in [
         (
