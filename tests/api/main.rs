@@ -10,6 +10,7 @@ mod errors;
 mod exports;
 mod helpers;
 mod mmdb;
+mod multinode;
 mod privacy;
 mod reports;
 mod tls;
