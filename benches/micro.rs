@@ -172,7 +172,7 @@ fn record_64_opens(b: Bencher) {
                     }
                 })
                 .collect();
-            rt.block_on(store.record_events(batch, classifier.clone()))
+            rt.block_on(store.record_events(batch.into(), classifier.clone()))
                 .unwrap()
         });
 }

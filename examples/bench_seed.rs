@@ -375,7 +375,7 @@ async fn main() {
     let (mut stored, mut next_report) = (0u64, 1_000_000u64);
     while let Ok(batch) = tokio::task::block_in_place(|| rx.recv()) {
         let outcomes = store
-            .record_events(batch, classifier.clone())
+            .record_events(batch.into(), classifier.clone())
             .await
             .unwrap_or_else(|e| {
                 eprintln!("storing events failed: {e}");

@@ -70,6 +70,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_database_mb: Option<u32>,
 
+    /// Where tracking events go while the database cannot be written (unreachable, full), to be
+    /// stored when it returns; `off` answers 503 instead. Default: `mailbeacon-spool` next to the
+    /// SQLite database, or in the working directory with PostgreSQL. One per process.
+    #[arg(long, env = "MAILBEACON_SPOOL_DIR", global = true, value_name = "DIR")]
+    pub spool_dir: Option<String>,
+
     /// Most events written in one group-commit transaction (default 2048).
     #[arg(long, env = "MAILBEACON_MAX_BATCH", global = true, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -196,6 +202,8 @@ pub struct Resolved {
     pub user_agent: UserAgentMode,
     pub fsync: bool,
     pub max_database_mb: Option<u32>,
+    /// `None`: `--spool-dir off`.
+    pub spool_dir: Option<PathBuf>,
     pub max_batch: usize,
     pub max_recipients_per_call: usize,
     pub max_links: u16,
@@ -241,6 +249,7 @@ impl Settings {
         self.fsync = self.fsync.or(file.fsync);
         self.max_batch = self.max_batch.or(file.max_batch);
         self.max_database_mb = self.max_database_mb.or(file.max_database_mb);
+        self.spool_dir = self.spool_dir.or(file.spool_dir);
         self.max_recipients_per_call = self
             .max_recipients_per_call
             .or(file.max_recipients_per_call);
@@ -271,8 +280,21 @@ impl Settings {
     }
 
     pub fn resolve(self) -> Resolved {
+        let database = self.database.unwrap_or_default();
+        let spool_dir = match self.spool_dir.as_deref() {
+            Some("off") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => Some(match &database {
+                DatabaseUrl::Sqlite(path) => path
+                    .parent()
+                    .map_or_else(PathBuf::new, Path::to_path_buf)
+                    .join("mailbeacon-spool"),
+                DatabaseUrl::Postgres(_) => PathBuf::from("mailbeacon-spool"),
+            }),
+        };
         Resolved {
-            database: self.database.unwrap_or_default(),
+            spool_dir,
+            database,
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),

@@ -13,7 +13,6 @@ pub mod ingest;
 pub mod instrument;
 pub mod messages;
 pub mod server;
-pub mod spool;
 pub mod startup;
 pub mod store;
 pub mod tls;

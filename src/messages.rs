@@ -53,6 +53,8 @@ pub struct Registrar {
     pub honeypot: bool,
     /// Add the recipient's signed "stop tracking me" link (`--stop-tracking-link`).
     pub stop_tracking: bool,
+    /// The server's memory of click destinations (see `ingest::destinations`).
+    pub destinations: Arc<crate::ingest::destinations::Destinations>,
 }
 
 impl Registrar {
@@ -96,6 +98,15 @@ impl Registrar {
                 .map_err(|e| StoreError::Other(format!("instrumenting task failed: {e}")))??;
         let (new, mut out): (Vec<NewMessage>, Vec<RegisteredMessage>) =
             prepared.into_iter().unzip();
+        // So that this process can redirect the clicks while the database is unreachable.
+        for m in &new {
+            for (i, url) in m.links.iter().enumerate() {
+                self.destinations.remember(m.tracking_id, i as u16 + 1, url);
+            }
+            if let Some(url) = &m.honeypot {
+                self.destinations.remember(m.tracking_id, 0, url);
+            }
+        }
         let ids = store.insert_messages(campaign.id, new).await?;
         for (message, id) in out.iter_mut().zip(ids) {
             message.message_id = id;

@@ -5,7 +5,9 @@ use crate::api::auth;
 use crate::classify::{Classifier, Internal, ranges};
 use crate::config::{PublicUrl, Resolved};
 use crate::geo::Geo;
-use crate::ingest::GroupCommitWriter;
+use crate::ingest::destinations::Destinations;
+use crate::ingest::replay::Replay;
+use crate::ingest::{GroupCommitWriter, WriterSetup};
 use crate::messages::Registrar;
 use crate::server::{self, AppState};
 use crate::store::{self, OpenReport, Scope, Store};
@@ -76,6 +78,7 @@ impl Context {
             max_links: self.settings.max_links,
             honeypot: self.settings.honeypot_link,
             stop_tracking: self.settings.stop_tracking_link,
+            destinations: Default::default(),
         }
     }
 
@@ -189,17 +192,41 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         None => None,
     };
     let wake = Wake::default();
-    let (writer, events) = GroupCommitWriter::start(
-        ctx.store.clone(),
-        classifier.clone(),
-        ctx.settings.max_batch,
-        wake.clone(),
-    );
+    let spool = match &ctx.settings.spool_dir {
+        Some(dir) => {
+            let spool = Replay::open(dir)?;
+            println!(
+                "spool: {} (events the database cannot take wait here{})",
+                dir.display(),
+                if spool.pending() {
+                    "; some from an earlier run are replayed now"
+                } else {
+                    ""
+                }
+            );
+            Some(spool)
+        }
+        None => {
+            println!("spool: off (tracking answers 503 while the database cannot be written)");
+            None
+        }
+    };
+    let destinations = Arc::new(Destinations::default());
+    let (writer, events) = GroupCommitWriter::start(WriterSetup {
+        store: ctx.store.clone(),
+        classifier: classifier.clone(),
+        max_batch: ctx.settings.max_batch,
+        webhooks: wake.clone(),
+        spool,
+        destinations: destinations.clone(),
+    });
+    let mut registrar = ctx.registrar(public_url.clone());
+    registrar.destinations = destinations;
     let state = Arc::new(AppState {
         classifier,
         geo,
         ip_salt: Default::default(),
-        registrar: ctx.registrar(public_url.clone()),
+        registrar,
         store: ctx.store.clone(),
         keys: ctx.keys.clone(),
         events,

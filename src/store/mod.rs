@@ -124,6 +124,9 @@ pub enum RecordOutcome {
     FailedCheckNoted,
     /// The recipient opted out: answer as usual, but nothing was stored.
     NotStored { destination: Option<String> },
+    /// The database could not be written: the event is in the local spool (synced to disk), to be
+    /// stored when the database returns. The click's destination comes from what this process saw.
+    Spooled { destination: Option<String> },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -332,9 +335,23 @@ pub trait Store: Send + Sync + 'static {
     /// Each event is classified (against the earlier events of its message) as it is stored.
     async fn record_events(
         &self,
-        batch: Vec<NewEvent>,
+        batch: Arc<[NewEvent]>,
         classifier: Arc<Classifier>,
     ) -> StoreResult<Vec<RecordOutcome>>;
+
+    /// Stores events replayed from a local spool like [`Store::record_events`], and in the same
+    /// transaction records that the spool `spool` has been replayed up to `position` (segment,
+    /// byte offset): a replay that stops anywhere resumes without storing an event twice.
+    async fn record_spooled(
+        &self,
+        batch: Arc<[NewEvent]>,
+        classifier: Arc<Classifier>,
+        spool: String,
+        position: (u64, u64),
+    ) -> StoreResult<Vec<RecordOutcome>>;
+
+    /// How far the spool has been replayed (see [`Store::record_spooled`]).
+    async fn spool_position(&self, spool: String) -> StoreResult<Option<(u64, u64)>>;
 
     /// Runs the classifier again over the stored events (of one campaign, or all), message by
     /// message in arrival order, and stores what changed. `progress` is told (events done, events

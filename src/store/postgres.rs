@@ -21,7 +21,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Schema migrations, applied in order; the number is the version recorded once applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_spool.sql")),
+];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's hash.
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(current_schema()))";
@@ -248,6 +251,18 @@ impl Conn for PgConn {
             self.in_transaction = false;
         }
         result
+    }
+
+    fn commit(&mut self) -> StoreResult<()> {
+        self.in_transaction = false;
+        // The connection may have gone after the server committed: the outcome is unknown, so
+        // this is not "unavailable" (which would let the writer spool, and store the batch twice).
+        self.client.batch_execute("COMMIT").map_err(|e| {
+            StoreError::Other(format!(
+                "the database did not confirm the commit, its outcome is unknown: {}",
+                describe(&e)
+            ))
+        })
     }
 
     fn begin(&mut self) -> StoreResult<()> {

@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/sqlite/0013_webhooks.sql"),
     ),
+    (14, include_str!("../../migrations/sqlite/0014_spool.sql")),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

@@ -63,7 +63,11 @@ pub async fn pixel(
         &headers,
     );
     match app.events.record(event).await {
-        Ok(outcome @ (RecordOutcome::Recorded { .. } | RecordOutcome::NotStored { .. })) => {
+        Ok(
+            outcome @ (RecordOutcome::Recorded { .. }
+            | RecordOutcome::NotStored { .. }
+            | RecordOutcome::Spooled { .. }),
+        ) => {
             metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => result_label(&outcome))
                 .increment(1);
             let (body, content_type): (&'static [u8], _) = if gif {
@@ -114,6 +118,9 @@ pub async fn click(
         Ok(RecordOutcome::NotStored {
             destination: Some(url),
         }) => redirect(&url, "opted_out"),
+        Ok(RecordOutcome::Spooled {
+            destination: Some(url),
+        }) => redirect(&url, "spooled"),
         Ok(RecordOutcome::UnknownLink) => refused("click", "unknown_link"),
         Ok(_) => refused("click", "unknown_message"),
         Err(e) => unavailable("click", &e),
@@ -235,6 +242,7 @@ fn redirect(url: &str, result: &'static str) -> Response {
 fn result_label(outcome: &RecordOutcome) -> &'static str {
     match outcome {
         RecordOutcome::NotStored { .. } => "opted_out",
+        RecordOutcome::Spooled { .. } => "spooled",
         _ => "recorded",
     }
 }

@@ -247,12 +247,12 @@ async fn kill_9_during_a_purge_leaves_the_database_and_the_reports_intact() {
     assert_eq!(report(&app, campaign).await, before);
 }
 
-/// A database at its size limit (`--max-database-mb`, which fails writes as a full disk does):
-/// tracking requests get 503 with Retry-After (never a 200 for an event that was not stored),
-/// `/readyz` says degraded and why, and both recover once a purge has freed space.
+/// A database at its size limit (`--max-database-mb`, which fails writes as a full disk does),
+/// with the spool off: tracking requests get 503 with Retry-After (never a 200 for an event that
+/// was not stored), `/readyz` says degraded and why, and both recover once a purge has freed space.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_database_is_reported_degraded_and_recovers_when_space_is_freed() {
-    let app = TestApp::spawn_with(&["--max-database-mb", "1"]).await;
+    let app = TestApp::spawn_with(&["--max-database-mb", "1", "--spool-dir", "off"]).await;
     let campaign = app.create_campaign("full").await;
     let rids: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
     let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
@@ -307,4 +307,74 @@ async fn a_full_database_is_reported_degraded_and_recovers_when_space_is_freed()
     assert_eq!(r.status(), StatusCode::OK);
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
+}
+
+/// The same full database with the spool on (the default): every pixel is answered 200 and what
+/// the database cannot take waits in the spool, synced to disk; `/readyz` says degraded. Stopped
+/// and started again with room, the server replays the spool: every answered event is stored,
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_spools_and_replays_every_event_exactly_once() {
+    let app = TestApp::spawn_with(&["--max-database-mb", "1"]).await;
+    let campaign = app.create_campaign("spool").await;
+    let rids: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, "<p>x</p>", 2).await;
+    let long_agent = "Mozilla/5.0 ".repeat(40);
+    let mut answered = Vec::new();
+    for n in 0..2_500 {
+        let ua = format!("{long_agent}{n}");
+        let m = &messages[n % messages.len()];
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(USER_AGENT, &ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "request {n}");
+        answered.push(ua);
+    }
+    let stored_before = stored_events(&app.db_path()).len();
+    assert!(stored_before < 2_000, "the database never filled up");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("spool") && reason.contains("full"),
+        "{body}"
+    );
+    println!("full after {stored_before} events, the rest spooled");
+
+    let token = app.admin_token.clone();
+    let (code, _, dir) = app.terminate();
+    assert_eq!(code, Some(0));
+    let app = TestApp::spawn_in(dir, &["--max-database-mb", "50"], Some(token)).await;
+    assert!(
+        app.stdout.iter().any(|l| l.contains("replayed now")),
+        "{:?}",
+        app.stdout
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool was not replayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut stored: std::collections::HashMap<String, usize> = Default::default();
+    for (ua, _) in stored_events(&app.db_path()) {
+        *stored.entry(ua).or_default() += 1;
+    }
+    assert_eq!(stored.len(), answered.len());
+    assert!(answered.iter().all(|ua| stored.get(ua) == Some(&1)));
+    let stats = app.stats(campaign).await;
+    assert_eq!(stats["opens"]["total"], 2_500, "{stats}");
+    assert_eq!(stats["opens"]["unique"], 200, "{stats}");
 }

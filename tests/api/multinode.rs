@@ -109,3 +109,154 @@ async fn two_processes_on_one_postgres_count_exactly() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("rollups match the event log"), "{out}");
 }
+
+/// Runs SQL as the test server's superuser (on a thread: the client has its own runtime).
+fn as_superuser(sql: String) {
+    std::thread::spawn(move || {
+        let url = std::env::var("MAILBEACON_TEST_POSTGRES")
+            .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into());
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// PostgreSQL goes away in the middle of a load (the server's role may no longer log in and its
+/// connections are terminated) and comes back: pixels and clicks keep being answered from the
+/// local spool, `/readyz` says degraded meanwhile, and once the spool is replayed every answered
+/// request is in the database exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_mid_load_loses_nothing_and_counts_nothing_twice() {
+    let admin_url = postgres_schema("outage");
+    let schema = admin_url.rsplit("%3D").next().unwrap().to_string();
+    let role = format!("{schema}_role");
+    as_superuser(format!(
+        "CREATE ROLE {role} LOGIN; ALTER SCHEMA {schema} OWNER TO {role}"
+    ));
+    let url = format!("postgres://{role}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    let app = TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], None).await;
+    let campaign = app.create_campaign("Outage").await;
+    let html = "<p><a href=\"https://shop.example.com/sale\">Sale</a></p>";
+    let rids: Vec<String> = (0..200).map(|i| format!("out-{i}@example.com")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, html, 2).await;
+
+    // 8 workers, 300 requests each, a distinct user agent per request so that each can be found
+    // in the database; every fourth is a click.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..8usize {
+        let client = app.client.clone();
+        let done = done.clone();
+        let targets: Vec<(String, bool)> = (0..300)
+            .map(|n| {
+                let m = &messages[(worker * 300 + n) % messages.len()];
+                if n % 4 == 3 {
+                    (click_urls(m["html"].as_str().unwrap())[0].clone(), true)
+                } else {
+                    (m["pixel_url"].as_str().unwrap().to_string(), false)
+                }
+            })
+            .collect();
+        set.spawn(async move {
+            let mut answered = Vec::new();
+            let mut refused = Vec::new();
+            for (n, (url, click)) in targets.into_iter().enumerate() {
+                let ua = format!("{CHROME} w{worker}-{n}");
+                let r = client
+                    .get(&url)
+                    .header(reqwest::header::USER_AGENT, &ua)
+                    .send()
+                    .await
+                    .unwrap();
+                let want = if click {
+                    StatusCode::FOUND
+                } else {
+                    StatusCode::OK
+                };
+                if r.status() == want {
+                    answered.push(ua);
+                } else {
+                    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{url}");
+                    refused.push(ua);
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Spread the load over a few seconds, so the outage falls in the middle of it.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            (answered, refused)
+        });
+    }
+    let total = 8 * 300;
+    let wait_for = |n: usize| {
+        let done = done.clone();
+        async move {
+            while done.load(std::sync::atomic::Ordering::Relaxed) < n {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(total / 3).await;
+    let r = role.clone();
+    tokio::task::spawn_blocking(move || {
+        as_superuser(format!(
+            "ALTER ROLE {r} NOLOGIN;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{r}'"
+        ))
+    })
+    .await
+    .unwrap();
+    wait_for(total / 2).await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(body["reason"].as_str().unwrap().contains("spool"), "{body}");
+    wait_for(2 * total / 3).await;
+    let r = role.clone();
+    tokio::task::spawn_blocking(move || as_superuser(format!("ALTER ROLE {r} LOGIN")))
+        .await
+        .unwrap();
+
+    let (mut answered, mut refused) = (Vec::new(), Vec::new());
+    while let Some(r) = set.join_next().await {
+        let (a, f) = r.unwrap();
+        answered.extend(a);
+        refused.extend(f);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool was not replayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut stored: std::collections::HashMap<String, usize> = Default::default();
+    for e in app.events(campaign).await {
+        *stored
+            .entry(e["user_agent"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    println!(
+        "{} answered, {} refused with 503, {} stored",
+        answered.len(),
+        refused.len(),
+        stored.values().sum::<usize>()
+    );
+    assert!(
+        answered.len() >= total * 9 / 10,
+        "{} answered",
+        answered.len()
+    );
+    assert!(answered.iter().all(|ua| stored.get(ua) == Some(&1)));
+    assert!(stored.values().all(|n| *n == 1));
+    assert!(stored.len() <= answered.len() + refused.len());
+    let (ok, out, err) = cli(&url, &["check"], None);
+    assert!(ok, "{out}{err}");
+    as_superuser(format!("DROP SCHEMA {schema} CASCADE; DROP ROLE {role}"));
+}

@@ -138,7 +138,7 @@ async fn incremental_rollups_equal_a_rebuild_from_the_event_log<E: Engine>(store
     // In several group commits, like the writer.
     for chunk in batch.chunks(7) {
         store
-            .record_events(chunk.to_vec(), classifier.clone())
+            .record_events(chunk.to_vec().into(), classifier.clone())
             .await
             .unwrap();
     }
@@ -238,7 +238,7 @@ mod paging {
                     .collect();
                 for chunk in batch.chunks(17) {
                     store
-                        .record_events(chunk.to_vec(), classifier.clone())
+                        .record_events(chunk.to_vec().into(), classifier.clone())
                         .await
                         .unwrap();
                 }

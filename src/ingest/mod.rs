@@ -1,0 +1,322 @@
+//! The group-commit writer: the one place tracking events enter the database.
+//!
+//! Request handlers hold an [`EventSender`]. Each hands over one event with a reply slot and waits.
+//! A single writer task takes everything queued (up to `max_batch`), stores it in one transaction,
+//! and only after the commit returns answers every waiting handler. So a pixel or click is never
+//! answered before its event is durable, and under load one commit serves many requests.
+//!
+//! Back-pressure: the queue is bounded. When it is full, handlers wait for room (they are not
+//! dropped and nothing is lost); the wait shows up as latency, and in `mailbeacon_ingest_queue_full_total`.
+//!
+//! Shutdown: [`GroupCommitWriter::shutdown`] closes the queue, commits everything already in it,
+//! answers those handlers, and then the task ends. Events offered after that get `WriterClosed`.
+//!
+//! When the database cannot be written (unreachable, full), a batch goes to the local spool
+//! instead ([`replay`]): appended and synced to disk before anyone is answered, then replayed in
+//! order, exactly once, when the database takes writes again. While anything waits in the spool,
+//! new batches are appended behind it, so events reach the database in the order they came.
+
+pub mod destinations;
+pub mod replay;
+pub mod spool;
+
+use crate::classify::Classifier;
+use crate::store::{EventKind, NewEvent, RecordOutcome, Store, StoreError};
+use crate::webhooks::delivery::Wake;
+use destinations::Destinations;
+use replay::Replay;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Events waiting for the writer beyond this are held back by back-pressure.
+const QUEUE_CAPACITY: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the event writer has shut down")]
+    WriterClosed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Pending {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<RecordOutcome, StoreError>>,
+}
+
+/// The handlers' end of the queue. Cheap to clone.
+#[derive(Clone)]
+pub struct EventSender {
+    tx: mpsc::Sender<Pending>,
+    failing: Failing,
+    spooled: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// Why the last commit failed and when, until one succeeds again (for `/readyz`).
+type Failing = Arc<std::sync::Mutex<Option<(String, Instant)>>>;
+
+/// How long a failed commit keeps `/readyz` degraded when nothing is committed after it.
+pub const FAILURE_REPORTED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl EventSender {
+    /// Why the writer's last commit failed, if it did in the last [`FAILURE_REPORTED_FOR`] and
+    /// none has succeeded since. It lapses on its own so that an instance a load balancer took out
+    /// of rotation (and so gets no events to commit) is tried again.
+    pub fn failing(&self) -> Option<String> {
+        if let Some(spooled) = self
+            .spooled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Some(spooled);
+        }
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < FAILURE_REPORTED_FOR)
+            .map(|(reason, _)| reason.clone())
+    }
+
+    /// Queues the event and waits until its batch is committed.
+    pub async fn record(&self, event: NewEvent) -> Result<RecordOutcome, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { event, reply };
+        let pending = match self.tx.try_send(pending) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(p)) => {
+                metrics::counter!("mailbeacon_ingest_queue_full_total").increment(1);
+                Some(p)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(IngestError::WriterClosed),
+        };
+        if let Some(p) = pending {
+            self.tx
+                .send(p)
+                .await
+                .map_err(|_| IngestError::WriterClosed)?;
+        }
+        match answer.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(IngestError::WriterClosed),
+        }
+    }
+}
+
+/// Owns the writer task; see the module documentation.
+pub struct GroupCommitWriter {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// What the writer works with besides its queue.
+pub struct WriterSetup {
+    pub store: Arc<dyn Store>,
+    pub classifier: Arc<Classifier>,
+    pub max_batch: usize,
+    pub webhooks: Wake,
+    /// Where batches go when the database cannot be written; `None`: they are refused (503).
+    pub spool: Option<Replay>,
+    pub destinations: Arc<Destinations>,
+}
+
+impl GroupCommitWriter {
+    pub fn start(setup: WriterSetup) -> (GroupCommitWriter, EventSender) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (stop, stopped) = oneshot::channel();
+        let sender = EventSender {
+            tx,
+            failing: Failing::default(),
+            spooled: Default::default(),
+        };
+        let task = tokio::spawn(run(setup, rx, stopped, sender.clone()));
+        (
+            GroupCommitWriter {
+                stop: Some(stop),
+                task,
+            },
+            sender,
+        )
+    }
+
+    /// Closes the queue, commits what is in it and waits for the task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Err(e) = (&mut self.task).await {
+            tracing::error!("event writer task failed: {e}");
+        }
+    }
+}
+
+/// How often the spool's replay is tried while the database refuses writes.
+const REPLAY_RETRY: Duration = Duration::from_secs(1);
+
+async fn run(
+    mut setup: WriterSetup,
+    mut rx: mpsc::Receiver<Pending>,
+    mut stop: oneshot::Receiver<()>,
+    status: EventSender,
+) {
+    let max_batch = setup.max_batch.max(1);
+    let mut buf: Vec<Pending> = Vec::with_capacity(max_batch);
+    let mut stopping = false;
+    let mut next_replay = Instant::now();
+    if let Some(spool) = &setup.spool {
+        *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
+    }
+    loop {
+        let pending = setup.spool.as_ref().is_some_and(Replay::pending);
+        let retry_in = next_replay.saturating_duration_since(Instant::now());
+        let received = tokio::select! {
+            n = rx.recv_many(&mut buf, max_batch) => {
+                if n == 0 {
+                    break; // closed and empty
+                }
+                n
+            }
+            _ = &mut stop, if !stopping => {
+                // From here on senders are refused; what is already queued is still drained.
+                rx.close();
+                stopping = true;
+                continue;
+            }
+            _ = tokio::time::sleep(retry_in), if pending && !stopping => 0,
+        };
+        if let Some(spool) = setup.spool.as_mut()
+            && spool.pending()
+            && Instant::now() >= next_replay
+        {
+            match spool.replay(&*setup.store, &setup.classifier).await {
+                Ok(()) => {}
+                Err(e) => {
+                    next_replay = Instant::now() + REPLAY_RETRY;
+                    tracing::debug!("spool replay waits: {e}");
+                }
+            }
+            *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
+            setup.webhooks.wake();
+        }
+        if received == 0 {
+            continue;
+        }
+        let failed = commit(&setup, &mut buf).await;
+        if let Some(spool) = &setup.spool {
+            *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
+        }
+        *status.failing.lock().unwrap_or_else(|e| e.into_inner()) =
+            failed.map(|r| (r, Instant::now()));
+        // The batch may have queued webhook notices.
+        setup.webhooks.wake();
+    }
+    if let Some(spool) = setup.spool.as_ref().and_then(Replay::describe) {
+        tracing::warn!("stopping with events in the local spool: {spool}");
+    }
+    tracing::debug!("event writer drained and stopped");
+}
+
+/// Stores the batch (or spools it); returns why the database could not take it, if it could not.
+async fn commit(setup: &WriterSetup, buf: &mut Vec<Pending>) -> Option<String> {
+    let started = Instant::now();
+    let (events, replies): (Vec<NewEvent>, Vec<_>) =
+        buf.drain(..).map(|p| (p.event, p.reply)).unzip();
+    let events: Arc<[NewEvent]> = events.into();
+    let size = events.len();
+    if let Some(spool) = setup.spool.as_ref().filter(|s| s.pending()) {
+        // Behind what waits in the spool, so that the order holds.
+        spool_batch(spool, &setup.destinations, &events, replies, None).await;
+        return None;
+    }
+    match setup
+        .store
+        .record_events(events.clone(), setup.classifier.clone())
+        .await
+    {
+        Ok(outcomes) => {
+            metrics::histogram!("mailbeacon_ingest_batch_size").record(size as f64);
+            metrics::histogram!("mailbeacon_ingest_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            for ((reply, outcome), event) in replies.into_iter().zip(outcomes).zip(events.iter()) {
+                if let (
+                    RecordOutcome::Recorded {
+                        destination: Some(url),
+                        ..
+                    },
+                    Some(no),
+                ) = (&outcome, event.link_no)
+                {
+                    setup.destinations.remember(event.tracking_id, no, url);
+                }
+                // A handler whose client went away no longer listens; its event is stored anyway.
+                let _ = reply.send(Ok(outcome));
+            }
+            None
+        }
+        Err(e) => {
+            metrics::counter!("mailbeacon_ingest_commit_failures_total").increment(1);
+            tracing::error!(batch = size, "could not commit events: {e}");
+            match (&e, &setup.spool) {
+                // Certainly not stored (the database was not reached, or refused before COMMIT):
+                // safe to keep for later. A COMMIT whose outcome is unknown is answered 503.
+                (StoreError::Unavailable(_), Some(spool)) => {
+                    spool_batch(spool, &setup.destinations, &events, replies, Some(&e)).await;
+                }
+                _ => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            Some(e.to_string())
+        }
+    }
+}
+
+/// Appends the batch to the spool and answers each handler: `Spooled`, or an error for a click
+/// whose destination this process does not know (it cannot be redirected, so it is not taken).
+async fn spool_batch(
+    spool: &Replay,
+    destinations: &Destinations,
+    events: &[NewEvent],
+    replies: Vec<oneshot::Sender<Result<RecordOutcome, StoreError>>>,
+    cause: Option<&StoreError>,
+) {
+    let mut taken = Vec::with_capacity(events.len());
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        let destination = match (event.kind, event.link_no, event.failed_check) {
+            (EventKind::Click, Some(no), false) => match destinations.get(event.tracking_id, no) {
+                Some(url) => Some(url),
+                None => {
+                    answers.push(Err(StoreError::Unavailable(format!(
+                        "the database is unavailable and this process does not know where link {no} \
+                         of that message leads{}",
+                        cause.map(|c| format!(" ({c})")).unwrap_or_default()
+                    ))));
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        taken.push(spool::SpooledEvent::from(event));
+        answers.push(Ok(RecordOutcome::Spooled { destination }));
+    }
+    let n = taken.len();
+    if let Err(e) = spool.append(taken).await {
+        tracing::error!("could not write {n} event(s) to the local spool: {e}");
+        let e = StoreError::Unavailable(format!("the local spool cannot be written: {e}"));
+        for answer in &mut answers {
+            if answer.is_ok() {
+                *answer = Err(e.clone());
+            }
+        }
+    } else {
+        metrics::counter!("mailbeacon_ingest_spooled_total").increment(n as u64);
+    }
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+}
