@@ -4,10 +4,15 @@
 Run with `bench/run` (installs nginx and wrk from Debian's packages when missing, builds the
 release binary). Everything listens on 127.0.0.1 only and every load run stops by itself.
 
+mailbeacon runs once per storage engine (--backends, default sqlite,postgres): on a fresh SQLite
+file, and on PostgreSQL (--postgres, default postgres://postgres@127.0.0.1:5432/test) in a fresh
+schema created for the run and dropped at its end. If PostgreSQL is asked for but cannot be
+reached, the run stops with an error before loading anything: it is never skipped silently.
+
 For each side it loads many distinct recipients' URLs (not one URL repeated) with wrk at the same
-concurrency and prints requests per second, p50/p99 latency, mailbeacon's peak memory, and the
-ratio mailbeacon/nginx. Afterwards it checks that every request mailbeacon answered 200 or 302 is
-a row in its database.
+concurrency and prints requests per second, p50/p99 latency, mailbeacon's peak memory during that
+load, and the ratio mailbeacon/nginx. Afterwards it checks that every request mailbeacon answered
+200 or 302 is a row in its database (the SQLite file, or the schema through psql).
 """
 
 import argparse
@@ -56,6 +61,72 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
+def reset_peak_rss(pid):
+    """Resets VmHWM to the current RSS (Linux >= 4.0), so the next reading is the peak of one phase.
+    Returns False where that is not allowed; the readings are then peaks since the start."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Postgres:
+    """The PostgreSQL server the bench runs mailbeacon on, reached with psql (python has no driver
+    here). Each run gets its own schema, dropped at the end."""
+
+    PREFIX = "mbbench_"
+
+    def __init__(self, url):
+        self.url = url
+        self.schema = None
+
+    def psql(self, sql, check=True):
+        out = subprocess.run(
+            ["psql", self.url, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, PGCONNECT_TIMEOUT="5"),
+        )
+        if check and out.returncode != 0:
+            raise RuntimeError(f"psql failed ({sql!r}): {out.stderr.strip()}")
+        return out
+
+    def check_reachable(self):
+        if shutil.which("psql") is None:
+            sys.exit("PostgreSQL: psql is not installed (apt-get install postgresql-client), "
+                     "or run only SQLite with --backends sqlite")
+        out = self.psql("SELECT current_setting('server_version'), current_setting('synchronous_commit'), "
+                        "current_setting('fsync'), current_setting('shared_buffers')", check=False)
+        if out.returncode != 0:
+            sys.exit(f"PostgreSQL is not reachable at {self.url}: {out.stderr.strip() or 'psql failed'}\n"
+                     "start it (or pass --postgres URL), or run only SQLite with --backends sqlite")
+        version, sync, fsync, buffers = out.stdout.strip().split("\t")
+        return f"PostgreSQL {version} (synchronous_commit={sync}, fsync={fsync}, shared_buffers={buffers})"
+
+    def create_schema(self):
+        now = int(time.time())
+        # Schemas of earlier runs that were killed before their clean-up (a day old at least).
+        for name in self.psql(f"SELECT nspname FROM pg_namespace WHERE nspname LIKE '{self.PREFIX}%'").stdout.split():
+            started = name[len(self.PREFIX):].split("_")[0]
+            if started.isdigit() and now - int(started) > 86400:
+                self.psql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE', check=False)
+        self.schema = f"{self.PREFIX}{now}_{os.getpid()}"
+        self.psql(f'CREATE SCHEMA "{self.schema}"')
+        sep = "&" if "?" in self.url else "?"
+        return f"{self.url}{sep}options=-csearch_path%3D{self.schema}"
+
+    def drop_schema(self):
+        if self.schema:
+            self.psql(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE', check=False)
+            self.schema = None
+
+    def query(self, sql):
+        """Rows of a query on the run's schema, as lists of strings."""
+        out = self.psql(f'SET search_path TO "{self.schema}"; {sql}')
+        return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
 class LoadFailed(Exception):
     pass
 
@@ -75,10 +146,11 @@ def wrk(url, paths_file, connections, seconds, threads):
     return r
 
 
-def start_mailbeacon(binary, workdir, port, database, extra=()):
+def start_mailbeacon(binary, workdir, port, database, extra=(), label="mailbeacon"):
+    errors = os.path.join(workdir, f"{label}.stderr")
     proc = subprocess.Popen(
         [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database", database, *extra],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=workdir, stdout=subprocess.PIPE, stderr=open(errors, "w"), text=True,
         env=dict(os.environ, MAILBEACON_LOG="warn"),
     )
     token = None
@@ -92,7 +164,10 @@ def start_mailbeacon(binary, workdir, port, database, extra=()):
             break
     if token is None:
         proc.kill()
-        sys.exit("mailbeacon did not start (or printed no admin token: is the database fresh?)")
+        proc.wait()
+        with open(errors) as f:
+            tail = "".join(f.readlines()[-20:])
+        sys.exit(f"{label} did not start (or printed no admin token: is the database fresh?)\n{tail}")
     return proc, token
 
 
@@ -187,6 +262,56 @@ def write_paths(workdir, name, paths):
     return path
 
 
+def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
+    """Seeds a campaign, loads pixel then click, and returns the figures and what the database holds."""
+    port = free_port()
+    extra = ["--webhook-allow-private"] if args.webhook else []
+    proc, token = start_mailbeacon(args.binary, workdir, port, database, extra, label=f"mailbeacon-{backend}")
+    results = {}
+    try:
+        base = f"http://127.0.0.1:{port}"
+        t0 = time.time()
+        _, opens, clicks = register(base, token, args.recipients)
+        print(f"mailbeacon on {backend}: {args.recipients} recipients seeded in {time.time() - t0:.1f} s, "
+              f"loading pixel then click", file=sys.stderr, flush=True)
+        if args.webhook:
+            api(base, token, "POST", "/api/webhooks",
+                {"url": f"http://127.0.0.1:{nport}/hook", "batch_size": 100, "rate_limit": 1000})
+        peaks = [peak_rss_mb(proc.pid)]  # start-up and seeding
+        per_phase = True
+        for kind, paths in (("pixel", opens), ("click", clicks)):
+            f = write_paths(workdir, f"mb-{backend}-{kind}.txt", paths)
+            per_phase = reset_peak_rss(proc.pid) and per_phase
+            results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads)
+            results[kind]["peak_mb"] = peak_rss_mb(proc.pid)
+            peaks.append(results[kind]["peak_mb"])
+        results["peak_mb"] = max(peaks)
+        results["per_phase"] = per_phase
+    finally:
+        # Also when wrk fails: never leave a server behind.
+        proc.terminate()
+        proc.wait(timeout=60)
+    results["stored"], results["notices"] = store_rows()
+    return results
+
+
+def sqlite_rows(db_path):
+    with sqlite3.connect(db_path) as c:
+        stored = dict(c.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+        notices = dict(c.execute("SELECT state, count(*) FROM webhook_outbox GROUP BY state").fetchall())
+        notices["delivered"] = c.execute(
+            "SELECT coalesce(sum(delivered_total), 0) FROM webhook_endpoints").fetchone()[0]
+    return stored, notices
+
+
+def postgres_rows(pg):
+    stored = {k: int(n) for k, n in pg.query("SELECT kind, count(*) FROM events GROUP BY kind")}
+    notices = {k: int(n) for k, n in pg.query("SELECT state, count(*) FROM webhook_outbox GROUP BY state")}
+    notices["delivered"] = int(pg.query(
+        "SELECT coalesce(sum(delivered_total), 0) FROM webhook_endpoints")[0][0])
+    return stored, notices
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--binary", default=os.path.join(
@@ -195,41 +320,43 @@ def main():
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backends", default="sqlite,postgres",
+                   help="storage engines to run mailbeacon on, comma-separated (default: sqlite,postgres)")
+    p.add_argument("--postgres", default=os.environ.get(
+        "MAILBEACON_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+                   help="PostgreSQL server and database (a fresh schema is created in it and dropped "
+                        "afterwards; default $MAILBEACON_BENCH_POSTGRES or postgres://postgres@127.0.0.1:5432/test)")
     p.add_argument("--webhook", action="store_true",
                    help="register a webhook for every open and click (batches of 100, to nginx)")
     args = p.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in ("sqlite", "postgres")]
+    if not backends or unknown or len(set(backends)) != len(backends):
+        p.error("--backends takes sqlite, postgres or both, comma-separated")
+
+    pg = Postgres(args.postgres) if "postgres" in backends else None
+    pg_version = pg.check_reachable() if pg else None
 
     workdir = tempfile.mkdtemp(prefix="mailbeacon-bench-")
-    rows = []
+    verdicts = []
     conf = None
     try:
-        # mailbeacon, SQLite, fresh database.
-        port = free_port()
-        db_path = os.path.join(workdir, "mb.db")
         nport = free_port()
+        # With --webhook, nginx takes mailbeacon's notices while mailbeacon is loaded.
         conf = start_nginx(workdir, nport) if args.webhook else None
-        extra = ["--webhook-allow-private"] if args.webhook else []
-        proc, token = start_mailbeacon(args.binary, workdir, port, f"sqlite://{db_path}", extra)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            campaign, opens, clicks = register(base, token, args.recipients)
-            if args.webhook:
-                api(base, token, "POST", "/api/webhooks",
-                    {"url": f"http://127.0.0.1:{nport}/hook", "batch_size": 100, "rate_limit": 1000})
-            results = {}
-            for kind, paths in (("pixel", opens), ("click", clicks)):
-                f = write_paths(workdir, f"mb-{kind}.txt", paths)
-                results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads)
-            results["peak_mb"] = peak_rss_mb(proc.pid)
-        finally:
-            # Also when wrk fails: never leave a server behind.
-            proc.terminate()
-            proc.wait(timeout=60)
-        with sqlite3.connect(db_path) as c:
-            stored = dict(c.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
-            notices = dict(c.execute("SELECT state, count(*) FROM webhook_outbox GROUP BY state").fetchall())
-            notices["delivered"] = c.execute(
-                "SELECT coalesce(sum(delivered_total), 0) FROM webhook_endpoints").fetchone()[0]
+        results = {}
+        for backend in backends:
+            if backend == "sqlite":
+                db_path = os.path.join(workdir, "mb.db")
+                results[backend] = run_mailbeacon(args, workdir, backend, f"sqlite://{db_path}", nport,
+                                                  lambda: sqlite_rows(db_path))
+            else:
+                database = pg.create_schema()
+                try:
+                    results[backend] = run_mailbeacon(args, workdir, backend, database, nport,
+                                                      lambda: postgres_rows(pg))
+                finally:
+                    pg.drop_schema()
 
         # nginx as the classic tracker.
         conf = conf or start_nginx(workdir, nport)
@@ -240,31 +367,52 @@ def main():
                 nresults[kind] = wrk(f"http://127.0.0.1:{nport}/", f, args.connections, args.seconds, args.threads)
         finally:
             stop_nginx(workdir, conf)
+            conf = None
 
         print(f"\nload: wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, "
-              f"{args.recipients} distinct recipients, 127.0.0.1, {os.cpu_count()} cores shared by client and server")
-        print(f"{'':28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx/3xx':>13}")
+              f"{args.recipients} distinct recipients, 127.0.0.1, {os.cpu_count()} cores shared by client and servers"
+              f"{' and PostgreSQL' if pg else ''}")
+        if pg_version:
+            print(f"postgres: {pg_version}, {args.postgres}, fresh schema")
+        print("peak MB: mailbeacon's VmHWM during that load"
+              + ("" if all(r["per_phase"] for r in results.values()) else
+                 " (could not reset it between loads: peaks since start-up)"))
+        print(f"{'':30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'x nginx':>9}{'non-2xx/3xx':>13}")
+
+        def bad(r, ok_status):
+            return sum(n for code, n in r["statuses"].items() if code != ok_status) + r["errors"]
+
         for kind, ok_status, table in (("pixel", "200", "open"), ("click", "302", "click")):
-            for name, r in ((f"mailbeacon sqlite {kind}", results[kind]), (f"nginx {kind}", nresults[kind])):
-                bad = sum(n for code, n in r["statuses"].items() if code != ok_status) + r["errors"]
-                print(f"{name:28}{r['rps']:>10.0f}{r['p50_us'] / 1000:>9.2f}{r['p99_us'] / 1000:>9.2f}{bad:>13}")
-            ratio = results[kind]["rps"] / nresults[kind]["rps"]
-            answered = results[kind]["statuses"].get(ok_status, 0)
-            rows_stored = stored.get(table, 0)
-            verdict = "ok" if rows_stored >= answered else "MISSING ROWS"
-            print(f"  ratio mailbeacon/nginx: {ratio:.2f}x; answered {ok_status}: {answered}, "
-                  f"rows in the database: {rows_stored} ({verdict})")
-            rows.append(verdict)
-        print(f"mailbeacon peak memory (VmHWM): {results['peak_mb']:.1f} MB")
+            n = nresults[kind]
+            print(f"{'nginx ' + kind:30}{n['rps']:>9.0f}{n['p50_us'] / 1000:>9.2f}{n['p99_us'] / 1000:>9.2f}"
+                  f"{'-':>9}{'1.00':>9}{bad(n, ok_status):>13}")
+            for backend in backends:
+                r = results[backend][kind]
+                print(f"{'mailbeacon ' + backend + ' ' + kind:30}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}"
+                      f"{r['p99_us'] / 1000:>9.2f}{r['peak_mb']:>9.1f}{r['rps'] / n['rps']:>9.2f}"
+                      f"{bad(r, ok_status):>13}")
+            for backend in backends:
+                answered = results[backend][kind]["statuses"].get(ok_status, 0)
+                rows_stored = results[backend]["stored"].get(table, 0)
+                verdict = "ok" if rows_stored >= answered else "MISSING ROWS"
+                print(f"  {backend}: answered {ok_status}: {answered}, "
+                      f"rows in the database: {rows_stored} ({verdict})")
+                verdicts.append(verdict)
+        print("mailbeacon peak memory over the whole run, seeding included (VmHWM): "
+              + ", ".join(f"{b} {results[b]['peak_mb']:.1f} MB" for b in backends))
         if args.webhook:
-            print(f"webhook notices at the end of the run: delivered {notices.get('delivered', 0)}, "
-                  f"pending {notices.get('pending', 0)}, dead {notices.get('dead', 0)}")
+            for backend in backends:
+                notices = results[backend]["notices"]
+                print(f"webhook notices at the end of the {backend} run: delivered {notices.get('delivered', 0)}, "
+                      f"pending {notices.get('pending', 0)}, dead {notices.get('dead', 0)}")
         print("reproduce: bench/run " + " ".join(sys.argv[1:]))
     finally:
         if conf:
             stop_nginx(workdir, conf)
+        if pg:
+            pg.drop_schema()
         shutil.rmtree(workdir, ignore_errors=True)
-    if "MISSING ROWS" in rows:
+    if "MISSING ROWS" in verdicts:
         sys.exit(1)
 
 
