@@ -75,7 +75,15 @@ async fn one_page(app: &TestApp, campaign: i64, accept: &str) -> String {
 
 #[tokio::test]
 async fn exports_hold_every_event_once_over_http_and_from_the_cli() {
-    let app = TestApp::spawn().await;
+    exports_hold_every_event_once(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn exports_hold_every_event_once_over_http_and_from_the_cli_on_postgres() {
+    exports_hold_every_event_once(TestApp::spawn_postgres("exports", &[]).await).await;
+}
+
+async fn exports_hold_every_event_once(app: TestApp) {
     let campaign = app.create_campaign("Export").await;
     let other = app.create_campaign("Other").await;
     // More events than one page of the export (5,000): 3,600 recipients make 5,220.

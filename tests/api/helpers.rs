@@ -63,6 +63,15 @@ impl TestApp {
         TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, args, None).await
     }
 
+    /// Spawns on a fresh SQLite database, or on a fresh PostgreSQL schema.
+    pub async fn spawn_on_engine(postgres: bool, label: &str, args: &[&str]) -> TestApp {
+        if postgres {
+            TestApp::spawn_postgres(label, args).await
+        } else {
+            TestApp::spawn_with(args).await
+        }
+    }
+
     /// Spawns in `dir` on the database `db` (a URL).
     pub async fn spawn_on(
         dir: TempDir,

@@ -338,7 +338,15 @@ async fn operations(app: &TestApp) -> Vec<(String, String, String, String)> {
 
 #[tokio::test]
 async fn scopes_hold_on_every_route_of_the_openapi_document() {
-    let app = TestApp::spawn().await;
+    scopes_hold(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn scopes_hold_on_every_route_of_the_openapi_document_on_postgres() {
+    scopes_hold(TestApp::spawn_postgres("scopes", &[]).await).await;
+}
+
+async fn scopes_hold(app: TestApp) {
     app.create_campaign("Scopes").await;
     let token = |scope: &str| {
         let (ok, out, err) = cli(&app.db_url(), &["token", "create", "--scope", scope], None);

@@ -225,6 +225,17 @@ fn pct(sorted: &[Duration], q: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wait() {
+    a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wait_on(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wait_on_postgres() {
+    a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wait_on(true).await;
+}
+
+async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wait_on(
+    postgres: bool,
+) {
     // A fifth of requests fail; now and then one takes 1.5 s, or 3 s (past the 2 s timeout:
     // recorded by the receiver but failed for mailbeacon, so it is sent again).
     let policy: Policy = Arc::new(|_path: &str, n: usize| match n {
@@ -234,13 +245,17 @@ async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wa
         _ => Answer::Ok,
     });
     let receiver = Receiver::start(policy).await;
-    let app = TestApp::spawn_with(&[
-        "--webhook-allow-private",
-        "--webhook-retry-base",
-        "0.05",
-        "--webhook-timeout",
-        "2",
-    ])
+    let app = TestApp::spawn_on_engine(
+        postgres,
+        "flaky",
+        &[
+            "--webhook-allow-private",
+            "--webhook-retry-base",
+            "0.05",
+            "--webhook-timeout",
+            "2",
+        ],
+    )
     .await;
     let campaign = app.create_campaign("webhooks").await;
     let before = pixel_latencies(&app, campaign, 200, "before").await;
@@ -417,6 +432,15 @@ async fn notices_not_delivered_at_a_kill_9_are_delivered_after_the_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
+    triggers_filters_opt_outs_erasures_and_dead_letters_on(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn triggers_filters_opt_outs_erasures_and_dead_letters_on_postgres() {
+    triggers_filters_opt_outs_erasures_and_dead_letters_on(true).await;
+}
+
+async fn triggers_filters_opt_outs_erasures_and_dead_letters_on(postgres: bool) {
     let receiver = Receiver::start(Arc::new(|path: &str, _| {
         if path == "broken" {
             Answer::Fail
@@ -425,13 +449,17 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters() {
         }
     }))
     .await;
-    let app = TestApp::spawn_with(&[
-        "--webhook-allow-private",
-        "--webhook-retry-base",
-        "0.05",
-        "--webhook-max-attempts",
-        "3",
-    ])
+    let app = TestApp::spawn_on_engine(
+        postgres,
+        "triggers",
+        &[
+            "--webhook-allow-private",
+            "--webhook-retry-base",
+            "0.05",
+            "--webhook-max-attempts",
+            "3",
+        ],
+    )
     .await;
     let campaign = app.create_campaign("triggers").await;
     let url = |p: &str| format!("{}/{p}", receiver.url);
@@ -798,7 +826,16 @@ async fn bad_webhook_settings_are_refused_with_the_field_named() {
 /// ended, and the pages together hold every event once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paging_the_event_log_while_it_is_written_skips_and_repeats_nothing() {
-    let app = TestApp::spawn().await;
+    paging_the_event_log_while_it_is_written_skips_and_repeats_nothing_on(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paging_the_event_log_while_it_is_written_skips_and_repeats_nothing_on_postgres() {
+    paging_the_event_log_while_it_is_written_skips_and_repeats_nothing_on(true).await;
+}
+
+async fn paging_the_event_log_while_it_is_written_skips_and_repeats_nothing_on(postgres: bool) {
+    let app = TestApp::spawn_on_engine(postgres, "paging", &[]).await;
     let campaign = app.create_campaign("sync").await;
     let rids: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
     let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
