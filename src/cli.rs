@@ -154,6 +154,22 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Move an installation from SQLite to PostgreSQL, verified.
+    ///
+    /// Copies every table with its ids into an empty PostgreSQL database or schema (a progress bar
+    /// on a terminal), compares both sides (rows, highest id and a checksum per table, events per
+    /// campaign), prints the comparison, and keeps the copy only when they are equal; otherwise
+    /// the target is left empty and the exit code is 1. Stop mailbeacon first. --database is not
+    /// used.
+    MigrateData {
+        /// The SQLite database to copy: sqlite://PATH.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The empty PostgreSQL database to copy into: postgres://USER@HOST/DB (a schema:
+        /// add ?options=-csearch_path%3DSCHEMA).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -300,6 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "{}", SigningKey::generate(id).to_spec())?;
             Ok(())
         }
+        Command::MigrateData { from, to } => migrate_data(&from, &to, out).await,
         command => {
             let ctx = Context::open(settings).await?;
             run_with_database(&ctx, command, out).await
@@ -672,7 +689,9 @@ async fn run_with_database(
             format,
             output,
         } => export(ctx, campaign, format, output, out).await?,
-        Command::Serve | Command::Key(KeyCommand::Generate { .. }) => {
+        Command::Serve
+        | Command::Key(KeyCommand::Generate { .. })
+        | Command::MigrateData { .. } => {
             unreachable!("handled in run")
         }
     }
@@ -884,6 +903,124 @@ async fn export(
             .map(|p| format!(" to {}", p.display()))
             .unwrap_or_default()
     );
+    Ok(())
+}
+
+/// `mailbeacon migrate-data`: SQLite to PostgreSQL, verified (src/store/migrate_data.rs).
+async fn migrate_data(from: &str, to: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    use crate::config::DatabaseUrl;
+    use crate::store::migrate_data::{self, Outcome};
+    let source = match from.parse::<DatabaseUrl>() {
+        Ok(DatabaseUrl::Sqlite(path)) => path,
+        Ok(DatabaseUrl::Postgres(_)) => bail!(
+            "--from must be the SQLite database to move (sqlite://PATH): migrate-data copies from SQLite to PostgreSQL"
+        ),
+        Err(e) => bail!("--from: {e}"),
+    };
+    let target = match to.parse::<DatabaseUrl>() {
+        Ok(DatabaseUrl::Postgres(url)) => url,
+        Ok(DatabaseUrl::Sqlite(_)) => bail!(
+            "--to must be the PostgreSQL database to move to (postgres://USER@HOST/DB): migrate-data copies from SQLite to PostgreSQL"
+        ),
+        Err(e) => bail!("--to: {e}"),
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg:<28} {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
+            .expect("valid progress template"),
+    );
+    let shown = bar.clone();
+    let started = std::time::Instant::now();
+    let result = migrate_data::migrate(
+        source.clone(),
+        target,
+        Arc::new(move |what, done, total| {
+            shown.set_length(total);
+            shown.set_position(done);
+            shown.set_message(what.to_string());
+        }),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = match result? {
+        Outcome::Refused(occupied) => {
+            let held: Vec<String> = occupied
+                .iter()
+                .map(|(table, rows)| format!("{table} ({rows} rows)"))
+                .collect();
+            bail!(
+                "the target database already holds data: {}. migrate-data copies only into an empty database: \
+                 use a new database, or a new schema (CREATE SCHEMA mailbeacon; then add \
+                 ?options=-csearch_path%3Dmailbeacon to --to). Nothing was copied",
+                held.join(", ")
+            );
+        }
+        Outcome::Copied(report) => report,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "{:<20} {:>12} {:>12} {:>21}  content",
+        "table", "source rows", "target rows", "highest id src / dst"
+    )?;
+    for t in &report.tables {
+        let id = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        writeln!(
+            out,
+            "{:<20} {:>12} {:>12} {:>21}  {}",
+            t.table,
+            t.source_rows,
+            t.target_rows,
+            format!("{} / {}", id(t.source_max_id), id(t.target_max_id)),
+            if t.equal() { "equal" } else { "DIFFER" }
+        )?;
+    }
+    let campaigns_differing = report
+        .campaigns
+        .iter()
+        .filter(|c| c.source_events != c.target_events)
+        .count();
+    writeln!(
+        out,
+        "events per campaign: {} campaigns with events, {}",
+        report.campaigns.len(),
+        match campaigns_differing {
+            0 => "all equal".to_string(),
+            n => format!("{n} differ"),
+        }
+    )?;
+    let differences = report.differences();
+    if !differences.is_empty() {
+        for d in &differences {
+            writeln!(out, "  {d}")?;
+        }
+        bail!(
+            "verification failed: the copy differs from the source ({} difference(s) above); nothing was kept in the target",
+            differences.len()
+        );
+    }
+    if report.source_changed {
+        bail!(
+            "the source database was written to during the copy (is mailbeacon still running on {}?): \
+             the copy would miss what was written, so nothing was kept in the target. Stop every \
+             mailbeacon process using it and run migrate-data again",
+            source.display()
+        );
+    }
+    if !report.next_ids.is_empty() {
+        let next: Vec<String> = report
+            .next_ids
+            .iter()
+            .map(|(t, id)| format!("{t} {id}"))
+            .collect();
+        writeln!(out, "next ids: {}", next.join(", "))?;
+    }
+    writeln!(
+        out,
+        "verified: {} rows copied in {seconds:.1} s ({:.0} rows/s); both sides hold the same rows. \
+         Start mailbeacon with --database set to the PostgreSQL URL",
+        report.rows,
+        report.rows as f64 / seconds.max(0.001)
+    )?;
     Ok(())
 }
 

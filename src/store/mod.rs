@@ -2,6 +2,7 @@
 //! one implementation (queries.rs) runs on either engine, SQLite or PostgreSQL, through the small
 //! SQL interface in sql.rs; each engine converts its driver's errors at that boundary.
 
+pub mod migrate_data;
 pub mod postgres;
 pub mod queries;
 pub mod sql;

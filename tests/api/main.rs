@@ -9,6 +9,7 @@ mod durability;
 mod errors;
 mod exports;
 mod helpers;
+mod migrate_data;
 mod mmdb;
 mod multinode;
 mod privacy;

@@ -1,0 +1,1046 @@
+//! `mailbeacon migrate-data`: copies an installation from SQLite to PostgreSQL, table by table with
+//! the ids kept, and checks the copy before keeping it.
+//!
+//! The copy works on two [`Conn`]s, so it does not care which engine is on either side (the unit
+//! tests copy SQLite to SQLite). Rows are read in primary-key order a page at a time (keyset
+//! paging: `WHERE key > last ORDER BY key LIMIT n`) and written as multi-row INSERTs, so memory
+//! stays bounded however large the event log is.
+//!
+//! The source is read in one read transaction, a consistent snapshot; the target is written in one
+//! transaction, committed only when the verification found both sides equal (row counts, the
+//! highest id, an order-independent checksum of every row of every table, and each campaign's
+//! event count) and nobody wrote to the source meanwhile. Anything else leaves the target empty, so
+//! the command can simply be run again.
+
+use super::sql::{Conn, Dialect, Row, Value, params};
+use super::{StoreError, StoreResult};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One table: its columns, and the primary key the copy pages by.
+#[derive(Debug)]
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub key: &'static [&'static str],
+    /// The key is one integer column (its highest value is compared).
+    pub integer_key: bool,
+    /// `id` is an identity column on PostgreSQL, whose sequence is set past the copied ids.
+    pub identity: bool,
+}
+
+const fn table(
+    name: &'static str,
+    columns: &'static [&'static str],
+    key: &'static [&'static str],
+    integer_key: bool,
+    identity: bool,
+) -> Table {
+    Table {
+        name,
+        columns,
+        key,
+        integer_key,
+        identity,
+    }
+}
+
+/// Every table of the schema, in an order that satisfies the foreign keys (campaigns before
+/// messages before links; webhook endpoints before their outbox). A schema change must change
+/// this list: the copy refuses a database with tables or columns it does not name.
+pub const TABLES: &[Table] = &[
+    table(
+        "campaigns",
+        &["id", "name", "template_html", "created_at"],
+        &["id"],
+        true,
+        true,
+    ),
+    table(
+        "messages",
+        &[
+            "id",
+            "campaign_id",
+            "recipient_id",
+            "tracking_id",
+            "sent_at",
+            "created_at",
+            "first_failed_check_at",
+            "purged_facts",
+        ],
+        &["id"],
+        true,
+        true,
+    ),
+    table(
+        "links",
+        &["message_id", "link_no", "url"],
+        &["message_id", "link_no"],
+        false,
+        false,
+    ),
+    table(
+        "events",
+        &[
+            "id",
+            "received_at",
+            "kind",
+            "campaign_id",
+            "message_id",
+            "link_no",
+            "method",
+            "user_agent",
+            "client_ip",
+            "headers",
+            "class",
+            "reasons",
+            "duplicate",
+            "internal",
+            "ip_tags",
+            "client",
+            "os",
+            "device",
+            "country",
+            "region",
+            "ua_reduced",
+        ],
+        &["id"],
+        true,
+        true,
+    ),
+    table(
+        "signing_keys",
+        &["id", "secret", "created_at"],
+        &["id"],
+        true,
+        false,
+    ),
+    table(
+        "api_tokens",
+        &["id", "token_hash", "scope", "created_at"],
+        &["id"],
+        true,
+        true,
+    ),
+    table(
+        "address_lists",
+        &["list", "source", "format", "imported_at", "cidrs"],
+        &["list"],
+        false,
+        false,
+    ),
+    table(
+        "opt_outs",
+        &["recipient_id", "opted_out_at", "source"],
+        &["recipient_id"],
+        false,
+        false,
+    ),
+    table(
+        "audit_log",
+        &["id", "at", "actor", "scope", "action", "target"],
+        &["id"],
+        true,
+        true,
+    ),
+    table(
+        "campaign_totals",
+        &[
+            "campaign_id",
+            "sent",
+            "opens",
+            "clicks",
+            "reader_open_events",
+            "reader_click_events",
+            "unique_opens",
+            "unique_clicks",
+            "reader_opens",
+            "reader_pixel_opens",
+            "reader_clicks",
+            "first_at",
+            "last_at",
+        ],
+        &["campaign_id"],
+        true,
+        false,
+    ),
+    table(
+        "rollup_hours",
+        &["campaign_id", "hour", "kind", "class", "events", "firsts"],
+        &["campaign_id", "hour", "kind", "class"],
+        false,
+        false,
+    ),
+    table(
+        "rollup_links",
+        &[
+            "campaign_id",
+            "link_no",
+            "clicks",
+            "reader_clicks",
+            "messages",
+            "reader_messages",
+        ],
+        &["campaign_id", "link_no"],
+        false,
+        false,
+    ),
+    table(
+        "rollup_dims",
+        &[
+            "campaign_id",
+            "dim",
+            "value",
+            "kind",
+            "events",
+            "reader_events",
+            "messages",
+            "reader_messages",
+        ],
+        &["campaign_id", "dim", "value", "kind"],
+        false,
+        false,
+    ),
+    table(
+        "dashboard_passwords",
+        &["scope", "hash", "set_at"],
+        &["scope"],
+        false,
+        false,
+    ),
+    table(
+        "sessions",
+        &[
+            "session_hash",
+            "token_id",
+            "scope",
+            "created_at",
+            "expires_at",
+        ],
+        &["session_hash"],
+        false,
+        false,
+    ),
+    table(
+        "webhook_endpoints",
+        &[
+            "id",
+            "url",
+            "secret",
+            "kinds",
+            "classes",
+            "campaign_id",
+            "first_only",
+            "batch_size",
+            "rate_limit",
+            "description",
+            "created_at",
+            "delivered_total",
+            "recent_latencies",
+            "last_success_at",
+            "last_failure_at",
+            "last_error",
+            "consecutive_failures",
+        ],
+        &["id"],
+        true,
+        true,
+    ),
+    table(
+        "webhook_outbox",
+        &[
+            "id",
+            "endpoint_id",
+            "notice_id",
+            "type",
+            "occurred_at",
+            "event_id",
+            "recipient_id",
+            "payload",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "last_status",
+            "last_error",
+        ],
+        &["id"],
+        true,
+        true,
+    ),
+    // How far each tracker's local spool was replayed into this database: without it a server
+    // on the new database would replay (and count) those events again.
+    table(
+        "spool_progress",
+        &["spool", "segment", "byte_offset", "updated_at"],
+        &["spool"],
+        false,
+        false,
+    ),
+];
+
+/// Rows read from the source per query.
+pub const PAGE_ROWS: usize = 5000;
+
+/// Rows per INSERT statement, at most (fewer for wide tables: see [`max_params`]).
+const INSERT_ROWS: usize = 5000;
+
+/// Told (what is being done, rows done, rows in all) after each page.
+pub type Progress = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
+/// What one table came to on each side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCheck {
+    pub table: &'static str,
+    pub source_rows: u64,
+    pub target_rows: u64,
+    /// The highest id (tables keyed by one integer column).
+    pub source_max_id: Option<i64>,
+    pub target_max_id: Option<i64>,
+    /// The wrapping sum of a hash of every row: equal when both sides hold the same rows.
+    pub source_checksum: u64,
+    pub target_checksum: u64,
+}
+
+impl TableCheck {
+    pub fn equal(&self) -> bool {
+        self.source_rows == self.target_rows
+            && self.source_max_id == self.target_max_id
+            && self.source_checksum == self.target_checksum
+    }
+}
+
+/// Events per campaign on both sides (only campaigns that have events on either).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignEvents {
+    pub campaign_id: i64,
+    pub source_events: i64,
+    pub target_events: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub tables: Vec<TableCheck>,
+    pub campaigns: Vec<CampaignEvents>,
+    /// Rows copied, all tables together.
+    pub rows: u64,
+    /// Where each identity sequence of the target now starts (PostgreSQL), as (table, next id).
+    pub next_ids: Vec<(&'static str, i64)>,
+    /// Another connection committed to the source while it was copied (a server still running
+    /// on it): what it wrote is not in the copy.
+    pub source_changed: bool,
+    /// The target's transaction was committed (everything equal, the source unchanged); otherwise
+    /// it was rolled back and the target is as empty as it was.
+    pub committed: bool,
+}
+
+impl Report {
+    pub fn differences(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in self.tables.iter().filter(|t| !t.equal()) {
+            out.push(format!(
+                "{}: {} rows in the source, {} in the target; highest id {} / {}; checksum {:016x} / {:016x}",
+                t.table,
+                t.source_rows,
+                t.target_rows,
+                show(t.source_max_id),
+                show(t.target_max_id),
+                t.source_checksum,
+                t.target_checksum
+            ));
+        }
+        for c in self
+            .campaigns
+            .iter()
+            .filter(|c| c.source_events != c.target_events)
+        {
+            out.push(format!(
+                "campaign {}: {} events in the source, {} in the target",
+                c.campaign_id, c.source_events, c.target_events
+            ));
+        }
+        out
+    }
+}
+
+fn show(v: Option<i64>) -> String {
+    v.map_or("-".to_string(), |v| v.to_string())
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The target already holds rows (table, rows): nothing was copied.
+    Refused(Vec<(&'static str, u64)>),
+    /// Copied and verified; see [`Report::committed`].
+    Copied(Report),
+}
+
+/// Opens both databases (migrating each to the latest schema, as the server does), then copies.
+/// `source` must exist; `target` is a PostgreSQL URL.
+pub async fn migrate(
+    source: PathBuf,
+    target: String,
+    progress: Progress,
+) -> anyhow::Result<Outcome> {
+    use super::postgres::PostgresStore;
+    use super::queries::Engine;
+    use super::sqlite::SqliteStore;
+    use anyhow::Context as _;
+
+    if !source.is_file() {
+        anyhow::bail!("--from: there is no database at {}", source.display());
+    }
+    let path = source.clone();
+    tokio::task::spawn_blocking(move || SqliteStore::open(&path, false).map(drop))
+        .await?
+        .context("--from: cannot open the SQLite database")?;
+    let (store, _) = tokio::task::spawn_blocking(move || PostgresStore::open(&target))
+        .await?
+        .context("--to: cannot open the PostgreSQL database")?;
+    let outcome = store
+        .engine
+        .write(move |dst| {
+            let mut src = open_sqlite(&source)?;
+            run(&mut src, dst, &*progress)
+        })
+        .await?;
+    Ok(outcome)
+}
+
+/// A plain connection to the source: the store's own pool is of no use here, the copy needs both
+/// sides on one thread.
+fn open_sqlite(path: &std::path::Path) -> StoreResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(super::sqlite::store_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(super::sqlite::store_error)?;
+    Ok(conn)
+}
+
+/// Copies every table of `src` into `dst` and verifies the copy; see the module's description.
+pub fn run(
+    src: &mut dyn Conn,
+    dst: &mut dyn Conn,
+    progress: &dyn Fn(&str, u64, u64),
+) -> StoreResult<Outcome> {
+    check_schema(src, "source")?;
+    check_schema(dst, "target")?;
+    let mut occupied = Vec::new();
+    for t in TABLES {
+        let n: i64 = dst.query_one(&format!("SELECT count(*) FROM {}", t.name), params![])?;
+        if n > 0 {
+            occupied.push((t.name, n as u64));
+        }
+    }
+    if !occupied.is_empty() {
+        return Ok(Outcome::Refused(occupied));
+    }
+
+    begin_snapshot(src)?;
+    let result = copy_within_snapshot(src, dst, progress);
+    // Ends the snapshot when the copy failed (after its COMMIT this fails harmlessly), and leaves
+    // the target as it was.
+    let _ = src.execute_batch("ROLLBACK");
+    if result.is_err() {
+        let _ = dst.rollback();
+    }
+    result.map(Outcome::Copied)
+}
+
+fn copy_within_snapshot(
+    src: &mut dyn Conn,
+    dst: &mut dyn Conn,
+    progress: &dyn Fn(&str, u64, u64),
+) -> StoreResult<Report> {
+    let changes_before = data_version(src)?;
+    let mut total = 0u64;
+    for t in TABLES {
+        let n: i64 = src.query_one(&format!("SELECT count(*) FROM {}", t.name), params![])?;
+        total += n as u64;
+    }
+    dst.begin()?;
+    let mut report = copy_and_verify(src, dst, total, progress)?;
+    // End the snapshot: a commit of another connection since it began shows now.
+    src.execute_batch("COMMIT")?;
+    report.source_changed = data_version(src)? != changes_before;
+    if report.differences().is_empty() && !report.source_changed {
+        report.next_ids = reset_sequences(src, dst)?;
+        dst.commit()?;
+        report.committed = true;
+    } else {
+        dst.rollback()?;
+    }
+    Ok(report)
+}
+
+fn copy_and_verify(
+    src: &mut dyn Conn,
+    dst: &mut dyn Conn,
+    total: u64,
+    progress: &dyn Fn(&str, u64, u64),
+) -> StoreResult<Report> {
+    let mut checks = Vec::new();
+    let mut done = 0u64;
+    for t in TABLES {
+        let message = format!("copying {}", t.name);
+        progress(&message, done, total);
+        let insert_full = insert_sql(t, rows_per_insert(t, dst.dialect()));
+        let mut source_rows = 0u64;
+        let mut source_checksum = 0u64;
+        scan(src, t, |rows| {
+            let n = rows.len() as u64;
+            for r in &rows {
+                source_checksum = source_checksum.wrapping_add(row_hash(r));
+            }
+            insert(dst, t, rows, &insert_full).map_err(|e| {
+                StoreError::Other(format!(
+                    "copying {} failed after {source_rows} rows: {e}",
+                    t.name
+                ))
+            })?;
+            source_rows += n;
+            done += n;
+            progress(&message, done, total);
+            Ok(())
+        })?;
+        checks.push(TableCheck {
+            table: t.name,
+            source_rows,
+            target_rows: 0,
+            source_max_id: max_id(src, t)?,
+            target_max_id: None,
+            source_checksum,
+            target_checksum: 0,
+        });
+    }
+    // Read the copy back: what the target holds, not what was sent to it.
+    let mut checked = 0u64;
+    for check in &mut checks {
+        let t = TABLES
+            .iter()
+            .find(|t| t.name == check.table)
+            .expect("checks follow TABLES");
+        let message = format!("verifying {}", t.name);
+        progress(&message, checked, total);
+        let n: i64 = dst.query_one(&format!("SELECT count(*) FROM {}", t.name), params![])?;
+        check.target_rows = n as u64;
+        check.target_max_id = max_id(dst, t)?;
+        let mut sum = 0u64;
+        scan(dst, t, |rows| {
+            checked += rows.len() as u64;
+            for r in &rows {
+                sum = sum.wrapping_add(row_hash(r));
+            }
+            progress(&message, checked, total);
+            Ok(())
+        })?;
+        check.target_checksum = sum;
+    }
+    let per_campaign = |c: &mut dyn Conn| -> StoreResult<BTreeMap<i64, i64>> {
+        c.query(
+            "SELECT campaign_id, count(*) FROM events GROUP BY campaign_id ORDER BY campaign_id",
+            params![],
+        )?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .collect()
+    };
+    let (s, d) = (per_campaign(src)?, per_campaign(dst)?);
+    let ids: BTreeSet<i64> = s.keys().chain(d.keys()).copied().collect();
+    let campaigns = ids
+        .into_iter()
+        .map(|id| CampaignEvents {
+            campaign_id: id,
+            source_events: s.get(&id).copied().unwrap_or(0),
+            target_events: d.get(&id).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(Report {
+        rows: done,
+        tables: checks,
+        campaigns,
+        next_ids: Vec::new(),
+        source_changed: false,
+        committed: false,
+    })
+}
+
+/// Calls `f` with the table's rows, a page at a time, in primary-key order.
+fn scan(
+    c: &mut dyn Conn,
+    t: &Table,
+    mut f: impl FnMut(Vec<Row>) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let columns = t.columns.join(", ");
+    let order = t.key.join(", ");
+    let key_at: Vec<usize> = t
+        .key
+        .iter()
+        .map(|k| {
+            t.columns
+                .iter()
+                .position(|c| c == k)
+                .expect("key columns are columns")
+        })
+        .collect();
+    let first = format!(
+        "SELECT {columns} FROM {} ORDER BY {order} LIMIT {PAGE_ROWS}",
+        t.name
+    );
+    let placeholders: Vec<String> = (1..=t.key.len()).map(|i| format!("?{i}")).collect();
+    let next = format!(
+        "SELECT {columns} FROM {} WHERE ({order}) > ({}) ORDER BY {order} LIMIT {PAGE_ROWS}",
+        t.name,
+        placeholders.join(", ")
+    );
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        let rows = match &after {
+            None => c.query(&first, params![])?,
+            Some(key) => c.query(&next, key)?,
+        };
+        let last_page = rows.len() < PAGE_ROWS;
+        if let Some(last) = rows.last() {
+            after = Some(key_at.iter().map(|&i| last.0[i].clone()).collect());
+        }
+        if !rows.is_empty() {
+            f(rows)?;
+        }
+        if last_page {
+            return Ok(());
+        }
+    }
+}
+
+/// The most parameters one statement may have.
+fn max_params(dialect: Dialect) -> usize {
+    match dialect {
+        // The protocol counts them in 16 bits.
+        Dialect::Postgres => 65_535,
+        // SQLITE_MAX_VARIABLE_NUMBER's default since 3.32.
+        Dialect::Sqlite => 32_766,
+    }
+}
+
+fn rows_per_insert(t: &Table, dialect: Dialect) -> usize {
+    (max_params(dialect) / t.columns.len()).clamp(1, INSERT_ROWS)
+}
+
+fn insert_sql(t: &Table, rows: usize) -> String {
+    let n = t.columns.len();
+    let mut sql = format!("INSERT INTO {} ({}) VALUES ", t.name, t.columns.join(", "));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..n {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(r * n + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn insert(dst: &mut dyn Conn, t: &Table, rows: Vec<Row>, insert_full: &str) -> StoreResult<()> {
+    let per = rows_per_insert(t, dst.dialect());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows.by_ref().take(per).collect();
+        let partial;
+        let sql = if chunk.len() == per {
+            insert_full
+        } else {
+            partial = insert_sql(t, chunk.len());
+            &partial
+        };
+        let values: Vec<Value> = chunk.into_iter().flat_map(|r| r.0).collect();
+        dst.execute(sql, &values)?;
+    }
+    Ok(())
+}
+
+fn max_id(c: &mut dyn Conn, t: &Table) -> StoreResult<Option<i64>> {
+    match t.key {
+        [k] if t.integer_key => c.query_one(&format!("SELECT max({k}) FROM {}", t.name), params![]),
+        _ => Ok(None),
+    }
+}
+
+/// A hash of one row's values, the same for the same values on either engine.
+fn row_hash(r: &Row) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for v in &r.0 {
+        match v {
+            Value::Null => 0u8.hash(&mut h),
+            Value::Int(i) => {
+                1u8.hash(&mut h);
+                i.hash(&mut h);
+            }
+            Value::Real(f) => {
+                2u8.hash(&mut h);
+                f.to_bits().hash(&mut h);
+            }
+            Value::Text(s) => {
+                3u8.hash(&mut h);
+                s.hash(&mut h);
+            }
+            Value::Blob(b) => {
+                4u8.hash(&mut h);
+                b.hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+/// A read snapshot of the source for the whole copy.
+fn begin_snapshot(c: &mut dyn Conn) -> StoreResult<()> {
+    match c.dialect() {
+        // Deferred: no write lock, so a server still running on the file is not stopped by it
+        // (what it writes meanwhile is noticed, see `data_version`).
+        Dialect::Sqlite => c.execute_batch("BEGIN"),
+        Dialect::Postgres => c.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+    }?;
+    // SQLite's snapshot starts with the first read.
+    c.query_one::<i64>("SELECT count(*) FROM schema_migrations", params![])?;
+    Ok(())
+}
+
+/// Changes when another connection commits to the database (SQLite), fixed within a read
+/// transaction. Always 0 on PostgreSQL, whose snapshot is all this needs.
+fn data_version(c: &mut dyn Conn) -> StoreResult<i64> {
+    match c.dialect() {
+        Dialect::Sqlite => c.query_one("PRAGMA data_version", params![]),
+        Dialect::Postgres => Ok(0),
+    }
+}
+
+/// Sets each identity sequence of the target past the copied ids, and past the ids SQLite had
+/// handed out before (AUTOINCREMENT tables never give an id twice, even once its row is deleted:
+/// event ids are export cursors, and webhook notice ids are made of them). Returns each table's
+/// next id.
+fn reset_sequences(
+    src: &mut dyn Conn,
+    dst: &mut dyn Conn,
+) -> StoreResult<Vec<(&'static str, i64)>> {
+    let mut handed_out: BTreeMap<String, i64> = BTreeMap::new();
+    if src.dialect() == Dialect::Sqlite {
+        for r in src.query("SELECT name, seq FROM sqlite_sequence", params![])? {
+            handed_out.insert(r.get(0)?, r.get::<Option<i64>>(1)?.unwrap_or(0));
+        }
+    }
+    let mut next = Vec::new();
+    for t in TABLES.iter().filter(|t| t.identity) {
+        let floor = handed_out.get(t.name).copied().unwrap_or(0);
+        let id: i64 = match dst.dialect() {
+            Dialect::Postgres => dst.query_one(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence(?1, 'id'),
+                         greatest(coalesce(max(id), 0), ?2) + 1, false) FROM {}",
+                    t.name
+                ),
+                params![t.name, floor],
+            )?,
+            Dialect::Sqlite => {
+                // SQLite counts AUTOINCREMENT ids in sqlite_sequence (other tables take max + 1).
+                if floor > 0 {
+                    dst.execute(
+                        "DELETE FROM sqlite_sequence WHERE name = ?1",
+                        params![t.name],
+                    )?;
+                    dst.execute(
+                        &format!(
+                            "INSERT INTO sqlite_sequence (name, seq)
+                             SELECT ?1, max(coalesce(max(id), 0), ?2) FROM {}",
+                            t.name
+                        ),
+                        params![t.name, floor],
+                    )?;
+                }
+                dst.query_one::<i64>(
+                    &format!("SELECT coalesce(max(id), 0) FROM {}", t.name),
+                    params![],
+                )?
+                .max(floor)
+                    + 1
+            }
+        };
+        next.push((t.name, id));
+    }
+    Ok(next)
+}
+
+/// Fails when the database has a table or column this list does not (a migration added one and
+/// [`TABLES`] was not updated), or the other way round: nothing would be copied silently short.
+fn check_schema(c: &mut dyn Conn, side: &str) -> StoreResult<()> {
+    let (tables_sql, columns_sql) = match c.dialect() {
+        Dialect::Sqlite => (
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'",
+            "SELECT name FROM pragma_table_info(?1)",
+        ),
+        Dialect::Postgres => (
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = ?1",
+        ),
+    };
+    let strings = |rows: Vec<Row>| -> StoreResult<BTreeSet<String>> {
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let mut found = strings(c.query(tables_sql, params![])?)?;
+    found.remove("schema_migrations");
+    let known: BTreeSet<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
+    if found != known {
+        return Err(StoreError::Other(format!(
+            "the {side} database's tables are not the ones this build copies: {} unknown, {} missing",
+            list(found.difference(&known)),
+            list(known.difference(&found))
+        )));
+    }
+    for t in TABLES {
+        let found = strings(c.query(columns_sql, params![t.name])?)?;
+        let known: BTreeSet<String> = t.columns.iter().map(|c| c.to_string()).collect();
+        if found != known {
+            return Err(StoreError::Other(format!(
+                "the {side} database's table {} has other columns than this build copies: {} unknown, {} missing",
+                t.name,
+                list(found.difference(&known)),
+                list(known.difference(&found))
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    fn fresh_sqlite(path: &Path) -> rusqlite::Connection {
+        drop(SqliteStore::open(path, false).unwrap());
+        open_sqlite(path).unwrap()
+    }
+
+    /// More rows than a page in an integer-keyed table (events) and in a table keyed by four
+    /// columns, two of them text (rollup_dims), so paging is exercised both ways.
+    fn fill(c: &mut rusqlite::Connection) {
+        c.execute_batch(
+            "BEGIN;
+             INSERT INTO campaigns (id, name, created_at) VALUES (1, 'A', '2026-11-01T00:00:00.000000Z'),
+                 (7, 'B', '2026-11-02T00:00:00.000000Z');
+             INSERT INTO messages (id, campaign_id, recipient_id, tracking_id, sent_at, created_at)
+                 VALUES (1, 1, 'r1', -9223372036854775807, 't', 't'), (2, 7, 'r2', 9223372036854775807, 't', 't');
+             INSERT INTO links VALUES (1, 0, 'https://a.example/'), (1, 1, 'https://b.example/'),
+                 (2, 1, 'https://c.example/');
+             INSERT INTO signing_keys VALUES (1, zeroblob(32), 't');
+             INSERT INTO opt_outs VALUES ('r3', 't', 'api');
+             INSERT INTO sessions VALUES (x'0102', NULL, 'admin', 't', 't');
+             COMMIT;",
+        )
+        .unwrap();
+        let tx = c.transaction().unwrap();
+        for i in 1..=12_345i64 {
+            tx.execute(
+                "INSERT INTO events (id, received_at, kind, campaign_id, message_id, user_agent, method)
+                 VALUES (?1, 't', 'open', ?2, ?3, ?4, 'GET')",
+                rusqlite::params![i * 2, if i % 3 == 0 { 7 } else { 1 }, if i % 3 == 0 { 2 } else { 1 }, format!("ua ✓ {i}")],
+            )
+            .unwrap();
+        }
+        for i in 0..6_001i64 {
+            tx.execute(
+                "INSERT INTO rollup_dims (campaign_id, dim, value, kind, events) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![i % 2, ["client", "os"][(i % 5 % 2) as usize], format!("v{}", i / 4), ["open", "click"][(i / 2 % 2) as usize], i],
+            )
+            .unwrap();
+        }
+        // Deleted events: AUTOINCREMENT does not hand their ids out again.
+        tx.execute("DELETE FROM events WHERE id > 24000", [])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn rows(c: &mut dyn Conn, table: &str) -> i64 {
+        c.query_one(&format!("SELECT count(*) FROM {table}"), params![])
+            .unwrap()
+    }
+
+    #[test]
+    fn the_table_list_is_the_sqlite_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = fresh_sqlite(&dir.path().join("s.db"));
+        check_schema(&mut c, "source").unwrap();
+        c.execute_batch("ALTER TABLE events ADD COLUMN mood TEXT")
+            .unwrap();
+        let e = check_schema(&mut c, "source").unwrap_err().to_string();
+        assert!(
+            e.contains("table events has other columns") && e.contains("mood unknown"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn copies_every_row_and_verifies_between_sqlite_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut src = fresh_sqlite(&dir.path().join("s.db"));
+        fill(&mut src);
+        let mut dst = fresh_sqlite(&dir.path().join("d.db"));
+        let seen = Mutex::new(Vec::new());
+        let outcome = run(&mut src, &mut dst, &|what, done, total| {
+            seen.lock().unwrap().push((what.to_string(), done, total))
+        })
+        .unwrap();
+        let Outcome::Copied(report) = outcome else {
+            panic!("refused")
+        };
+        assert!(report.committed && !report.source_changed, "{report:?}");
+        assert_eq!(report.differences(), Vec::<String>::new());
+        assert_eq!(report.rows, 2 + 2 + 3 + 12_000 + 1 + 1 + 1 + 6_001);
+        assert!(
+            report.next_ids.contains(&("events", 24_691)),
+            "{:?}",
+            report.next_ids
+        );
+        let events = report.tables.iter().find(|t| t.table == "events").unwrap();
+        assert_eq!(
+            (events.target_rows, events.target_max_id),
+            (12_000, Some(24_000))
+        );
+        assert_eq!(
+            report.campaigns,
+            vec![
+                CampaignEvents {
+                    campaign_id: 1,
+                    source_events: 8_000,
+                    target_events: 8_000
+                },
+                CampaignEvents {
+                    campaign_id: 7,
+                    source_events: 4_000,
+                    target_events: 4_000
+                },
+            ]
+        );
+        assert_eq!(rows(&mut dst, "rollup_dims"), 6_001);
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.iter().any(|(w, ..)| w == "copying events"));
+        assert!(seen.iter().any(|(w, ..)| w == "verifying rollup_dims"));
+        assert!(
+            seen.iter()
+                .all(|&(_, done, total)| done <= total && total == report.rows)
+        );
+        // Ids go on after the copied ones, and after the deleted ones.
+        dst.execute_batch(
+            "INSERT INTO events (received_at, kind, campaign_id, message_id, method) VALUES ('t', 'open', 1, 1, 'GET')",
+        )
+        .unwrap();
+        assert_eq!(dst.last_insert_rowid(), 24_691);
+
+        // A second run finds the target holding data, and copies nothing.
+        let Outcome::Refused(held) = run(&mut src, &mut dst, &|_, _, _| {}).unwrap() else {
+            panic!("copied into a database with data")
+        };
+        assert!(held.contains(&("events", 12_001)), "{held:?}");
+    }
+
+    #[test]
+    fn copies_into_postgres_and_sets_the_sequences_past_every_id_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut src = fresh_sqlite(&dir.path().join("s.db"));
+        fill(&mut src);
+        let url = super::super::postgres::test_schema("migrate").unwrap_or_else(|e| panic!("{e}"));
+        let (store, _) = super::super::postgres::PostgresStore::open(&url).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        use super::super::queries::Engine;
+        let (report, next) = rt
+            .block_on(store.engine.write(move |dst| {
+                let Outcome::Copied(report) = run(&mut src, dst, &|_, _, _| {})? else {
+                    panic!("refused")
+                };
+                let next: i64 = dst.query_one(
+                    "INSERT INTO events (received_at, kind, campaign_id, message_id, method)
+                     VALUES ('t', 'open', 1, 1, 'GET') RETURNING id",
+                    params![],
+                )?;
+                Ok((report, next))
+            }))
+            .unwrap();
+        assert!(report.committed, "{report:?}");
+        assert_eq!(report.differences(), Vec::<String>::new());
+        assert_eq!(report.rows, 18_011);
+        assert!(
+            report.next_ids.contains(&("events", 24_691)),
+            "{:?}",
+            report.next_ids
+        );
+        assert!(
+            report.next_ids.contains(&("campaigns", 8)),
+            "{:?}",
+            report.next_ids
+        );
+        assert_eq!(next, 24_691);
+        drop(rt);
+        std::thread::spawn(move || drop(store)).join().unwrap();
+    }
+
+    #[test]
+    fn a_write_to_the_source_during_the_copy_leaves_the_target_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut src = fresh_sqlite(&path);
+        fill(&mut src);
+        let mut dst = fresh_sqlite(&dir.path().join("d.db"));
+        let other = Mutex::new(open_sqlite(&path).unwrap());
+        let outcome = run(&mut src, &mut dst, &|what, _, _| {
+            if what == "copying links" {
+                other
+                    .lock()
+                    .unwrap()
+                    .execute(
+                        "INSERT OR IGNORE INTO opt_outs VALUES ('late', 't', 'api')",
+                        [],
+                    )
+                    .unwrap();
+            }
+        })
+        .unwrap();
+        let Outcome::Copied(report) = outcome else {
+            panic!("refused")
+        };
+        assert!(report.source_changed && !report.committed, "{report:?}");
+        assert_eq!(
+            report.differences(),
+            Vec::<String>::new(),
+            "the snapshot was copied whole"
+        );
+        for t in TABLES {
+            assert_eq!(rows(&mut dst, t.name), 0, "{} was rolled back", t.name);
+        }
+    }
+}
