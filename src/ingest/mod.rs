@@ -129,7 +129,10 @@ impl GroupCommitWriter {
         let sender = EventSender {
             tx,
             failing: Failing::default(),
-            spooled: Default::default(),
+            // Said before the task first runs, so /readyz never reports ready over a full spool.
+            spooled: Arc::new(std::sync::Mutex::new(
+                setup.spool.as_ref().and_then(Replay::describe),
+            )),
         };
         let task = tokio::spawn(run(setup, rx, stopped, sender.clone()));
         (
@@ -165,9 +168,6 @@ async fn run(
     let mut buf: Vec<Pending> = Vec::with_capacity(max_batch);
     let mut stopping = false;
     let mut next_replay = Instant::now();
-    if let Some(spool) = &setup.spool {
-        *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
-    }
     loop {
         let pending = setup.spool.as_ref().is_some_and(Replay::pending);
         let retry_in = next_replay.saturating_duration_since(Instant::now());

@@ -98,16 +98,6 @@ fn stored_event_from_row(r: &Row) -> StoreResult<StoredEvent> {
     })
 }
 
-fn prior_from_row(r: &Row) -> StoreResult<Prior> {
-    Ok(Prior {
-        id: r.get(4)?,
-        kind: parse_kind(&r.get::<String>(0)?),
-        link_no: r.get(1)?,
-        received_at: r.get(2)?,
-        class: Class::parse(&r.get::<String>(3)?).unwrap_or(Class::Human),
-    })
-}
-
 pub(crate) fn parse_kind(kind: &str) -> EventKind {
     if kind == "click" {
         EventKind::Click
@@ -1063,92 +1053,269 @@ impl<E: Engine> Store for SqlStore<E> {
     }
 }
 
+/// The message an event names, as the group commit needs it.
+struct MessageRow {
+    id: MessageId,
+    campaign_id: CampaignId,
+    recipient_id: String,
+    sent_at: DateTime<Utc>,
+    failed_check_at: Option<DateTime<Utc>>,
+    /// Its events so far, oldest first (earlier events of the batch included).
+    prior: Vec<Prior>,
+    /// What the rollups know of them: representatives of deleted events, then the stored ones.
+    facts: Vec<Fact>,
+    /// Facts before the stored events (retention's representatives).
+    offset: usize,
+}
+
+/// Columns of an events row as the group commit inserts it; `id` first.
+const EVENT_INSERT_COLUMNS: &str = "id, received_at, kind, campaign_id, message_id, link_no,
+    method, user_agent, client_ip, headers, class, reasons, duplicate, internal, ip_tags, client,
+    os, device, country, region, ua_reduced";
+const EVENT_INSERT_WIDTH: usize = 21;
+/// Positions of `class` and `reasons` in a row (a burst relabels rows not yet inserted).
+const ROW_CLASS: usize = 10;
+const ROW_REASONS: usize = 11;
+/// Multi-row INSERT sizes: a batch goes in as few statements as these make, and each engine keeps
+/// just four statement texts prepared.
+const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+static EVENT_INSERTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    INSERT_CHUNKS
+        .iter()
+        .map(|&rows| {
+            let values: Vec<String> = (0..rows)
+                .map(|r| {
+                    let params: Vec<String> = (1..=EVENT_INSERT_WIDTH)
+                        .map(|c| format!("?{}", r * EVENT_INSERT_WIDTH + c))
+                        .collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES {}",
+                values.join(", ")
+            )
+        })
+        .collect()
+});
+
+/// `IN (…)` over the numbers, or texts, of a JSON array given as parameter ?1.
+fn json_list(c: &dyn Conn, numbers: bool) -> &'static str {
+    match (c.dialect(), numbers) {
+        (sql::Dialect::Sqlite, _) => "(SELECT value FROM json_each(?1))",
+        (sql::Dialect::Postgres, true) => {
+            "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS json)))"
+        }
+        (sql::Dialect::Postgres, false) => {
+            "(SELECT value FROM json_array_elements_text(CAST(?1 AS json)))"
+        }
+    }
+}
+
+fn json_array<T: Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("plain values serialize")
+}
+
+/// Ids for `n` new events, in order: above every id the table has had.
+fn next_event_ids(c: &mut dyn Conn, n: usize) -> StoreResult<Vec<EventId>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    match c.dialect() {
+        sql::Dialect::Sqlite => {
+            // AUTOINCREMENT never reuses an id: start above the highest ever given.
+            let base: i64 = c.query_one(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                            coalesce((SELECT max(id) FROM events), 0))",
+                params![],
+            )?;
+            Ok((1..=n as i64).map(|i| base + i).collect())
+        }
+        sql::Dialect::Postgres => {
+            let mut ids: Vec<EventId> = c
+                .query(
+                    "SELECT nextval(pg_get_serial_sequence('events', 'id'))
+                     FROM generate_series(1, CAST(?1 AS BIGINT))",
+                    params![n],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect::<StoreResult<_>>()?;
+            ids.sort_unstable();
+            Ok(ids)
+        }
+    }
+}
+
 /// The group commit: classifies and stores each event of the batch against its message's
 /// history (earlier events of the batch included), keeps the rollups and the outbox in step.
+/// The batch's messages, links, opt-outs and histories are read with one statement each, and
+/// its events are written with multi-row INSERTs, so the statements do not grow with the batch.
 fn record_batch(
     c: &mut dyn Conn,
     batch: &[NewEvent],
     classifier: &Classifier,
 ) -> StoreResult<Vec<RecordOutcome>> {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut delta = Delta::default();
-    let routes = webhooks::routes(c)?;
-    let mut relabelled: Vec<EventId> = Vec::new();
-    for e in batch {
+    use std::collections::{HashMap, HashSet};
+    for e in batch.iter().filter(|e| e.failed_check) {
+        c.execute(
+            "UPDATE messages SET first_failed_check_at = ?2
+             WHERE tracking_id = ?1 AND first_failed_check_at IS NULL",
+            params![e.tracking_id, e.received_at],
+        )?;
+    }
+    let events: Vec<&NewEvent> = batch.iter().filter(|e| !e.failed_check).collect();
+    let mut tracking: Vec<i64> = events.iter().map(|e| e.tracking_id).collect();
+    tracking.sort_unstable();
+    tracking.dedup();
+    let mut messages: HashMap<i64, MessageRow> = HashMap::new();
+    if !tracking.is_empty() {
+        let sql = format!(
+            "SELECT tracking_id, id, campaign_id, recipient_id, sent_at, first_failed_check_at,
+                    purged_facts
+             FROM messages WHERE tracking_id IN {}",
+            json_list(c, true)
+        );
+        for r in c.query(&sql, params![json_array(&tracking)])? {
+            let facts = rollups::parse_purged(r.get::<Option<String>>(6)?.as_deref());
+            messages.insert(
+                r.get(0)?,
+                MessageRow {
+                    id: r.get(1)?,
+                    campaign_id: r.get(2)?,
+                    recipient_id: r.get(3)?,
+                    sent_at: r.get(4)?,
+                    failed_check_at: r.get(5)?,
+                    prior: Vec::new(),
+                    offset: facts.len(),
+                    facts,
+                },
+            );
+        }
+    }
+    let ids_of = |want: &dyn Fn(&NewEvent) -> bool| -> Vec<MessageId> {
+        let mut ids: Vec<MessageId> = events
+            .iter()
+            .filter(|e| want(e))
+            .filter_map(|e| messages.get(&e.tracking_id).map(|m| m.id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let clicked = ids_of(&|e| e.link_no.is_some());
+    let mut links: HashMap<(MessageId, u16), String> = HashMap::new();
+    if !clicked.is_empty() {
+        let sql = format!(
+            "SELECT message_id, link_no, url FROM links WHERE message_id IN {}",
+            json_list(c, true)
+        );
+        for r in c.query(&sql, params![json_array(&clicked)])? {
+            links.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+        }
+    }
+    let mut recipients: Vec<&str> = messages.values().map(|m| m.recipient_id.as_str()).collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    let mut opted_out: HashSet<String> = HashSet::new();
+    if !recipients.is_empty() {
+        let sql = format!(
+            "SELECT recipient_id FROM opt_outs WHERE recipient_id IN {}",
+            json_list(c, false)
+        );
+        for r in c.query(&sql, params![json_array(&recipients)])? {
+            opted_out.insert(r.get(0)?);
+        }
+    }
+    let by_id: HashMap<MessageId, i64> = messages.iter().map(|(t, m)| (m.id, *t)).collect();
+    let mut wanted: Vec<MessageId> = by_id.keys().copied().collect();
+    wanted.sort_unstable();
+    if !wanted.is_empty() {
+        let sql = format!(
+            "SELECT message_id, kind, link_no, received_at, class, id, client, os, device, country
+             FROM events WHERE message_id IN {} ORDER BY message_id, id",
+            json_list(c, true)
+        );
+        for r in c.query(&sql, params![json_array(&wanted)])? {
+            let m = messages
+                .get_mut(&by_id[&r.get::<i64>(0)?])
+                .expect("a message of the batch");
+            let prior = Prior {
+                kind: parse_kind(&r.get::<String>(1)?),
+                link_no: r.get(2)?,
+                received_at: r.get(3)?,
+                class: Class::parse(&r.get::<String>(4)?).unwrap_or(Class::Human),
+                id: r.get(5)?,
+            };
+            m.facts.push(Fact {
+                kind: prior.kind,
+                link_no: prior.link_no,
+                received_at: prior.received_at,
+                class: prior.class,
+                client: r.get(6)?,
+                os: r.get(7)?,
+                device: r.get(8)?,
+                country: r.get(9)?,
+            });
+            m.prior.push(prior);
+        }
+    }
+
+    // What becomes of each event, before anything is written.
+    let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; batch.len()];
+    let mut stored: Vec<usize> = Vec::new();
+    for (i, e) in batch.iter().enumerate() {
         if e.failed_check {
-            c.execute(
-                "UPDATE messages SET first_failed_check_at = ?2
-                 WHERE tracking_id = ?1 AND first_failed_check_at IS NULL",
-                params![e.tracking_id, e.received_at],
-            )?;
-            outcomes.push(RecordOutcome::FailedCheckNoted);
+            outcomes[i] = Some(RecordOutcome::FailedCheckNoted);
             continue;
         }
-        let Some(m) = c.query_row(
-            "SELECT id, campaign_id, recipient_id, sent_at, first_failed_check_at, purged_facts
-             FROM messages WHERE tracking_id = ?1",
-            params![e.tracking_id],
-        )?
-        else {
-            outcomes.push(RecordOutcome::UnknownMessage);
+        let Some(m) = messages.get(&e.tracking_id) else {
+            outcomes[i] = Some(RecordOutcome::UnknownMessage);
             continue;
         };
-        let message_id: i64 = m.get(0)?;
-        let campaign_id: i64 = m.get(1)?;
-        let recipient_id: String = m.get(2)?;
-        let sent_at: DateTime<Utc> = m.get(3)?;
-        let failed_check_at: Option<DateTime<Utc>> = m.get(4)?;
-        let purged: Option<String> = m.get(5)?;
         let destination = match e.link_no {
-            Some(no) => match c.query_value::<String>(
-                "SELECT url FROM links WHERE message_id = ?1 AND link_no = ?2",
-                params![message_id, no],
-            )? {
-                Some(url) => Some(url),
+            Some(no) => match links.get(&(m.id, no)) {
+                Some(url) => Some(url.clone()),
                 None => {
-                    outcomes.push(RecordOutcome::UnknownLink);
+                    outcomes[i] = Some(RecordOutcome::UnknownLink);
                     continue;
                 }
             },
             None => None,
         };
-        if c.exists(
-            "SELECT 1 FROM opt_outs WHERE recipient_id = ?1",
-            params![&recipient_id],
-        )? {
-            outcomes.push(RecordOutcome::NotStored { destination });
+        if opted_out.contains(&m.recipient_id) {
+            outcomes[i] = Some(RecordOutcome::NotStored { destination });
             continue;
         }
-        let (prior, stored): (Vec<Prior>, Vec<Fact>) = c
-            .query(
-                "SELECT kind, link_no, received_at, class, id, client, os, device, country
-                 FROM events WHERE message_id = ?1 ORDER BY id",
-                params![message_id],
-            )?
-            .iter()
-            .map(|r| {
-                let prior = prior_from_row(r)?;
-                let fact = Fact {
-                    kind: prior.kind,
-                    link_no: prior.link_no,
-                    received_at: prior.received_at,
-                    class: prior.class,
-                    client: r.get(5)?,
-                    os: r.get(6)?,
-                    device: r.get(7)?,
-                    country: r.get(8)?,
-                };
-                Ok((prior, fact))
-            })
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        // Deleted events (retention) stand before the stored ones.
-        let mut facts = rollups::parse_purged(purged.as_deref());
-        let offset = facts.len();
-        facts.extend(stored);
-        let before = facts.clone();
-        let stored = StoredHit {
+        outcomes[i] = Some(RecordOutcome::Recorded {
+            event_id: 0,
+            destination,
+        });
+        stored.push(i);
+    }
+    let ids = next_event_ids(c, stored.len())?;
+
+    let routes = webhooks::routes(c)?;
+    let mut delta = Delta::default();
+    let mut rows: Vec<Vec<sql::Value>> = Vec::with_capacity(stored.len());
+    // Rows of this batch by event id, for a burst that relabels one of them.
+    let mut row_of: HashMap<EventId, usize> = HashMap::new();
+    let mut relabelled: Vec<EventId> = Vec::new();
+    for (&i, &event_id) in stored.iter().zip(&ids) {
+        let e = &batch[i];
+        let Some(RecordOutcome::Recorded {
+            event_id: id,
+            destination,
+        }) = &mut outcomes[i]
+        else {
+            unreachable!("only recorded events are stored")
+        };
+        *id = event_id;
+        let destination = destination.clone();
+        let m = messages.get_mut(&e.tracking_id).expect("known message");
+        let before = m.facts.clone();
+        let hit = StoredHit {
             kind: e.kind,
             link_no: e.link_no,
             method: e.method,
@@ -1157,54 +1324,60 @@ fn record_batch(
             headers: e.headers.as_deref(),
             ip_tags: &e.ip_tags.join(" "),
             received_at: e.received_at,
-            sent_at,
-            failed_check_at,
-            recipient_id: &recipient_id,
+            sent_at: m.sent_at,
+            failed_check_at: m.failed_check_at,
+            recipient_id: &m.recipient_id,
         };
-        let (verdict, info) = stored.classify(classifier, &prior);
-        let event_id: i64 = c.query_one(
-            "INSERT INTO events (received_at, kind, campaign_id, message_id, link_no,
-                                 method, user_agent, client_ip, headers, class, reasons,
-                                 duplicate, internal, ip_tags, client, os, device,
-                                 country, region, ua_reduced)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17, ?18, ?19, ?20)
-             RETURNING id",
-            params![
-                e.received_at,
-                e.kind.as_str(),
-                campaign_id,
-                message_id,
-                e.link_no,
-                e.method,
-                e.user_agent.as_deref().filter(|_| e.keep_user_agent),
-                e.client_ip.as_deref(),
-                e.headers.as_deref(),
-                verdict.class.as_str(),
-                verdict.reasons_text(),
-                verdict.duplicate,
-                verdict.internal,
-                stored.ip_tags,
-                info.client.as_deref(),
-                info.os.as_deref(),
-                info.device.as_str(),
-                e.country.as_deref(),
-                e.region.as_deref(),
-                !e.keep_user_agent,
-            ],
-        )?;
+        let (verdict, info) = hit.classify(classifier, &m.prior);
+        row_of.insert(event_id, rows.len());
+        rows.push(vec![
+            event_id.into(),
+            e.received_at.into(),
+            e.kind.as_str().into(),
+            m.campaign_id.into(),
+            m.id.into(),
+            e.link_no.into(),
+            e.method.into(),
+            e.user_agent.as_deref().filter(|_| e.keep_user_agent).into(),
+            e.client_ip.as_deref().into(),
+            e.headers.as_deref().into(),
+            verdict.class.as_str().into(),
+            verdict.reasons_text().into(),
+            verdict.duplicate.into(),
+            verdict.internal.into(),
+            hit.ip_tags.into(),
+            info.client.as_deref().into(),
+            info.os.as_deref().into(),
+            info.device.as_str().into(),
+            e.country.as_deref().into(),
+            e.region.as_deref().into(),
+            (!e.keep_user_agent).into(),
+        ]);
         if verdict.reasons.contains(&REASON_BURST) {
-            for i in burst_members(e.received_at, &prior) {
-                c.execute(BURST_RELABEL, params![prior[i].id])?;
-                facts[offset + i].class = Class::Scanner;
-                relabelled.push(prior[i].id);
+            for p in burst_members(e.received_at, &m.prior).collect::<Vec<_>>() {
+                let id = m.prior[p].id;
+                match row_of.get(&id) {
+                    Some(&row) => {
+                        let r = &mut rows[row];
+                        r[ROW_CLASS] = Class::Scanner.as_str().into();
+                        if let sql::Value::Text(reasons) = &r[ROW_REASONS] {
+                            r[ROW_REASONS] = format!("{reasons} burst:links").trim().into();
+                        }
+                    }
+                    None => {
+                        c.execute(BURST_RELABEL, params![id])?;
+                    }
+                }
+                m.prior[p].class = Class::Scanner;
+                m.facts[m.offset + p].class = Class::Scanner;
+                relabelled.push(id);
             }
         }
         if !routes.is_empty() {
             // A reader's click means the mail was opened (images off or not): an open after a
             // reader's click is not a first open.
             let reader_before = |kind: EventKind| {
-                facts
+                m.facts
                     .iter()
                     .any(|f| f.kind == kind && !f.class.is_machine())
             };
@@ -1217,10 +1390,10 @@ fn record_batch(
                 id: event_id,
                 kind: e.kind,
                 received_at: e.received_at,
-                campaign_id,
-                message_id,
-                recipient_id: recipient_id.clone(),
-                link_url: destination.clone(),
+                campaign_id: m.campaign_id,
+                message_id: m.id,
+                recipient_id: m.recipient_id.clone(),
+                link_url: destination,
                 method: e.method.to_string(),
                 user_agent: e.user_agent.clone().filter(|_| e.keep_user_agent),
                 client_ip: e.client_ip.clone(),
@@ -1243,9 +1416,16 @@ fn record_batch(
                 implied_open,
             )?;
             webhooks::withdraw_relabelled(c, &routes, &relabelled)?;
-            relabelled.clear();
         }
-        facts.push(Fact {
+        relabelled.clear();
+        m.prior.push(Prior {
+            id: event_id,
+            kind: e.kind,
+            link_no: e.link_no,
+            received_at: e.received_at,
+            class: verdict.class,
+        });
+        m.facts.push(Fact {
             kind: e.kind,
             link_no: e.link_no,
             received_at: e.received_at,
@@ -1255,15 +1435,27 @@ fn record_batch(
             device: info.device.as_str().to_string(),
             country: e.country.clone(),
         });
-        delta.change(campaign_id, &before, &facts);
-        delta.activity(campaign_id, e.received_at);
-        outcomes.push(RecordOutcome::Recorded {
-            event_id,
-            destination,
-        });
+        delta.change(m.campaign_id, &before, &m.facts);
+        delta.activity(m.campaign_id, e.received_at);
     }
+    insert_event_rows(c, rows)?;
     rollups::apply(c, &delta)?;
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every event has an outcome"))
+        .collect())
+}
+
+/// Writes the rows with as few multi-row INSERTs as [`INSERT_CHUNKS`] allow.
+fn insert_event_rows(c: &mut dyn Conn, rows: Vec<Vec<sql::Value>>) -> StoreResult<()> {
+    let mut rows = rows.into_iter();
+    for (size, statement) in INSERT_CHUNKS.iter().zip(EVENT_INSERTS.iter()) {
+        while rows.len() >= *size {
+            let values: Vec<sql::Value> = rows.by_ref().take(*size).flatten().collect();
+            c.execute(statement, &values)?;
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds each campaign's rollups in the open transaction and compares them with the kept ones.
