@@ -139,11 +139,12 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     );
     println!("signing keys: {}", ctx.key_notice);
     audit_settings(&ctx).await?;
-    if ctx.store.api_token_count().await? == 0 {
-        let token = auth::generate_token();
-        ctx.store
-            .create_api_token(auth::hash_token(&token), Scope::Admin)
-            .await?;
+    let token = auth::generate_token();
+    if ctx
+        .store
+        .create_first_api_token(auth::hash_token(&token), Scope::Admin)
+        .await?
+    {
         println!("admin API token (shown once, keep it safe): {token}");
     } else {
         println!("API tokens: create one with `mailbeacon token create --scope admin`");

@@ -416,6 +416,10 @@ pub trait Store: Send + Sync + 'static {
     async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8>;
 
     async fn create_api_token(&self, token_hash: [u8; 32], scope: Scope) -> StoreResult<()>;
+    /// Stores the token only if there is none yet (the first start's admin token); false when
+    /// there was one. Processes starting together make one between them.
+    async fn create_first_api_token(&self, token_hash: [u8; 32], scope: Scope)
+    -> StoreResult<bool>;
     /// The id and scope of the API token with this hash.
     async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>>;
     async fn audit(&self, entry: AuditEntry) -> StoreResult<()>;

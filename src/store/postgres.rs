@@ -180,13 +180,15 @@ fn store_error(e: postgres::Error) -> StoreError {
     let unavailable = e.is_closed()
         || match e.code() {
             // Connection exceptions, operator intervention (shutdown, terminated backend),
-            // insufficient resources, and a role that may no longer connect.
+            // insufficient resources, a role that may no longer connect, and a database (or
+            // role) set read-only: nothing was written, so the events can wait in the spool.
             Some(code) => {
                 let c = code.code();
                 c.starts_with("08")
                     || c.starts_with("57")
                     || c.starts_with("53")
                     || c == "28000"
+                    || c == "25006"
                     || c == "42501" && e.to_string().contains("CONNECT")
             }
             None => true,

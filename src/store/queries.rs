@@ -737,6 +737,26 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
+    async fn create_first_api_token(
+        &self,
+        token_hash: [u8; 32],
+        scope: Scope,
+    ) -> StoreResult<bool> {
+        self.write(move |c| {
+            in_tx(c, |c| {
+                if c.query_one::<i64>("SELECT count(*) FROM api_tokens", params![])? > 0 {
+                    return Ok(false);
+                }
+                c.execute(
+                    "INSERT INTO api_tokens (token_hash, scope, created_at) VALUES (?1, ?2, ?3)",
+                    params![&token_hash, scope.as_str(), Utc::now()],
+                )?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
     async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>> {
         self.read(move |c| {
             let Some(r) = c.query_row(

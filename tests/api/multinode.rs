@@ -260,3 +260,167 @@ async fn postgres_going_away_mid_load_loses_nothing_and_counts_nothing_twice() {
     assert!(ok, "{out}{err}");
     as_superuser(format!("DROP SCHEMA {schema} CASCADE; DROP ROLE {role}"));
 }
+
+/// A fresh schema owned by a role of its own (so a test can take the role's rights away without
+/// touching other tests); returns (schema, role, the role's database URL).
+fn schema_with_role(label: &str) -> (String, String, String) {
+    let admin_url = postgres_schema(label);
+    let schema = admin_url.rsplit("%3D").next().unwrap().to_string();
+    let role = format!("{schema}_role");
+    as_superuser(format!(
+        "CREATE ROLE {role} LOGIN; ALTER SCHEMA {schema} OWNER TO {role}"
+    ));
+    let url = format!("postgres://{role}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    (schema, role, url)
+}
+
+async fn wait_until_ready(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready after 30 s: {}",
+            ready.text().await.unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Two processes started at the same moment on an empty schema: the migrations are applied once
+/// (the other waits for the advisory lock), one signing key is made, and mail registered through
+/// one is tracked by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_starting_together_migrate_once_and_share_one_key() {
+    let url = postgres_schema("together");
+    // Only the process that finds no API token makes one, so neither is told to expect one.
+    let (mut a, mut b) = tokio::join!(
+        TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], Some(String::new())),
+        TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], Some(String::new())),
+    );
+    let tokens: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|app| app.stdout.iter())
+        .filter_map(|l| l.split("keep it safe): ").nth(1))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(tokens.len(), 1, "one admin token is made: {tokens:?}");
+    a.admin_token = tokens[0].clone();
+    b.admin_token = tokens[0].clone();
+    let said = |app: &TestApp, what: &str| {
+        app.stdout
+            .iter()
+            .find(|l| l.starts_with(what))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let migrations: Vec<String> = [&a, &b].iter().map(|app| said(app, "database:")).collect();
+    assert_eq!(
+        migrations
+            .iter()
+            .filter(|l| l.contains("(created, 2 migration(s) applied)"))
+            .count(),
+        1,
+        "{migrations:?}"
+    );
+    assert_eq!(
+        migrations
+            .iter()
+            .filter(|l| l.contains("(0 migration(s) applied)"))
+            .count(),
+        1,
+        "{migrations:?}"
+    );
+    let keys: Vec<String> = [&a, &b]
+        .iter()
+        .map(|app| said(app, "signing keys:"))
+        .collect();
+    assert_eq!(
+        keys.iter()
+            .filter(|l| l.contains("generated signing key 1"))
+            .count(),
+        1,
+        "{keys:?}"
+    );
+    let campaign = a.create_campaign("Together").await;
+    let m = a.add_message(campaign, "t@example.com", "<p>x</p>").await;
+    let pixel = m["pixel_url"]
+        .as_str()
+        .unwrap()
+        .replacen(&a.base, &b.base, 1);
+    let r = b
+        .client
+        .get(&pixel)
+        .header(reqwest::header::USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(a.stats(campaign).await["opens"]["total"], 1);
+}
+
+/// The database turns read-only under the server (the role's transactions are made read-only
+/// and its connections renewed): pixels are still answered, from the spool, `/readyz` says
+/// degraded; once writable again everything answered is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_database_spools_and_recovers() {
+    let (schema, role, url) = schema_with_role("readonly");
+    let app = TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], None).await;
+    let campaign = app.create_campaign("Read-only").await;
+    let rids: Vec<String> = (0..50).map(|i| format!("ro-{i}@example.com")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &refs, "<p>x</p>", 2).await;
+    let renew =
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'");
+    let mut answered = Vec::new();
+    for phase in 0..3 {
+        match phase {
+            1 => as_superuser(format!(
+                "ALTER ROLE {role} SET default_transaction_read_only = on; {renew}"
+            )),
+            2 => as_superuser(format!(
+                "ALTER ROLE {role} RESET default_transaction_read_only; {renew}"
+            )),
+            _ => {}
+        }
+        for n in 0..100 {
+            let ua = format!("{CHROME} p{phase}-{n}");
+            let r = app
+                .client
+                .get(messages[n % messages.len()]["pixel_url"].as_str().unwrap())
+                .header(reqwest::header::USER_AGENT, &ua)
+                .send()
+                .await
+                .unwrap();
+            // Only a batch whose COMMIT was cut by the renewal may be refused (it may be stored).
+            if r.status() == StatusCode::OK {
+                answered.push(ua);
+            }
+        }
+        if phase == 1 {
+            let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+            assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let body: serde_json::Value = ready.json().await.unwrap();
+            let reason = body["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("spool") && reason.contains("read-only"),
+                "{body}"
+            );
+        }
+    }
+    assert!(answered.len() >= 295, "{} answered", answered.len());
+    wait_until_ready(&app).await;
+    let mut stored: std::collections::HashMap<String, usize> = Default::default();
+    for e in app.events(campaign).await {
+        *stored
+            .entry(e["user_agent"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(answered.iter().all(|ua| stored.get(ua) == Some(&1)));
+    assert!(stored.values().all(|n| *n == 1));
+    drop(app);
+    as_superuser(format!("DROP SCHEMA {schema} CASCADE; DROP ROLE {role}"));
+}
