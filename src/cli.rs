@@ -375,17 +375,25 @@ async fn run_with_database(
             let html = read_html(file.as_ref())?;
             let message = register(ctx, campaign, recipient, Some(html), sent_at).await?;
             out.write_all(message.html.unwrap_or_default().as_bytes())?;
-            eprintln!(
-                "registered message {} for recipient {}; pixel {}",
-                message.message_id, message.recipient_id, message.pixel_url
-            );
+            match (message.message_id, &message.pixel_url) {
+                (Some(id), Some(pixel)) => eprintln!(
+                    "registered message {id} for recipient {} ({:?} tracking); pixel {pixel}",
+                    message.recipient_id, message.tracking
+                ),
+                _ => eprintln!(
+                    "not tracked (--max-tracking-level none): the HTML is unchanged, nothing stored"
+                ),
+            }
         }
         Command::Url(UrlCommand::Open {
             campaign,
             recipient,
         }) => {
             let message = register(ctx, campaign, recipient, None, None).await?;
-            writeln!(out, "{}", message.pixel_url)?;
+            let pixel = message.pixel_url.context(
+                "tracking is off (--max-tracking-level none): there is no pixel to give",
+            )?;
+            writeln!(out, "{pixel}")?;
         }
         Command::Token(TokenCommand::Create { scope, json }) => {
             ctx.audit_cli("create_token", scope.as_str()).await?;
@@ -824,6 +832,7 @@ async fn register(
                 recipient_id: recipient,
                 html,
                 sent_at: sent_at.map(|t| t.with_timezone(&Utc)),
+                tracking: None,
             }],
         )
         .await?;

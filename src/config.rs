@@ -98,6 +98,23 @@ pub struct Settings {
     #[serde(default, deserialize_with = "deserialize_signing_keys")]
     pub signing_key: Vec<SigningKey>,
 
+    /// Track a recipient individually only with a standing consent record
+    /// (`POST /api/recipients/{id}/consent`): mail to anyone else is registered anonymous, and a
+    /// hit after consent was withdrawn is answered but not stored (default false).
+    #[arg(long, env = "MAILBEACON_REQUIRE_CONSENT", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub require_consent: Option<bool>,
+
+    /// The most any message may be tracked: `individual` (default), `anonymous` (counted, nothing
+    /// stored points to the recipient) or `none` (mail is not instrumented at all).
+    #[arg(
+        long,
+        env = "MAILBEACON_MAX_TRACKING_LEVEL",
+        global = true,
+        value_name = "LEVEL"
+    )]
+    pub max_tracking_level: Option<crate::messages::TrackingLevel>,
+
     /// Add a hidden link to every instrumented mail that only machines follow; a click on it marks
     /// the request as a scanner (default false).
     #[arg(long, env = "MAILBEACON_HONEYPOT_LINK", global = true, value_name = "BOOL",
@@ -212,6 +229,8 @@ pub struct Resolved {
     pub internal_networks: Vec<IpNet>,
     pub honeypot_link: bool,
     pub stop_tracking_link: bool,
+    pub require_consent: bool,
+    pub max_tracking_level: crate::messages::TrackingLevel,
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
     pub body_timeout: std::time::Duration,
@@ -258,6 +277,8 @@ impl Settings {
             self.signing_key = file.signing_key;
         }
         self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
+        self.require_consent = self.require_consent.or(file.require_consent);
+        self.max_tracking_level = self.max_tracking_level.or(file.max_tracking_level);
         self.stop_tracking_link = self.stop_tracking_link.or(file.stop_tracking_link);
         self.geoip = self.geoip.or(file.geoip);
         self.header_timeout = self.header_timeout.or(file.header_timeout);
@@ -311,6 +332,10 @@ impl Settings {
             internal_recipients: self.internal_recipient,
             internal_networks: self.internal_network,
             honeypot_link: self.honeypot_link.unwrap_or(false),
+            require_consent: self.require_consent.unwrap_or(false),
+            max_tracking_level: self
+                .max_tracking_level
+                .unwrap_or(crate::messages::TrackingLevel::Individual),
             stop_tracking_link: self.stop_tracking_link.unwrap_or(false),
             geoip: self.geoip,
             header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),

@@ -4,13 +4,36 @@
 
 use crate::config::PublicUrl;
 use crate::instrument::{self, InstrumentError, InstrumentOptions};
-use crate::store::{Campaign, MessageId, NewMessage, Store, StoreError};
+use crate::store::{ANONYMOUS_RECIPIENT, Campaign, MessageId, NewMessage, Store, StoreError};
 use crate::token::KeyRing;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 /// Recipient ids are the sender's own identifiers (a CRM id, a hashed address…), kept short.
 pub const MAX_RECIPIENT_ID_LEN: usize = 256;
+
+/// How much of a message is tracked. Ordered: a setting caps a request at its level.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackingLevel {
+    /// Not instrumented: no pixel, no rewritten links, nothing stored.
+    None,
+    /// Counted in the campaign's figures; the stored message names no recipient.
+    Anonymous,
+    /// Per-recipient events (the default).
+    Individual,
+}
 
 /// One message to register.
 #[derive(Debug, Clone)]
@@ -20,14 +43,19 @@ pub struct MessageRequest {
     /// campaign has none (mail built elsewhere).
     pub html: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Asked for; the settings may lower it. `None`: individual.
+    pub tracking: Option<TrackingLevel>,
 }
 
 #[derive(Debug, Clone)]
 pub struct RegisteredMessage {
-    pub message_id: MessageId,
+    /// `None` when the message is not tracked (not stored).
+    pub message_id: Option<MessageId>,
     pub recipient_id: String,
     pub html: Option<String>,
-    pub pixel_url: String,
+    /// `None` when the message is not tracked.
+    pub pixel_url: Option<String>,
+    pub tracking: TrackingLevel,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +83,10 @@ pub struct Registrar {
     pub stop_tracking: bool,
     /// The server's memory of click destinations (see `ingest::destinations`).
     pub destinations: Arc<crate::ingest::destinations::Destinations>,
+    /// `--require-consent`: individual only with a standing consent record.
+    pub require_consent: bool,
+    /// `--max-tracking-level`.
+    pub max_tracking: TrackingLevel,
 }
 
 impl Registrar {
@@ -89,15 +121,44 @@ impl Registrar {
         campaign: &Campaign,
         requests: Vec<MessageRequest>,
     ) -> Result<Vec<RegisteredMessage>, RegisterError> {
+        let consenting: std::collections::HashSet<String> = if self.require_consent {
+            let recipients = requests
+                .iter()
+                .map(|r| r.recipient_id.trim().to_string())
+                .collect();
+            store.consenting(recipients).await?.into_iter().collect()
+        } else {
+            Default::default()
+        };
+        let levels: Vec<TrackingLevel> = requests
+            .iter()
+            .map(|r| {
+                let level = r
+                    .tracking
+                    .unwrap_or(TrackingLevel::Individual)
+                    .min(self.max_tracking);
+                if self.require_consent
+                    && level == TrackingLevel::Individual
+                    && !consenting.contains(r.recipient_id.trim())
+                {
+                    TrackingLevel::Anonymous
+                } else {
+                    level
+                }
+            })
+            .collect();
         let this = self.clone();
         let template = campaign.template_html.clone();
         // Rewriting thousands of documents is CPU work: keep it off the async workers.
-        let prepared =
-            tokio::task::spawn_blocking(move || this.prepare(requests, template.as_deref()))
-                .await
-                .map_err(|e| StoreError::Other(format!("instrumenting task failed: {e}")))??;
-        let (new, mut out): (Vec<NewMessage>, Vec<RegisteredMessage>) =
+        let prepared = tokio::task::spawn_blocking(move || {
+            this.prepare(requests, &levels, template.as_deref())
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("instrumenting task failed: {e}")))??;
+        let (new, mut out): (Vec<Option<NewMessage>>, Vec<RegisteredMessage>) =
             prepared.into_iter().unzip();
+        let stored: Vec<usize> = (0..new.len()).filter(|i| new[*i].is_some()).collect();
+        let new: Vec<NewMessage> = new.into_iter().flatten().collect();
         // So that this process can redirect the clicks while the database is unreachable.
         for m in &new {
             for (i, url) in m.links.iter().enumerate() {
@@ -107,9 +168,11 @@ impl Registrar {
                 self.destinations.remember(m.tracking_id, 0, url);
             }
         }
-        let ids = store.insert_messages(campaign.id, new).await?;
-        for (message, id) in out.iter_mut().zip(ids) {
-            message.message_id = id;
+        if !new.is_empty() {
+            let ids = store.insert_messages(campaign.id, new).await?;
+            for (i, id) in stored.into_iter().zip(ids) {
+                out[i].message_id = Some(id);
+            }
         }
         Ok(out)
     }
@@ -117,13 +180,15 @@ impl Registrar {
     fn prepare(
         &self,
         requests: Vec<MessageRequest>,
+        levels: &[TrackingLevel],
         template: Option<&str>,
-    ) -> Result<Vec<(NewMessage, RegisteredMessage)>, RegisterError> {
+    ) -> Result<Vec<(Option<NewMessage>, RegisteredMessage)>, RegisterError> {
         let now = Utc::now();
         requests
             .into_iter()
+            .zip(levels)
             .enumerate()
-            .map(|(index, req)| {
+            .map(|(index, (req, &tracking))| {
                 let recipient_id = req.recipient_id.trim().to_string();
                 if recipient_id.is_empty() {
                     return Err(RegisterError::BadRecipient {
@@ -137,6 +202,19 @@ impl Registrar {
                         reason: "is longer than 256 bytes",
                     });
                 }
+                if tracking == TrackingLevel::None {
+                    // Sent as written: nothing to load, nothing to follow, nothing stored.
+                    return Ok((
+                        None,
+                        RegisteredMessage {
+                            message_id: None,
+                            recipient_id,
+                            html: req.html.or_else(|| template.map(str::to_string)),
+                            pixel_url: None,
+                            tracking,
+                        },
+                    ));
+                }
                 let tracking_id = new_tracking_id();
                 let pixel_url = self.pixel_url(tracking_id);
                 let (html, links) = match req.html.as_deref().or(template) {
@@ -145,8 +223,9 @@ impl Registrar {
                         let honeypot_url = self
                             .honeypot
                             .then(|| self.click_url(tracking_id, HONEYPOT_LINK));
-                        let stop_tracking_url = self
-                            .stop_tracking
+                        // Nothing stored names an anonymous recipient, so there is no one to stop.
+                        let stop_tracking_url = (self.stop_tracking
+                            && tracking == TrackingLevel::Individual)
                             .then(|| self.stop_tracking_url(tracking_id));
                         let done = instrument::instrument(
                             html,
@@ -163,20 +242,28 @@ impl Registrar {
                     }
                     None => (None, Vec::new()),
                 };
+                let stored_recipient = match tracking {
+                    TrackingLevel::Anonymous => format!(
+                        "{ANONYMOUS_RECIPIENT}{:016x}",
+                        getrandom::u64().expect("the operating system's random source failed")
+                    ),
+                    _ => recipient_id.clone(),
+                };
                 Ok((
-                    NewMessage {
-                        recipient_id: recipient_id.clone(),
+                    Some(NewMessage {
+                        recipient_id: stored_recipient,
                         tracking_id,
                         sent_at: req.sent_at.unwrap_or(now),
                         links,
                         honeypot: (self.honeypot && html.is_some())
                             .then(|| format!("{}/", self.public_url.as_str())),
-                    },
+                    }),
                     RegisteredMessage {
-                        message_id: 0,
+                        message_id: None,
                         recipient_id,
                         html,
-                        pixel_url,
+                        pixel_url: Some(pixel_url),
+                        tracking,
                     },
                 ))
             })

@@ -79,6 +79,8 @@ impl Context {
             honeypot: self.settings.honeypot_link,
             stop_tracking: self.settings.stop_tracking_link,
             destinations: Default::default(),
+            require_consent: self.settings.require_consent,
+            max_tracking: self.settings.max_tracking_level,
         }
     }
 

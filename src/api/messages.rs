@@ -4,7 +4,7 @@ use super::auth::Writer;
 use super::campaigns::existing_campaign;
 use super::error::ApiError;
 use super::json_body::{JsonBody, LARGE_BODY};
-use crate::messages::MessageRequest;
+use crate::messages::{MessageRequest, TrackingLevel};
 use crate::server::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,14 +20,19 @@ struct MessageBody {
     recipient_id: String,
     html: Option<String>,
     sent_at: Option<DateTime<FixedOffset>>,
+    tracking: Option<TrackingLevel>,
 }
 
 #[derive(Serialize)]
 pub struct MessageResponse {
-    message_id: i64,
+    /// `null` when the message is not tracked (`tracking: none`): nothing was stored.
+    message_id: Option<i64>,
     recipient_id: String,
     html: Option<String>,
-    pixel_url: String,
+    pixel_url: Option<String>,
+    /// The level the message got: what was asked for, lowered by `--max-tracking-level` and,
+    /// with `--require-consent`, to `anonymous` for a recipient without a standing consent.
+    tracking: TrackingLevel,
 }
 
 #[derive(Serialize)]
@@ -62,6 +67,7 @@ pub async fn create(
             recipient_id: m.recipient_id,
             html: m.html,
             pixel_url: m.pixel_url,
+            tracking: m.tracking,
         })
         .collect();
     Ok((StatusCode::CREATED, Json(MessagesResponse { messages })))
@@ -97,6 +103,7 @@ pub fn parse_messages(body: Value, max: usize) -> Result<Vec<MessageRequest>, Ap
                 recipient_id: m.recipient_id,
                 html: m.html,
                 sent_at: m.sent_at.map(|t| t.with_timezone(&Utc)),
+                tracking: m.tracking,
             })
         })
         .collect()

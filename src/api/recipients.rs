@@ -4,7 +4,7 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::server::AppState;
-use crate::store::{AuditEntry, Erasure, RecipientExport};
+use crate::store::{AuditEntry, ConsentRecord, Erasure, RecipientExport};
 use axum::Json;
 use axum::extract::Query;
 use axum::extract::{Path, State};
@@ -76,6 +76,107 @@ pub async fn export(
         .audit(&app, "export_recipient", &recipient_ref(&id))
         .await?;
     Ok(Json(app.store.recipient_export(id).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    /// How it was given: "signup form v3", "preference centre", an import's name.
+    source: String,
+    /// The wording agreed to, or a reference to it.
+    text: Option<String>,
+    /// When it was given; now when absent.
+    given_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+/// `POST /api/recipients/{id}/consent`: records that the recipient agreed to individual
+/// tracking (what `--require-consent` asks for), as proof: when, how, with what wording.
+pub async fn record_consent(
+    State(app): State<Arc<AppState>>,
+    // The scope is checked before the body is read.
+    super::auth::Writer(caller): super::auth::Writer,
+    Path(id): Path<String>,
+    super::json_body::JsonBody(body): super::json_body::JsonBody<ConsentBody>,
+) -> Result<(axum::http::StatusCode, Json<ConsentRecord>), ApiError> {
+    caller.require_recipient_data()?;
+    let id = valid_recipient(id)?;
+    let source = body.source.trim().to_string();
+    if source.is_empty() || source.len() > 200 {
+        return Err(ApiError::Invalid(
+            "source (how the consent was given) is 1 to 200 bytes".into(),
+        ));
+    }
+    if body.text.as_ref().is_some_and(|t| t.len() > 10_000) {
+        return Err(ApiError::Invalid(
+            "text is at most 10000 bytes (store a reference to longer wording)".into(),
+        ));
+    }
+    let given_at = body
+        .given_at
+        .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+    if given_at > chrono::Utc::now() + chrono::Duration::minutes(5) {
+        return Err(ApiError::Invalid("given_at is in the future".into()));
+    }
+    caller
+        .audit(&app, "record_consent", &recipient_ref(&id))
+        .await?;
+    let record = app
+        .store
+        .record_consent(id, source, body.text, given_at)
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(record)))
+}
+
+#[derive(Serialize)]
+pub struct Consents {
+    recipient_id: String,
+    /// A consent that is not withdrawn: individual tracking is allowed.
+    standing: bool,
+    consents: Vec<ConsentRecord>,
+}
+
+/// `GET /api/recipients/{id}/consent`: the recipient's consent records, withdrawn ones included.
+pub async fn consents(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Consents>, ApiError> {
+    caller.require_recipient_data()?;
+    let id = valid_recipient(id)?;
+    caller
+        .audit(&app, "read_consent", &recipient_ref(&id))
+        .await?;
+    let consents = app.store.consents(id.clone()).await?;
+    Ok(Json(Consents {
+        recipient_id: id,
+        standing: consents.iter().any(|c| c.withdrawn_at.is_none()),
+        consents,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct Withdrawn {
+    recipient_id: String,
+    withdrawn: u64,
+}
+
+/// `DELETE /api/recipients/{id}/consent`: withdraws the recipient's consent; from now on, with
+/// `--require-consent`, their opens and clicks are answered but not stored, for mail sent before too.
+pub async fn withdraw_consent(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Withdrawn>, ApiError> {
+    caller.require_recipient_data()?;
+    let id = valid_recipient(id)?;
+    caller
+        .audit(&app, "withdraw_consent", &recipient_ref(&id))
+        .await?;
+    let withdrawn = app.store.withdraw_consent(id.clone()).await?;
+    Ok(Json(Withdrawn {
+        recipient_id: id,
+        withdrawn,
+    }))
 }
 
 #[derive(serde::Deserialize)]

@@ -42,6 +42,9 @@ pub struct SpooledEvent {
     pub failed_check: bool,
     pub country: Option<String>,
     pub region: Option<String>,
+    /// Written by builds that know consent; older spools have none to check.
+    #[serde(default)]
+    pub consent_required: bool,
 }
 
 impl From<&NewEvent> for SpooledEvent {
@@ -60,6 +63,7 @@ impl From<&NewEvent> for SpooledEvent {
             failed_check: e.failed_check,
             country: e.country.clone(),
             region: e.region.clone(),
+            consent_required: e.consent_required,
         }
     }
 }
@@ -90,6 +94,7 @@ impl SpooledEvent {
             failed_check: self.failed_check,
             country: self.country,
             region: self.region,
+            consent_required: self.consent_required,
         }
     }
 }
@@ -451,6 +456,7 @@ mod tests {
             failed_check: true,
             country: Some("DE".into()),
             region: Some("BE".into()),
+            consent_required: true,
         }
     }
 
@@ -458,7 +464,7 @@ mod tests {
     fn bare(tracking_id: i64) -> NewEvent {
         let mut e = event(tracking_id);
         (e.kind, e.link_no, e.method) = (EventKind::Open, None, "GET");
-        (e.keep_user_agent, e.failed_check) = (false, false);
+        (e.keep_user_agent, e.failed_check, e.consent_required) = (false, false, false);
         (e.user_agent, e.client_ip, e.headers, e.country, e.region) = Default::default();
         e.ip_tags.clear();
         e

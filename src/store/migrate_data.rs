@@ -278,6 +278,20 @@ pub const TABLES: &[Table] = &[
         false,
         false,
     ),
+    table(
+        "consents",
+        &[
+            "id",
+            "recipient_id",
+            "given_at",
+            "source",
+            "text",
+            "withdrawn_at",
+        ],
+        &["id"],
+        true,
+        true,
+    ),
 ];
 
 /// Rows read from the source per query.

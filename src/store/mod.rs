@@ -18,6 +18,10 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub type CampaignId = i64;
+
+/// The recipient id of a message registered with tracking level `anonymous`: this prefix and a
+/// random part, so that nothing stored points to the recipient.
+pub const ANONYMOUS_RECIPIENT: &str = "anonymous:";
 pub type MessageId = i64;
 pub type EventId = i64;
 
@@ -107,6 +111,9 @@ pub struct NewEvent {
     /// From the full address, with `--geoip`.
     pub country: Option<String>,
     pub region: Option<String>,
+    /// `--require-consent`: store the event only if the recipient's consent stands (messages
+    /// registered anonymous name no recipient and are stored as they are).
+    pub consent_required: bool,
 }
 
 /// What storing one event came to.
@@ -214,6 +221,21 @@ pub struct Erasure {
     pub opt_outs: u64,
     /// Webhook notices about the recipient that were not sent yet, withdrawn.
     pub webhook_notices: u64,
+    /// Consent records (see [`ConsentRecord`]).
+    pub consents: u64,
+}
+
+/// A recipient's consent to individual tracking, kept as proof.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentRecord {
+    pub id: i64,
+    pub recipient_id: String,
+    pub given_at: DateTime<Utc>,
+    /// How it was given: a form, a preference centre, an import...
+    pub source: String,
+    /// The wording agreed to, or a reference to it.
+    pub text: Option<String>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,6 +253,7 @@ pub struct RecipientMessage {
 pub struct RecipientExport {
     pub recipient_id: String,
     pub opted_out_at: Option<DateTime<Utc>>,
+    pub consents: Vec<ConsentRecord>,
     pub messages: Vec<RecipientMessage>,
     pub events: Vec<EventRecord>,
 }
@@ -378,6 +401,20 @@ pub trait Store: Send + Sync + 'static {
     /// From now on, this recipient's opens and clicks are answered but not stored. Returns when
     /// the recipient had opted out (the first time), if it had.
     async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>>;
+    /// Records the recipient's consent to individual tracking.
+    async fn record_consent(
+        &self,
+        recipient_id: String,
+        source: String,
+        text: Option<String>,
+        given_at: DateTime<Utc>,
+    ) -> StoreResult<ConsentRecord>;
+    /// Withdraws every standing consent of the recipient; returns how many.
+    async fn withdraw_consent(&self, recipient_id: String) -> StoreResult<u64>;
+    /// The recipient's consent records, oldest first (withdrawn ones included: the proof).
+    async fn consents(&self, recipient_id: String) -> StoreResult<Vec<ConsentRecord>>;
+    /// Which of these recipients have a standing consent.
+    async fn consenting(&self, recipients: Vec<String>) -> StoreResult<Vec<String>>;
     /// The recipient of the message with this tracking id (the "stop tracking me" link).
     async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>>;
     /// Removes every message, link, event and opt-out record of the recipient, across campaigns.

@@ -24,6 +24,10 @@ use tokio::sync::Semaphore;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_spool.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_consents.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's hash.
@@ -435,7 +439,7 @@ pub fn test_schema(label: &str) -> anyhow::Result<String> {
         anyhow::anyhow!(
             "PostgreSQL is not reachable at {base}: {}. The storage tests run against a real \
              server: start it (Debian: `apt-get install postgresql && service postgresql start`, \
-             then allow trust auth for 127.0.0.1 and `createdb -U postgres test`; `.ci/run` does \
+             then allow trust auth for 127.0.0.1 and `createdb -U postgres test`; `bash .ci/postgres` does \
              this), or point MAILBEACON_TEST_POSTGRES at another server",
             describe(&e)
         )

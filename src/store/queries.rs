@@ -407,6 +407,51 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
+    async fn record_consent(
+        &self,
+        recipient_id: String,
+        source: String,
+        text: Option<String>,
+        given_at: DateTime<Utc>,
+    ) -> StoreResult<ConsentRecord> {
+        let given_at = given_at.trunc_subsecs(6);
+        self.write(move |c| {
+            let id: i64 = c.query_one(
+                "INSERT INTO consents (recipient_id, given_at, source, text)
+                 VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                params![&recipient_id, given_at, &source, text.as_deref()],
+            )?;
+            Ok(ConsentRecord {
+                id,
+                recipient_id,
+                given_at,
+                source,
+                text,
+                withdrawn_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn withdraw_consent(&self, recipient_id: String) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE consents SET withdrawn_at = ?2
+                 WHERE recipient_id = ?1 AND withdrawn_at IS NULL",
+                params![recipient_id, Utc::now()],
+            )
+        })
+        .await
+    }
+
+    async fn consents(&self, recipient_id: String) -> StoreResult<Vec<ConsentRecord>> {
+        self.read(move |c| consent_records(c, &recipient_id)).await
+    }
+
+    async fn consenting(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
+        self.read(move |c| standing_consents(c, &recipients)).await
+    }
+
     async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>> {
         self.read(move |c| {
             c.query_value(
@@ -460,6 +505,10 @@ impl<E: Engine> Store for SqlStore<E> {
                     // Notices about the recipient not sent yet are not sent at all.
                     webhook_notices: c.execute(
                         "DELETE FROM webhook_outbox WHERE recipient_id = ?1",
+                        params![&recipient_id],
+                    )?,
+                    consents: c.execute(
+                        "DELETE FROM consents WHERE recipient_id = ?1",
                         params![&recipient_id],
                     )?,
                 };
@@ -520,6 +569,7 @@ impl<E: Engine> Store for SqlStore<E> {
                 params![&recipient_id],
             )?)?;
             Ok(RecipientExport {
+                consents: consent_records(c, &recipient_id)?,
                 recipient_id,
                 opted_out_at,
                 messages,
@@ -1248,6 +1298,19 @@ fn record_batch(
             opted_out.insert(r.get(0)?);
         }
     }
+    // `--require-consent`: the recipients of this batch whose consent stands, checked at every
+    // hit (a withdrawal counts from that moment, for mail sent before too).
+    let mut consenting: HashSet<String> = HashSet::new();
+    let mut asking: Vec<String> = events
+        .iter()
+        .filter(|e| e.consent_required)
+        .filter_map(|e| messages.get(&e.tracking_id))
+        .map(|m| m.recipient_id.clone())
+        .filter(|r| !r.starts_with(ANONYMOUS_RECIPIENT))
+        .collect();
+    asking.sort_unstable();
+    asking.dedup();
+    consenting.extend(standing_consents(c, &asking)?);
     let by_id: HashMap<MessageId, i64> = messages.iter().map(|(t, m)| (m.id, *t)).collect();
     let mut wanted: Vec<MessageId> = by_id.keys().copied().collect();
     wanted.sort_unstable();
@@ -1304,7 +1367,10 @@ fn record_batch(
             },
             None => None,
         };
-        if opted_out.contains(&m.recipient_id) {
+        let without_consent = e.consent_required
+            && !m.recipient_id.starts_with(ANONYMOUS_RECIPIENT)
+            && !consenting.contains(&m.recipient_id);
+        if opted_out.contains(&m.recipient_id) || without_consent {
             outcomes[i] = Some(RecordOutcome::NotStored { destination });
             continue;
         }
@@ -1349,6 +1415,14 @@ fn record_batch(
             recipient_id: &m.recipient_id,
         };
         let (verdict, info) = hit.classify(classifier, &m.prior);
+        // An anonymous message keeps neither the address nor the agent string of its readers
+        // (classification above has seen them; the parsed client, OS and device stay).
+        let anonymous = m.recipient_id.starts_with(ANONYMOUS_RECIPIENT);
+        let user_agent = e
+            .user_agent
+            .as_deref()
+            .filter(|_| e.keep_user_agent && !anonymous);
+        let client_ip = e.client_ip.as_deref().filter(|_| !anonymous);
         row_of.insert(event_id, rows.len());
         rows.push(vec![
             event_id.into(),
@@ -1358,8 +1432,8 @@ fn record_batch(
             m.id.into(),
             e.link_no.into(),
             e.method.into(),
-            e.user_agent.as_deref().filter(|_| e.keep_user_agent).into(),
-            e.client_ip.as_deref().into(),
+            user_agent.into(),
+            client_ip.into(),
             e.headers.as_deref().into(),
             verdict.class.as_str().into(),
             verdict.reasons_text().into(),
@@ -1371,7 +1445,7 @@ fn record_batch(
             info.device.as_str().into(),
             e.country.as_deref().into(),
             e.region.as_deref().into(),
-            (!e.keep_user_agent).into(),
+            (user_agent.is_none() && e.user_agent.is_some()).into(),
         ]);
         if verdict.reasons.contains(&REASON_BURST) {
             for p in burst_members(e.received_at, &m.prior).collect::<Vec<_>>() {
@@ -1415,8 +1489,8 @@ fn record_batch(
                 recipient_id: m.recipient_id.clone(),
                 link_url: destination,
                 method: e.method.to_string(),
-                user_agent: e.user_agent.clone().filter(|_| e.keep_user_agent),
-                client_ip: e.client_ip.clone(),
+                user_agent: user_agent.map(str::to_string),
+                client_ip: client_ip.map(str::to_string),
                 class: verdict.class.as_str().to_string(),
                 reasons: verdict.reasons_text(),
                 duplicate: verdict.duplicate,
@@ -1517,6 +1591,42 @@ fn check_each_campaign(c: &mut dyn Conn) -> StoreResult<RollupCheck> {
         }
     }
     Ok(check)
+}
+
+fn consent_records(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<Vec<ConsentRecord>> {
+    c.query(
+        "SELECT id, recipient_id, given_at, source, text, withdrawn_at FROM consents
+         WHERE recipient_id = ?1 ORDER BY id",
+        params![recipient_id],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(ConsentRecord {
+            id: r.get(0)?,
+            recipient_id: r.get(1)?,
+            given_at: r.get(2)?,
+            source: r.get(3)?,
+            text: r.get(4)?,
+            withdrawn_at: r.get(5)?,
+        })
+    })
+    .collect()
+}
+
+/// Which of `recipients` have a consent that is not withdrawn.
+fn standing_consents(c: &mut dyn Conn, recipients: &[String]) -> StoreResult<Vec<String>> {
+    if recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT recipient_id FROM consents
+         WHERE withdrawn_at IS NULL AND recipient_id IN {}",
+        json_list(c, false)
+    );
+    c.query(&sql, params![json_array(recipients)])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 fn read_keys(c: &mut dyn Conn) -> StoreResult<Vec<(u8, [u8; 32])>> {

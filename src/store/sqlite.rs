@@ -60,6 +60,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0013_webhooks.sql"),
     ),
     (14, include_str!("../../migrations/sqlite/0014_spool.sql")),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_consents.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

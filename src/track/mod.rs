@@ -153,6 +153,7 @@ fn event(
             truncate(&ua, MAX_USER_AGENT).to_string()
         }),
         keep_user_agent: app.settings.user_agent == crate::config::UserAgentMode::Full,
+        consent_required: app.settings.require_consent,
         client_ip: client_addr::stored_addr(addr, app.settings.client_ip, &app.ip_salt),
         headers: kept_headers(headers),
         ip_tags: {

@@ -321,7 +321,7 @@ async fn two_processes_starting_together_migrate_once_and_share_one_key() {
     assert_eq!(
         migrations
             .iter()
-            .filter(|l| l.contains("(created, 2 migration(s) applied)"))
+            .filter(|l| l.contains("(created, "))
             .count(),
         1,
         "{migrations:?}"

@@ -167,7 +167,7 @@ async fn opt_out_access_and_erasure() {
     let erased: Value = r.json().await.unwrap();
     assert_eq!(
         erased["removed"],
-        json!({"messages": 2, "links": 2, "events": 1, "opt_outs": 1, "webhook_notices": 0})
+        json!({"messages": 2, "links": 2, "events": 1, "opt_outs": 1, "webhook_notices": 0, "consents": 0})
     );
     let left: Vec<String> = all_stored_text(&db)
         .into_iter()
@@ -594,4 +594,172 @@ async fn changed_privacy_settings_are_in_the_audit_log() {
     )
     .await;
     assert_eq!(settings_entries(&app).await.len(), 2);
+}
+
+fn stored_messages_of(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT recipient_id FROM messages ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn register_one(app: &TestApp, campaign: i64, body: Value) -> Value {
+    let r = app
+        .api_post(&format!("/api/campaigns/{campaign}/messages"), &body)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json::<Value>().await.unwrap()["messages"][0].clone()
+}
+
+/// `--require-consent`: a recipient with a consent record is tracked individually, anyone else
+/// anonymously (the stored message names no one); `tracking: none` leaves the mail untouched and
+/// stores nothing; a withdrawn consent stops storage at the next hit, for mail sent before; the
+/// records are exportable proof and go with an erasure. Checked in the database itself.
+#[tokio::test]
+async fn tracking_levels_follow_consent_and_the_installation_cap() {
+    const BOB: &str = "bob@example.org";
+    const CAROL: &str = "carol@example.org";
+    let app = TestApp::spawn_with(&["--require-consent"]).await;
+    let db = app.db_path();
+    let campaign = app.create_campaign("Consent").await;
+    let path = |who: &str| format!("/api/recipients/{}/consent", who.replace('@', "%40"));
+
+    let r = app
+        .api_post(
+            &path(ALICE),
+            &json!({"source": "signup form v3", "text": "Yes, tell me what I read",
+                    "given_at": "2026-11-01T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let bad = app.api_post(&path(ALICE), &json!({"source": ""})).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("source"));
+
+    let html = "<p>Hi <a href=\"https://shop.example.com/\">shop</a></p>";
+    let alice = register_one(&app, campaign, json!({"recipient_id": ALICE, "html": html})).await;
+    let bob = register_one(&app, campaign, json!({"recipient_id": BOB, "html": html})).await;
+    let carol = register_one(
+        &app,
+        campaign,
+        json!({"recipient_id": CAROL, "html": html, "tracking": "none"}),
+    )
+    .await;
+    assert_eq!(alice["tracking"], "individual");
+    assert_eq!(bob["tracking"], "anonymous");
+    assert_eq!(carol["tracking"], "none");
+    assert_eq!(carol["html"], html, "an untracked mail is sent as written");
+    assert!(carol["message_id"].is_null() && carol["pixel_url"].is_null());
+
+    // In the database: Alice by name; Bob's message under a random name; Carol nowhere.
+    let names = stored_messages_of(&db);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], ALICE);
+    assert!(
+        names[1].starts_with("anonymous:") && names[1].len() > 20,
+        "{names:?}"
+    );
+    let text = all_stored_text(&db).join("\n");
+    assert!(!text.contains(BOB) && !text.contains(CAROL), "{text}");
+
+    for m in [&alice, &bob] {
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(stored_events_of(&db, ALICE), 1);
+    let anonymous: (Option<String>, Option<String>, String) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT e.client_ip, e.user_agent, e.client FROM events e
+             JOIN messages m ON m.id = e.message_id WHERE m.recipient_id LIKE 'anonymous:%'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (anonymous.0, anonymous.1),
+        (None, None),
+        "no address, no agent string"
+    );
+    assert_eq!(anonymous.2, "Chrome", "the parsed client stays");
+    let stats = app.stats(campaign).await;
+    assert_eq!(stats["sent"], 2);
+    assert_eq!(
+        stats["opens"]["total"], 2,
+        "the anonymous open is counted: {stats}"
+    );
+    assert_eq!(stats["opens"]["unique"], 2);
+
+    // Withdrawn: Alice's next open is answered, not stored (mail sent before included).
+    let r = app
+        .client
+        .delete(app.url(&path(ALICE)))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["withdrawn"], 1);
+    let r = app
+        .client
+        .get(alice["pixel_url"].as_str().unwrap())
+        .header(reqwest::header::USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(stored_events_of(&db, ALICE), 1);
+
+    // The proof, and its erasure.
+    let proof: Value = app.api_get(&path(ALICE)).await.json().await.unwrap();
+    assert_eq!(proof["standing"], false, "{proof}");
+    assert_eq!(proof["consents"][0]["source"], "signup form v3");
+    assert_eq!(proof["consents"][0]["given_at"], "2026-11-01T10:00:00Z");
+    assert!(proof["consents"][0]["withdrawn_at"].is_string());
+    let export: Value = app
+        .api_get(&format!(
+            "/api/recipients/{}/export",
+            ALICE.replace('@', "%40")
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["consents"].as_array().unwrap().len(), 1);
+    let erased: Value = app
+        .client
+        .delete(app.url(&format!("/api/recipients/{}", ALICE.replace('@', "%40"))))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(erased["removed"]["consents"], 1, "{erased}");
+    assert!(!all_stored_text(&db).join("\n").contains(ALICE));
+
+    // The installation's cap lowers what is asked for.
+    for (cap, want) in [("anonymous", "anonymous"), ("none", "none")] {
+        let app = TestApp::spawn_with(&["--max-tracking-level", cap]).await;
+        let campaign = app.create_campaign("Cap").await;
+        let m = register_one(
+            &app,
+            campaign,
+            json!({"recipient_id": ALICE, "html": html, "tracking": "individual"}),
+        )
+        .await;
+        assert_eq!(m["tracking"], want);
+        assert!(!all_stored_text(&app.db_path()).join("\n").contains(ALICE));
+    }
 }
