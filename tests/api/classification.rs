@@ -191,7 +191,16 @@ async fn the_labelled_corpus_is_classified_as_labelled() {
 
 #[tokio::test]
 async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
-    let app = TestApp::spawn().await;
+    reclassify_and_the_reports_follow(false).await;
+}
+
+#[tokio::test]
+async fn reclassify_recomputes_stored_events_and_the_reports_follow_on_postgres() {
+    reclassify_and_the_reports_follow(true).await;
+}
+
+async fn reclassify_and_the_reports_follow(postgres: bool) {
+    let app = TestApp::spawn_on_engine(postgres, "reclassify", &[]).await;
     let campaign = app.create_campaign("Reclassify").await;
     let html = "<p><a href=\"https://shop.example.com/\">shop</a></p>";
     let msgs = app
@@ -218,15 +227,11 @@ async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
         StatusCode::FOUND
     );
     let db = app.db_url();
-    let db_path = app.db_path();
     let (code, _, _dir) = app.terminate();
     assert_eq!(code, Some(0));
 
     // As if older rules had called everything a reader (and the rollups had followed them).
-    let conn = rusqlite::Connection::open(&db_path).unwrap();
-    conn.execute("UPDATE events SET class = 'human', reasons = ''", [])
-        .unwrap();
-    drop(conn);
+    db_execute(&db, "UPDATE events SET class = 'human', reasons = ''");
     let (ok, out, err) = cli(&db, &["rebuild-rollups"], None);
     assert!(ok && out.contains("rollups rebuilt"), "{out} {err}");
     let stats = |db: &str| -> Value {
@@ -262,20 +267,17 @@ async fn reclassify_recomputes_stored_events_and_the_reports_follow() {
     assert_eq!(s["by_class"]["apple_mpp"], json!({"opens": 1, "clicks": 0}));
     assert_eq!(s["by_class"]["bot"], json!({"opens": 0, "clicks": 1}));
 
-    let conn = rusqlite::Connection::open(&db_path).unwrap();
-    let rows: Vec<(String, String, bool)> = conn
-        .prepare("SELECT class, reasons, internal FROM events ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows: Vec<Vec<Option<String>>> = db_rows(
+        &db,
+        "SELECT class, reasons, internal FROM events ORDER BY id",
+    );
+    let text = |row: [&str; 3]| row.map(|v| Some(v.to_string())).to_vec();
     assert_eq!(
         rows,
         [
-            ("human".into(), "".into(), true),
-            ("apple_mpp".into(), "ua:bare-mozilla".into(), false),
-            ("bot".into(), "ua:crawler".into(), false),
+            text(["human", "", "1"]),
+            text(["apple_mpp", "ua:bare-mozilla", "0"]),
+            text(["bot", "ua:crawler", "0"]),
         ]
     );
     // Running it again finds nothing to change.

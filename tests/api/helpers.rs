@@ -435,3 +435,73 @@ async fn send_all(app: &TestApp, requests: Vec<(String, &'static str)>) {
         done.unwrap();
     }
 }
+
+/// Rows of a query run on the database a URL names (either engine), every value as text.
+pub fn db_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            out.push(
+                (0..n)
+                    .map(|i| match r.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => Some(format!("{b:?}")),
+                    })
+                    .collect(),
+            );
+        }
+        return out;
+    }
+    let (url, sql) = (url.to_string(), sql.to_string());
+    // The synchronous client runs a runtime of its own: not on a test's async thread.
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .simple_query(&sql)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Runs statements on the database a URL names (either engine).
+pub fn db_execute(url: &str, sql: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        return;
+    }
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&sql)
+            .unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// `SELECT count(*) …` on either engine.
+pub fn db_count(url: &str, sql: &str) -> i64 {
+    db_rows(url, sql)[0][0].as_deref().unwrap().parse().unwrap()
+}

@@ -335,7 +335,16 @@ async fn client_addresses_are_stored_only_as_the_mode_says() {
 
 #[tokio::test]
 async fn retention_deletes_raw_events_and_the_reports_stay() {
-    let app = TestApp::spawn().await;
+    retention_keeps_the_reports(false).await;
+}
+
+#[tokio::test]
+async fn retention_deletes_raw_events_and_the_reports_stay_on_postgres() {
+    retention_keeps_the_reports(true).await;
+}
+
+async fn retention_keeps_the_reports(postgres: bool) {
+    let app = TestApp::spawn_on_engine(postgres, "retention", &[]).await;
     let campaign = app.create_campaign("Retention").await;
     let want = seed(&app, campaign, 200).await;
     let reader = app
@@ -356,10 +365,7 @@ async fn retention_deletes_raw_events_and_the_reports_stay() {
     assert!(!ok && err.contains("--older-than-days"), "{err}");
     let (ok, out, err) = cli(&app.db_url(), &["purge", "--older-than-days", "0"], None);
     assert!(ok, "{err}");
-    let stored = rusqlite::Connection::open(app.db_path())
-        .unwrap()
-        .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
-        .unwrap();
+    let stored = db_count(&app.db_url(), "SELECT count(*) FROM events");
     assert_eq!(stored, 0, "every raw event is gone");
     assert!(
         out.contains(&format!("deleted {} events", want.opens + want.clicks + 1)),
@@ -383,8 +389,9 @@ async fn retention_deletes_raw_events_and_the_reports_stay() {
     );
 
     // Served with --retention-days, fresh events stay.
+    let db = app.db_url();
     let (_, _, dir) = app.terminate();
-    let app = TestApp::spawn_in(dir, &["--retention-days", "30"], Some(String::new())).await;
+    let app = TestApp::spawn_on(dir, &db, &["--retention-days", "30"], Some(String::new())).await;
     assert!(
         app.stdout
             .iter()
@@ -392,10 +399,7 @@ async fn retention_deletes_raw_events_and_the_reports_stay() {
         "{:?}",
         app.stdout
     );
-    let stored = rusqlite::Connection::open(app.db_path())
-        .unwrap()
-        .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
-        .unwrap();
+    let stored = db_count(&app.db_url(), "SELECT count(*) FROM events");
     assert_eq!(stored, 1);
 }
 

@@ -252,7 +252,15 @@ async fn reports_agree(app: TestApp) {
 
 #[tokio::test]
 async fn report_parameters_that_make_no_sense_are_refused_by_name() {
-    let app = TestApp::spawn_postgres("params", &[]).await;
+    report_parameters_refused(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn report_parameters_that_make_no_sense_are_refused_by_name_on_postgres() {
+    report_parameters_refused(TestApp::spawn_postgres("params", &[]).await).await;
+}
+
+async fn report_parameters_refused(app: TestApp) {
     let c = app.create_campaign("Params").await;
     for (path, says) in [
         (
