@@ -104,7 +104,16 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
 
 #[tokio::test]
 async fn check_finds_rollups_that_disagree_with_the_log_and_repairs_them() {
-    let app = TestApp::spawn().await;
+    check_and_repair(false).await;
+}
+
+#[tokio::test]
+async fn check_finds_rollups_that_disagree_with_the_log_and_repairs_them_on_postgres() {
+    check_and_repair(true).await;
+}
+
+async fn check_and_repair(postgres: bool) {
+    let app = TestApp::spawn_on_engine(postgres, "check", &[]).await;
     let campaign = app.create_campaign("Check").await;
     let want = seed(&app, campaign, 40).await;
     let (ok, out, _) = cli(&app.db_url(), &["check"], None);
@@ -114,12 +123,10 @@ async fn check_finds_rollups_that_disagree_with_the_log_and_repairs_them() {
     );
 
     // Damage: as if a transaction had been half applied by hand.
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute_batch(
+    db_execute(
+        &app.db_url(),
         "UPDATE campaign_totals SET opens = opens + 5; DELETE FROM rollup_links WHERE link_no = 2;",
-    )
-    .unwrap();
-    drop(conn);
+    );
     let (ok, out, _) = cli(&app.db_url(), &["check"], None);
     assert!(!ok, "a difference makes check fail");
     assert!(out.contains("campaign 1: rollups differ"), "{out}");
