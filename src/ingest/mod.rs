@@ -262,6 +262,7 @@ async fn commit(setup: &WriterSetup, buf: &mut Vec<Pending>) -> Option<String> {
                 // Certainly not stored (the database was not reached, or refused before COMMIT):
                 // safe to keep for later. A COMMIT whose outcome is unknown is answered 503.
                 (StoreError::Unavailable(_), Some(spool)) => {
+                    spool.note_error(e.to_string());
                     spool_batch(spool, &setup.destinations, &events, replies, Some(&e)).await;
                 }
                 _ => {

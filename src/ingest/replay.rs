@@ -117,6 +117,11 @@ impl Replay {
         })
     }
 
+    /// Why the database refused, for /readyz (replay attempts update it too).
+    pub fn note_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
     /// Appends one batch and syncs it to disk.
     pub async fn append(&self, events: Vec<SpooledEvent>) -> std::io::Result<()> {
         if events.is_empty() {

@@ -282,39 +282,12 @@ impl Conn for PgConn {
 
 fn migrate(conn: &mut PgConn) -> StoreResult<(bool, usize)> {
     let c: &mut dyn Conn = conn;
+    // Processes starting together: the first applies, the others wait here and find nothing to do.
     c.execute_batch(MIGRATION_LOCK)?;
-    let result = (|| {
-        c.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )?;
-        let current: i64 = c.query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            sql::params![],
-        )?;
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > known {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                known,
-            });
-        }
-        let mut applied = 0;
-        for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            sql::in_tx(c, |c| {
-                c.execute_batch(script)
-                    .map_err(|e| StoreError::Other(format!("migration {version} failed: {e}")))?;
-                c.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                    sql::params![*version, chrono::Utc::now()],
-                )
-            })?;
-            applied += 1;
-        }
-        Ok((current == 0, applied))
-    })();
+    // PostgreSQL's DDL is transactional: all pending migrations commit together or not at all.
+    let result = sql::in_tx(c, |c| sql::apply_migrations(c, MIGRATIONS, |_, _| Ok(())));
     let _ = c.execute_batch(MIGRATION_UNLOCK);
-    result
+    result.map(|(found, applied)| (found == 0, applied))
 }
 
 impl ToSql for Value {

@@ -316,6 +316,47 @@ pub fn numbered_to_dollar(sql: &str) -> String {
     out
 }
 
+/// Applies the migrations newer than the database's schema version, in order, in the open
+/// transaction; `after` runs after each (SQLite rolls up existing events after its 0009).
+/// Returns (the version found, how many were applied).
+pub fn apply_migrations(
+    c: &mut dyn Conn,
+    migrations: &[(i64, &str)],
+    mut after: impl FnMut(&mut dyn Conn, i64) -> StoreResult<()>,
+) -> StoreResult<(i64, usize)> {
+    let integer = match c.dialect() {
+        Dialect::Sqlite => "INTEGER",
+        Dialect::Postgres => "BIGINT",
+    };
+    c.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version {integer} PRIMARY KEY, applied_at TEXT NOT NULL)"
+    ))?;
+    let current: i64 = c.query_one(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        params![],
+    )?;
+    let known = migrations.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    let mut applied = 0;
+    for (version, script) in migrations.iter().filter(|(v, _)| *v > current) {
+        c.execute_batch(script)
+            .map_err(|e| StoreError::Other(format!("migration {version} failed: {e}")))?;
+        c.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![*version, chrono::Utc::now()],
+        )?;
+        after(c, *version)?;
+        applied += 1;
+    }
+    Ok((current, applied))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,6 @@ use super::queries::{Engine, SqlStore, rollups};
 use super::sql::{self, Conn, Dialect, Row, Value};
 use super::{OpenReport, StoreError, StoreResult};
 use anyhow::Context;
-use chrono::Utc;
 use rusqlite::{Connection, ErrorCode};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -271,38 +270,16 @@ fn connect(path: &Path, fsync: bool) -> rusqlite::Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<usize> {
-    let applied = sql::in_tx(conn, |c| {
-        c.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )?;
-        let current: i64 = c.query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            sql::params![],
-        )?;
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > known {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                known,
-            });
-        }
-        let mut applied = 0;
-        for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            c.execute_batch(script)
-                .map_err(|e| StoreError::Other(format!("migration {version} failed: {e}")))?;
-            c.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                sql::params![*version, Utc::now()],
-            )?;
-            if *version == ROLLUPS_MIGRATION {
+    // One IMMEDIATE transaction: a second process opening the file meanwhile waits for it.
+    let (_, applied) = sql::in_tx(conn, |c| {
+        sql::apply_migrations(c, MIGRATIONS, |c, version| {
+            if version == ROLLUPS_MIGRATION {
                 rollups::rebuild(c).map_err(|e| {
                     StoreError::Other(format!("rolling up the stored events failed: {e}"))
                 })?;
             }
-            applied += 1;
-        }
-        Ok(applied)
+            Ok(())
+        })
     })?;
     Ok(applied)
 }

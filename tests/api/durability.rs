@@ -363,18 +363,7 @@ async fn a_full_database_spools_and_replays_every_event_exactly_once() {
         "{:?}",
         app.stdout
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-        if ready.status() == StatusCode::OK {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spool was not replayed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until_ready(&app).await;
     let mut stored: std::collections::HashMap<String, usize> = Default::default();
     for (ua, _) in stored_events(&app.db_path()) {
         *stored.entry(ua).or_default() += 1;

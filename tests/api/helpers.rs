@@ -505,3 +505,20 @@ pub fn db_execute(url: &str, sql: &str) {
 pub fn db_count(url: &str, sql: &str) -> i64 {
     db_rows(url, sql)[0][0].as_deref().unwrap().parse().unwrap()
 }
+
+/// Waits (30 s at most) for `/readyz` to say ready: a spool replayed, a database back.
+pub async fn wait_until_ready(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if ready.status() == reqwest::StatusCode::OK {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready after 30 s: {}",
+            ready.text().await.unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
