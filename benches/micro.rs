@@ -169,7 +169,7 @@ fn record_64_opens(b: Bencher) {
                         failed_check: false,
                         country: None,
                         region: None,
-                        consent_required: false,
+                        without_consent: None,
                     }
                 })
                 .collect();

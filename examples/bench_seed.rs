@@ -290,7 +290,7 @@ fn message_events(
             failed_check: false,
             country: Some(country.to_string()),
             region: None,
-            consent_required: false,
+            without_consent: None,
         });
     }
     events.sort_by_key(|e| e.received_at);

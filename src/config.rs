@@ -105,6 +105,17 @@ pub struct Settings {
           num_args = 0..=1, default_missing_value = "true")]
     pub require_consent: Option<bool>,
 
+    /// With `--require-consent`, a hit on mail to a recipient whose consent does not stand:
+    /// `anonymous` (default: the message is made anonymous and the hit counted on it) or `none`
+    /// (answered, not stored).
+    #[arg(
+        long,
+        env = "MAILBEACON_WITHOUT_CONSENT",
+        global = true,
+        value_name = "WHAT"
+    )]
+    pub without_consent: Option<crate::store::WithoutConsent>,
+
     /// The most any message may be tracked: `individual` (default), `anonymous` (counted, nothing
     /// stored points to the recipient) or `none` (mail is not instrumented at all).
     #[arg(
@@ -230,6 +241,7 @@ pub struct Resolved {
     pub honeypot_link: bool,
     pub stop_tracking_link: bool,
     pub require_consent: bool,
+    pub without_consent: crate::store::WithoutConsent,
     pub max_tracking_level: crate::messages::TrackingLevel,
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
@@ -278,6 +290,7 @@ impl Settings {
         }
         self.honeypot_link = self.honeypot_link.or(file.honeypot_link);
         self.require_consent = self.require_consent.or(file.require_consent);
+        self.without_consent = self.without_consent.or(file.without_consent);
         self.max_tracking_level = self.max_tracking_level.or(file.max_tracking_level);
         self.stop_tracking_link = self.stop_tracking_link.or(file.stop_tracking_link);
         self.geoip = self.geoip.or(file.geoip);
@@ -333,6 +346,7 @@ impl Settings {
             internal_networks: self.internal_network,
             honeypot_link: self.honeypot_link.unwrap_or(false),
             require_consent: self.require_consent.unwrap_or(false),
+            without_consent: self.without_consent.unwrap_or_default(),
             max_tracking_level: self
                 .max_tracking_level
                 .unwrap_or(crate::messages::TrackingLevel::Individual),

@@ -158,6 +158,9 @@ pub async fn consents(
 pub struct Withdrawn {
     recipient_id: String,
     withdrawn: u64,
+    /// With `--require-consent` and `--without-consent anonymous`: the recipient's messages made
+    /// anonymous (renamed, their events' addresses and agent strings removed).
+    anonymized_messages: u64,
 }
 
 /// `DELETE /api/recipients/{id}/consent`: withdraws the recipient's consent; from now on, with
@@ -172,10 +175,14 @@ pub async fn withdraw_consent(
     caller
         .audit(&app, "withdraw_consent", &recipient_ref(&id))
         .await?;
-    let withdrawn = app.store.withdraw_consent(id.clone()).await?;
+    let anonymize = app.settings.require_consent
+        && app.settings.without_consent == crate::store::WithoutConsent::Anonymous;
+    let (withdrawn, anonymized_messages) =
+        app.store.withdraw_consent(id.clone(), anonymize).await?;
     Ok(Json(Withdrawn {
         recipient_id: id,
         withdrawn,
+        anonymized_messages,
     }))
 }
 

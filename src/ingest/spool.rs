@@ -8,7 +8,7 @@
 //! one appended batch, a `Vec<SpooledEvent>`).
 
 use crate::classify::{INTERNAL_NETWORK_TAG, ranges};
-use crate::store::{EventKind, NewEvent};
+use crate::store::{EventKind, NewEvent, WithoutConsent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ pub struct SpooledEvent {
     pub region: Option<String>,
     /// Written by builds that know consent; older spools have none to check.
     #[serde(default)]
-    pub consent_required: bool,
+    pub without_consent: Option<WithoutConsent>,
 }
 
 impl From<&NewEvent> for SpooledEvent {
@@ -63,7 +63,7 @@ impl From<&NewEvent> for SpooledEvent {
             failed_check: e.failed_check,
             country: e.country.clone(),
             region: e.region.clone(),
-            consent_required: e.consent_required,
+            without_consent: e.without_consent,
         }
     }
 }
@@ -94,7 +94,7 @@ impl SpooledEvent {
             failed_check: self.failed_check,
             country: self.country,
             region: self.region,
-            consent_required: self.consent_required,
+            without_consent: self.without_consent,
         }
     }
 }
@@ -456,7 +456,7 @@ mod tests {
             failed_check: true,
             country: Some("DE".into()),
             region: Some("BE".into()),
-            consent_required: true,
+            without_consent: Some(WithoutConsent::None),
         }
     }
 
@@ -464,7 +464,7 @@ mod tests {
     fn bare(tracking_id: i64) -> NewEvent {
         let mut e = event(tracking_id);
         (e.kind, e.link_no, e.method) = (EventKind::Open, None, "GET");
-        (e.keep_user_agent, e.failed_check, e.consent_required) = (false, false, false);
+        (e.keep_user_agent, e.failed_check, e.without_consent) = (false, false, None);
         (e.user_agent, e.client_ip, e.headers, e.country, e.region) = Default::default();
         e.ip_tags.clear();
         e

@@ -111,9 +111,24 @@ pub struct NewEvent {
     /// From the full address, with `--geoip`.
     pub country: Option<String>,
     pub region: Option<String>,
-    /// `--require-consent`: store the event only if the recipient's consent stands (messages
-    /// registered anonymous name no recipient and are stored as they are).
-    pub consent_required: bool,
+    /// `--require-consent`: what to do when the recipient's consent does not stand (messages
+    /// registered anonymous name no recipient and are stored as they are); `None`: not required.
+    pub without_consent: Option<WithoutConsent>,
+}
+
+/// `--without-consent`: a hit on mail to a recipient whose consent does not stand (withdrawn, or
+/// never given for mail registered before `--require-consent`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum WithoutConsent {
+    /// The message is made anonymous (renamed to a random name, its events' addresses and agent
+    /// strings removed) and the hit is recorded on it: counted, pointing to no one.
+    #[default]
+    Anonymous,
+    /// The hit is answered and not stored, as after an opt-out.
+    None,
 }
 
 /// What storing one event came to.
@@ -409,8 +424,14 @@ pub trait Store: Send + Sync + 'static {
         text: Option<String>,
         given_at: DateTime<Utc>,
     ) -> StoreResult<ConsentRecord>;
-    /// Withdraws every standing consent of the recipient; returns how many.
-    async fn withdraw_consent(&self, recipient_id: String) -> StoreResult<u64>;
+    /// Withdraws every standing consent of the recipient; returns how many. With `anonymize`
+    /// (`--without-consent anonymous`) the recipient's messages are made anonymous in the same
+    /// transaction (see [`WithoutConsent::Anonymous`]); the second number says how many.
+    async fn withdraw_consent(
+        &self,
+        recipient_id: String,
+        anonymize: bool,
+    ) -> StoreResult<(u64, u64)>;
     /// The recipient's consent records, oldest first (withdrawn ones included: the proof).
     async fn consents(&self, recipient_id: String) -> StoreResult<Vec<ConsentRecord>>;
     /// Which of these recipients have a standing consent.

@@ -433,13 +433,35 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
-    async fn withdraw_consent(&self, recipient_id: String) -> StoreResult<u64> {
+    async fn withdraw_consent(
+        &self,
+        recipient_id: String,
+        anonymize: bool,
+    ) -> StoreResult<(u64, u64)> {
         self.write(move |c| {
-            c.execute(
-                "UPDATE consents SET withdrawn_at = ?2
-                 WHERE recipient_id = ?1 AND withdrawn_at IS NULL",
-                params![recipient_id, Utc::now()],
-            )
+            in_tx(c, |c| {
+                let withdrawn = c.execute(
+                    "UPDATE consents SET withdrawn_at = ?2
+                     WHERE recipient_id = ?1 AND withdrawn_at IS NULL",
+                    params![&recipient_id, Utc::now()],
+                )?;
+                let mut anonymized = 0;
+                if anonymize {
+                    let messages: Vec<MessageId> = c
+                        .query(
+                            "SELECT id FROM messages WHERE recipient_id = ?1",
+                            params![&recipient_id],
+                        )?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect::<StoreResult<_>>()?;
+                    for message in messages {
+                        anonymize_message(c, message)?;
+                        anonymized += 1;
+                    }
+                }
+                Ok((withdrawn, anonymized))
+            })
         })
         .await
     }
@@ -1303,7 +1325,7 @@ fn record_batch(
     let mut consenting: HashSet<String> = HashSet::new();
     let mut asking: Vec<String> = events
         .iter()
-        .filter(|e| e.consent_required)
+        .filter(|e| e.without_consent.is_some())
         .filter_map(|e| messages.get(&e.tracking_id))
         .map(|m| m.recipient_id.clone())
         .filter(|r| !r.starts_with(ANONYMOUS_RECIPIENT))
@@ -1367,12 +1389,22 @@ fn record_batch(
             },
             None => None,
         };
-        let without_consent = e.consent_required
-            && !m.recipient_id.starts_with(ANONYMOUS_RECIPIENT)
-            && !consenting.contains(&m.recipient_id);
-        if opted_out.contains(&m.recipient_id) || without_consent {
+        let without_consent = e.without_consent.filter(|_| {
+            !m.recipient_id.starts_with(ANONYMOUS_RECIPIENT)
+                && !consenting.contains(&m.recipient_id)
+        });
+        if opted_out.contains(&m.recipient_id) || without_consent == Some(WithoutConsent::None) {
             outcomes[i] = Some(RecordOutcome::NotStored { destination });
             continue;
+        }
+        if without_consent == Some(WithoutConsent::Anonymous) {
+            // Recorded from now on under a name that points to no one (see anonymize_message).
+            let id = m.id;
+            let name = anonymize_message(c, id)?;
+            messages
+                .get_mut(&e.tracking_id)
+                .expect("known message")
+                .recipient_id = name;
         }
         outcomes[i] = Some(RecordOutcome::Recorded {
             event_id: 0,
@@ -1591,6 +1623,27 @@ fn check_each_campaign(c: &mut dyn Conn) -> StoreResult<RollupCheck> {
         }
     }
     Ok(check)
+}
+
+/// Makes a stored message anonymous: a new random name in place of the recipient id, and no client
+/// address or agent string left on its events (their parsed client, OS and device stay). Returns
+/// the new name. Its counts are untouched: it is the same message.
+fn anonymize_message(c: &mut dyn Conn, message: MessageId) -> StoreResult<String> {
+    let name = format!(
+        "{ANONYMOUS_RECIPIENT}{:016x}",
+        getrandom::u64().map_err(|e| StoreError::Other(format!("no randomness: {e}")))?
+    );
+    c.execute(
+        "UPDATE messages SET recipient_id = ?2 WHERE id = ?1",
+        params![message, &name],
+    )?;
+    c.execute(
+        "UPDATE events SET client_ip = NULL, ua_reduced = 1,
+             user_agent = NULL
+         WHERE message_id = ?1",
+        params![message],
+    )?;
+    Ok(name)
 }
 
 fn consent_records(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<Vec<ConsentRecord>> {

@@ -153,7 +153,10 @@ fn event(
             truncate(&ua, MAX_USER_AGENT).to_string()
         }),
         keep_user_agent: app.settings.user_agent == crate::config::UserAgentMode::Full,
-        consent_required: app.settings.require_consent,
+        without_consent: app
+            .settings
+            .require_consent
+            .then_some(app.settings.without_consent),
         client_ip: client_addr::stored_addr(addr, app.settings.client_ip, &app.ip_salt),
         headers: kept_headers(headers),
         ip_tags: {

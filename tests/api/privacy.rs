@@ -704,7 +704,8 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
     );
     assert_eq!(stats["opens"]["unique"], 2);
 
-    // Withdrawn: Alice's next open is answered, not stored (mail sent before included).
+    // Withdrawn: Alice's mail (sent before included) is made anonymous; her next open is counted
+    // on it, and nothing stored names her any more.
     let r = app
         .client
         .delete(app.url(&path(ALICE)))
@@ -713,7 +714,9 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.unwrap()["withdrawn"], 1);
+    let withdrawn: Value = r.json().await.unwrap();
+    assert_eq!(withdrawn["withdrawn"], 1, "{withdrawn}");
+    assert_eq!(withdrawn["anonymized_messages"], 1, "{withdrawn}");
     let r = app
         .client
         .get(alice["pixel_url"].as_str().unwrap())
@@ -722,7 +725,30 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(stored_events_of(&db, ALICE), 1);
+    assert_eq!(stored_events_of(&db, ALICE), 0);
+    let names = stored_messages_of(&db);
+    assert!(
+        names.iter().all(|n| n.starts_with("anonymous:")),
+        "{names:?}"
+    );
+    let traces: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM events WHERE client_ip IS NOT NULL OR user_agent IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        traces, 0,
+        "no address or agent string left on anonymous mail"
+    );
+    let stats = app.stats(campaign).await;
+    assert_eq!(stats["opens"]["total"], 3, "{stats}");
+    assert_eq!(
+        stats["opens"]["unique"], 2,
+        "still the same two messages: {stats}"
+    );
 
     // The proof, and its erasure.
     let proof: Value = app.api_get(&path(ALICE)).await.json().await.unwrap();
@@ -752,6 +778,65 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .unwrap();
     assert_eq!(erased["removed"]["consents"], 1, "{erased}");
     assert!(!all_stored_text(&db).join("\n").contains(ALICE));
+
+    // --without-consent none: after a withdrawal the hit is answered and not stored.
+    let app = TestApp::spawn_with(&["--require-consent", "--without-consent", "none"]).await;
+    let campaign = app.create_campaign("Consent, strict").await;
+    let r = app
+        .api_post(&path(ALICE), &json!({"source": "import"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m = register_one(&app, campaign, json!({"recipient_id": ALICE, "html": html})).await;
+    assert_eq!(m["tracking"], "individual");
+    let load = || {
+        app.client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .send()
+    };
+    assert_eq!(load().await.unwrap().status(), StatusCode::OK);
+    let r = app
+        .client
+        .delete(app.url(&path(ALICE)))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["anonymized_messages"], 0);
+    assert_eq!(load().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        stored_events_of(&app.db_path(), ALICE),
+        1,
+        "the later open is not stored"
+    );
+    // Started again with --without-consent anonymous (the default): the next hit on her mail,
+    // still under her name, makes that message anonymous and is counted on it.
+    let pixel = m["pixel_url"].as_str().unwrap().to_string();
+    let (_, _, dir) = app.terminate();
+    let app = TestApp::spawn_in(dir, &["--require-consent"], Some(String::new())).await;
+    let pixel = pixel.replacen(pixel.split("/o/").next().unwrap(), &app.base, 1);
+    let r = app
+        .client
+        .get(&pixel)
+        .header(reqwest::header::USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(stored_events_of(&app.db_path(), ALICE), 0);
+    assert!(
+        stored_messages_of(&app.db_path())
+            .iter()
+            .all(|n| n.starts_with("anonymous:"))
+    );
+    let events: i64 = rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        events, 2,
+        "the earlier open and this one, on the now anonymous message"
+    );
 
     // The installation's cap lowers what is asked for.
     for (cap, want) in [("anonymous", "anonymous"), ("none", "none")] {

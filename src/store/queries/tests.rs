@@ -33,7 +33,7 @@ fn event(
         failed_check: false,
         country: (tracking_id % 2 == 0).then(|| "DE".to_string()),
         region: None,
-        consent_required: false,
+        without_consent: None,
     }
 }
 
