@@ -285,7 +285,8 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
 pub fn privacy_settings(s: &Resolved) -> String {
     format!(
         "client-ip={:?} user-agent={:?} retention-days={} geoip={} stop-tracking-link={} \
-         honeypot-link={} internal-recipients={} internal-networks={} webhook-allow-private={} tls={}",
+         honeypot-link={} internal-recipients={} internal-networks={} webhook-allow-private={} tls={} \
+         require-consent={} without-consent={:?} max-tracking-level={:?}",
         s.client_ip,
         s.user_agent,
         s.retention_days
@@ -297,6 +298,9 @@ pub fn privacy_settings(s: &Resolved) -> String {
         s.internal_networks.len(),
         s.webhooks.allow_private,
         s.tls_cert.is_some(),
+        s.require_consent,
+        s.without_consent,
+        s.max_tracking_level,
     )
     .to_ascii_lowercase()
 }
