@@ -1192,19 +1192,6 @@ static EVENT_INSERTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::ne
         .collect()
 });
 
-/// `IN (…)` over the numbers, or texts, of a JSON array given as parameter ?1.
-fn json_list(c: &dyn Conn, numbers: bool) -> &'static str {
-    match (c.dialect(), numbers) {
-        (sql::Dialect::Sqlite, _) => "(SELECT value FROM json_each(?1))",
-        (sql::Dialect::Postgres, true) => {
-            "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS json)))"
-        }
-        (sql::Dialect::Postgres, false) => {
-            "(SELECT value FROM json_array_elements_text(CAST(?1 AS json)))"
-        }
-    }
-}
-
 fn json_array<T: Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("plain values serialize")
 }
@@ -1266,8 +1253,8 @@ fn record_batch(
         let sql = format!(
             "SELECT tracking_id, id, campaign_id, recipient_id, sent_at, first_failed_check_at,
                     purged_facts
-             FROM messages WHERE tracking_id IN {}",
-            json_list(c, true)
+             FROM messages WHERE tracking_id {}",
+            sql::in_json_array(c.dialect(), true)
         );
         for r in c.query(&sql, params![json_array(&tracking)])? {
             let facts = rollups::parse_purged(r.get::<Option<String>>(6)?.as_deref());
@@ -1300,8 +1287,8 @@ fn record_batch(
     let mut links: HashMap<(MessageId, u16), String> = HashMap::new();
     if !clicked.is_empty() {
         let sql = format!(
-            "SELECT message_id, link_no, url FROM links WHERE message_id IN {}",
-            json_list(c, true)
+            "SELECT message_id, link_no, url FROM links WHERE message_id {}",
+            sql::in_json_array(c.dialect(), true)
         );
         for r in c.query(&sql, params![json_array(&clicked)])? {
             links.insert((r.get(0)?, r.get(1)?), r.get(2)?);
@@ -1313,8 +1300,8 @@ fn record_batch(
     let mut opted_out: HashSet<String> = HashSet::new();
     if !recipients.is_empty() {
         let sql = format!(
-            "SELECT recipient_id FROM opt_outs WHERE recipient_id IN {}",
-            json_list(c, false)
+            "SELECT recipient_id FROM opt_outs WHERE recipient_id {}",
+            sql::in_json_array(c.dialect(), false)
         );
         for r in c.query(&sql, params![json_array(&recipients)])? {
             opted_out.insert(r.get(0)?);
@@ -1339,8 +1326,8 @@ fn record_batch(
     if !wanted.is_empty() {
         let sql = format!(
             "SELECT message_id, kind, link_no, received_at, class, id, client, os, device, country
-             FROM events WHERE message_id IN {} ORDER BY message_id, id",
-            json_list(c, true)
+             FROM events WHERE message_id {} ORDER BY message_id, id",
+            sql::in_json_array(c.dialect(), true)
         );
         for r in c.query(&sql, params![json_array(&wanted)])? {
             let m = messages
@@ -1673,8 +1660,8 @@ fn standing_consents(c: &mut dyn Conn, recipients: &[String]) -> StoreResult<Vec
     }
     let sql = format!(
         "SELECT DISTINCT recipient_id FROM consents
-         WHERE withdrawn_at IS NULL AND recipient_id IN {}",
-        json_list(c, false)
+         WHERE withdrawn_at IS NULL AND recipient_id {}",
+        sql::in_json_array(c.dialect(), false)
     );
     c.query(&sql, params![json_array(recipients)])?
         .iter()

@@ -316,6 +316,22 @@ pub fn numbered_to_dollar(sql: &str) -> String {
     out
 }
 
+/// `IN` the numbers, or texts, of a JSON array given as parameter ?1: what follows a column in a
+/// WHERE clause. On PostgreSQL `= ANY(ARRAY(…))`: the planner then looks the values up in the
+/// column's index, where `IN (SELECT …)` became a hash join over a scan of the whole table
+/// (measured: the group commit's history and message reads 3.4 and 2.9 ms -> 0.46 and 0.37 ms).
+pub fn in_json_array(dialect: Dialect, numbers: bool) -> &'static str {
+    match (dialect, numbers) {
+        (Dialect::Sqlite, _) => "IN (SELECT value FROM json_each(?1))",
+        (Dialect::Postgres, true) => {
+            "= ANY(ARRAY(SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS json))))"
+        }
+        (Dialect::Postgres, false) => {
+            "= ANY(ARRAY(SELECT value FROM json_array_elements_text(CAST(?1 AS json))))"
+        }
+    }
+}
+
 /// Applies the migrations newer than the database's schema version, in order, in the open
 /// transaction; `after` runs after each (SQLite rolls up existing events after its 0009).
 /// Returns (the version found, how many were applied).

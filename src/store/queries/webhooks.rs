@@ -2,7 +2,7 @@
 //! and the delivery worker empties.
 
 use crate::classify::Class;
-use crate::store::sql::{self, Conn, Dialect, params};
+use crate::store::sql::{self, Conn, params};
 use crate::store::{EventId, EventKind, EventRecord, StoreResult};
 use crate::webhooks::{
     self, Attempt, CLICK_HOLD_MS, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next,
@@ -321,16 +321,6 @@ fn parse_latencies(json: Option<&str>) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-/// `id IN (the ids of a JSON array given as parameter ?1)`, in the engine's words.
-fn id_in_json_array(c: &mut dyn Conn) -> &'static str {
-    match c.dialect() {
-        Dialect::Sqlite => "id IN (SELECT value FROM json_each(?1))",
-        Dialect::Postgres => {
-            "id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS json)))"
-        }
-    }
-}
-
 pub fn finish(
     c: &mut dyn Conn,
     endpoint: i64,
@@ -345,7 +335,7 @@ pub fn finish(
             .collect();
         serde_json::to_string(&ids).expect("ids serialize")
     };
-    let id_in = id_in_json_array(c);
+    let id_in = format!("id {}", sql::in_json_array(c.dialect(), true));
     // What was sent is not kept: a delivered notice is only counted.
     let delivered = c.execute(
         &format!("DELETE FROM webhook_outbox WHERE {id_in} AND state = 'pending'"),
