@@ -190,12 +190,9 @@ async fn run(
             && spool.pending()
             && Instant::now() >= next_replay
         {
-            match spool.replay(&*setup.store, &setup.classifier).await {
-                Ok(()) => {}
-                Err(e) => {
-                    next_replay = Instant::now() + REPLAY_RETRY;
-                    tracing::debug!("spool replay waits: {e}");
-                }
+            if let Err(e) = spool.replay(&*setup.store, &setup.classifier).await {
+                next_replay = Instant::now() + REPLAY_RETRY;
+                tracing::debug!("spool replay waits: {e}");
             }
             *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
             setup.webhooks.wake();

@@ -87,10 +87,6 @@ impl Replay {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Events wait in the spool: new ones go behind them.
     pub fn pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)

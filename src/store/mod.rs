@@ -485,7 +485,6 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>>;
     /// The target of the latest audit entry with this action.
     async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>>;
-    async fn api_token_count(&self) -> StoreResult<i64>;
 
     /// Recomputes every rollup from the messages and the event log. For repairs (a database edited
     /// by hand, events restored): counts of events that retention deleted are lost by it.

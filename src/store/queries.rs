@@ -895,11 +895,6 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
-    async fn api_token_count(&self) -> StoreResult<i64> {
-        self.read(|c| c.query_one("SELECT count(*) FROM api_tokens", params![]))
-            .await
-    }
-
     async fn rebuild_rollups(&self) -> StoreResult<()> {
         self.write(|c| in_tx(c, rollups::rebuild)).await
     }

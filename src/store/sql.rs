@@ -63,10 +63,6 @@ impl dyn Conn + '_ {
         self.query_value(sql, params)?
             .ok_or_else(|| StoreError::Other(format!("no row returned by: {sql}")))
     }
-
-    pub fn exists(&mut self, sql: &str, params: &[Value]) -> StoreResult<bool> {
-        Ok(self.query_row(sql, params)?.is_some())
-    }
 }
 
 /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled back otherwise.

@@ -110,16 +110,11 @@ async fn two_processes_on_one_postgres_count_exactly() {
     assert!(out.contains("rollups match the event log"), "{out}");
 }
 
-/// Runs SQL as the test server's superuser (on a thread: the client has its own runtime).
+/// Runs SQL as the test server's superuser.
 fn as_superuser(sql: String) {
-    std::thread::spawn(move || {
-        let url = std::env::var("MAILBEACON_TEST_POSTGRES")
-            .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into());
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client.batch_execute(&sql).unwrap();
-    })
-    .join()
-    .unwrap();
+    let url = std::env::var("MAILBEACON_TEST_POSTGRES")
+        .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into());
+    db_execute(&url, &sql);
 }
 
 /// PostgreSQL goes away in the middle of a load (the server's role may no longer log in and its
