@@ -1,7 +1,7 @@
 //! The group-commit writer: the one place tracking events enter the database.
 //!
 //! Request handlers hold an [`EventSender`]. Each hands over one event with a reply slot and waits.
-//! A single writer task takes everything queued (up to `max_batch`), stores it in one transaction,
+//! A single writer thread takes everything queued (up to `max_batch`), stores it in one transaction,
 //! and only after the commit returns answers every waiting handler. So a pixel or click is never
 //! answered before its event is durable, and under load one commit serves many requests.
 //!
@@ -9,7 +9,7 @@
 //! dropped and nothing is lost); the wait shows up as latency, and in `mailbeacon_ingest_queue_full_total`.
 //!
 //! Shutdown: [`GroupCommitWriter::shutdown`] closes the queue, commits everything already in it,
-//! answers those handlers, and then the task ends. Events offered after that get `WriterClosed`.
+//! answers those handlers, and then the thread ends. Events offered after that get `WriterClosed`.
 //!
 //! When the database cannot be written (unreachable, full), a batch goes to the local spool
 //! instead ([`replay`]): appended and synced to disk before anyone is answered, then replayed in
@@ -28,7 +28,6 @@ use replay::Replay;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// Events waiting for the writer beyond this are held back by back-pressure.
 const QUEUE_CAPACITY: usize = 16_384;
@@ -105,10 +104,10 @@ impl EventSender {
     }
 }
 
-/// Owns the writer task; see the module documentation.
+/// Owns the writer thread; see the module documentation.
 pub struct GroupCommitWriter {
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the writer works with besides its queue.
@@ -123,34 +122,44 @@ pub struct WriterSetup {
 }
 
 impl GroupCommitWriter {
+    /// Starts the writer on a thread of its own (it blocks on the database; the async runtime
+    /// only wakes it and its handlers), from inside the runtime.
     pub fn start(setup: WriterSetup) -> (GroupCommitWriter, EventSender) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
         let sender = EventSender {
             tx,
             failing: Failing::default(),
-            // Said before the task first runs, so /readyz never reports ready over a full spool.
+            // Said before the thread first runs, so /readyz never reports ready over a full spool.
             spooled: Arc::new(std::sync::Mutex::new(
                 setup.spool.as_ref().and_then(Replay::describe),
             )),
         };
-        let task = tokio::spawn(run(setup, rx, stopped, sender.clone()));
+        let runtime = tokio::runtime::Handle::current();
+        let status = sender.clone();
+        let thread = std::thread::Builder::new()
+            .name("mailbeacon-writer".into())
+            .spawn(move || run(runtime, setup, rx, stopped, status))
+            .expect("the writer thread starts");
         (
             GroupCommitWriter {
                 stop: Some(stop),
-                task,
+                thread: Some(thread),
             },
             sender,
         )
     }
 
-    /// Closes the queue, commits what is in it and waits for the task to end.
+    /// Closes the queue, commits what is in it and waits for the thread to end.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Err(e) = (&mut self.task).await {
-            tracing::error!("event writer task failed: {e}");
+        if let Some(thread) = self.thread.take() {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(())) => {}
+                _ => tracing::error!("the event writer thread failed"),
+            }
         }
     }
 }
@@ -158,7 +167,18 @@ impl GroupCommitWriter {
 /// How often the spool's replay is tried while the database refuses writes.
 const REPLAY_RETRY: Duration = Duration::from_secs(1);
 
-async fn run(
+/// What woke the writer.
+enum Woken {
+    /// This many events were received (0: the queue is closed and empty).
+    Events(usize),
+    Stop,
+    RetryReplay,
+}
+
+/// The writer thread's loop. It waits for work through the runtime (`block_on` of one wait at a
+/// time) and stores each batch on this thread.
+fn run(
+    runtime: tokio::runtime::Handle,
     mut setup: WriterSetup,
     mut rx: mpsc::Receiver<Pending>,
     mut stop: oneshot::Receiver<()>,
@@ -171,26 +191,29 @@ async fn run(
     loop {
         let pending = setup.spool.as_ref().is_some_and(Replay::pending);
         let retry_in = next_replay.saturating_duration_since(Instant::now());
-        let received = tokio::select! {
-            n = rx.recv_many(&mut buf, max_batch) => {
-                if n == 0 {
-                    break; // closed and empty
-                }
-                n
+        let woken = runtime.block_on(async {
+            tokio::select! {
+                n = rx.recv_many(&mut buf, max_batch) => Woken::Events(n),
+                _ = &mut stop, if !stopping => Woken::Stop,
+                _ = tokio::time::sleep(retry_in), if pending && !stopping => Woken::RetryReplay,
             }
-            _ = &mut stop, if !stopping => {
+        });
+        let received = match woken {
+            Woken::Events(0) => break, // closed and empty
+            Woken::Events(n) => n,
+            Woken::Stop => {
                 // From here on senders are refused; what is already queued is still drained.
                 rx.close();
                 stopping = true;
                 continue;
             }
-            _ = tokio::time::sleep(retry_in), if pending && !stopping => 0,
+            Woken::RetryReplay => 0,
         };
         if let Some(spool) = setup.spool.as_mut()
             && spool.pending()
             && Instant::now() >= next_replay
         {
-            if let Err(e) = spool.replay(&*setup.store, &setup.classifier).await {
+            if let Err(e) = runtime.block_on(spool.replay(&*setup.store, &setup.classifier)) {
                 next_replay = Instant::now() + REPLAY_RETRY;
                 tracing::debug!("spool replay waits: {e}");
             }
@@ -200,7 +223,7 @@ async fn run(
         if received == 0 {
             continue;
         }
-        let failed = commit(&setup, &mut buf).await;
+        let failed = commit(&runtime, &setup, &mut buf);
         if let Some(spool) = &setup.spool {
             *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
         }
@@ -216,22 +239,32 @@ async fn run(
 }
 
 /// Stores the batch (or spools it); returns why the database could not take it, if it could not.
-async fn commit(setup: &WriterSetup, buf: &mut Vec<Pending>) -> Option<String> {
+fn commit(
+    runtime: &tokio::runtime::Handle,
+    setup: &WriterSetup,
+    buf: &mut Vec<Pending>,
+) -> Option<String> {
     let started = Instant::now();
     let (events, replies): (Vec<NewEvent>, Vec<_>) =
         buf.drain(..).map(|p| (p.event, p.reply)).unzip();
-    let events: Arc<[NewEvent]> = events.into();
     let size = events.len();
     if let Some(spool) = setup.spool.as_ref().filter(|s| s.pending()) {
         // Behind what waits in the spool, so that the order holds.
-        spool_batch(spool, &setup.destinations, &events, replies, None).await;
+        runtime.block_on(spool_batch(
+            spool,
+            &setup.destinations,
+            &events,
+            replies,
+            None,
+        ));
         return None;
     }
-    match setup
-        .store
-        .record_events(events.clone(), setup.classifier.clone())
-        .await
-    {
+    // A panic in the storage code fails this batch (503), not the writer.
+    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        setup.store.record_events_here(&events, &setup.classifier)
+    }))
+    .unwrap_or_else(|_| Err(StoreError::Other("the group commit panicked".into())));
+    match stored {
         Ok(outcomes) => {
             metrics::histogram!("mailbeacon_ingest_batch_size").record(size as f64);
             metrics::histogram!("mailbeacon_ingest_commit_seconds")
@@ -260,7 +293,13 @@ async fn commit(setup: &WriterSetup, buf: &mut Vec<Pending>) -> Option<String> {
                 // safe to keep for later. A COMMIT whose outcome is unknown is answered 503.
                 (StoreError::Unavailable(_), Some(spool)) => {
                     spool.note_error(e.to_string());
-                    spool_batch(spool, &setup.destinations, &events, replies, Some(&e)).await;
+                    runtime.block_on(spool_batch(
+                        spool,
+                        &setup.destinations,
+                        &events,
+                        replies,
+                        Some(&e),
+                    ));
                 }
                 _ => {
                     for reply in replies {

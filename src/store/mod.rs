@@ -378,6 +378,14 @@ pub trait Store: Send + Sync + 'static {
         classifier: Arc<Classifier>,
     ) -> StoreResult<Vec<RecordOutcome>>;
 
+    /// [`Store::record_events`] on the calling thread, which may block: the group-commit writer
+    /// calls it from its own thread.
+    fn record_events_here(
+        &self,
+        batch: &[NewEvent],
+        classifier: &Classifier,
+    ) -> StoreResult<Vec<RecordOutcome>>;
+
     /// Stores events replayed from a local spool like [`Store::record_events`], and in the same
     /// transaction records that the spool `spool` has been replayed up to `position` (segment,
     /// byte offset): a replay that stops anywhere resumes without storing an event twice.

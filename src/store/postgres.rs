@@ -35,7 +35,7 @@ const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(curr
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(1835164527, hashtext(current_schema()))";
 const MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(1835164527, hashtext(current_schema()))";
 
-/// Connections open at once, at most, per process.
+/// Pooled connections open at once, at most, per process (the group commit has one more).
 const POOL_SIZE: usize = 16;
 
 pub type PostgresStore = SqlStore<Postgres>;
@@ -44,6 +44,8 @@ pub struct Postgres {
     config: postgres::Config,
     idle: Arc<Mutex<Vec<PgConn>>>,
     permits: Arc<Semaphore>,
+    /// The group commit's own connection (beside the pool), kept with its prepared statements.
+    group_commit: Mutex<Option<PgConn>>,
 }
 
 /// A client with the statements it has prepared.
@@ -80,6 +82,7 @@ impl SqlStore<Postgres> {
                     config,
                     idle: Arc::new(Mutex::new(vec![conn])),
                     permits: Arc::new(Semaphore::new(POOL_SIZE)),
+                    group_commit: Mutex::new(None),
                 },
             },
             OpenReport {
@@ -106,15 +109,8 @@ impl Postgres {
                 .map_err(|_| StoreError::Unavailable("the connection pool is closed".into()))?;
             tokio::task::spawn_blocking(move || {
                 let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let mut conn = match pooled {
-                    Some(c) if !c.client.is_closed() => c,
-                    _ => connect(&config)?,
-                };
-                let result = f(&mut conn);
-                if conn.in_transaction {
-                    let _ = conn.rollback();
-                }
-                if !conn.client.is_closed() && !conn.in_transaction {
+                let (result, reusable) = run_on(pooled, &config, f);
+                if let Some(conn) = reusable {
                     idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
                 }
                 result
@@ -141,12 +137,47 @@ impl Engine for Postgres {
     {
         self.run(f)
     }
+
+    fn write_here<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let mut slot = self.group_commit.lock().unwrap_or_else(|e| e.into_inner());
+        let (result, reusable) = run_on(slot.take(), &self.config, f);
+        *slot = reusable;
+        result
+    }
+}
+
+/// Runs `f` on `conn`, or on a new connection when there is none or it was closed; gives back the
+/// connection when it can be used again (open, no transaction left behind).
+fn run_on<T>(
+    conn: Option<PgConn>,
+    config: &postgres::Config,
+    f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+) -> (StoreResult<T>, Option<PgConn>) {
+    let mut conn = match conn {
+        Some(c) if !c.client.is_closed() => c,
+        _ => match connect(config) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), None),
+        },
+    };
+    let result = f(&mut conn);
+    if conn.in_transaction {
+        let _ = conn.rollback();
+    }
+    let reusable = (!conn.client.is_closed() && !conn.in_transaction).then_some(conn);
+    (result, reusable)
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         // Each client owns a small runtime, which may not be dropped on an async worker thread.
-        let conns = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut conns = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        conns.extend(
+            self.group_commit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if !conns.is_empty() {
             std::thread::spawn(move || drop(conns));
         }

@@ -30,6 +30,10 @@ pub trait Engine: Send + Sync + 'static {
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Conn) -> StoreResult<T> + Send + 'static;
+
+    /// Runs `f` on the group commit's write connection on the calling thread, which must be one
+    /// that may block (the writer's own): no hand-over to a blocking thread and back per batch.
+    fn write_here<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T>;
 }
 
 /// The [`Store`] of one engine.
@@ -244,6 +248,15 @@ impl<E: Engine> Store for SqlStore<E> {
     ) -> StoreResult<Vec<RecordOutcome>> {
         self.write(move |c| in_tx(c, |c| record_batch(c, &batch, &classifier)))
             .await
+    }
+
+    fn record_events_here(
+        &self,
+        batch: &[NewEvent],
+        classifier: &Classifier,
+    ) -> StoreResult<Vec<RecordOutcome>> {
+        self.engine
+            .write_here(|c| in_tx(c, |c| record_batch(c, batch, classifier)))
     }
 
     async fn record_spooled(
@@ -1414,7 +1427,6 @@ fn record_batch(
         *id = event_id;
         let destination = destination.clone();
         let m = messages.get_mut(&e.tracking_id).expect("known message");
-        let before = m.facts.clone();
         let hit = StoredHit {
             kind: e.kind,
             link_no: e.link_no,
@@ -1461,7 +1473,11 @@ fn record_batch(
             e.region.as_deref().into(),
             (user_agent.is_none() && e.user_agent.is_some()).into(),
         ]);
-        if verdict.reasons.contains(&REASON_BURST) {
+        // A burst relabels earlier events: then the message's contributions are recomputed from
+        // its facts before and after; otherwise the new event's own part is added.
+        let relabels = verdict.reasons.contains(&REASON_BURST);
+        let before = relabels.then(|| m.facts.clone());
+        if relabels {
             for p in burst_members(e.received_at, &m.prior).collect::<Vec<_>>() {
                 let id = m.prior[p].id;
                 match row_of.get(&id) {
@@ -1543,7 +1559,10 @@ fn record_batch(
             device: info.device.as_str().to_string(),
             country: e.country.clone(),
         });
-        delta.change(m.campaign_id, &before, &m.facts);
+        match before {
+            Some(before) => delta.change(m.campaign_id, &before, &m.facts),
+            None => delta.append(m.campaign_id, &m.facts),
+        }
         delta.activity(m.campaign_id, e.received_at);
     }
     insert_event_rows(c, rows)?;

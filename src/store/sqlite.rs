@@ -143,19 +143,14 @@ impl Engine for Sqlite {
     {
         let writer = self.writer.clone();
         async move {
-            tokio::task::spawn_blocking(move || {
-                let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
-                let result = f(&mut *conn);
-                // A closure that failed between BEGIN and COMMIT must not leave its transaction
-                // open for the next one.
-                if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                result
-            })
-            .await
-            .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
+            tokio::task::spawn_blocking(move || on_writer(&writer, f))
+                .await
+                .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
         }
+    }
+
+    fn write_here<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        on_writer(&self.writer, f)
     }
 
     fn read<T, F>(&self, f: F) -> impl Future<Output = StoreResult<T>> + Send
@@ -184,6 +179,20 @@ impl Engine for Sqlite {
             .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
         }
     }
+}
+
+fn on_writer<T>(
+    writer: &Mutex<Connection>,
+    f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
+    let result = f(&mut *conn);
+    // A closure that failed between BEGIN and COMMIT must not leave its transaction open for the
+    // next one.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 fn to_sqlite(v: &Value) -> rusqlite::types::ToSqlOutput<'_> {
