@@ -79,6 +79,16 @@ impl EventSender {
             .map(|(reason, _)| reason.clone())
     }
 
+    /// After a batch: why the database refused it (`None`: it was stored) and what waits in the
+    /// spool, for `/readyz`.
+    fn note(&self, failed: Option<String>, spool: Option<&Replay>) {
+        if let Some(spool) = spool {
+            *self.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
+        }
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) =
+            failed.map(|r| (r, Instant::now()));
+    }
+
     /// Queues the event and waits until its batch is committed.
     pub async fn record(&self, event: NewEvent) -> Result<RecordOutcome, IngestError> {
         let (reply, answer) = oneshot::channel();
@@ -223,12 +233,7 @@ fn run(
         if received == 0 {
             continue;
         }
-        let failed = commit(&runtime, &setup, &mut buf);
-        if let Some(spool) = &setup.spool {
-            *status.spooled.lock().unwrap_or_else(|e| e.into_inner()) = spool.describe();
-        }
-        *status.failing.lock().unwrap_or_else(|e| e.into_inner()) =
-            failed.map(|r| (r, Instant::now()));
+        commit(&runtime, &setup, &status, &mut buf);
         // The batch may have queued webhook notices.
         setup.webhooks.wake();
     }
@@ -238,89 +243,91 @@ fn run(
     tracing::debug!("event writer drained and stopped");
 }
 
-/// Stores the batch (or spools it); returns why the database could not take it, if it could not.
+/// Stores the batch (or spools it) and answers its handlers. What `/readyz` reports is updated
+/// before anyone is answered, so a client that got its answer never reads an older state.
 fn commit(
     runtime: &tokio::runtime::Handle,
     setup: &WriterSetup,
+    status: &EventSender,
     buf: &mut Vec<Pending>,
-) -> Option<String> {
+) {
     let started = Instant::now();
     let (events, replies): (Vec<NewEvent>, Vec<_>) =
         buf.drain(..).map(|p| (p.event, p.reply)).unzip();
-    let size = events.len();
-    if let Some(spool) = setup.spool.as_ref().filter(|s| s.pending()) {
+    let answers = match setup.spool.as_ref().filter(|s| s.pending()) {
         // Behind what waits in the spool, so that the order holds.
-        runtime.block_on(spool_batch(
-            spool,
-            &setup.destinations,
-            &events,
-            replies,
-            None,
-        ));
-        return None;
+        Some(spool) => {
+            let answers = runtime.block_on(spool_batch(spool, &setup.destinations, &events, None));
+            status.note(None, Some(spool));
+            answers
+        }
+        None => store_batch(runtime, setup, status, &events, started),
+    };
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        // A handler whose client went away no longer listens; its event is stored anyway.
+        let _ = reply.send(answer);
     }
+}
+
+/// Stores the batch, or spools it when the database is unavailable: the answer for each event.
+fn store_batch(
+    runtime: &tokio::runtime::Handle,
+    setup: &WriterSetup,
+    status: &EventSender,
+    events: &[NewEvent],
+    started: Instant,
+) -> Vec<Result<RecordOutcome, StoreError>> {
     // A panic in the storage code fails this batch (503), not the writer.
     let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        setup.store.record_events_here(&events, &setup.classifier)
+        setup.store.record_events_here(events, &setup.classifier)
     }))
     .unwrap_or_else(|_| Err(StoreError::Other("the group commit panicked".into())));
     match stored {
         Ok(outcomes) => {
-            metrics::histogram!("mailbeacon_ingest_batch_size").record(size as f64);
+            metrics::histogram!("mailbeacon_ingest_batch_size").record(events.len() as f64);
             metrics::histogram!("mailbeacon_ingest_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
-            for ((reply, outcome), event) in replies.into_iter().zip(outcomes).zip(events.iter()) {
+            for (outcome, event) in outcomes.iter().zip(events) {
                 if let (
                     RecordOutcome::Recorded {
                         destination: Some(url),
                         ..
                     },
                     Some(no),
-                ) = (&outcome, event.link_no)
+                ) = (outcome, event.link_no)
                 {
                     setup.destinations.remember(event.tracking_id, no, url);
                 }
-                // A handler whose client went away no longer listens; its event is stored anyway.
-                let _ = reply.send(Ok(outcome));
             }
-            None
+            status.note(None, setup.spool.as_ref());
+            outcomes.into_iter().map(Ok).collect()
         }
         Err(e) => {
             metrics::counter!("mailbeacon_ingest_commit_failures_total").increment(1);
-            tracing::error!(batch = size, "could not commit events: {e}");
-            match (&e, &setup.spool) {
+            tracing::error!(batch = events.len(), "could not commit events: {e}");
+            let answers = match (&e, &setup.spool) {
                 // Certainly not stored (the database was not reached, or refused before COMMIT):
                 // safe to keep for later. A COMMIT whose outcome is unknown is answered 503.
                 (StoreError::Unavailable(_), Some(spool)) => {
                     spool.note_error(e.to_string());
-                    runtime.block_on(spool_batch(
-                        spool,
-                        &setup.destinations,
-                        &events,
-                        replies,
-                        Some(&e),
-                    ));
+                    runtime.block_on(spool_batch(spool, &setup.destinations, events, Some(&e)))
                 }
-                _ => {
-                    for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
-            }
-            Some(e.to_string())
+                _ => events.iter().map(|_| Err(e.clone())).collect(),
+            };
+            status.note(Some(e.to_string()), setup.spool.as_ref());
+            answers
         }
     }
 }
 
-/// Appends the batch to the spool and answers each handler: `Spooled`, or an error for a click
-/// whose destination this process does not know (it cannot be redirected, so it is not taken).
+/// Appends the batch to the spool: for each event `Spooled`, or an error for a click whose
+/// destination this process does not know (it cannot be redirected, so it is not taken).
 async fn spool_batch(
     spool: &Replay,
     destinations: &Destinations,
     events: &[NewEvent],
-    replies: Vec<oneshot::Sender<Result<RecordOutcome, StoreError>>>,
     cause: Option<&StoreError>,
-) {
+) -> Vec<Result<RecordOutcome, StoreError>> {
     let mut taken = Vec::with_capacity(events.len());
     let mut answers = Vec::with_capacity(events.len());
     for event in events {
@@ -353,7 +360,5 @@ async fn spool_batch(
     } else {
         metrics::counter!("mailbeacon_ingest_spooled_total").increment(n as u64);
     }
-    for (reply, answer) in replies.into_iter().zip(answers) {
-        let _ = reply.send(answer);
-    }
+    answers
 }
