@@ -106,16 +106,19 @@ pub const TOTALS: [&str; 9] = [
     "reader_clicks",
 ];
 
+fn add_counters(sum: &mut Counters, counters: &Counters, sign: i64) {
+    for (s, c) in sum.iter_mut().zip(counters) {
+        *s += sign * c;
+    }
+}
+
 /// What one message's events (in arrival order) add to the rollups.
 pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
     // Each fact touches each of its rows once, with all of that row's counters at a time: the
     // writer runs this for every event, so it allocates as little as it can.
     let mut rows: BTreeMap<Row, Counters> = BTreeMap::new();
     let mut add = |row: Row, counters: Counters| {
-        let sum = rows.entry(row).or_insert([0; 9]);
-        for (s, c) in sum.iter_mut().zip(counters) {
-            *s += c;
-        }
+        add_counters(rows.entry(row).or_insert([0; 9]), &counters, 1);
     };
     let one = |flag: bool| i64::from(flag);
     let mut first_of_kind = BTreeSet::new();
@@ -273,10 +276,11 @@ impl Delta {
         totals[7] = one(reader && !click && !reader_opened);
         totals[8] = one(reader && click && !reader_clicked);
         let mut add = |row: Row, counters: Counters| {
-            let sum = self.rows.entry((campaign, row)).or_insert([0; 9]);
-            for (s, c) in sum.iter_mut().zip(counters) {
-                *s += c;
-            }
+            add_counters(
+                self.rows.entry((campaign, row)).or_insert([0; 9]),
+                &counters,
+                1,
+            );
         };
         add(Row::Totals, totals);
         add(
@@ -328,10 +332,11 @@ impl Delta {
     /// Adds (sign 1) or takes away (sign -1) a message's contributions.
     pub fn add(&mut self, campaign: i64, rows: BTreeMap<Row, Counters>, sign: i64) {
         for (row, counters) in rows {
-            let sum = self.rows.entry((campaign, row)).or_insert([0; 9]);
-            for (s, c) in sum.iter_mut().zip(counters) {
-                *s += sign * c;
-            }
+            add_counters(
+                self.rows.entry((campaign, row)).or_insert([0; 9]),
+                &counters,
+                sign,
+            );
         }
     }
 
