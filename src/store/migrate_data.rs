@@ -69,6 +69,7 @@ pub const TABLES: &[Table] = &[
             "created_at",
             "first_failed_check_at",
             "purged_facts",
+            "history",
         ],
         &["id"],
         true,

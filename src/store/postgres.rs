@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_consents.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_message_history.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's hash.

@@ -3,6 +3,7 @@
 //! these closures on a blocking thread; everything else, classification against a message's
 //! history, the rollup deltas and the webhook outbox included, is written once here.
 
+mod history;
 pub(crate) mod rollups;
 pub(crate) mod webhooks;
 
@@ -15,6 +16,7 @@ use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
 use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit};
 use chrono::SubsecRound;
+use history::History;
 use std::future::Future;
 
 /// How an engine runs the shared logic: `f` gets a connection on a blocking thread. `write`
@@ -221,9 +223,16 @@ impl<E: Engine> Store for SqlStore<E> {
                 for m in &messages {
                     let id: i64 = c.query_one(
                         "INSERT INTO messages (campaign_id, recipient_id, tracking_id, sent_at,
-                                               created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-                        params![campaign, &m.recipient_id, m.tracking_id, m.sent_at, now],
+                                               created_at, history)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                        params![
+                            campaign,
+                            &m.recipient_id,
+                            m.tracking_id,
+                            m.sent_at,
+                            now,
+                            history::EMPTY
+                        ],
                     )?;
                     let link = "INSERT INTO links (message_id, link_no, url) VALUES (?1, ?2, ?3)";
                     for (i, url) in m.links.iter().enumerate() {
@@ -354,6 +363,10 @@ impl<E: Engine> Store for SqlStore<E> {
                                 f.device.clone_from(&e.derived.device);
                             }
                             delta.change(*campaign, &before, &after);
+                            c.execute(
+                                "UPDATE messages SET history = NULL WHERE id = ?1",
+                                params![message.id],
+                            )?;
                         }
                         for i in changed {
                             let (e, d) = (&events[i], &events[i].derived);
@@ -971,7 +984,7 @@ impl<E: Engine> Store for SqlStore<E> {
                         let seed = serde_json::to_string(&representatives(&old))
                             .map_err(|e| StoreError::Other(e.to_string()))?;
                         c.execute(
-                            "UPDATE messages SET purged_facts = ?2 WHERE id = ?1",
+                            "UPDATE messages SET purged_facts = ?2, history = NULL WHERE id = ?1",
                             params![*message, seed],
                         )?;
                         summary.events += c.execute(
@@ -1166,6 +1179,15 @@ struct MessageRow {
     facts: Vec<Fact>,
     /// Facts before the stored events (retention's representatives).
     offset: usize,
+    /// The first `older` of `prior` (and of `facts` after `offset`) stand for events its history
+    /// summary folded ([`History`]); the rest are events with their ids.
+    older: usize,
+    /// The summary's cutoff ([`History::cutoff`]).
+    cutoff: Option<DateTime<Utc>>,
+    /// `prior` came from the summary; otherwise from the event log (and the summary is rebuilt).
+    summarised: bool,
+    /// Events of this batch were stored for it.
+    stored: bool,
 }
 
 /// Columns of an events row as the group commit inserts it; `id` first.
@@ -1260,23 +1282,50 @@ fn record_batch(
     if !tracking.is_empty() {
         let sql = format!(
             "SELECT tracking_id, id, campaign_id, recipient_id, sent_at, first_failed_check_at,
-                    purged_facts
+                    purged_facts, history
              FROM messages WHERE tracking_id {}",
             sql::in_json_array(c.dialect(), true)
         );
         for r in c.query(&sql, params![json_array(&tracking)])? {
-            let facts = rollups::parse_purged(r.get::<Option<String>>(6)?.as_deref());
+            let tracking_id: i64 = r.get(0)?;
+            let mut facts = rollups::parse_purged(r.get::<Option<String>>(6)?.as_deref());
+            let offset = facts.len();
+            // The summary serves when it covers every event of the batch for this message;
+            // otherwise the history is read from the log below.
+            let history = r
+                .get::<Option<String>>(7)?
+                .and_then(|text| History::parse(&text))
+                .filter(|h| {
+                    events
+                        .iter()
+                        .filter(|e| e.tracking_id == tracking_id)
+                        .all(|e| h.covers(e.received_at))
+                });
+            let summarised = history.is_some();
+            let (prior, older, cutoff) = match history {
+                Some(h) => {
+                    let prior = h.priors();
+                    facts.extend(h.older.iter().cloned());
+                    facts.extend(h.recent.into_iter().map(|(_, f)| f));
+                    (prior, h.older.len(), h.cutoff)
+                }
+                None => (Vec::new(), 0, None),
+            };
             messages.insert(
-                r.get(0)?,
+                tracking_id,
                 MessageRow {
                     id: r.get(1)?,
                     campaign_id: r.get(2)?,
                     recipient_id: r.get(3)?,
                     sent_at: r.get(4)?,
                     failed_check_at: r.get(5)?,
-                    prior: Vec::new(),
-                    offset: facts.len(),
+                    prior,
+                    offset,
                     facts,
+                    older,
+                    cutoff,
+                    summarised,
+                    stored: false,
                 },
             );
         }
@@ -1329,7 +1378,11 @@ fn record_batch(
     asking.dedup();
     consenting.extend(standing_consents(c, &asking)?);
     let by_id: HashMap<MessageId, i64> = messages.iter().map(|(t, m)| (m.id, *t)).collect();
-    let mut wanted: Vec<MessageId> = by_id.keys().copied().collect();
+    let mut wanted: Vec<MessageId> = messages
+        .values()
+        .filter(|m| !m.summarised)
+        .map(|m| m.id)
+        .collect();
     wanted.sort_unstable();
     if !wanted.is_empty() {
         let sql = format!(
@@ -1427,6 +1480,7 @@ fn record_batch(
         *id = event_id;
         let destination = destination.clone();
         let m = messages.get_mut(&e.tracking_id).expect("known message");
+        m.stored = true;
         let hit = StoredHit {
             kind: e.kind,
             link_no: e.link_no,
@@ -1567,6 +1621,26 @@ fn record_batch(
     }
     insert_event_rows(c, rows)?;
     rollups::apply(c, &delta)?;
+    let histories: Vec<(MessageId, String)> = messages
+        .values()
+        .filter(|m| m.stored || !m.summarised)
+        .map(|m| {
+            let events = &m.facts[m.offset..];
+            let recent = m.prior[m.older..]
+                .iter()
+                .map(|p| p.id)
+                .zip(events[m.older..].iter().cloned())
+                .collect();
+            let history = History::compact(m.cutoff, &events[..m.older], recent);
+            (m.id, history.to_text())
+        })
+        .collect();
+    if !histories.is_empty() {
+        c.execute(
+            history::update_sql(c.dialect()),
+            params![json_array(&histories)],
+        )?;
+    }
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every event has an outcome"))

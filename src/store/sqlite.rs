@@ -63,6 +63,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../migrations/sqlite/0015_consents.sql"),
     ),
+    (
+        16,
+        include_str!("../../migrations/sqlite/0016_message_history.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

@@ -284,3 +284,69 @@ mod paging {
         }
     }
 }
+
+/// The writer classifies from each message's history summary (`messages.history`); `reclassify`
+/// from the whole event log. Whatever the order and spacing of hits (bursts, duplicates, events
+/// older than the summary's cutoff, batches of any size), they must agree on every event, and the
+/// rollups must equal a rebuild.
+mod summaries {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Steps of the clock between hits: within a burst, within and beyond the duplicate window,
+    /// beyond the summary's horizon, and backwards (a late or replayed hit).
+    const STEPS_MS: [i64; 9] = [
+        300, 1_500, 2_500, 59_000, 61_000, 130_000, 3_600_000, -10_000, -200_000,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn the_writer_decides_from_its_summaries_as_reclassify_does_from_the_log(
+            hits in prop::collection::vec((0i64..3, 0u16..4, 0usize..4, 0usize..STEPS_MS.len()), 1..70),
+            chunk in 1usize..9,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let (store, _) = SqliteStore::open(&dir.path().join("s.db"), false).unwrap();
+            let changed = rt.block_on(async {
+                let sent = Utc::now() - Span::days(3);
+                let campaign = store.create_campaign("S", None).await.unwrap().id;
+                let messages = (1..=3)
+                    .map(|i| NewMessage {
+                        recipient_id: format!("r{i}@example.net"),
+                        tracking_id: i,
+                        sent_at: sent,
+                        links: vec!["https://a.example/".into(), "https://b.example/".into(),
+                                    "https://c.example/".into()],
+                        honeypot: None,
+                    })
+                    .collect();
+                store.insert_messages(campaign, messages).await.unwrap();
+                let classifier = Arc::new(Classifier::builtin(Internal::default()));
+                let mut at = sent + Span::hours(1);
+                let batch: Vec<NewEvent> = hits
+                    .iter()
+                    .map(|&(message, link, ua, step)| {
+                        at += Span::milliseconds(STEPS_MS[step]);
+                        let (kind, link) = match link {
+                            0 => (EventKind::Open, None),
+                            n => (EventKind::Click, Some(n)),
+                        };
+                        event(kind, message + 1, link, at, [CHROME, GMAIL, SCRIPT, MPP][ua])
+                    })
+                    .collect();
+                for events in batch.chunks(chunk) {
+                    store.record_events(events.to_vec().into(), classifier.clone()).await.unwrap();
+                }
+                assert_rollups_match_a_rebuild(&store).await;
+                store
+                    .reclassify(None, classifier, Arc::new(|_, _| {}))
+                    .await
+                    .unwrap()
+                    .changed
+            });
+            prop_assert_eq!(changed, 0);
+        }
+    }
+}
