@@ -39,10 +39,14 @@ pub fn update_sql(dialect: Dialect) -> &'static str {
                    FROM json_each(?1)) AS u
              WHERE messages.id = u.id"
         }
+        // Through an array, whose rows the planner estimates at 10: it then looks each message up
+        // in the primary key, where a join with json_array_elements (estimated at 100 rows) became
+        // a hash join over a scan of the whole table (EXPLAIN ANALYZE, 20,000 messages: 5.0 ms ->
+        // 0.19 ms for three).
         Dialect::Postgres => {
             "UPDATE messages SET history = u.h
              FROM (SELECT CAST(e ->> 0 AS BIGINT) AS id, e ->> 1 AS h
-                   FROM json_array_elements(CAST(?1 AS json)) AS e) AS u
+                   FROM unnest(ARRAY(SELECT json_array_elements(CAST(?1 AS json)))) AS e) AS u
              WHERE messages.id = u.id"
         }
     }
