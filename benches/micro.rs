@@ -177,3 +177,71 @@ fn record_64_opens(b: Bencher) {
                 .unwrap()
         });
 }
+
+/// One group commit of 64 opens of messages that each have 50 earlier events (an hour apart, two
+/// mail clients): the writer's cost when histories are long, as for a newsletter's regular readers.
+/// The clock moves a minute per batch, so each message is hit every ten minutes.
+#[divan::bench(sample_count = 30)]
+fn record_64_opens_after_50_events_each(b: Bencher) {
+    use mailbeacon::store::{NewEvent, NewMessage, Store, sqlite::SqliteStore};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SqliteStore::open(&dir.path().join("bench.db"), false).unwrap();
+    let classifier = Arc::new(Classifier::builtin(Internal::default()));
+    let sent = chrono::Utc::now() - chrono::Duration::days(30);
+    let messages = 640i64;
+    let open = |tracking_id: i64, at: chrono::DateTime<chrono::Utc>, ua: &str| NewEvent {
+        kind: EventKind::Open,
+        tracking_id,
+        link_no: None,
+        received_at: at,
+        method: "GET",
+        user_agent: Some(ua.into()),
+        keep_user_agent: true,
+        client_ip: Some("192.0.2.0".into()),
+        headers: None,
+        ip_tags: Vec::new(),
+        failed_check: false,
+        country: None,
+        region: None,
+        without_consent: None,
+    };
+    rt.block_on(async {
+        let c = store.create_campaign("bench", None).await.unwrap().id;
+        let batch: Vec<NewMessage> = (1..=messages)
+            .map(|i| NewMessage {
+                recipient_id: format!("r{i}@example.com"),
+                tracking_id: i,
+                sent_at: sent,
+                links: vec!["https://shop.test/".into()],
+                honeypot: None,
+            })
+            .collect();
+        store.insert_messages(c, batch).await.unwrap();
+        for n in 0..50 {
+            let at = sent + chrono::Duration::hours(n + 1);
+            let ua = AGENTS[n as usize % 2];
+            let events: Vec<NewEvent> = (1..=messages).map(|m| open(m, at, ua)).collect();
+            for chunk in events.chunks(64) {
+                store
+                    .record_events(chunk.to_vec().into(), classifier.clone())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let (mut next, mut clock) = (0i64, sent + chrono::Duration::hours(60));
+    b.counter(divan::counter::ItemsCount::new(64usize))
+        .bench_local(|| {
+            clock += chrono::Duration::minutes(1);
+            let batch: Vec<NewEvent> = (0..64)
+                .map(|_| {
+                    next = next % messages + 1;
+                    open(next, clock, AGENTS[0])
+                })
+                .collect();
+            rt.block_on(store.record_events(batch.into(), classifier.clone()))
+                .unwrap()
+        });
+}

@@ -1635,12 +1635,7 @@ fn record_batch(
             (m.id, history.to_text())
         })
         .collect();
-    if !histories.is_empty() {
-        c.execute(
-            history::update_sql(c.dialect()),
-            params![json_array(&histories)],
-        )?;
-    }
+    history::write(c, &histories)?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every event has an outcome"))
