@@ -86,8 +86,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check that every campaign's report rollups agree with its event log; --repair rewrites
-    /// those that do not. Exits with 1 when a difference is found and not repaired.
+    /// Check that every campaign's report rollups, and every message's history summary, agree
+    /// with the event log; --repair rewrites the rollups that do not and clears those summaries
+    /// (the next hit rebuilds them). Exits with 1 when a difference is found and not repaired.
     Check {
         #[arg(long)]
         repair: bool,
@@ -440,7 +441,25 @@ async fn run_with_database(
                     (n, false) => format!("{n} differ (run with --repair to rewrite them)"),
                 }
             )?;
-            if !check.differences.is_empty() && !check.repaired {
+            if !check.summaries_wrong.is_empty() {
+                writeln!(
+                    out,
+                    "messages {:?}: history summary differs from the event log",
+                    &check.summaries_wrong[..check.summaries_wrong.len().min(20)]
+                )?;
+            }
+            writeln!(
+                out,
+                "checked {} message history summaries: {}",
+                check.summaries_checked,
+                match (check.summaries_wrong.len(), check.repaired) {
+                    (0, _) => "they match the event log".to_string(),
+                    (n, true) => format!("{n} cleared (rebuilt from the log at the next hit)"),
+                    (n, false) => format!("{n} differ (run with --repair to clear them)"),
+                }
+            )?;
+            let damaged = !check.differences.is_empty() || !check.summaries_wrong.is_empty();
+            if damaged && !check.repaired {
                 out.flush()?;
                 std::process::exit(1);
             }

@@ -296,6 +296,11 @@ pub struct RollupCheck {
     pub campaigns_skipped: Vec<CampaignId>,
     /// Campaigns whose rollups differ from the event log, with the first differing rows.
     pub differences: Vec<(CampaignId, Vec<String>)>,
+    /// Messages whose history summary (`messages.history`) was compared with their events.
+    pub summaries_checked: u64,
+    /// Those whose summary disagrees with their events (a repair clears it: the next hit rebuilds
+    /// it from the log).
+    pub summaries_wrong: Vec<MessageId>,
     pub repaired: bool,
 }
 

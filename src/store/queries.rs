@@ -928,12 +928,25 @@ impl<E: Engine> Store for SqlStore<E> {
     async fn check_rollups(&self, repair: bool) -> StoreResult<RollupCheck> {
         self.write(move |c| {
             c.begin()?;
-            let checked = check_each_campaign(c);
+            let checked = check_each_campaign(c).and_then(|mut check| {
+                (check.summaries_checked, check.summaries_wrong) = check_summaries(c)?;
+                Ok(check)
+            });
             // The rebuilt rows stay only when asked to repair.
             match checked {
                 Ok(mut check) if repair => {
+                    if !check.summaries_wrong.is_empty() {
+                        c.execute(
+                            &format!(
+                                "UPDATE messages SET history = NULL WHERE id {}",
+                                sql::in_json_array(c.dialect(), true)
+                            ),
+                            params![json_array(&check.summaries_wrong)],
+                        )?;
+                    }
                     c.commit()?;
-                    check.repaired = !check.differences.is_empty();
+                    check.repaired =
+                        !check.differences.is_empty() || !check.summaries_wrong.is_empty();
                     Ok(check)
                 }
                 other => {
@@ -1652,6 +1665,46 @@ fn insert_event_rows(c: &mut dyn Conn, rows: Vec<Vec<sql::Value>>) -> StoreResul
         }
     }
     Ok(())
+}
+
+/// Compares every message's history summary with its stored events, 500 messages at a time.
+/// Returns how many were compared and those that disagree (or cannot be read).
+fn check_summaries(c: &mut dyn Conn) -> StoreResult<(u64, Vec<MessageId>)> {
+    let (mut checked, mut wrong, mut after) = (0, Vec::new(), 0i64);
+    loop {
+        let page: Vec<(MessageId, String)> = c
+            .query(
+                "SELECT id, history FROM messages WHERE id > ?1 AND history IS NOT NULL
+                 ORDER BY id LIMIT 500",
+                params![after],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect::<StoreResult<_>>()?;
+        let Some(last) = page.last().map(|(id, _)| *id) else {
+            break;
+        };
+        let mut events: std::collections::HashMap<MessageId, Vec<(EventId, Fact)>> =
+            Default::default();
+        // The columns of `rollups::FACT_QUERY`, then the message and the event.
+        for r in c.query(
+            "SELECT kind, link_no, received_at, class, client, os, device, country, message_id, id
+             FROM events WHERE message_id > ?1 AND message_id <= ?2 ORDER BY message_id, id",
+            params![after, last],
+        )? {
+            let fact = rollups::fact_from_row(&r)?;
+            events.entry(r.get(8)?).or_default().push((r.get(9)?, fact));
+        }
+        for (message, text) in &page {
+            checked += 1;
+            let log = events.get(message).map(Vec::as_slice).unwrap_or_default();
+            if !History::parse(text).is_some_and(|h| h.agrees_with(log)) {
+                wrong.push(*message);
+            }
+        }
+        after = last;
+    }
+    Ok((checked, wrong))
 }
 
 /// Rebuilds each campaign's rollups in the open transaction and compares them with the kept ones.

@@ -204,6 +204,22 @@ impl History {
         }
     }
 
+    /// Whether this summary is what the group commit would hold for `events`, the message's
+    /// stored events in id order: the last of them as `recent`, the others received before the
+    /// cutoff and standing as their representatives.
+    pub fn agrees_with(&self, events: &[(EventId, Fact)]) -> bool {
+        let Some(folded) = events.len().checked_sub(self.recent.len()) else {
+            return false;
+        };
+        let (older, recent) = events.split_at(folded);
+        recent == self.recent.as_slice()
+            && older
+                .iter()
+                .all(|(_, f)| self.cutoff.is_some_and(|c| f.received_at < c))
+            && representatives(&older.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>())
+                == self.older
+    }
+
     /// The events as the rules see them: the representatives (no id: they are never in a window
     /// a covered hit looks at), then the recent ones.
     pub fn priors(&self) -> Vec<Prior> {
@@ -272,6 +288,26 @@ mod tests {
         assert!(h.covers(t0 + Duration::seconds(81)));
         assert!(!h.covers(t0 + Duration::seconds(79)));
         assert_eq!(History::parse(&h.to_text()), Some(h.clone()));
+        let log: Vec<(EventId, Fact)> = [0, 10, 20, 400, 401]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    i as EventId + 1,
+                    fact(
+                        EventKind::Open,
+                        None,
+                        t0 + Duration::seconds(*s),
+                        Class::Human,
+                    ),
+                )
+            })
+            .collect();
+        assert!(h.agrees_with(&log));
+        assert!(!h.agrees_with(&log[1..]));
+        let mut relabelled = log.clone();
+        relabelled[4].1.class = Class::Scanner;
+        assert!(!h.agrees_with(&relabelled));
         assert_eq!(h.priors().len(), 3);
         assert_eq!(History::parse(EMPTY), Some(History::default()));
         assert_eq!(History::parse("{not json"), None);

@@ -340,6 +340,9 @@ mod summaries {
                     store.record_events(events.to_vec().into(), classifier.clone()).await.unwrap();
                 }
                 assert_rollups_match_a_rebuild(&store).await;
+                let check = store.check_rollups(false).await.unwrap();
+                assert_eq!(check.summaries_checked, 3);
+                assert_eq!(check.summaries_wrong, Vec::<MessageId>::new());
                 store
                     .reclassify(None, classifier, Arc::new(|_, _| {}))
                     .await
