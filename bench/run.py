@@ -278,6 +278,9 @@ def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
             api(base, token, "POST", "/api/webhooks",
                 {"url": f"http://127.0.0.1:{nport}/hook", "batch_size": 100, "rate_limit": 1000})
         peaks = [peak_rss_mb(proc.pid)]  # start-up and seeding
+        # mailbeacon hands the memory of a bulk registration back half a second after answering
+        # (src/memory.rs): let it, so each load's peak below is that load's own.
+        time.sleep(1.0)
         per_phase = True
         for kind, paths in (("pixel", opens), ("click", clicks)):
             f = write_paths(workdir, f"mb-{backend}-{kind}.txt", paths)

@@ -11,6 +11,7 @@ pub mod export;
 pub mod geo;
 pub mod ingest;
 pub mod instrument;
+pub mod memory;
 pub mod messages;
 pub mod server;
 pub mod startup;

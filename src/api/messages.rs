@@ -40,6 +40,9 @@ pub struct MessagesResponse {
     messages: Vec<MessageResponse>,
 }
 
+/// Registrations of at least this many messages hand their memory back afterwards (src/memory.rs).
+const BULK: usize = 100;
+
 pub async fn create(
     State(app): State<Arc<AppState>>,
     _writer: Writer,
@@ -60,7 +63,7 @@ pub async fn create(
         .registrar
         .register(&*app.store, &campaign, requests)
         .await?;
-    let messages = registered
+    let messages: Vec<MessageResponse> = registered
         .into_iter()
         .map(|m| MessageResponse {
             message_id: m.message_id,
@@ -70,6 +73,9 @@ pub async fn create(
             tracking: m.tracking,
         })
         .collect();
+    if messages.len() >= BULK {
+        crate::memory::release_soon();
+    }
     Ok((StatusCode::CREATED, Json(MessagesResponse { messages })))
 }
 
