@@ -5,8 +5,10 @@
 use divan::{Bencher, black_box, counter::BytesCount};
 use mailbeacon::classify::{Classifier, Internal, StoredHit};
 use mailbeacon::instrument::{InstrumentOptions, instrument};
-use mailbeacon::store::EventKind;
+use mailbeacon::store::sqlite::SqliteStore;
+use mailbeacon::store::{EventKind, NewEvent, NewMessage, Store};
 use mailbeacon::token::{KeyRing, SigningKey};
+use std::sync::Arc;
 
 fn main() {
     divan::main();
@@ -124,18 +126,15 @@ fn classify_event_new_agent(b: Bencher) {
     });
 }
 
-/// One group commit of 64 pixel loads (each a new message's first open, the common case), rollups
-/// included: what the writer pays per batch.
-#[divan::bench(sample_count = 30)]
-fn record_64_opens(b: Bencher) {
-    use mailbeacon::store::{NewEvent, NewMessage, Store, sqlite::SqliteStore};
-    use std::sync::Arc;
+/// A fresh SQLite store with one campaign of `messages` messages (tracking ids 1..=messages), sent
+/// at `sent`, and the runtime and directory it lives in.
+fn store_with_messages(
+    messages: i64,
+    sent: chrono::DateTime<chrono::Utc>,
+) -> (tokio::runtime::Runtime, tempfile::TempDir, SqliteStore) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = SqliteStore::open(&dir.path().join("bench.db"), false).unwrap();
-    let classifier = Arc::new(Classifier::builtin(Internal::default()));
-    let sent = chrono::Utc::now() - chrono::Duration::hours(2);
-    let messages = 200_000;
     rt.block_on(async {
         let c = store.create_campaign("bench", None).await.unwrap().id;
         let batch: Vec<NewMessage> = (1..=messages)
@@ -149,49 +148,11 @@ fn record_64_opens(b: Bencher) {
             .collect();
         store.insert_messages(c, batch).await.unwrap();
     });
-    let mut next = 0i64;
-    b.counter(divan::counter::ItemsCount::new(64usize))
-        .bench_local(|| {
-            let batch: Vec<NewEvent> = (0..64)
-                .map(|_| {
-                    next = next % messages + 1;
-                    NewEvent {
-                        kind: EventKind::Open,
-                        tracking_id: next,
-                        link_no: None,
-                        received_at: chrono::Utc::now(),
-                        method: "GET",
-                        user_agent: Some(AGENTS[0].into()),
-                        keep_user_agent: true,
-                        client_ip: Some("192.0.2.0".into()),
-                        headers: None,
-                        ip_tags: Vec::new(),
-                        failed_check: false,
-                        country: None,
-                        region: None,
-                        without_consent: None,
-                    }
-                })
-                .collect();
-            rt.block_on(store.record_events(batch.into(), classifier.clone()))
-                .unwrap()
-        });
+    (rt, dir, store)
 }
 
-/// One group commit of 64 opens of messages that each have 50 earlier events (an hour apart, two
-/// mail clients): the writer's cost when histories are long, as for a newsletter's regular readers.
-/// The clock moves a minute per batch, so each message is hit every ten minutes.
-#[divan::bench(sample_count = 30)]
-fn record_64_opens_after_50_events_each(b: Bencher) {
-    use mailbeacon::store::{NewEvent, NewMessage, Store, sqlite::SqliteStore};
-    use std::sync::Arc;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = SqliteStore::open(&dir.path().join("bench.db"), false).unwrap();
-    let classifier = Arc::new(Classifier::builtin(Internal::default()));
-    let sent = chrono::Utc::now() - chrono::Duration::days(30);
-    let messages = 640i64;
-    let open = |tracking_id: i64, at: chrono::DateTime<chrono::Utc>, ua: &str| NewEvent {
+fn open(tracking_id: i64, at: chrono::DateTime<chrono::Utc>, ua: &str) -> NewEvent {
+    NewEvent {
         kind: EventKind::Open,
         tracking_id,
         link_no: None,
@@ -206,19 +167,41 @@ fn record_64_opens_after_50_events_each(b: Bencher) {
         country: None,
         region: None,
         without_consent: None,
-    };
+    }
+}
+
+/// One group commit of 64 pixel loads (each a new message's first open, the common case), rollups
+/// included: what the writer pays per batch.
+#[divan::bench(sample_count = 30)]
+fn record_64_opens(b: Bencher) {
+    let messages = 200_000;
+    let (rt, _dir, store) =
+        store_with_messages(messages, chrono::Utc::now() - chrono::Duration::hours(2));
+    let classifier = Arc::new(Classifier::builtin(Internal::default()));
+    let mut next = 0i64;
+    b.counter(divan::counter::ItemsCount::new(64usize))
+        .bench_local(|| {
+            let batch: Vec<NewEvent> = (0..64)
+                .map(|_| {
+                    next = next % messages + 1;
+                    open(next, chrono::Utc::now(), AGENTS[0])
+                })
+                .collect();
+            rt.block_on(store.record_events(batch.into(), classifier.clone()))
+                .unwrap()
+        });
+}
+
+/// One group commit of 64 opens of messages that each have 50 earlier events (an hour apart, two
+/// mail clients): the writer's cost when histories are long, as for a newsletter's regular readers.
+/// The clock moves a minute per batch, so each message is hit every ten minutes.
+#[divan::bench(sample_count = 30)]
+fn record_64_opens_after_50_events_each(b: Bencher) {
+    let messages = 640i64;
+    let sent = chrono::Utc::now() - chrono::Duration::days(30);
+    let (rt, _dir, store) = store_with_messages(messages, sent);
+    let classifier = Arc::new(Classifier::builtin(Internal::default()));
     rt.block_on(async {
-        let c = store.create_campaign("bench", None).await.unwrap().id;
-        let batch: Vec<NewMessage> = (1..=messages)
-            .map(|i| NewMessage {
-                recipient_id: format!("r{i}@example.com"),
-                tracking_id: i,
-                sent_at: sent,
-                links: vec!["https://shop.test/".into()],
-                honeypot: None,
-            })
-            .collect();
-        store.insert_messages(c, batch).await.unwrap();
         for n in 0..50 {
             let at = sent + chrono::Duration::hours(n + 1);
             let ua = AGENTS[n as usize % 2];

@@ -258,22 +258,19 @@ mod tests {
     #[test]
     fn old_events_fold_into_representatives_and_the_text_reads_back() {
         let t0 = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
-        let recent: Vec<(EventId, Fact)> = [0, 10, 20, 400, 401]
+        // Five opens of one client: three early, two six minutes later.
+        let log: Vec<(EventId, Fact)> = [0, 10, 20, 400, 401]
             .iter()
             .enumerate()
             .map(|(i, s)| {
+                let at = t0 + Duration::seconds(*s);
                 (
                     i as EventId + 1,
-                    fact(
-                        EventKind::Open,
-                        None,
-                        t0 + Duration::seconds(*s),
-                        Class::Human,
-                    ),
+                    fact(EventKind::Open, None, at, Class::Human),
                 )
             })
             .collect();
-        let h = History::compact(None, &[], recent);
+        let h = History::compact(None, &[], log.clone());
         // The three early opens are one combination: one representative stands for them.
         assert_eq!(h.older.len(), 1);
         assert_eq!(h.older[0].received_at, t0);
@@ -288,21 +285,6 @@ mod tests {
         assert!(h.covers(t0 + Duration::seconds(81)));
         assert!(!h.covers(t0 + Duration::seconds(79)));
         assert_eq!(History::parse(&h.to_text()), Some(h.clone()));
-        let log: Vec<(EventId, Fact)> = [0, 10, 20, 400, 401]
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                (
-                    i as EventId + 1,
-                    fact(
-                        EventKind::Open,
-                        None,
-                        t0 + Duration::seconds(*s),
-                        Class::Human,
-                    ),
-                )
-            })
-            .collect();
         assert!(h.agrees_with(&log));
         assert!(!h.agrees_with(&log[1..]));
         let mut relabelled = log.clone();
