@@ -169,38 +169,33 @@ impl History {
         older: &[Fact],
         recent: Vec<(EventId, Fact)>,
     ) -> History {
-        let Some(latest) = recent.iter().map(|(_, f)| f.received_at).max() else {
-            return History {
-                cutoff,
-                older: older.to_vec(),
-                recent,
-            };
+        let moved = match recent.iter().map(|(_, f)| f.received_at).max() {
+            Some(latest) => {
+                let keep_from = latest - Duration::seconds(HORIZON_SECONDS);
+                recent
+                    .iter()
+                    .take_while(|(_, f)| f.received_at < keep_from)
+                    .count()
+            }
+            None => 0,
         };
-        let keep_from = latest - Duration::seconds(HORIZON_SECONDS);
-        let moved = recent
-            .iter()
-            .take_while(|(_, f)| f.received_at < keep_from)
-            .count();
-        if moved == 0 {
-            return History {
-                cutoff,
-                older: older.to_vec(),
-                recent,
-            };
-        }
-        let mut recent = recent;
-        let rest = recent.split_off(moved);
+        let mut folded = recent;
+        let recent = folded.split_off(moved);
         let mut cutoff = cutoff;
         let mut all = older.to_vec();
-        for (_, f) in recent {
+        for (_, f) in folded {
             let after = f.received_at + Duration::microseconds(1);
             cutoff = Some(cutoff.map_or(after, |c| c.max(after)));
             all.push(f);
         }
         History {
             cutoff,
-            older: representatives(&all),
-            recent: rest,
+            older: if moved == 0 {
+                all
+            } else {
+                representatives(&all)
+            },
+            recent,
         }
     }
 
