@@ -18,6 +18,15 @@ function init(args)
   statuses = {}
 end
 
+-- PACE_MS: each connection waits a random 0 to 2 x PACE_MS ms before each request, so the load
+-- stays below what the server can take and the latency is the service's, not a queue's.
+local pace = tonumber(os.getenv("PACE_MS") or "0")
+if pace > 0 then
+  function delay()
+    return math.random(0, 2 * pace)
+  end
+end
+
 function request()
   counter = counter % #paths + 1
   return wrk.format("GET", paths[counter])

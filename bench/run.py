@@ -11,7 +11,9 @@ reached, the run stops with an error before loading anything: it is never skippe
 
 For each side it loads many distinct recipients' URLs (not one URL repeated) with wrk at the same
 concurrency and prints requests per second, p50/p99 latency, mailbeacon's peak memory during that
-load, and the ratio mailbeacon/nginx. Afterwards it checks that every request mailbeacon answered
+load, and the ratio mailbeacon/nginx; then once more for pixels below saturation (--pace-ms: each
+connection pauses between requests), where the latency is the service's own rather than a queue's.
+Afterwards it checks that every request mailbeacon answered
 200 or 302 is a row in its database (the SQLite file, or the schema through psql).
 """
 
@@ -131,8 +133,8 @@ class LoadFailed(Exception):
     pass
 
 
-def wrk(url, paths_file, connections, seconds, threads):
-    env = dict(os.environ, PATHS_FILE=paths_file)
+def wrk(url, paths_file, connections, seconds, threads, pace_ms=0):
+    env = dict(os.environ, PATHS_FILE=paths_file, PACE_MS=str(pace_ms))
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
          "-s", os.path.join(HERE, "paths.lua"), url],
@@ -262,6 +264,14 @@ def write_paths(workdir, name, paths):
     return path
 
 
+def loads(args, pixels, clicks):
+    """The loads each side gets, in order: (name, paths, pace in ms)."""
+    out = [("pixel", pixels, 0), ("click", clicks, 0)]
+    if args.pace_ms:
+        out.append(("paced pixel", pixels, args.pace_ms))
+    return out
+
+
 def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
     """Seeds a campaign, loads pixel then click, and returns the figures and what the database holds."""
     port = free_port()
@@ -282,10 +292,10 @@ def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
         # (src/memory.rs): let it, so each load's peak below is that load's own.
         time.sleep(1.0)
         per_phase = True
-        for kind, paths in (("pixel", opens), ("click", clicks)):
-            f = write_paths(workdir, f"mb-{backend}-{kind}.txt", paths)
+        for kind, paths, pace in loads(args, opens, clicks):
+            f = write_paths(workdir, f"mb-{backend}-{kind.replace(' ', '-')}.txt", paths)
             per_phase = reset_peak_rss(proc.pid) and per_phase
-            results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads)
+            results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads, pace)
             results[kind]["peak_mb"] = peak_rss_mb(proc.pid)
             peaks.append(results[kind]["peak_mb"])
         results["peak_mb"] = max(peaks)
@@ -329,6 +339,9 @@ def main():
         "MAILBEACON_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
                    help="PostgreSQL server and database (a fresh schema is created in it and dropped "
                         "afterwards; default $MAILBEACON_BENCH_POSTGRES or postgres://postgres@127.0.0.1:5432/test)")
+    p.add_argument("--pace-ms", type=int, default=10,
+                   help="also a pixel load below saturation: each connection waits a random 0 to 2 x this "
+                        "many ms before each request (default 10; 0 leaves it out)")
     p.add_argument("--webhook", action="store_true",
                    help="register a webhook for every open and click (batches of 100, to nginx)")
     args = p.parse_args()
@@ -365,9 +378,11 @@ def main():
         conf = conf or start_nginx(workdir, nport)
         nresults = {}
         try:
-            for kind in ("pixel", "click"):
-                f = write_paths(workdir, f"nginx-{kind}.txt", nginx_paths(args.recipients, kind == "click"))
-                nresults[kind] = wrk(f"http://127.0.0.1:{nport}/", f, args.connections, args.seconds, args.threads)
+            for kind, paths, pace in loads(args, nginx_paths(args.recipients, False),
+                                           nginx_paths(args.recipients, True)):
+                f = write_paths(workdir, f"nginx-{kind.replace(' ', '-')}.txt", paths)
+                nresults[kind] = wrk(f"http://127.0.0.1:{nport}/", f, args.connections, args.seconds,
+                                     args.threads, pace)
         finally:
             stop_nginx(workdir, conf)
             conf = None
@@ -380,26 +395,32 @@ def main():
         print("peak MB: mailbeacon's VmHWM during that load"
               + ("" if all(r["per_phase"] for r in results.values()) else
                  " (could not reset it between loads: peaks since start-up)"))
-        print(f"{'':30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'x nginx':>9}{'non-2xx/3xx':>13}")
+        print(f"{'':34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'x nginx':>9}{'non-2xx/3xx':>13}")
 
         def bad(r, ok_status):
             return sum(n for code, n in r["statuses"].items() if code != ok_status) + r["errors"]
 
-        for kind, ok_status, table in (("pixel", "200", "open"), ("click", "302", "click")):
+        status = {"pixel": "200", "click": "302", "paced pixel": "200"}
+        for kind in nresults:
+            if kind == "paced pixel":
+                print(f"paced: each connection waits 0-{2 * args.pace_ms} ms (random) before each request")
             n = nresults[kind]
-            print(f"{'nginx ' + kind:30}{n['rps']:>9.0f}{n['p50_us'] / 1000:>9.2f}{n['p99_us'] / 1000:>9.2f}"
-                  f"{'-':>9}{'1.00':>9}{bad(n, ok_status):>13}")
+            print(f"{'nginx ' + kind:34}{n['rps']:>9.0f}{n['p50_us'] / 1000:>9.2f}{n['p99_us'] / 1000:>9.2f}"
+                  f"{'-':>9}{'1.00':>9}{bad(n, status[kind]):>13}")
             for backend in backends:
                 r = results[backend][kind]
-                print(f"{'mailbeacon ' + backend + ' ' + kind:30}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}"
+                print(f"{'mailbeacon ' + backend + ' ' + kind:34}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}"
                       f"{r['p99_us'] / 1000:>9.2f}{r['peak_mb']:>9.1f}{r['rps'] / n['rps']:>9.2f}"
-                      f"{bad(r, ok_status):>13}")
+                      f"{bad(r, status[kind]):>13}")
+        # Every request answered 200 (pixel loads) or 302 (clicks) must be a row in the database.
+        for table, ok_status in (("open", "200"), ("click", "302")):
             for backend in backends:
-                answered = results[backend][kind]["statuses"].get(ok_status, 0)
+                phases = [k for k in nresults if status[k] == ok_status]
+                answered = sum(results[backend][k]["statuses"].get(ok_status, 0) for k in phases)
                 rows_stored = results[backend]["stored"].get(table, 0)
                 verdict = "ok" if rows_stored >= answered else "MISSING ROWS"
-                print(f"  {backend}: answered {ok_status}: {answered}, "
-                      f"rows in the database: {rows_stored} ({verdict})")
+                print(f"  {backend}: answered {ok_status} ({', '.join(phases)}): {answered}, "
+                      f"{table} rows in the database: {rows_stored} ({verdict})")
                 verdicts.append(verdict)
         print("mailbeacon peak memory over the whole run, seeding included (VmHWM): "
               + ", ".join(f"{b} {results[b]['peak_mb']:.1f} MB" for b in backends))
