@@ -6,10 +6,13 @@
 //! COMMIT returns, so a crash of the process loses nothing; `fsync` switches to `synchronous=FULL`
 //! so that a power loss does not either.
 
+mod checkpoint;
+
 use super::queries::{Engine, SqlStore, rollups};
 use super::sql::{self, Conn, Dialect, Row, Value};
 use super::{OpenReport, StoreError, StoreResult};
 use anyhow::Context;
+use checkpoint::Checkpoints;
 use rusqlite::{Connection, ErrorCode};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -84,6 +87,7 @@ pub struct Sqlite {
     path: PathBuf,
     fsync: bool,
     writer: Arc<Mutex<Connection>>,
+    checkpoints: Arc<Checkpoints>,
     readers: Arc<Mutex<Vec<Connection>>>,
 }
 
@@ -103,11 +107,14 @@ impl SqlStore<Sqlite> {
             .with_context(|| format!("cannot open database {}", path.display()))?;
         let migrations_applied = migrate(&mut conn)
             .with_context(|| format!("cannot migrate database {}", path.display()))?;
+        let checkpoints = Checkpoints::start(path, &mut conn, |p| connect(p, fsync))
+            .with_context(|| format!("cannot open database {}", path.display()))?;
         let store = SqlStore {
             engine: Sqlite {
                 path: path.to_path_buf(),
                 fsync,
                 writer: Arc::new(Mutex::new(conn)),
+                checkpoints: Arc::new(checkpoints),
                 readers: Arc::new(Mutex::new(Vec::new())),
             },
         };
@@ -146,15 +153,16 @@ impl Engine for Sqlite {
         F: FnOnce(&mut dyn Conn) -> StoreResult<T> + Send + 'static,
     {
         let writer = self.writer.clone();
+        let checkpoints = self.checkpoints.clone();
         async move {
-            tokio::task::spawn_blocking(move || on_writer(&writer, f))
+            tokio::task::spawn_blocking(move || on_writer(&writer, &checkpoints, f))
                 .await
                 .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
         }
     }
 
     fn write_here<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
-        on_writer(&self.writer, f)
+        on_writer(&self.writer, &self.checkpoints, f)
     }
 
     fn read<T, F>(&self, f: F) -> impl Future<Output = StoreResult<T>> + Send
@@ -187,9 +195,11 @@ impl Engine for Sqlite {
 
 fn on_writer<T>(
     writer: &Mutex<Connection>,
+    checkpoints: &Checkpoints,
     f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
 ) -> StoreResult<T> {
     let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
+    checkpoints.before_write(&conn);
     let result = f(&mut *conn);
     // A closure that failed between BEGIN and COMMIT must not leave its transaction open for the
     // next one.
