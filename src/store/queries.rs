@@ -1211,28 +1211,13 @@ const EVENT_INSERT_WIDTH: usize = 21;
 /// Positions of `class` and `reasons` in a row (a burst relabels rows not yet inserted).
 const ROW_CLASS: usize = 10;
 const ROW_REASONS: usize = 11;
-/// Multi-row INSERT sizes: a batch goes in as few statements as these make, and each engine keeps
-/// just four statement texts prepared.
-const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
-
-static EVENT_INSERTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-    INSERT_CHUNKS
-        .iter()
-        .map(|&rows| {
-            let values: Vec<String> = (0..rows)
-                .map(|r| {
-                    let params: Vec<String> = (1..=EVENT_INSERT_WIDTH)
-                        .map(|c| format!("?{}", r * EVENT_INSERT_WIDTH + c))
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
-            format!(
-                "INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES {}",
-                values.join(", ")
-            )
-        })
-        .collect()
+/// The group commit's INSERT of a batch's events.
+static EVENT_INSERT: std::sync::LazyLock<sql::MultiRow> = std::sync::LazyLock::new(|| {
+    sql::MultiRow::new(
+        &format!("INSERT INTO events ({EVENT_INSERT_COLUMNS})"),
+        EVENT_INSERT_WIDTH,
+        "",
+    )
 });
 
 fn json_array<T: Serialize>(items: &[T]) -> String {
@@ -1632,7 +1617,7 @@ fn record_batch(
         }
         delta.activity(m.campaign_id, e.received_at);
     }
-    insert_event_rows(c, rows)?;
+    EVENT_INSERT.execute(c, rows)?;
     rollups::apply(c, &delta)?;
     let histories: Vec<(MessageId, String)> = messages
         .values()
@@ -1653,18 +1638,6 @@ fn record_batch(
         .into_iter()
         .map(|o| o.expect("every event has an outcome"))
         .collect())
-}
-
-/// Writes the rows with as few multi-row INSERTs as [`INSERT_CHUNKS`] allow.
-fn insert_event_rows(c: &mut dyn Conn, rows: Vec<Vec<sql::Value>>) -> StoreResult<()> {
-    let mut rows = rows.into_iter();
-    for (size, statement) in INSERT_CHUNKS.iter().zip(EVENT_INSERTS.iter()) {
-        while rows.len() >= *size {
-            let values: Vec<sql::Value> = rows.by_ref().take(*size).flatten().collect();
-            c.execute(statement, &values)?;
-        }
-    }
-    Ok(())
 }
 
 /// Compares every message's history summary with its stored events, 500 messages at a time.

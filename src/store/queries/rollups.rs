@@ -51,82 +51,99 @@ pub fn parse_purged(json: Option<&str>) -> Vec<Fact> {
         .unwrap_or_default()
 }
 
-/// Adds a [`Row::Totals`] delta: campaign id, then the counters in [`TOTALS`] order. Built once:
-/// the writer runs it in every group commit.
-static TOTALS_UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT INTO campaign_totals (campaign_id, {cols}) VALUES (?1, {params})
-         ON CONFLICT (campaign_id) DO UPDATE SET {sets}",
-        cols = TOTALS.join(", "),
-        params = (2..=TOTALS.len() + 1)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        sets = TOTALS
-            .iter()
-            .map(|c| format!("{c} = campaign_totals.{c} + excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    )
+/// The rollup upserts of a [`Delta`], one multi-row statement per table and row count, each row
+/// adding its counters to the stored ones. Built once: the writer runs them in every group commit.
+struct Upserts {
+    /// Campaign id, then the counters in [`TOTALS`] order.
+    totals: sql::MultiRow,
+    hours: sql::MultiRow,
+    links: sql::MultiRow,
+    dims: sql::MultiRow,
+}
+
+static UPSERTS: std::sync::LazyLock<Upserts> = std::sync::LazyLock::new(|| Upserts {
+    totals: sql::MultiRow::new(
+        &format!(
+            "INSERT INTO campaign_totals (campaign_id, {})",
+            TOTALS.join(", ")
+        ),
+        TOTALS.len() + 1,
+        &format!(
+            "ON CONFLICT (campaign_id) DO UPDATE SET {}",
+            TOTALS
+                .iter()
+                .map(|c| format!("{c} = campaign_totals.{c} + excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ),
+    hours: sql::MultiRow::new(
+        "INSERT INTO rollup_hours (campaign_id, hour, kind, class, events, firsts)",
+        6,
+        "ON CONFLICT (campaign_id, hour, kind, class) DO UPDATE SET
+             events = rollup_hours.events + excluded.events,
+             firsts = rollup_hours.firsts + excluded.firsts",
+    ),
+    links: sql::MultiRow::new(
+        "INSERT INTO rollup_links (campaign_id, link_no, clicks, reader_clicks, messages,
+                                   reader_messages)",
+        6,
+        "ON CONFLICT (campaign_id, link_no) DO UPDATE SET
+             clicks = rollup_links.clicks + excluded.clicks,
+             reader_clicks = rollup_links.reader_clicks + excluded.reader_clicks,
+             messages = rollup_links.messages + excluded.messages,
+             reader_messages = rollup_links.reader_messages + excluded.reader_messages",
+    ),
+    dims: sql::MultiRow::new(
+        "INSERT INTO rollup_dims (campaign_id, dim, value, kind, events, reader_events, messages,
+                                  reader_messages)",
+        8,
+        "ON CONFLICT (campaign_id, dim, value, kind) DO UPDATE SET
+             events = rollup_dims.events + excluded.events,
+             reader_events = rollup_dims.reader_events + excluded.reader_events,
+             messages = rollup_dims.messages + excluded.messages,
+             reader_messages = rollup_dims.reader_messages + excluded.reader_messages",
+    ),
 });
 
-/// Writes the changed counters (and widened activity spans) of `delta`. Rows go in the delta's
-/// (sorted) order.
+/// Writes the changed counters (and widened activity spans) of `delta`: table by table, each
+/// table's rows in the delta's (sorted) order, so concurrent writers take row locks in one order.
+/// A delta holds each row once, as one statement's rows must be distinct for ON CONFLICT.
 pub fn apply(c: &mut dyn Conn, delta: &Delta) -> StoreResult<()> {
+    let (mut totals, mut hours, mut links, mut dims) = (vec![], vec![], vec![], vec![]);
     for (campaign, row, n) in delta.rows() {
+        let counts = n.iter().map(|v| Value::Int(*v));
+        let mut values: Vec<Value> = vec![campaign.into()];
         match row {
             Row::Totals => {
-                let mut values: Vec<Value> = vec![campaign.into()];
-                values.extend(n.iter().map(|v| Value::Int(*v)));
-                c.execute(&TOTALS_UPSERT, &values)?;
+                values.extend(counts);
+                totals.push(values);
             }
             Row::Hour { hour, kind, class } => {
-                c.execute(
-                    "INSERT INTO rollup_hours (campaign_id, hour, kind, class, events, firsts)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (campaign_id, hour, kind, class) DO UPDATE SET
-                         events = rollup_hours.events + excluded.events,
-                         firsts = rollup_hours.firsts + excluded.firsts",
-                    params![campaign, *hour, kind.as_str(), class.as_str(), n[0], n[1]],
-                )?;
+                values.extend([(*hour).into(), kind.as_str().into(), class.as_str().into()]);
+                values.extend(counts.take(2));
+                hours.push(values);
             }
             Row::Link { link_no } => {
-                c.execute(
-                    "INSERT INTO rollup_links (campaign_id, link_no, clicks, reader_clicks,
-                                               messages, reader_messages)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (campaign_id, link_no) DO UPDATE SET
-                         clicks = rollup_links.clicks + excluded.clicks,
-                         reader_clicks = rollup_links.reader_clicks + excluded.reader_clicks,
-                         messages = rollup_links.messages + excluded.messages,
-                         reader_messages = rollup_links.reader_messages + excluded.reader_messages",
-                    params![campaign, *link_no, n[0], n[1], n[2], n[3]],
-                )?;
+                values.push((*link_no).into());
+                values.extend(counts.take(4));
+                links.push(values);
             }
             Row::Dim { dim, value, kind } => {
-                c.execute(
-                    "INSERT INTO rollup_dims (campaign_id, dim, value, kind, events, reader_events,
-                                              messages, reader_messages)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (campaign_id, dim, value, kind) DO UPDATE SET
-                         events = rollup_dims.events + excluded.events,
-                         reader_events = rollup_dims.reader_events + excluded.reader_events,
-                         messages = rollup_dims.messages + excluded.messages,
-                         reader_messages = rollup_dims.reader_messages + excluded.reader_messages",
-                    params![
-                        campaign,
-                        dim.as_str(),
-                        value,
-                        kind.as_str(),
-                        n[0],
-                        n[1],
-                        n[2],
-                        n[3]
-                    ],
-                )?;
+                values.extend([
+                    dim.as_str().into(),
+                    value.as_str().into(),
+                    kind.as_str().into(),
+                ]);
+                values.extend(counts.take(4));
+                dims.push(values);
             }
         }
     }
+    UPSERTS.totals.execute(c, totals)?;
+    UPSERTS.hours.execute(c, hours)?;
+    UPSERTS.links.execute(c, links)?;
+    UPSERTS.dims.execute(c, dims)?;
     for (campaign, first, last) in delta.activity_spans() {
         c.execute(
             "INSERT INTO campaign_totals (campaign_id, first_at, last_at) VALUES (?1, ?2, ?3)
