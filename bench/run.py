@@ -273,7 +273,8 @@ def loads(args, pixels, clicks):
 
 
 def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
-    """Seeds a campaign, loads pixel then click, and returns the figures and what the database holds."""
+    """Seeds a campaign, runs the loads (pixel, click, paced pixel), and returns the figures and what the
+    database holds."""
     port = free_port()
     extra = ["--webhook-allow-private"] if args.webhook else []
     proc, token = start_mailbeacon(args.binary, workdir, port, database, extra, label=f"mailbeacon-{backend}")
@@ -283,7 +284,7 @@ def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
         t0 = time.time()
         _, opens, clicks = register(base, token, args.recipients)
         print(f"mailbeacon on {backend}: {args.recipients} recipients seeded in {time.time() - t0:.1f} s, "
-              f"loading pixel then click", file=sys.stderr, flush=True)
+              f"loading {', '.join(kind for kind, _, _ in loads(args, opens, clicks))}", file=sys.stderr, flush=True)
         if args.webhook:
             api(base, token, "POST", "/api/webhooks",
                 {"url": f"http://127.0.0.1:{nport}/hook", "batch_size": 100, "rate_limit": 1000})
@@ -414,8 +415,8 @@ def main():
                       f"{bad(r, status[kind]):>13}")
         # Every request answered 200 (pixel loads) or 302 (clicks) must be a row in the database.
         for table, ok_status in (("open", "200"), ("click", "302")):
+            phases = [k for k in nresults if status[k] == ok_status]
             for backend in backends:
-                phases = [k for k in nresults if status[k] == ok_status]
                 answered = sum(results[backend][k]["statuses"].get(ok_status, 0) for k in phases)
                 rows_stored = results[backend]["stored"].get(table, 0)
                 verdict = "ok" if rows_stored >= answered else "MISSING ROWS"

@@ -20,14 +20,14 @@ use std::sync::mpsc;
 
 /// WAL size (in pages) from which the writer is asked to finish a checkpoint, so that the WAL
 /// starts over: SQLite's own default mark.
-pub const RESTART_FRAMES: i32 = 1_000;
+const RESTART_FRAMES: i32 = 1_000;
 
 /// The background thread is woken after commits that leave at least this many pages in the WAL.
 const COPY_FROM_FRAMES: i32 = 200;
 
 /// The writer copies the whole WAL by itself, as SQLite would, only past this: a net for when the
 /// background thread cannot keep up (a reader holding an old snapshot stops both alike).
-pub const WRITER_FALLBACK_FRAMES: i32 = 10 * RESTART_FRAMES;
+const WRITER_FALLBACK_FRAMES: i32 = 10 * RESTART_FRAMES;
 
 /// The writer's side; the background thread ends when this and the writer's connection are gone.
 pub struct Checkpoints {
