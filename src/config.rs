@@ -57,8 +57,8 @@ pub struct Settings {
     )]
     pub user_agent: Option<UserAgentMode>,
 
-    /// Fsync every committed batch, so events survive a power loss and not only a crash of the
-    /// process (default false).
+    /// Fsync the journal after every group of events it takes, before they are answered, so that
+    /// answered events survive a power loss and not only a crash of the process (default false).
     #[arg(long, env = "MAILBEACON_FSYNC", global = true, value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true")]
     pub fsync: Option<bool>,
@@ -70,13 +70,20 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_database_mb: Option<u32>,
 
-    /// Where tracking events go while the database cannot be written (unreachable, full), to be
-    /// stored when it returns; `off` answers 503 instead. Default: `mailbeacon-spool` next to the
-    /// SQLite database, or in the working directory with PostgreSQL. One per process.
-    #[arg(long, env = "MAILBEACON_SPOOL_DIR", global = true, value_name = "DIR")]
-    pub spool_dir: Option<String>,
+    /// The event journal: every tracking event is written here before it is answered, and stored
+    /// in the database from here. Default: `mailbeacon-journal` next to the SQLite database, or in
+    /// the working directory with PostgreSQL. One per process.
+    #[arg(long, alias = "spool-dir", env = "MAILBEACON_JOURNAL_DIR", global = true, value_name = "DIR")]
+    #[serde(alias = "spool_dir")]
+    pub journal_dir: Option<String>,
 
-    /// Most events written in one group-commit transaction (default 2048).
+    /// Most megabytes of events the journal holds before the database has stored them (default
+    /// 1024). At the cap, tracking requests are answered 503 with Retry-After.
+    #[arg(long, env = "MAILBEACON_MAX_JOURNAL_MB", global = true, value_name = "MB",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_journal_mb: Option<u32>,
+
+    /// Most events the store worker writes in one transaction (default 2048).
     #[arg(long, env = "MAILBEACON_MAX_BATCH", global = true, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_batch: Option<u32>,
@@ -230,8 +237,8 @@ pub struct Resolved {
     pub user_agent: UserAgentMode,
     pub fsync: bool,
     pub max_database_mb: Option<u32>,
-    /// `None`: `--spool-dir off`.
-    pub spool_dir: Option<PathBuf>,
+    pub journal_dir: PathBuf,
+    pub max_journal_bytes: u64,
     pub max_batch: usize,
     pub max_recipients_per_call: usize,
     pub max_links: u16,
@@ -280,7 +287,8 @@ impl Settings {
         self.fsync = self.fsync.or(file.fsync);
         self.max_batch = self.max_batch.or(file.max_batch);
         self.max_database_mb = self.max_database_mb.or(file.max_database_mb);
-        self.spool_dir = self.spool_dir.or(file.spool_dir);
+        self.journal_dir = self.journal_dir.or(file.journal_dir);
+        self.max_journal_mb = self.max_journal_mb.or(file.max_journal_mb);
         self.max_recipients_per_call = self
             .max_recipients_per_call
             .or(file.max_recipients_per_call);
@@ -315,19 +323,13 @@ impl Settings {
 
     pub fn resolve(self) -> Resolved {
         let database = self.database.unwrap_or_default();
-        let spool_dir = match self.spool_dir.as_deref() {
-            Some("off") => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => Some(match &database {
-                DatabaseUrl::Sqlite(path) => path
-                    .parent()
-                    .map_or_else(PathBuf::new, Path::to_path_buf)
-                    .join("mailbeacon-spool"),
-                DatabaseUrl::Postgres(_) => PathBuf::from("mailbeacon-spool"),
-            }),
+        let journal_dir = match self.journal_dir {
+            Some(dir) => PathBuf::from(dir),
+            None => default_journal_dir(&database),
         };
         Resolved {
-            spool_dir,
+            journal_dir,
+            max_journal_bytes: u64::from(self.max_journal_mb.unwrap_or(1024)) << 20,
             database,
             listen: self
                 .listen
@@ -367,6 +369,20 @@ impl Settings {
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
         }
+    }
+}
+
+/// `mailbeacon-journal` next to the SQLite database (in the working directory with PostgreSQL),
+/// or the `mailbeacon-spool` an earlier build made there: its events are the journal's.
+fn default_journal_dir(database: &DatabaseUrl) -> PathBuf {
+    let base = match database {
+        DatabaseUrl::Sqlite(path) => path.parent().map_or_else(PathBuf::new, Path::to_path_buf),
+        DatabaseUrl::Postgres(_) => PathBuf::new(),
+    };
+    let legacy = base.join("mailbeacon-spool");
+    match legacy.is_dir() {
+        true => legacy,
+        false => base.join("mailbeacon-journal"),
     }
 }
 
@@ -548,71 +564,4 @@ pub enum UserAgentMode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_urls_parse_with_clear_errors() {
-        assert_eq!(
-            "sqlite://x.db".parse::<DatabaseUrl>(),
-            Ok(DatabaseUrl::Sqlite("x.db".into()))
-        );
-        assert_eq!(
-            "sqlite:///var/lib/mb.db".parse::<DatabaseUrl>(),
-            Ok(DatabaseUrl::Sqlite("/var/lib/mb.db".into()))
-        );
-        let err = "mysql://x".parse::<DatabaseUrl>().unwrap_err();
-        assert!(err.contains("unsupported database URL"), "{err}");
-        assert_eq!(
-            DatabaseUrl::Postgres("postgres://bob:secret@db/x".into()).to_string(),
-            "postgres://bob:***@db/x"
-        );
-    }
-
-    #[test]
-    fn public_urls_lose_the_trailing_slash() {
-        assert_eq!(
-            "https://t.example.com/"
-                .parse::<PublicUrl>()
-                .unwrap()
-                .as_str(),
-            "https://t.example.com"
-        );
-        assert!("ftp://x".parse::<PublicUrl>().is_err());
-        assert!("https://".parse::<PublicUrl>().is_err());
-        assert!("https://x/?a".parse::<PublicUrl>().is_err());
-    }
-
-    #[test]
-    fn config_file_fills_what_flags_leave_open() {
-        let file: Settings = toml::from_str(
-            r#"
-            listen = "0.0.0.0:9000"
-            public-url = "https://t.example.com"
-            trusted-proxy = ["10.0.0.0/8", "192.168.1.1"]
-            client-ip = "full"
-            "#,
-        )
-        .unwrap();
-        let flags = Settings {
-            listen: Some("127.0.0.1:1".parse().unwrap()),
-            ..Settings::default()
-        };
-        let r = flags.or_file(file).resolve();
-        assert_eq!(r.listen, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(r.public_url.unwrap().as_str(), "https://t.example.com");
-        assert_eq!(r.trusted_proxies.len(), 2);
-        assert_eq!(r.client_ip, ClientIpMode::Full);
-        assert_eq!(r.database, DatabaseUrl::default());
-    }
-
-    #[test]
-    fn config_file_errors_name_the_problem() {
-        let err = toml::from_str::<Settings>("listen = \"nowhere\"").unwrap_err();
-        assert!(err.to_string().contains("listen"), "{err}");
-        let err = toml::from_str::<Settings>("lisen = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("unknown field"), "{err}");
-        let err = toml::from_str::<Settings>("trusted-proxy = [\"banana\"]").unwrap_err();
-        assert!(err.to_string().contains("banana"), "{err}");
-    }
-}
+mod tests;

@@ -81,8 +81,8 @@ pub struct Registrar {
     pub honeypot: bool,
     /// Add the recipient's signed "stop tracking me" link (`--stop-tracking-link`).
     pub stop_tracking: bool,
-    /// The server's memory of click destinations (see `ingest::destinations`).
-    pub destinations: Arc<crate::ingest::destinations::Destinations>,
+    /// Told of every message registered, so that its hits need no read (see `ingest::directory`).
+    pub directory: Arc<crate::ingest::directory::Directory>,
     /// `--require-consent`: individual only with a standing consent record.
     pub require_consent: bool,
     /// `--max-tracking-level`.
@@ -159,14 +159,11 @@ impl Registrar {
             prepared.into_iter().unzip();
         let stored: Vec<usize> = (0..new.len()).filter(|i| new[*i].is_some()).collect();
         let new: Vec<NewMessage> = new.into_iter().flatten().collect();
-        // So that this process can redirect the clicks while the database is unreachable.
+        // So that this process answers their hits without a read (and redirects their clicks
+        // while the database is unreachable). Should the insert fail, nobody has their tokens.
         for m in &new {
-            for (i, url) in m.links.iter().enumerate() {
-                self.destinations.remember(m.tracking_id, i as u16 + 1, url);
-            }
-            if let Some(url) = &m.honeypot {
-                self.destinations.remember(m.tracking_id, 0, url);
-            }
+            self.directory
+                .remember(m.tracking_id, &m.links, m.honeypot.as_deref());
         }
         if !new.is_empty() {
             let ids = store.insert_messages(campaign.id, new).await?;

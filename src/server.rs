@@ -6,6 +6,7 @@ use crate::classify::Classifier;
 use crate::config::Resolved;
 use crate::geo::Geo;
 use crate::ingest::EventSender;
+use crate::ingest::directory::Directory;
 use crate::messages::Registrar;
 use crate::store::Store;
 use crate::token::KeyRing;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
     pub events: EventSender,
+    /// Whether a tracked message exists and where its links lead, for the tracking handlers.
+    pub directory: Arc<Directory>,
     pub settings: Resolved,
     pub registrar: Registrar,
     pub classifier: Arc<Classifier>,
@@ -69,8 +72,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then lets requests in flight finish (each waits for its
-/// event's commit) before returning.
 /// Most bytes of request line and headers; beyond it hyper answers 431. Mail clients and proxies
 /// send well under 2 KiB.
 pub const MAX_REQUEST_HEAD: usize = 32 * 1024;
@@ -157,22 +158,32 @@ pub async fn serve(
     Ok(())
 }
 
+/// Ready when events can be journaled and stored; either way the journal's backlog is said, so
+/// that a client can wait for the reports to hold what it was answered.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let journal = app.events.status();
     // The database may answer reads and still refuse writes (full disk, --max-database-mb,
-    // read-only file): the writer's last commit tells.
-    let state = match app.events.failing() {
-        Some(reason) => Err(format!("events cannot be written: {reason}")),
+    // read-only file): the store worker's last transaction tells.
+    let state = match journal.problem() {
+        Some(reason) => Err(reason),
         None => app.store.ping().await.map_err(|e| e.to_string()),
     };
+    let backlog = serde_json::json!({
+        "pending_events": journal.pending_events(),
+        "pending_bytes": journal.pending_bytes(),
+        "lag_seconds": journal.lag().as_secs_f64(),
+    });
     match state {
         Ok(()) => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready"})),
+            axum::Json(serde_json::json!({"status": "ready", "journal": backlog})),
         )
             .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "degraded", "reason": reason})),
+            axum::Json(
+                serde_json::json!({"status": "degraded", "reason": reason, "journal": backlog}),
+            ),
         )
             .into_response(),
     }
@@ -182,7 +193,10 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     match &app.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
+            {
+                app.events.status().publish();
+                handle.render()
+            },
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),

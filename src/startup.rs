@@ -5,9 +5,9 @@ use crate::api::auth;
 use crate::classify::{Classifier, Internal, ranges};
 use crate::config::{PublicUrl, Resolved};
 use crate::geo::Geo;
-use crate::ingest::destinations::Destinations;
-use crate::ingest::replay::Replay;
-use crate::ingest::{GroupCommitWriter, WriterSetup};
+use crate::ingest::directory::Directory;
+use crate::ingest::worker::{JournalDir, StoreWorker, WorkerSetup};
+use crate::ingest::{JournalStatus, JournalWriter};
 use crate::messages::Registrar;
 use crate::server::{self, AppState};
 use crate::store::{self, OpenReport, Scope, Store};
@@ -78,7 +78,7 @@ impl Context {
             max_links: self.settings.max_links,
             honeypot: self.settings.honeypot_link,
             stop_tracking: self.settings.stop_tracking_link,
-            destinations: Default::default(),
+            directory: Arc::new(Directory::new(self.store.clone())),
             require_consent: self.settings.require_consent,
             max_tracking: self.settings.max_tracking_level,
         }
@@ -195,36 +195,21 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         None => None,
     };
     let wake = Wake::default();
-    let spool = match &ctx.settings.spool_dir {
-        Some(dir) => {
-            let spool = Replay::open(dir)?;
-            println!(
-                "spool: {} (events the database cannot take wait here{})",
-                dir.display(),
-                if spool.pending() {
-                    "; some from an earlier run are replayed now"
-                } else {
-                    ""
-                }
-            );
-            Some(spool)
-        }
-        None => {
-            println!("spool: off (tracking answers 503 while the database cannot be written)");
-            None
-        }
-    };
-    let destinations = Arc::new(Destinations::default());
-    let (writer, events) = GroupCommitWriter::start(WriterSetup {
+    let (journal, status, journal_id, journal_lock) = open_journal(&ctx).await?;
+    let status = Arc::new(status);
+    let journal = Arc::new(std::sync::Mutex::new(journal));
+    let (writer, events) = JournalWriter::start(journal.clone(), status.clone());
+    let worker = StoreWorker::start(WorkerSetup {
         store: ctx.store.clone(),
         classifier: classifier.clone(),
         max_batch: ctx.settings.max_batch,
         webhooks: wake.clone(),
-        spool,
-        destinations: destinations.clone(),
+        journal,
+        journal_id,
+        status,
     });
-    let mut registrar = ctx.registrar(public_url.clone());
-    registrar.destinations = destinations;
+    let registrar = ctx.registrar(public_url.clone());
+    let directory = registrar.directory.clone();
     let state = Arc::new(AppState {
         classifier,
         geo,
@@ -233,6 +218,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         store: ctx.store.clone(),
         keys: ctx.keys.clone(),
         events,
+        directory,
         settings: ctx.settings.clone(),
         metrics: Some(metrics),
         closing: tokio::sync::watch::Sender::new(false),
@@ -272,12 +258,65 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     );
 
     server::serve(listener, state, shutdown_signal()).await?;
-    println!("shutting down: committing queued events");
+    println!("shutting down: storing the journal's last events");
     writer.shutdown().await;
+    worker.shutdown().await;
+    drop(journal_lock);
     // Requests to receivers still open are cut; their notices are sent again after the restart.
     delivery.abort();
     println!("stopped");
     Ok(())
+}
+
+/// Opens this process's journal and says what it holds from an earlier run.
+async fn open_journal(
+    ctx: &Context,
+) -> anyhow::Result<(
+    crate::ingest::journal::Journal,
+    JournalStatus,
+    String,
+    std::fs::File,
+)> {
+    let dir = &ctx.settings.journal_dir;
+    if dir.as_os_str() == "off" {
+        anyhow::bail!(
+            "--journal-dir off: the journal cannot be turned off (every tracking event is written \
+             to it before it is answered); give a directory"
+        );
+    }
+    let opened = JournalDir::open(dir, ctx.settings.fsync)?;
+    // What an earlier run left unstored, for the lag (read once: a journal is normally short).
+    let stored = ctx
+        .store
+        .journal_position(opened.id.clone())
+        .await
+        .ok()
+        .flatten()
+        .map(|(segment, offset)| crate::ingest::journal::Position { segment, offset });
+    let from = stored.unwrap_or_else(|| opened.journal.start());
+    let from = from.max(opened.journal.start());
+    let pending_events = opened.journal.count_events(from).unwrap_or(0);
+    let pending_bytes = opened.journal.pending_bytes(from);
+    println!(
+        "journal: {} (every event is written here before it is answered{}{})",
+        dir.display(),
+        if ctx.settings.fsync {
+            ", fsynced"
+        } else {
+            ""
+        },
+        match pending_events {
+            0 => String::new(),
+            n => format!("; {n} event(s) from an earlier run are stored now"),
+        }
+    );
+    let status = JournalStatus::new(
+        dir.clone(),
+        ctx.settings.max_journal_bytes,
+        pending_events,
+        pending_bytes,
+    );
+    Ok((opened.journal, status, opened.id, opened.lock))
 }
 
 /// The settings that decide what is stored about recipients and who it reaches, as the audit log

@@ -53,6 +53,7 @@ pub async fn erase(
         .audit(&app, "erase_recipient", &recipient_ref(&id))
         .await?;
     let removed = app.store.erase_recipient(id.clone()).await?;
+    app.directory.forget_all();
     tracing::info!(
         "erased recipient data: {} messages, {} events",
         removed.messages,

@@ -145,11 +145,8 @@ pub enum RecordOutcome {
     UnknownLink,
     /// A failed check was noted (see [`NewEvent::failed_check`]).
     FailedCheckNoted,
-    /// The recipient opted out: answer as usual, but nothing was stored.
+    /// The recipient opted out (or their consent does not stand): nothing was stored.
     NotStored { destination: Option<String> },
-    /// The database could not be written: the event is in the local spool (synced to disk), to be
-    /// stored when the database returns. The click's destination comes from what this process saw.
-    Spooled { destination: Option<String> },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -383,27 +380,29 @@ pub trait Store: Send + Sync + 'static {
         classifier: Arc<Classifier>,
     ) -> StoreResult<Vec<RecordOutcome>>;
 
-    /// [`Store::record_events`] on the calling thread, which may block: the group-commit writer
-    /// calls it from its own thread.
-    fn record_events_here(
+    /// Stores events read from the event journal like [`Store::record_events`], on the calling
+    /// thread (the store worker's own, which may block), and in the same transaction records that
+    /// the journal `journal` has been applied up to `position` (segment, byte offset): a worker
+    /// that stops anywhere resumes without storing an event twice.
+    fn record_journaled(
         &self,
         batch: &[NewEvent],
         classifier: &Classifier,
-    ) -> StoreResult<Vec<RecordOutcome>>;
-
-    /// Stores events replayed from a local spool like [`Store::record_events`], and in the same
-    /// transaction records that the spool `spool` has been replayed up to `position` (segment,
-    /// byte offset): a replay that stops anywhere resumes without storing an event twice.
-    async fn record_spooled(
-        &self,
-        batch: Arc<[NewEvent]>,
-        classifier: Arc<Classifier>,
-        spool: String,
+        journal: &str,
         position: (u64, u64),
     ) -> StoreResult<Vec<RecordOutcome>>;
 
-    /// How far the spool has been replayed (see [`Store::record_spooled`]).
-    async fn spool_position(&self, spool: String) -> StoreResult<Option<(u64, u64)>>;
+    /// How far the journal has been applied (see [`Store::record_journaled`]).
+    async fn journal_position(&self, journal: String) -> StoreResult<Option<(u64, u64)>>;
+
+    /// What a tracking request needs before it is answered: `None` when no message has this
+    /// tracking id; else the destination of link `link_no` (`None` when the message has no such
+    /// link, or when no link was asked for).
+    async fn lookup_link(
+        &self,
+        tracking_id: i64,
+        link_no: Option<u16>,
+    ) -> StoreResult<Option<Option<String>>>;
 
     /// Runs the classifier again over the stored events (of one campaign, or all), message by
     /// message in arrival order, and stores what changed. `progress` is told (events done, events

@@ -259,45 +259,55 @@ impl<E: Engine> Store for SqlStore<E> {
             .await
     }
 
-    fn record_events_here(
+    fn record_journaled(
         &self,
         batch: &[NewEvent],
         classifier: &Classifier,
-    ) -> StoreResult<Vec<RecordOutcome>> {
-        self.engine
-            .write_here(|c| in_tx(c, |c| record_batch(c, batch, classifier)))
-    }
-
-    async fn record_spooled(
-        &self,
-        batch: Arc<[NewEvent]>,
-        classifier: Arc<Classifier>,
-        spool: String,
+        journal: &str,
         position: (u64, u64),
     ) -> StoreResult<Vec<RecordOutcome>> {
-        self.write(move |c| {
+        self.engine.write_here(|c| {
             in_tx(c, |c| {
-                let outcomes = record_batch(c, &batch, &classifier)?;
+                let outcomes = record_batch(c, batch, classifier)?;
                 c.execute(
                     "INSERT INTO spool_progress (spool, segment, byte_offset, updated_at)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (spool) DO UPDATE SET segment = excluded.segment,
                          byte_offset = excluded.byte_offset, updated_at = excluded.updated_at",
-                    params![&spool, position.0, position.1, Utc::now()],
+                    params![journal, position.0, position.1, Utc::now()],
                 )?;
                 Ok(outcomes)
             })
         })
-        .await
     }
 
-    async fn spool_position(&self, spool: String) -> StoreResult<Option<(u64, u64)>> {
+    async fn journal_position(&self, journal: String) -> StoreResult<Option<(u64, u64)>> {
         self.read(move |c| {
             c.query_row(
                 "SELECT segment, byte_offset FROM spool_progress WHERE spool = ?1",
-                params![spool],
+                params![journal],
             )?
             .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn lookup_link(
+        &self,
+        tracking_id: i64,
+        link_no: Option<u16>,
+    ) -> StoreResult<Option<Option<String>>> {
+        // -1 names no link: a pixel only asks whether the message exists.
+        let link_no = link_no.map_or(-1, i64::from);
+        self.read(move |c| {
+            c.query_row(
+                "SELECT l.url FROM messages m
+                 LEFT JOIN links l ON l.message_id = m.id AND l.link_no = ?2
+                 WHERE m.tracking_id = ?1",
+                params![tracking_id, link_no],
+            )?
+            .map(|r| r.get::<Option<String>>(0))
             .transpose()
         })
         .await

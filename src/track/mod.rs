@@ -1,15 +1,18 @@
 //! The hot path: the pixel (`/o/{token}.gif|png`) and the click redirect (`/c/{token}`).
 //!
-//! Per request: verify the token (no allocation), read the few request facts we keep, hand the event
-//! to the group-commit writer and answer once it is committed. No logging per request; outcomes are
-//! counted in metrics (labels are fixed words, never tokens or recipients).
+//! Per request: verify the token (no allocation), make sure the message exists and, for a click,
+//! where it leads (a cache, a read on a miss: `ingest::directory`), read the few request facts we
+//! keep, hand the event to the journal writer and answer once it is in the journal. No logging
+//! per request; outcomes are counted in metrics (labels are fixed words, never tokens or
+//! recipients).
 
 pub mod client_addr;
 mod images;
 pub mod stop;
 
+use crate::ingest::directory::Found;
 use crate::server::AppState;
-use crate::store::{EventKind, NewEvent, RecordOutcome};
+use crate::store::{EventKind, NewEvent};
 use crate::token::TokenError;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -53,6 +56,13 @@ pub async fn pixel(
             return refused("pixel", e.label());
         }
     };
+    match app.directory.lookup(token.tracking_id, None).await {
+        Ok(Found::Message(_)) => {}
+        Ok(_) => return refused("pixel", "unknown_message"),
+        // The database cannot say: the pixel is answered all the same, and the store worker
+        // drops the event later if the message is unknown.
+        Err(_) => {}
+    }
     let event = event(
         &app,
         EventKind::Open,
@@ -63,12 +73,8 @@ pub async fn pixel(
         &headers,
     );
     match app.events.record(event).await {
-        Ok(
-            outcome @ (RecordOutcome::Recorded { .. }
-            | RecordOutcome::NotStored { .. }
-            | RecordOutcome::Spooled { .. }),
-        ) => {
-            metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => result_label(&outcome))
+        Ok(()) => {
+            metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => "recorded")
                 .increment(1);
             let (body, content_type): (&'static [u8], _) = if gif {
                 (&images::GIF, HeaderValue::from_static("image/gif"))
@@ -81,8 +87,7 @@ pub async fn pixel(
             no_cache(h);
             response
         }
-        Ok(_) => refused("pixel", "unknown_message"),
-        Err(e) => unavailable("pixel", &e),
+        Err(e) => unavailable("pixel", &e.to_string()),
     }
 }
 
@@ -101,6 +106,19 @@ pub async fn click(
             return refused("click", e.label());
         }
     };
+    let url = match app
+        .directory
+        .lookup(token.tracking_id, Some(token.link_no))
+        .await
+    {
+        Ok(Found::Message(Some(url))) => url,
+        Ok(Found::Message(None) | Found::UnknownLink) => return refused("click", "unknown_link"),
+        Ok(Found::UnknownMessage) => return refused("click", "unknown_message"),
+        Err(e) => {
+            let why = format!("the database cannot say where this link leads: {e}");
+            return unavailable("click", &why);
+        }
+    };
     let event = event(
         &app,
         EventKind::Click,
@@ -111,19 +129,8 @@ pub async fn click(
         &headers,
     );
     match app.events.record(event).await {
-        Ok(RecordOutcome::Recorded {
-            destination: Some(url),
-            ..
-        }) => redirect(&url, "recorded"),
-        Ok(RecordOutcome::NotStored {
-            destination: Some(url),
-        }) => redirect(&url, "opted_out"),
-        Ok(RecordOutcome::Spooled {
-            destination: Some(url),
-        }) => redirect(&url, "spooled"),
-        Ok(RecordOutcome::UnknownLink) => refused("click", "unknown_link"),
-        Ok(_) => refused("click", "unknown_message"),
-        Err(e) => unavailable("click", &e),
+        Ok(()) => redirect(&url, "recorded"),
+        Err(e) => unavailable("click", &e.to_string()),
     }
 }
 
@@ -243,14 +250,6 @@ fn redirect(url: &str, result: &'static str) -> Response {
     response
 }
 
-fn result_label(outcome: &RecordOutcome) -> &'static str {
-    match outcome {
-        RecordOutcome::NotStored { .. } => "opted_out",
-        RecordOutcome::Spooled { .. } => "spooled",
-        _ => "recorded",
-    }
-}
-
 /// A well-formed token with a bad signature still names a message (if it was only altered, not
 /// forged from nothing): note it, since scanners probe altered links before following the real one.
 async fn note_failed_check(
@@ -294,7 +293,7 @@ fn refused(route: &'static str, reason: &'static str) -> Response {
     response
 }
 
-fn unavailable(route: &'static str, e: &crate::ingest::IngestError) -> Response {
+fn unavailable(route: &'static str, e: &str) -> Response {
     metrics::counter!("mailbeacon_track_requests_total", "route" => route, "result" => "unavailable")
         .increment(1);
     tracing::warn!(route, "event not recorded: {e}");

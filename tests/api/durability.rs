@@ -1,4 +1,5 @@
-//! The durability contract: a 200 means the event is in the database, whatever happens next.
+//! The durability contract: a 200 means the event is in the journal, and so reaches the database
+//! exactly once, whatever happens next.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -77,29 +78,67 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     let answered = acknowledged(workers).await;
     assert!(answered.len() >= 1_000);
 
-    let stored: HashSet<String> = stored_events(&dir.path().join("mb.db"))
-        .into_iter()
-        .map(|(ua, _)| ua)
-        .collect();
-    let lost: Vec<_> = answered.iter().filter(|ua| !stored.contains(*ua)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged events lost, e.g. {:?}",
-        lost.len(),
-        answered.len(),
-        &lost[..lost.len().min(5)]
-    );
-
-    // The database opens again and the reports agree with the log.
+    // Started again, the server stores what the journal holds and the store worker had not.
     let app = TestApp::spawn_in(dir, &[], Some(token)).await;
+    app.settled().await;
+    assert_stored_once(&app.db_path(), &answered);
     let stats = app.stats(campaign).await;
     assert_eq!(
         stats["opens"]["total"].as_u64().unwrap() as usize,
-        stored.len()
+        stored_events(&app.db_path()).len()
     );
     let (ok, out, err) = cli(&app.db_url(), &["check"], None);
     assert!(ok, "{out}{err}");
     assert!(out.contains("rollups match the event log"), "{out}");
+}
+
+/// Every answered user agent is stored exactly once.
+fn assert_stored_once(db: &std::path::Path, answered: &[String]) {
+    let mut stored: std::collections::HashMap<String, usize> = Default::default();
+    for (ua, _) in stored_events(db) {
+        *stored.entry(ua).or_default() += 1;
+    }
+    let wrong: Vec<_> = answered
+        .iter()
+        .filter(|ua| stored.get(*ua) != Some(&1))
+        .map(|ua| (ua, stored.get(ua).copied().unwrap_or(0)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} acknowledged events not stored exactly once, e.g. {:?}",
+        wrong.len(),
+        answered.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}
+
+/// `kill -9` while the store worker is inside its transactions (a load keeps it busy, and the
+/// kill comes as soon as the database holds events): the journal and the position the database
+/// recorded with the last committed transaction give every answered event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_store_transaction_stores_every_answered_event_once() {
+    let app = TestApp::spawn_with(&["--max-batch", "50"]).await;
+    let token = app.admin_token.clone();
+    let campaign = app.create_campaign("load").await;
+    let msg = app.add_message(campaign, "r", "<p>x</p>").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let workers = start_load(
+        &app,
+        msg["pixel_url"].as_str().unwrap().into(),
+        acked.clone(),
+    );
+    wait_for(&acked, 500).await;
+    let url = app.db_url();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db_count(&url, "SELECT count(*) FROM events") == 0 {
+        assert!(Instant::now() < deadline, "nothing was stored in 60 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let dir = app.kill9();
+    let answered = acknowledged(workers).await;
+    let app = TestApp::spawn_in(dir, &[], Some(token)).await;
+    app.settled().await;
+    assert_stored_once(&app.db_path(), &answered);
 }
 
 #[tokio::test]
@@ -277,12 +316,13 @@ async fn kill_9_during_a_purge_leaves_the_database_and_the_reports_intact() {
     assert_eq!(report(&app, campaign).await, before);
 }
 
-/// A database at its size limit (`--max-database-mb`, which fails writes as a full disk does),
-/// with the spool off: tracking requests get 503 with Retry-After (never a 200 for an event that
-/// was not stored), `/readyz` says degraded and why, and both recover once a purge has freed space.
+/// A database at its size limit (`--max-database-mb`, which fails writes as a full disk does) and
+/// a small journal cap: pixels are answered while the journal takes them, then 503 with
+/// Retry-After (never a 200 for an event that was not journaled), `/readyz` says degraded and
+/// why. Started again with room, the server stores every answered event exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_database_is_reported_degraded_and_recovers_when_space_is_freed() {
-    let app = TestApp::spawn_with(&["--max-database-mb", "1", "--spool-dir", "off"]).await;
+async fn a_full_database_and_a_full_journal_answer_503_and_recover_with_room() {
+    let app = TestApp::spawn_with(&["--max-database-mb", "1", "--max-journal-mb", "1"]).await;
     let campaign = app.create_campaign("full").await;
     let rids: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
     let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
@@ -308,25 +348,28 @@ async fn a_full_database_is_reported_degraded_and_recovers_when_space_is_freed()
             }
         }
     }
-    let refused = refused.expect("the database never filled up");
+    let refused = refused.expect("the journal never filled up");
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.headers().contains_key("retry-after"));
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
-    assert!(body["reason"].as_str().unwrap().contains("full"), "{body}");
-    // Everything answered 200 is stored.
-    let stored: HashSet<String> = stored_events(&app.db_path())
-        .into_iter()
-        .map(|(ua, _)| ua)
-        .collect();
-    assert!(answered.iter().all(|ua| stored.contains(ua)));
-    println!("full after {} events", answered.len());
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("--max-journal-mb") && reason.contains("full"),
+        "{body}"
+    );
+    assert!(body["journal"]["pending_events"].as_u64().unwrap() > 0);
+    println!("refused after {} events", answered.len());
 
-    // Space freed: the next pixel is stored and readiness comes back.
-    let (ok, _, err) = cli(&app.db_url(), &["purge", "--older-than-days", "0"], None);
-    assert!(ok, "{err}");
+    let token = app.admin_token.clone();
+    let (code, _, dir) = app.terminate();
+    assert_eq!(code, Some(0));
+    let app = TestApp::spawn_in(dir, &["--max-database-mb", "50"], Some(token)).await;
+    wait_until_ready(&app).await;
+    app.settled().await;
+    assert_stored_once(&app.db_path(), &answered);
     let r = app
         .client
         .get(messages[0]["pixel_url"].as_str().unwrap())
@@ -335,16 +378,28 @@ async fn a_full_database_is_reported_degraded_and_recovers_when_space_is_freed()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
 }
 
-/// The same full database with the spool on (the default): every pixel is answered 200 and what
-/// the database cannot take waits in the spool, synced to disk; `/readyz` says degraded. Stopped
-/// and started again with room, the server replays the spool: every answered event is stored,
-/// exactly once.
+/// `--journal-dir off` is refused with a clear message: there is no write path without it.
+#[test]
+fn the_journal_cannot_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("mb.db").display());
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+        .args(["--journal-dir", "off"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the journal cannot be turned off"), "{err}");
+}
+
+/// A full database with the journal's default cap: every pixel is answered 200 and what the
+/// database cannot take waits in the journal; `/readyz` says degraded. Stopped and started again
+/// with room, the server stores the journal: every answered event is stored, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_database_spools_and_replays_every_event_exactly_once() {
+async fn a_full_database_keeps_events_in_the_journal_and_stores_each_once_later() {
     let app = TestApp::spawn_with(&["--max-database-mb", "1"]).await;
     let campaign = app.create_campaign("spool").await;
     let rids: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
@@ -372,27 +427,24 @@ async fn a_full_database_spools_and_replays_every_event_exactly_once() {
     let body: serde_json::Value = ready.json().await.unwrap();
     let reason = body["reason"].as_str().unwrap();
     assert!(
-        reason.contains("spool") && reason.contains("full"),
+        reason.contains("journal") && reason.contains("full"),
         "{body}"
     );
-    println!("full after {stored_before} events, the rest spooled");
+    println!("full after {stored_before} events, the rest in the journal");
 
     let token = app.admin_token.clone();
     let (code, _, dir) = app.terminate();
     assert_eq!(code, Some(0));
     let app = TestApp::spawn_in(dir, &["--max-database-mb", "50"], Some(token)).await;
     assert!(
-        app.stdout.iter().any(|l| l.contains("replayed now")),
+        app.stdout.iter().any(|l| l.contains("from an earlier run are stored now")),
         "{:?}",
         app.stdout
     );
     wait_until_ready(&app).await;
-    let mut stored: std::collections::HashMap<String, usize> = Default::default();
-    for (ua, _) in stored_events(&app.db_path()) {
-        *stored.entry(ua).or_default() += 1;
-    }
-    assert_eq!(stored.len(), answered.len());
-    assert!(answered.iter().all(|ua| stored.get(ua) == Some(&1)));
+    app.settled().await;
+    assert_eq!(stored_events(&app.db_path()).len(), answered.len());
+    assert_stored_once(&app.db_path(), &answered);
     let stats = app.stats(campaign).await;
     assert_eq!(stats["opens"]["total"], 2_500, "{stats}");
     assert_eq!(stats["opens"]["unique"], 200, "{stats}");

@@ -159,13 +159,41 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET with the admin token, once every event answered so far is in the database (reports
+    /// trail the journal by a moment).
     pub async fn api_get(&self, path: &str) -> Response {
+        self.settled().await;
         self.client
             .get(self.url(path))
             .bearer_auth(&self.admin_token)
             .send()
             .await
             .unwrap()
+    }
+
+    /// Waits (60 s at most) until `/readyz` says no answered event waits in the journal: every
+    /// event answered before the call is then in the database and its reports.
+    pub async fn settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready: Value = self
+                .client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ready["journal"]["pending_events"] == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "events still wait in the journal after 60 s: {ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn create_campaign(&self, name: &str) -> i64 {
@@ -506,7 +534,7 @@ pub fn db_count(url: &str, sql: &str) -> i64 {
     db_rows(url, sql)[0][0].as_deref().unwrap().parse().unwrap()
 }
 
-/// Waits (30 s at most) for `/readyz` to say ready: a spool replayed, a database back.
+/// Waits (30 s at most) for `/readyz` to say ready: a journal stored, a database back.
 pub async fn wait_until_ready(app: &TestApp) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {

@@ -1,0 +1,304 @@
+//! The store worker: applies the journal to the database, in order, behind the answers.
+//!
+//! One thread reads the journal from the position the database has recorded, in chunks of up to
+//! `max_batch` events, and stores each chunk with [`Store::record_journaled`], which records the
+//! position reached in the same transaction. A crash or a failed transaction anywhere therefore
+//! resumes from what the database says: no event is stored twice or skipped. Segments are deleted
+//! once the database has recorded a position past them.
+//!
+//! While the database refuses writes (unreachable, full, read-only) the worker tries again every
+//! [`RETRY`]; the journal grows meanwhile (up to its cap) and `/readyz` says why.
+//!
+//! Shutdown: after the journal writer has stopped, [`StoreWorker::shutdown`] lets the worker store
+//! what is left, until it is caught up, the database refuses, or [`SHUTDOWN_GRACE`] has passed;
+//! whatever is left then waits in the journal for the next start.
+
+use super::journal::{Journal, JournaledEvent, Position};
+use super::status::JournalStatus;
+use crate::classify::Classifier;
+use crate::store::{NewEvent, RecordOutcome, Store, StoreError};
+use crate::webhooks::delivery::Wake;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a transaction the database refused is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long shutdown waits for the worker to store what the journal still holds.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// A fully stored current segment is closed and deleted once it holds this much.
+const ROTATE_FROM: u64 = 4 << 20;
+/// Idle this long with everything stored, the current segment goes whatever its size: answered
+/// events do not linger on disk once they are in the database.
+const IDLE_ROTATE: Duration = Duration::from_secs(10);
+
+/// A journal directory opened for this process: the segments, the id the database records its
+/// progress under, and a lock so that two processes never share it.
+pub struct JournalDir {
+    pub journal: Journal,
+    pub id: String,
+    pub dir: PathBuf,
+    /// Held while the process runs.
+    pub lock: std::fs::File,
+}
+
+impl JournalDir {
+    pub fn open(dir: &Path, fsync: bool) -> anyhow::Result<JournalDir> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the journal directory {}", dir.display()))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .with_context(|| format!("cannot open {}", dir.join("lock").display()))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "the journal directory {} is in use by another mailbeacon process (give each \
+                 process its own --journal-dir)",
+                dir.display()
+            )
+        })?;
+        let id_file = dir.join("id");
+        let id = match std::fs::read_to_string(&id_file) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+            _ => {
+                let mut bytes = [0u8; 12];
+                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                std::fs::write(&id_file, &id)
+                    .with_context(|| format!("cannot write {}", id_file.display()))?;
+                id
+            }
+        };
+        let mut journal = Journal::open(dir)
+            .with_context(|| format!("cannot open the journal in {}", dir.display()))?;
+        journal.set_fsync(fsync);
+        if journal.torn_tail_bytes() > 0 {
+            tracing::warn!(
+                "the journal in {} ended in a torn write ({} bytes, never acknowledged): cut off",
+                dir.display(),
+                journal.torn_tail_bytes()
+            );
+        }
+        Ok(JournalDir {
+            journal,
+            id,
+            dir: dir.to_path_buf(),
+            lock,
+        })
+    }
+}
+
+/// What the worker works with.
+pub struct WorkerSetup {
+    pub store: Arc<dyn Store>,
+    pub classifier: Arc<Classifier>,
+    pub max_batch: usize,
+    pub webhooks: Wake,
+    pub journal: Arc<Mutex<Journal>>,
+    pub journal_id: String,
+    pub status: Arc<JournalStatus>,
+}
+
+/// Owns the worker thread; see the module documentation.
+pub struct StoreWorker {
+    stop: Arc<AtomicBool>,
+    status: Arc<JournalStatus>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreWorker {
+    /// Starts the worker on a thread of its own, from inside the runtime.
+    pub fn start(setup: WorkerSetup) -> StoreWorker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = setup.status.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mailbeacon-store".into())
+            .spawn(move || run(runtime, setup, stopping))
+            .expect("the store worker thread starts");
+        StoreWorker {
+            stop,
+            status,
+            thread: Some(thread),
+        }
+    }
+
+    /// Call after the journal writer has stopped: stores what is left (see the module
+    /// documentation) and waits for the thread to end.
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.status.appended_wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(())) => {}
+                _ => tracing::error!("the store worker thread failed"),
+            }
+        }
+    }
+}
+
+fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool>) {
+    let mut position: Option<Position> = None;
+    let mut stop_by: Option<Instant> = None;
+    let mut idle_since = Instant::now();
+    loop {
+        if stop.load(Ordering::Acquire) {
+            let deadline = *stop_by.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let step = step(&runtime, &setup, &mut position);
+        setup.status.publish();
+        let wait = match step {
+            Step::Stored => {
+                setup.webhooks.wake();
+                idle_since = Instant::now();
+                continue;
+            }
+            Step::CaughtUp if stop_by.is_some() => break,
+            Step::CaughtUp => {
+                if idle_since.elapsed() >= IDLE_ROTATE {
+                    release(&setup, position, 0);
+                    idle_since = Instant::now();
+                }
+                IDLE_ROTATE
+            }
+            Step::Failed if stop_by.is_some() => break,
+            Step::Failed => RETRY,
+        };
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(wait, setup.status.appended_wake.notified()).await;
+        });
+    }
+    let left = setup.status.pending_events();
+    if left > 0 {
+        tracing::warn!("stopping with {left} event(s) in the journal, to be stored at the next start");
+    }
+    tracing::debug!("store worker stopped");
+}
+
+enum Step {
+    Stored,
+    CaughtUp,
+    Failed,
+}
+
+/// Stores the next chunk of the journal, if there is one.
+fn step(
+    runtime: &tokio::runtime::Handle,
+    setup: &WorkerSetup,
+    position: &mut Option<Position>,
+) -> Step {
+    let pos = match *position {
+        Some(p) => p,
+        None => match runtime.block_on(setup.store.journal_position(setup.journal_id.clone())) {
+            Ok(stored) => {
+                let journal = setup.journal.lock().unwrap_or_else(|e| e.into_inner());
+                let start = journal.start();
+                let p = stored.map_or(start, |(segment, offset)| Position { segment, offset });
+                *position = Some(p);
+                p
+            }
+            Err(e) => {
+                setup.status.store_failed(e.to_string());
+                return Step::Failed;
+            }
+        },
+    };
+    let view = setup
+        .journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .view();
+    let (events, next) = match view.read_from(pos, setup.max_batch) {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::error!("cannot read the journal: {e}");
+            setup
+                .status
+                .store_failed(format!("cannot read the journal: {e}"));
+            return Step::Failed;
+        }
+    };
+    if events.is_empty() {
+        if next != pos {
+            *position = Some(next);
+            release(setup, Some(next), ROTATE_FROM);
+        }
+        return Step::CaughtUp;
+    }
+    let started = Instant::now();
+    let n = events.len();
+    let batch: Vec<NewEvent> = events.into_iter().map(JournaledEvent::into_event).collect();
+    // A panic in the storage code fails this transaction, not the worker.
+    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        setup.store.record_journaled(
+            &batch,
+            &setup.classifier,
+            &setup.journal_id,
+            (next.segment, next.offset),
+        )
+    }))
+    .unwrap_or_else(|_| Err(StoreError::Other("storing a chunk panicked".into())));
+    match stored {
+        Ok(outcomes) => {
+            metrics::histogram!("mailbeacon_ingest_batch_size").record(n as f64);
+            metrics::histogram!("mailbeacon_ingest_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            count(&outcomes);
+            *position = Some(next);
+            let pending = {
+                let mut journal = setup.journal.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = journal.release(next, ROTATE_FROM) {
+                    tracing::warn!("cannot delete stored journal segments: {e}");
+                }
+                journal.pending_bytes(next)
+            };
+            setup.status.applied(n as u64, pending);
+            Step::Stored
+        }
+        Err(e) => {
+            metrics::counter!("mailbeacon_ingest_commit_failures_total").increment(1);
+            tracing::error!(batch = n, "could not store events from the journal: {e}");
+            setup.status.store_failed(e.to_string());
+            // The outcome of a failed COMMIT is unknown: ask the database where it stands.
+            *position = None;
+            Step::Failed
+        }
+    }
+}
+
+fn release(setup: &WorkerSetup, position: Option<Position>, rotate_from: u64) {
+    let Some(upto) = position else { return };
+    let mut journal = setup.journal.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = journal.release(upto, rotate_from) {
+        tracing::warn!("cannot delete stored journal segments: {e}");
+    }
+}
+
+fn count(outcomes: &[RecordOutcome]) {
+    let (mut recorded, mut not_stored, mut unknown) = (0u64, 0u64, 0u64);
+    for outcome in outcomes {
+        match outcome {
+            RecordOutcome::Recorded { .. } => recorded += 1,
+            RecordOutcome::NotStored { .. } => not_stored += 1,
+            RecordOutcome::UnknownMessage | RecordOutcome::UnknownLink => unknown += 1,
+            RecordOutcome::FailedCheckNoted => {}
+        }
+    }
+    for (outcome, n) in [
+        ("recorded", recorded),
+        ("not_stored", not_stored),
+        ("unknown", unknown),
+    ] {
+        if n > 0 {
+            metrics::counter!("mailbeacon_ingest_stored_total", "outcome" => outcome).increment(n);
+        }
+    }
+}
