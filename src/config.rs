@@ -73,7 +73,13 @@ pub struct Settings {
     /// The event journal: every tracking event is written here before it is answered, and stored
     /// in the database from here. Default: `mailbeacon-journal` next to the SQLite database, or in
     /// the working directory with PostgreSQL. One per process.
-    #[arg(long, alias = "spool-dir", env = "MAILBEACON_JOURNAL_DIR", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        alias = "spool-dir",
+        env = "MAILBEACON_JOURNAL_DIR",
+        global = true,
+        value_name = "DIR"
+    )]
     #[serde(alias = "spool_dir")]
     pub journal_dir: Option<String>,
 

@@ -191,13 +191,10 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     match &app.metrics {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            {
-                app.events.status().publish();
-                handle.render()
-            },
-        )
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+            app.events.status().publish();
+            handle.render()
+        })
             .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
     }

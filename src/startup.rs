@@ -300,11 +300,7 @@ async fn open_journal(
     println!(
         "journal: {} (every event is written here before it is answered{}{})",
         dir.display(),
-        if ctx.settings.fsync {
-            ", fsynced"
-        } else {
-            ""
-        },
+        if ctx.settings.fsync { ", fsynced" } else { "" },
         match pending_events {
             0 => String::new(),
             n => format!("; {n} event(s) from an earlier run are stored now"),
@@ -405,6 +401,12 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
             Matcher::Full("mailbeacon_ingest_commit_seconds".into()),
             &[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("mailbeacon_journal_group_size".into()),
+            &[
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
             ],
         )?
         .set_buckets_for_metric(

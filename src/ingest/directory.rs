@@ -110,10 +110,7 @@ impl<K, V> Default for Generations<K, V> {
 impl<K: Eq + Hash, V: Clone> Generations<K, V> {
     fn get(&mut self, key: &K) -> Option<V> {
         self.turn_over_when_old();
-        self.newer
-            .get(key)
-            .or_else(|| self.older.get(key))
-            .cloned()
+        self.newer.get(key).or_else(|| self.older.get(key)).cloned()
     }
 
     fn insert(&mut self, key: K, value: V) {

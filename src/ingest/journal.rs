@@ -407,8 +407,12 @@ impl View {
 
 fn encode(events: &[JournaledEvent]) -> io::Result<Vec<u8>> {
     let payload = serde_json::to_vec(events)?;
-    let len = u32::try_from(payload.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "group too large for the journal"))?;
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "group too large for the journal",
+        )
+    })?;
     let mut record = Vec::with_capacity(HEADER as usize + payload.len());
     record.extend(len.to_le_bytes());
     record.extend(crc32fast::hash(&payload).to_le_bytes());

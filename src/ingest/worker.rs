@@ -178,7 +178,9 @@ fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool
     }
     let left = setup.status.pending_events();
     if left > 0 {
-        tracing::warn!("stopping with {left} event(s) in the journal, to be stored at the next start");
+        tracing::warn!(
+            "stopping with {left} event(s) in the journal, to be stored at the next start"
+        );
     }
     tracing::debug!("store worker stopped");
 }

@@ -370,9 +370,15 @@ async fn a_full_database_and_a_full_journal_answer_503_and_recover_with_room() {
     wait_until_ready(&app).await;
     app.settled().await;
     assert_stored_once(&app.db_path(), &answered);
+    // The restarted server listens on another port.
+    let path = messages[0]["pixel_url"]
+        .as_str()
+        .unwrap()
+        .split("/o/")
+        .nth(1);
     let r = app
         .client
-        .get(messages[0]["pixel_url"].as_str().unwrap())
+        .get(app.url(&format!("/o/{}", path.unwrap())))
         .header(USER_AGENT, CHROME)
         .send()
         .await
@@ -437,7 +443,9 @@ async fn a_full_database_keeps_events_in_the_journal_and_stores_each_once_later(
     assert_eq!(code, Some(0));
     let app = TestApp::spawn_in(dir, &["--max-database-mb", "50"], Some(token)).await;
     assert!(
-        app.stdout.iter().any(|l| l.contains("from an earlier run are stored now")),
+        app.stdout
+            .iter()
+            .any(|l| l.contains("from an earlier run are stored now")),
         "{:?}",
         app.stdout
     );

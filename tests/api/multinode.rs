@@ -84,6 +84,8 @@ async fn two_processes_on_one_postgres_count_exactly() {
             r.json::<serde_json::Value>().await.unwrap()
         }
     };
+    a.settled().await;
+    b.settled().await;
     let (ra, rb) = (report(&a).await, report(&b).await);
     assert_eq!(ra, rb);
     assert_eq!(ra["sent"], 300);
@@ -118,8 +120,8 @@ fn as_superuser(sql: String) {
 }
 
 /// PostgreSQL goes away in the middle of a load (the server's role may no longer log in and its
-/// connections are terminated) and comes back: pixels and clicks keep being answered from the
-/// local spool, `/readyz` says degraded meanwhile, and once the spool is replayed every answered
+/// connections are terminated) and comes back: pixels and clicks keep being answered (the journal
+/// takes them), `/readyz` says degraded meanwhile, and once the journal is stored every answered
 /// request is in the database exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_mid_load_loses_nothing_and_counts_nothing_twice() {
@@ -209,14 +211,14 @@ async fn postgres_going_away_mid_load_loses_nothing_and_counts_nothing_twice() {
         "the load ended before the outage"
     );
     wait_for(outage_from + 200).await;
-    // Degraded, with events waiting in the spool (the writer has met the outage by now, or
-    // does within a few seconds).
+    // Degraded, with events waiting in the journal (the store worker has met the outage by now,
+    // or does within a few seconds).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: serde_json::Value = ready.json().await.unwrap();
-        if body["reason"].as_str().unwrap().contains("spool") {
+        if body["reason"].as_str().unwrap().contains("journal") {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{body}");
@@ -342,14 +344,15 @@ async fn two_processes_starting_together_migrate_once_and_share_one_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    b.settled().await;
     assert_eq!(a.stats(campaign).await["opens"]["total"], 1);
 }
 
 /// The database turns read-only under the server (the role's transactions are made read-only
-/// and its connections renewed): pixels are still answered, from the spool, `/readyz` says
-/// degraded; once writable again everything answered is stored exactly once.
+/// and its connections renewed): pixels are still answered (the journal takes them), `/readyz`
+/// says degraded; once writable again everything answered is stored exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_postgres_database_spools_and_recovers() {
+async fn a_read_only_postgres_database_keeps_answering_and_recovers() {
     let (schema, role, url) = schema_with_role("readonly");
     let app = TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], None).await;
     let campaign = app.create_campaign("Read-only").await;
@@ -378,13 +381,12 @@ async fn a_read_only_postgres_database_spools_and_recovers() {
                 .send()
                 .await
                 .unwrap();
-            // Only a batch whose COMMIT was cut by the renewal may be refused (it may be stored).
             if r.status() == StatusCode::OK {
                 answered.push(ua);
             }
         }
         if phase == 1 {
-            // Degraded, and (once the writer has tried the database again on a fresh
+            // Degraded, and (once the store worker has tried the database again on a fresh
             // connection, within a few seconds) because it is read-only.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             loop {
@@ -392,7 +394,7 @@ async fn a_read_only_postgres_database_spools_and_recovers() {
                 assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
                 let body: serde_json::Value = ready.json().await.unwrap();
                 let reason = body["reason"].as_str().unwrap().to_string();
-                assert!(reason.contains("spool"), "{body}");
+                assert!(reason.contains("journal"), "{body}");
                 if reason.contains("read-only") {
                     break;
                 }

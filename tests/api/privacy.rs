@@ -62,6 +62,7 @@ async fn opt_out_access_and_erasure() {
             .status(),
         StatusCode::OK
     );
+    app.settled().await;
     assert_eq!(stored_events_of(&db, ALICE), 1);
 
     // Opt-out: answered as before, nothing stored from now on, for mail sent before too.
@@ -82,6 +83,7 @@ async fn opt_out_access_and_erasure() {
     let r = get(&click).await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()["location"], "https://shop.example.com/a");
+    app.settled().await;
     assert_eq!(
         stored_events_of(&db, ALICE),
         1,
@@ -94,6 +96,7 @@ async fn opt_out_access_and_erasure() {
             .status(),
         StatusCode::OK
     );
+    app.settled().await;
     assert_eq!(stored_events_of(&db, "bob"), 1, "others are still tracked");
 
     // Access: everything stored about her.
@@ -169,11 +172,13 @@ async fn opt_out_access_and_erasure() {
         erased["removed"],
         json!({"messages": 2, "links": 2, "events": 1, "opt_outs": 1, "webhook_notices": 0, "consents": 0})
     );
+    app.settled().await;
     let left: Vec<String> = all_stored_text(&db)
         .into_iter()
         .filter(|t| t.contains("alice"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    app.settled().await;
     assert_eq!(stored_events_of(&db, "bob"), 1);
     let export: Value = app
         .api_get("/api/recipients/alice%40example.org/export")
@@ -198,6 +203,7 @@ async fn opt_out_access_and_erasure() {
         out.trim(),
         "erased \"bob\": 1 messages, 1 links, 1 events, 0 opt-out records"
     );
+    app.settled().await;
     assert_eq!(stored_events_of(&db, "bob"), 0);
 
     // The audit log says who did what, for admins only, naming recipients by a hash of their id.
@@ -285,6 +291,7 @@ async fn client_addresses_are_stored_only_as_the_mode_says() {
                 .unwrap();
             assert_eq!(r.status(), StatusCode::OK);
         }
+        app.settled().await;
         let conn = rusqlite::Connection::open(app.db_path()).unwrap();
         let rows: Vec<(Option<String>, bool)> = conn
             .prepare("SELECT client_ip, internal FROM events ORDER BY id")
@@ -365,6 +372,7 @@ async fn retention_keeps_the_reports(postgres: bool) {
     assert!(!ok && err.contains("--older-than-days"), "{err}");
     let (ok, out, err) = cli(&app.db_url(), &["purge", "--older-than-days", "0"], None);
     assert!(ok, "{err}");
+    app.settled().await;
     let stored = db_count(&app.db_url(), "SELECT count(*) FROM events");
     assert_eq!(stored, 0, "every raw event is gone");
     assert!(
@@ -399,6 +407,7 @@ async fn retention_keeps_the_reports(postgres: bool) {
         "{:?}",
         app.stdout
     );
+    app.settled().await;
     let stored = db_count(&app.db_url(), "SELECT count(*) FROM events");
     assert_eq!(stored, 1);
 }
@@ -446,12 +455,14 @@ async fn parsed_user_agents_keep_only_what_was_parsed() {
             .map(Result::unwrap)
             .collect()
     };
+    app.settled().await;
     let stored = read(&app.db_path());
     assert_eq!(stored.len(), 2);
     assert!(stored.iter().all(|(ua, _, _)| ua.is_none()), "{stored:?}");
     assert_eq!(stored[0].1.as_deref(), Some("Chrome"));
     assert_eq!(stored[0].2, "human");
     assert_eq!(stored[1].2, "gmail_proxy", "classified from the full agent");
+    app.settled().await;
     for text in all_stored_text(&app.db_path()) {
         assert!(
             !text.contains("Mozilla/5.0"),
@@ -530,6 +541,7 @@ async fn the_stop_tracking_link_opts_out_only_when_the_recipient_confirms() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
+    app.settled().await;
     assert_eq!(stored_events_of(&app.db_path(), ALICE), 0);
     assert_eq!(stored_events_of(&app.db_path(), "bob@example.org"), 1);
 
@@ -660,6 +672,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
     assert!(carol["message_id"].is_null() && carol["pixel_url"].is_null());
 
     // In the database: Alice by name; Bob's message under a random name; Carol nowhere.
+    app.settled().await;
     let names = stored_messages_of(&db);
     assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(names[0], ALICE);
@@ -667,6 +680,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         names[1].starts_with("anonymous:") && names[1].len() > 20,
         "{names:?}"
     );
+    app.settled().await;
     let text = all_stored_text(&db).join("\n");
     assert!(!text.contains(BOB) && !text.contains(CAROL), "{text}");
 
@@ -680,6 +694,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
+    app.settled().await;
     assert_eq!(stored_events_of(&db, ALICE), 1);
     let anonymous: (Option<String>, Option<String>, String) = rusqlite::Connection::open(&db)
         .unwrap()
@@ -725,6 +740,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    app.settled().await;
     assert_eq!(stored_events_of(&db, ALICE), 0);
     let names = stored_messages_of(&db);
     assert!(
@@ -777,6 +793,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .await
         .unwrap();
     assert_eq!(erased["removed"]["consents"], 1, "{erased}");
+    app.settled().await;
     assert!(!all_stored_text(&db).join("\n").contains(ALICE));
 
     // --without-consent none: after a withdrawal the hit is answered and not stored.
@@ -804,6 +821,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["anonymized_messages"], 0);
     assert_eq!(load().await.unwrap().status(), StatusCode::OK);
+    app.settled().await;
     assert_eq!(
         stored_events_of(&app.db_path(), ALICE),
         1,
@@ -823,6 +841,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    app.settled().await;
     assert_eq!(stored_events_of(&app.db_path(), ALICE), 0);
     assert!(
         stored_messages_of(&app.db_path())
@@ -849,6 +868,7 @@ async fn tracking_levels_follow_consent_and_the_installation_cap() {
         )
         .await;
         assert_eq!(m["tracking"], want);
+        app.settled().await;
         assert!(!all_stored_text(&app.db_path()).join("\n").contains(ALICE));
     }
 }

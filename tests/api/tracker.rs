@@ -415,6 +415,7 @@ async fn health_readiness_and_metrics_answer() {
         .send()
         .await
         .unwrap();
+    app.settled().await;
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -430,6 +431,12 @@ async fn health_readiness_and_metrics_answer() {
     );
     assert!(
         text.contains("mailbeacon_ingest_batch_size_bucket"),
+        "{text}"
+    );
+    // The journal's backlog, stored by now.
+    assert!(
+        text.contains("mailbeacon_journal_pending_events 0")
+            && text.contains("mailbeacon_journal_group_size_bucket"),
         "{text}"
     );
 }

@@ -120,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn under_steady_writes_the_wal_starts_over_and_stays_small() {
+    fn under_steady_writes_the_wal_starts_over_and_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let (store, _) = SqliteStore::open(&path, false).unwrap();
@@ -146,10 +146,13 @@ mod tests {
             }
         }
         // The file is as long as the WAL ever was: it is written from its start again, not cut.
+        // How far past RESTART_FRAMES it got depends on how often the background thread ran (on
+        // a busy machine, rarely: one CI run saw 6,240 pages); the writer's own fallback is what
+        // bounds it whatever the scheduling, plus the one transaction that crossed the mark.
         let pages = (std::fs::metadata(&wal).unwrap().len() - 32) / (page_size + 24);
         assert!(
-            pages < 3 * RESTART_FRAMES as u64,
-            "the WAL grew to {pages} pages (the writer copies it itself only past {WRITER_FALLBACK_FRAMES})"
+            pages <= WRITER_FALLBACK_FRAMES as u64 + 8,
+            "the WAL grew to {pages} pages (the writer copies it itself past {WRITER_FALLBACK_FRAMES})"
         );
         let rows: i64 = store
             .engine
