@@ -13,8 +13,13 @@ For each side it loads many distinct recipients' URLs (not one URL repeated) wit
 concurrency and prints requests per second, p50/p99 latency, mailbeacon's peak memory during that
 load, and the ratio mailbeacon/nginx; then once more for pixels below saturation (--pace-ms: each
 connection pauses between requests), where the latency is the service's own rather than a queue's.
-Afterwards it checks that every request mailbeacon answered
-200 or 302 is a row in its database (the SQLite file, or the schema through psql).
+A hot-message load follows (--hot-rounds rounds in a row, all connections on one message's
+pixel: a forwarded newsletter, a scanner re-fetching, a replayed URL), each round's rate compared
+with the fresh-recipient pixel load's: the cost of an event must not grow with its message's
+history. After every load it measures the catch-up: seconds from the end of the load until
+`/readyz` says no answered event waits in the journal, i.e. every answered event is in the
+database and its reports. Afterwards it checks that every request mailbeacon answered 200 or 302
+is a row in its database (the SQLite file, or the schema through psql).
 """
 
 import argparse
@@ -173,6 +178,21 @@ def start_mailbeacon(binary, workdir, port, database, extra=(), label="mailbeaco
     return proc, token
 
 
+def catch_up(base, limit=300):
+    """Seconds until /readyz says no answered event waits in the journal (polled every 10 ms)."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
+                body = json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read())
+        if body.get("journal", {}).get("pending_events", 1) == 0:
+            return time.time() - t0
+        time.sleep(0.01)
+    raise LoadFailed(f"the journal was not stored within {limit} s")
+
+
 def register(base, token, recipients):
     campaign = api(base, token, "POST", "/api/campaigns", {"name": "bench"})["id"]
     sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
@@ -269,6 +289,8 @@ def loads(args, pixels, clicks):
     out = [("pixel", pixels, 0), ("click", clicks, 0)]
     if args.pace_ms:
         out.append(("paced pixel", pixels, args.pace_ms))
+    # One message's pixel (the last recipient's: it has had the loads above too).
+    out += [(f"hot pixel {i + 1}", pixels[-1:], 0) for i in range(args.hot_rounds)]
     return out
 
 
@@ -297,6 +319,7 @@ def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
             f = write_paths(workdir, f"mb-{backend}-{kind.replace(' ', '-')}.txt", paths)
             per_phase = reset_peak_rss(proc.pid) and per_phase
             results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads, pace)
+            results[kind]["catch_up_s"] = catch_up(base)
             results[kind]["peak_mb"] = peak_rss_mb(proc.pid)
             peaks.append(results[kind]["peak_mb"])
         results["peak_mb"] = max(peaks)
@@ -343,6 +366,9 @@ def main():
     p.add_argument("--pace-ms", type=int, default=10,
                    help="also a pixel load below saturation: each connection waits a random 0 to 2 x this "
                         "many ms before each request (default 10; 0 leaves it out)")
+    p.add_argument("--hot-rounds", type=int, default=4,
+                   help="rounds of the hot-message load (every connection on one message's pixel; "
+                        "default 4, 0 leaves it out)")
     p.add_argument("--webhook", action="store_true",
                    help="register a webhook for every open and click (batches of 100, to nginx)")
     args = p.parse_args()
@@ -396,23 +422,31 @@ def main():
         print("peak MB: mailbeacon's VmHWM during that load"
               + ("" if all(r["per_phase"] for r in results.values()) else
                  " (could not reset it between loads: peaks since start-up)"))
-        print(f"{'':34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'x nginx':>9}{'non-2xx/3xx':>13}")
+        print("catch-up s: from the end of the load until every answered event is in the database "
+              "and its reports")
+        print(f"{'':34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'x nginx':>9}{'non-2xx/3xx':>13}"
+              f"{'catch-up s':>12}")
 
         def bad(r, ok_status):
             return sum(n for code, n in r["statuses"].items() if code != ok_status) + r["errors"]
 
-        status = {"pixel": "200", "click": "302", "paced pixel": "200"}
+        status = {kind: ("302" if kind == "click" else "200") for kind in nresults}
         for kind in nresults:
             if kind == "paced pixel":
                 print(f"paced: each connection waits 0-{2 * args.pace_ms} ms (random) before each request")
+            if kind == "hot pixel 1":
+                print("hot: every connection on one message's pixel, rounds in a row; 'x fresh' compares "
+                      "each round with the same server's fresh-recipient pixel load")
             n = nresults[kind]
             print(f"{'nginx ' + kind:34}{n['rps']:>9.0f}{n['p50_us'] / 1000:>9.2f}{n['p99_us'] / 1000:>9.2f}"
                   f"{'-':>9}{'1.00':>9}{bad(n, status[kind]):>13}")
             for backend in backends:
                 r = results[backend][kind]
+                fresh = (f"  x fresh {r['rps'] / results[backend]['pixel']['rps']:.2f}"
+                         if kind.startswith("hot") else "")
                 print(f"{'mailbeacon ' + backend + ' ' + kind:34}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}"
                       f"{r['p99_us'] / 1000:>9.2f}{r['peak_mb']:>9.1f}{r['rps'] / n['rps']:>9.2f}"
-                      f"{bad(r, status[kind]):>13}")
+                      f"{bad(r, status[kind]):>13}{r['catch_up_s']:>12.2f}{fresh}")
         # Every request answered 200 (pixel loads) or 302 (clicks) must be a row in the database.
         for table, ok_status in (("open", "200"), ("click", "302")):
             phases = [k for k in nresults if status[k] == ok_status]
