@@ -1207,6 +1207,8 @@ struct MessageRow {
     older: usize,
     /// The summary's cutoff ([`History::cutoff`]).
     cutoff: Option<DateTime<Utc>>,
+    /// The summary's latest arrivals ([`History::last`]).
+    last: Vec<(EventKind, Option<u16>, DateTime<Utc>)>,
     /// `prior` came from the summary; otherwise from the event log (and the summary is rebuilt).
     summarised: bool,
     /// Events of this batch were stored for it.
@@ -1310,14 +1312,14 @@ fn record_batch(
                         .all(|e| h.covers(e.received_at))
                 });
             let summarised = history.is_some();
-            let (prior, older, cutoff) = match history {
+            let (prior, older, cutoff, last) = match history {
                 Some(h) => {
                     let prior = h.priors();
                     facts.extend(h.older.iter().cloned());
                     facts.extend(h.recent.into_iter().map(|(_, f)| f));
-                    (prior, h.older.len(), h.cutoff)
+                    (prior, h.older.len(), h.cutoff, h.last)
                 }
-                None => (Vec::new(), 0, None),
+                None => (Vec::new(), 0, None, Vec::new()),
             };
             messages.insert(
                 tracking_id,
@@ -1332,6 +1334,7 @@ fn record_batch(
                     facts,
                     older,
                     cutoff,
+                    last,
                     summarised,
                     stored: false,
                 },
@@ -1639,7 +1642,7 @@ fn record_batch(
                 .map(|p| p.id)
                 .zip(events[m.older..].iter().cloned())
                 .collect();
-            let history = History::compact(m.cutoff, &events[..m.older], recent);
+            let history = History::compact(m.cutoff, &events[..m.older], &m.last, recent);
             (m.id, history.to_text())
         })
         .collect();
