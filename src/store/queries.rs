@@ -1209,10 +1209,51 @@ struct MessageRow {
     cutoff: Option<DateTime<Utc>>,
     /// The summary's latest arrivals ([`History::last`]).
     last: Vec<(EventKind, Option<u16>, DateTime<Utc>)>,
+    /// When its earliest event of this batch arrived.
+    batch_from: DateTime<Utc>,
     /// `prior` came from the summary; otherwise from the event log (and the summary is rebuilt).
     summarised: bool,
     /// Events of this batch were stored for it.
     stored: bool,
+}
+
+impl MessageRow {
+    /// The summary of its events as they stand; with `until`, one that still covers hits from
+    /// then on ([`History::compact_until`]).
+    fn history(&self, until: Option<DateTime<Utc>>) -> History {
+        let events = &self.facts[self.offset..];
+        let recent = self.prior[self.older..]
+            .iter()
+            .map(|p| p.id)
+            .zip(events[self.older..].iter().cloned())
+            .collect();
+        History::compact_until(
+            self.cutoff,
+            &events[..self.older],
+            &self.last,
+            recent,
+            until,
+        )
+    }
+
+    /// Keeps each event's work bounded inside a batch too (the rules and the rollup delta look at
+    /// every earlier event held): once the events held in full pass twice
+    /// [`history::MAX_RECENT`], they are compacted as at the end of a batch. A batch of thousands
+    /// of hits on one message then costs what thousands of hits on different messages do.
+    fn compact_when_long(&mut self) {
+        if self.prior.len() - self.older <= 2 * history::MAX_RECENT {
+            return;
+        }
+        // Every event of the batch must still be classified exactly: keep what its windows see.
+        let h = self.history(Some(self.batch_from));
+        self.facts.truncate(self.offset);
+        self.facts.extend(h.older.iter().cloned());
+        self.facts.extend(h.recent.iter().map(|(_, f)| f.clone()));
+        self.prior = h.priors();
+        self.older = h.older.len();
+        self.cutoff = h.cutoff;
+        self.last = h.last;
+    }
 }
 
 /// Columns of an events row as the group commit inserts it; `id` first.
@@ -1288,6 +1329,13 @@ fn record_batch(
     let mut tracking: Vec<i64> = events.iter().map(|e| e.tracking_id).collect();
     tracking.sort_unstable();
     tracking.dedup();
+    // When each message's earliest event of the batch arrived: a summary that covers it covers
+    // every later one.
+    let mut batch_from: HashMap<i64, DateTime<Utc>> = HashMap::new();
+    for e in &events {
+        let at = batch_from.entry(e.tracking_id).or_insert(e.received_at);
+        *at = (*at).min(e.received_at);
+    }
     let mut messages: HashMap<i64, MessageRow> = HashMap::new();
     if !tracking.is_empty() {
         let sql = format!(
@@ -1305,12 +1353,7 @@ fn record_batch(
             let history = r
                 .get::<Option<String>>(7)?
                 .and_then(|text| History::parse(&text))
-                .filter(|h| {
-                    events
-                        .iter()
-                        .filter(|e| e.tracking_id == tracking_id)
-                        .all(|e| h.covers(e.received_at))
-                });
+                .filter(|h| h.covers(batch_from[&tracking_id]));
             let summarised = history.is_some();
             let (prior, older, cutoff, last) = match history {
                 Some(h) => {
@@ -1335,6 +1378,7 @@ fn record_batch(
                     older,
                     cutoff,
                     last,
+                    batch_from: batch_from[&tracking_id],
                     summarised,
                     stored: false,
                 },
@@ -1629,22 +1673,14 @@ fn record_batch(
             None => delta.append(m.campaign_id, &m.facts),
         }
         delta.activity(m.campaign_id, e.received_at);
+        m.compact_when_long();
     }
     EVENT_INSERT.execute(c, rows)?;
     rollups::apply(c, &delta)?;
     let histories: Vec<(MessageId, String)> = messages
         .values()
         .filter(|m| m.stored || !m.summarised)
-        .map(|m| {
-            let events = &m.facts[m.offset..];
-            let recent = m.prior[m.older..]
-                .iter()
-                .map(|p| p.id)
-                .zip(events[m.older..].iter().cloned())
-                .collect();
-            let history = History::compact(m.cutoff, &events[..m.older], &m.last, recent);
-            (m.id, history.to_text())
-        })
+        .map(|m| (m.id, m.history(None).to_text()))
         .collect();
     history::write(c, &histories)?;
     Ok(outcomes

@@ -194,14 +194,30 @@ impl History {
         last: &[(EventKind, Option<u16>, DateTime<Utc>)],
         recent: Vec<(EventId, Fact)>,
     ) -> History {
+        History::compact_until(cutoff, older, last, recent, None)
+    }
+
+    /// [`History::compact`], keeping every reader click of the burst window before `until` too
+    /// (when it is earlier than the latest event): hits from `until` on are then still covered.
+    pub fn compact_until(
+        cutoff: Option<DateTime<Utc>>,
+        older: &[Fact],
+        last: &[(EventKind, Option<u16>, DateTime<Utc>)],
+        recent: Vec<(EventId, Fact)>,
+        until: Option<DateTime<Utc>>,
+    ) -> History {
         let mut latest: std::collections::BTreeMap<(EventKind, Option<u16>), DateTime<Utc>> =
             last.iter().map(|(k, l, at)| ((*k, *l), *at)).collect();
         for (_, f) in &recent {
             let at = latest.entry((f.kind, f.link_no)).or_insert(f.received_at);
             *at = (*at).max(f.received_at);
         }
-        let run = match latest.values().max() {
-            Some(&newest) => {
+        let window_end = latest.values().max().map(|&newest| match until {
+            Some(until) => newest.min(until),
+            None => newest,
+        });
+        let run = match window_end {
+            Some(newest) => {
                 let keep_from = newest - Duration::milliseconds(BURST_WINDOW_MS);
                 let kept = |f: &Fact| {
                     f.kind == EventKind::Click

@@ -352,4 +352,61 @@ mod summaries {
             prop_assert_eq!(changed, 0);
         }
     }
+
+    /// Thousands of hits on one message in one batch (a hot message under load): the summary is
+    /// compacted inside the batch, and still every decision is the one `reclassify` makes from
+    /// the log, bursts included.
+    #[test]
+    fn a_batch_of_thousands_of_hits_on_one_message_decides_as_reclassify_does() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = SqliteStore::open(&dir.path().join("s.db"), false).unwrap();
+        let changed = rt.block_on(async {
+            let sent = Utc::now() - Span::days(3);
+            let campaign = store.create_campaign("Hot", None).await.unwrap().id;
+            let message = NewMessage {
+                recipient_id: "hot@example.net".into(),
+                tracking_id: 1,
+                sent_at: sent,
+                links: vec!["https://a.example/".into(), "https://b.example/".into()],
+                honeypot: None,
+            };
+            store
+                .insert_messages(campaign, vec![message])
+                .await
+                .unwrap();
+            let classifier = Arc::new(Classifier::builtin(Internal::default()));
+            let t0 = sent + Span::hours(1);
+            // Opens every 7 ms; a reader's click on link 1 every 0.7 s, on link 2 every 3.1 s
+            // (bursts when they meet), for 3,000 hits.
+            let batch: Vec<NewEvent> = (0..3_000i64)
+                .map(|i| {
+                    let at = t0 + Span::milliseconds(7 * i);
+                    let (kind, link) = match i {
+                        i if i % 100 == 0 => (EventKind::Click, Some(1)),
+                        i if i % 443 == 0 => (EventKind::Click, Some(2)),
+                        _ => (EventKind::Open, None),
+                    };
+                    event(kind, 1, link, at, if i % 5 == 0 { MPP } else { CHROME })
+                })
+                .collect();
+            for events in batch.chunks(1_500) {
+                store
+                    .record_events(events.to_vec().into(), classifier.clone())
+                    .await
+                    .unwrap();
+            }
+            assert_rollups_match_a_rebuild(&store).await;
+            let check = store.check_rollups(false).await.unwrap();
+            assert_eq!(check.summaries_wrong, Vec::<MessageId>::new());
+            store
+                .reclassify(None, classifier, Arc::new(|_, _| {}))
+                .await
+                .unwrap()
+                .changed
+        });
+        assert_eq!(changed, 0);
+    }
 }
