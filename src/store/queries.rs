@@ -1211,6 +1211,9 @@ struct MessageRow {
     last: Vec<(EventKind, Option<u16>, DateTime<Utc>)>,
     /// When its earliest event of this batch arrived.
     batch_from: DateTime<Utc>,
+    /// Events held in full after the last compaction inside this batch (at most
+    /// [`history::MAX_RECENT`]): the next comes when that many and 64 more have been added.
+    kept: usize,
     /// `prior` came from the summary; otherwise from the event log (and the summary is rebuilt).
     summarised: bool,
     /// Events of this batch were stored for it.
@@ -1237,11 +1240,12 @@ impl MessageRow {
     }
 
     /// Keeps each event's work bounded inside a batch too (the rules and the rollup delta look at
-    /// every earlier event held): once the events held in full pass twice
-    /// [`history::MAX_RECENT`], they are compacted as at the end of a batch. A batch of thousands
-    /// of hits on one message then costs what thousands of hits on different messages do.
+    /// every earlier event held): once the events held in full have doubled since the last
+    /// compaction (and grown by 64), they are compacted as at the end of a batch. A batch of
+    /// thousands of hits on one message then costs about what as many hits on different
+    /// messages do.
     fn compact_when_long(&mut self) {
-        if self.prior.len() - self.older <= 2 * history::MAX_RECENT {
+        if self.prior.len() - self.older <= 2 * self.kept + 64 {
             return;
         }
         // Every event of the batch must still be classified exactly: keep what its windows see.
@@ -1253,6 +1257,7 @@ impl MessageRow {
         self.older = h.older.len();
         self.cutoff = h.cutoff;
         self.last = h.last;
+        self.kept = h.recent.len();
     }
 }
 
@@ -1379,6 +1384,7 @@ fn record_batch(
                     cutoff,
                     last,
                     batch_from: batch_from[&tracking_id],
+                    kept: 0,
                     summarised,
                     stored: false,
                 },
