@@ -155,6 +155,13 @@ impl JournalStatus {
         *self.store_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    pub(super) fn store_failure(&self) -> Option<String> {
+        self.store_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub(super) fn store_failed(&self, why: String) {
         *self.store_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }

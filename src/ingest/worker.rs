@@ -144,6 +144,8 @@ impl StoreWorker {
 
 fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool>) {
     let mut position: Option<Position> = None;
+    // Where the events counted as stored end (for the backlog), once known.
+    let mut applied_to: Option<Position> = None;
     let mut stop_by: Option<Instant> = None;
     let mut idle_since = Instant::now();
     loop {
@@ -153,7 +155,16 @@ fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool
                 break;
             }
         }
-        let step = step(&runtime, &setup, &mut position);
+        // A panic (a bug) must not stop the storing: the step is tried again from what the
+        // database says.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step(&runtime, &setup, &mut position, &mut applied_to)
+        }));
+        let step = stepped.unwrap_or_else(|_| {
+            tracing::error!("the store worker failed a step; it starts again from the database");
+            position = None;
+            Step::Failed
+        });
         setup.status.publish();
         let wait = match step {
             Step::Stored => {
@@ -170,7 +181,11 @@ fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool
                 IDLE_ROTATE
             }
             Step::Failed if stop_by.is_some() => break,
-            Step::Failed => RETRY,
+            Step::Failed => {
+                // New events do not make the database take writes: wait the full interval.
+                runtime.block_on(async { tokio::time::sleep(RETRY).await });
+                continue;
+            }
         };
         runtime.block_on(async {
             let _ = tokio::time::timeout(wait, setup.status.appended_wake.notified()).await;
@@ -196,15 +211,32 @@ fn step(
     runtime: &tokio::runtime::Handle,
     setup: &WorkerSetup,
     position: &mut Option<Position>,
+    applied_to: &mut Option<Position>,
 ) -> Step {
     let pos = match *position {
         Some(p) => p,
         None => match runtime.block_on(setup.store.journal_position(setup.journal_id.clone())) {
             Ok(stored) => {
-                let journal = setup.journal.lock().unwrap_or_else(|e| e.into_inner());
-                let start = journal.start();
+                let start = setup
+                    .journal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .start();
                 let p = stored.map_or(start, |(segment, offset)| Position { segment, offset });
+                // A COMMIT whose answer was lost may have gone through: what it stored counts.
+                if let Some(from) = *applied_to
+                    && p > from
+                {
+                    let n = count_records(&setup.journal, from, p);
+                    let pending = setup
+                        .journal
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pending_bytes(p);
+                    setup.status.applied(n, pending);
+                }
                 *position = Some(p);
+                *applied_to = Some(p);
                 p
             }
             Err(e) => {
@@ -231,6 +263,7 @@ fn step(
     if events.is_empty() {
         if next != pos {
             *position = Some(next);
+            *applied_to = Some(next);
             release(setup, Some(next), ROTATE_FROM);
         }
         return Step::CaughtUp;
@@ -255,6 +288,7 @@ fn step(
                 .record(started.elapsed().as_secs_f64());
             count(&outcomes);
             *position = Some(next);
+            *applied_to = Some(next);
             let pending = {
                 let mut journal = setup.journal.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = journal.release(next, ROTATE_FROM) {
@@ -267,13 +301,31 @@ fn step(
         }
         Err(e) => {
             metrics::counter!("mailbeacon_ingest_commit_failures_total").increment(1);
-            tracing::error!(batch = n, "could not store events from the journal: {e}");
+            // Once per outage in the log; /readyz says it all along.
+            if setup.status.store_failure().as_deref() == Some(e.to_string().as_str()) {
+                tracing::debug!(batch = n, "could not store events from the journal: {e}");
+            } else {
+                tracing::error!(batch = n, "could not store events from the journal: {e}");
+            }
             setup.status.store_failed(e.to_string());
             // The outcome of a failed COMMIT is unknown: ask the database where it stands.
             *position = None;
             Step::Failed
         }
     }
+}
+
+/// Events in the records from `from` to `to` (record boundaries).
+fn count_records(journal: &Mutex<Journal>, from: Position, to: Position) -> u64 {
+    let view = journal.lock().unwrap_or_else(|e| e.into_inner()).view();
+    let (mut pos, mut n) = (from, 0);
+    while pos < to {
+        match view.read_from(pos, 1) {
+            Ok((events, next)) if next > pos => (pos, n) = (next, n + events.len() as u64),
+            _ => break,
+        }
+    }
+    n
 }
 
 fn release(setup: &WorkerSetup, position: Option<Position>, rotate_from: u64) {
