@@ -205,7 +205,7 @@ impl Journal {
 
     /// Appends one group as one record: the caller may acknowledge the events when this returns
     /// (with `fsync`, they survive a power loss too).
-    pub fn append(&mut self, events: &[JournaledEvent]) -> io::Result<u64> {
+    pub fn append<E: Serialize>(&mut self, events: &[E]) -> io::Result<u64> {
         if events.is_empty() {
             return Ok(0);
         }
@@ -405,7 +405,7 @@ impl View {
     }
 }
 
-fn encode(events: &[JournaledEvent]) -> io::Result<Vec<u8>> {
+fn encode<E: Serialize>(events: &[E]) -> io::Result<Vec<u8>> {
     let payload = serde_json::to_vec(events)?;
     let len = u32::try_from(payload.len()).map_err(|_| {
         io::Error::new(
