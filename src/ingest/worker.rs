@@ -143,6 +143,7 @@ impl StoreWorker {
 }
 
 fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool>) {
+    yield_to_answers();
     let mut position: Option<Position> = None;
     // Where the events counted as stored end (for the backlog), once known.
     let mut applied_to: Option<Position> = None;
@@ -312,6 +313,20 @@ fn step(
             *position = None;
             Step::Failed
         }
+    }
+}
+
+/// Lowers this thread's scheduling priority (nice 10): when the CPU is short, answering requests
+/// comes first and storing catches up afterwards (the journal holds the difference, and the lag
+/// says how far behind the reports are); with CPU to spare it changes nothing. Measured on the
+/// 2-core machine, `bench/run --seconds 8 --backends sqlite`: pixels 34,141/s (0.38x nginx,
+/// catch-up 0.01 s) at the same priority, 53,044/s (0.56x, catch-up 3.5 s) below it.
+fn yield_to_answers() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on this thread's own id; a refusal only leaves the priority.
+        let tid = unsafe { libc::gettid() };
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) };
     }
 }
 
