@@ -198,7 +198,8 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     let (journal, status, journal_id, journal_lock) = open_journal(&ctx).await?;
     let status = Arc::new(status);
     let journal = Arc::new(std::sync::Mutex::new(journal));
-    let (writer, events) = JournalWriter::start(journal.clone(), status.clone(), ctx.settings.fsync);
+    let (writer, events) =
+        JournalWriter::start(journal.clone(), status.clone(), ctx.settings.fsync);
     let worker = StoreWorker::start(WorkerSetup {
         store: ctx.store.clone(),
         classifier: classifier.clone(),

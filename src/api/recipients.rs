@@ -3,6 +3,7 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
+use crate::ingest::DECISION_WAIT;
 use crate::server::AppState;
 use crate::store::{AuditEntry, ConsentRecord, Erasure, RecipientExport};
 use axum::Json;
@@ -27,6 +28,7 @@ pub async fn opt_out(
     caller.require_recipient_data()?;
     let id = valid_recipient(id)?;
     caller.audit(&app, "opt_out", &recipient_ref(&id)).await?;
+    app.events.status().stored_so_far(DECISION_WAIT).await;
     let at = app.store.opt_out(id.clone(), "api".into()).await?;
     Ok(Json(OptedOut {
         recipient_id: id,
@@ -178,6 +180,7 @@ pub async fn withdraw_consent(
         .await?;
     let anonymize = app.settings.require_consent
         && app.settings.without_consent == crate::store::WithoutConsent::Anonymous;
+    app.events.status().stored_so_far(DECISION_WAIT).await;
     let (withdrawn, anonymized_messages) =
         app.store.withdraw_consent(id.clone(), anonymize).await?;
     Ok(Json(Withdrawn {

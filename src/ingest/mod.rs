@@ -22,5 +22,5 @@ mod status;
 pub mod worker;
 pub mod writer;
 
-pub use status::JournalStatus;
+pub use status::{DECISION_WAIT, JournalStatus};
 pub use writer::{EventSender, IngestError, JournalWriter};

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 /// How long a failed journal append keeps `/readyz` degraded when no append succeeds after it.
 pub const FAILURE_REPORTED_FOR: Duration = Duration::from_secs(30);
+/// How long an opt-out or a consent withdrawal waits for the hits answered before it to be
+/// stored, so that it applies from its moment on ([`JournalStatus::stored_so_far`]).
+pub const DECISION_WAIT: Duration = Duration::from_secs(10);
 /// Groups whose append time is kept for the lag; beyond it the lag is measured more coarsely.
 const MARKS: usize = 8192;
 
@@ -30,6 +33,8 @@ pub struct JournalStatus {
     journal_failure: Mutex<Option<(String, Instant)>>,
     /// Wakes the store worker after an append.
     pub(super) appended_wake: tokio::sync::Notify,
+    /// Events stored so far, for those who wait for the backlog ([`JournalStatus::stored_so_far`]).
+    applied_watch: tokio::sync::watch::Sender<u64>,
 }
 
 impl JournalStatus {
@@ -48,7 +53,21 @@ impl JournalStatus {
             store_failure: Mutex::default(),
             journal_failure: Mutex::default(),
             appended_wake: tokio::sync::Notify::new(),
+            applied_watch: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Waits (at most `limit`) until every event journaled before the call is stored: a change
+    /// that decides what becomes of events (an opt-out, a consent withdrawn) then applies from
+    /// its moment on, not to hits answered before it that are still in the journal. `false`
+    /// when the limit passed first (the database is away: those hits are decided later).
+    pub async fn stored_so_far(&self, limit: Duration) -> bool {
+        let target = self.appended.load(Ordering::Acquire);
+        let mut applied = self.applied_watch.subscribe();
+        let reached = applied.wait_for(|&n| n >= target);
+        tokio::time::timeout(limit, reached)
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Events answered (journaled) and not yet in the database and its reports.
@@ -147,6 +166,7 @@ impl JournalStatus {
     pub(super) fn applied(&self, events: u64, pending_bytes: u64) {
         let total = self.applied.fetch_add(events, Ordering::AcqRel) + events;
         self.pending_bytes.store(pending_bytes, Ordering::Relaxed);
+        self.applied_watch.send_replace(total);
         let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
         while marks.front().is_some_and(|(n, _)| *n <= total) {
             marks.pop_front();
@@ -204,5 +224,21 @@ mod tests {
         assert!(s.problem().unwrap().contains("--max-journal-mb"));
         s.applied(2, 0);
         assert_eq!(s.problem(), None);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_backlog_ends_when_it_is_stored_or_at_the_limit() {
+        let s = std::sync::Arc::new(JournalStatus::new("j".into(), 1 << 20, 0, 0));
+        assert!(s.stored_so_far(Duration::ZERO).await, "nothing waits");
+        s.appended(2, 20);
+        assert!(!s.stored_so_far(Duration::from_millis(10)).await);
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.stored_so_far(Duration::from_secs(60)).await }
+        });
+        s.applied(1, 10);
+        s.appended(5, 50); // after the wait began: not waited for
+        s.applied(1, 50);
+        assert!(waiting.await.unwrap());
     }
 }

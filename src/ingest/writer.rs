@@ -137,9 +137,9 @@ fn combine(shared: &Arc<Shared>) {
                 break;
             }
             let written = if shared.fsync
-                && tokio::runtime::Handle::try_current().is_ok_and(|h| {
-                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-                }) {
+                && tokio::runtime::Handle::try_current()
+                    .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+            {
                 tokio::task::block_in_place(|| append(shared, &group))
             } else {
                 append(shared, &group)

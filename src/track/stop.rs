@@ -55,6 +55,10 @@ pub async fn confirm(State(app): State<Arc<AppState>>, Path(token): Path<String>
                 target: crate::api::recipient_ref(&recipient),
             })
             .await?;
+        app.events
+            .status()
+            .stored_so_far(crate::ingest::DECISION_WAIT)
+            .await;
         app.store.opt_out(recipient, "link".into()).await?;
         Ok::<bool, crate::store::StoreError>(true)
     };
