@@ -236,6 +236,7 @@ mod tests {
             let s = s.clone();
             async move { s.stored_so_far(Duration::from_secs(60)).await }
         });
+        tokio::task::yield_now().await; // the wait begins
         s.applied(1, 10);
         s.appended(5, 50); // after the wait began: not waited for
         s.applied(1, 50);
