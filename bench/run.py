@@ -369,7 +369,7 @@ def main():
                    help="also a pixel load below saturation: each connection waits a random 0 to 2 x this "
                         "many ms before each request (default 10; 0 leaves it out)")
     p.add_argument("--serve-args", default="",
-                   help="more flags for mailbeacon serve, as one string (e.g. \"--fsync\")")
+                   help="more flags for mailbeacon serve, as one string: --serve-args=--fsync")
     p.add_argument("--hot-rounds", type=int, default=4,
                    help="rounds of the hot-message load (every connection on one message's pixel; "
                         "default 4, 0 leaves it out)")
