@@ -61,18 +61,24 @@ async fn acknowledged(workers: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec
     all
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_under_load_loses_no_acknowledged_event() {
-    let app = TestApp::spawn().await;
+type Load = Vec<tokio::task::JoinHandle<Vec<String>>>;
+
+/// A server (with `args`) under a pixel load on one message: the app, its admin token, the
+/// campaign, the count of answers so far and the load's workers.
+async fn loaded(args: &[&str]) -> (TestApp, String, i64, Arc<AtomicUsize>, Load) {
+    let app = TestApp::spawn_with(args).await;
     let token = app.admin_token.clone();
     let campaign = app.create_campaign("load").await;
     let msg = app.add_message(campaign, "r", "<p>x</p>").await;
     let acked = Arc::new(AtomicUsize::new(0));
-    let workers = start_load(
-        &app,
-        msg["pixel_url"].as_str().unwrap().into(),
-        acked.clone(),
-    );
+    let pixel = msg["pixel_url"].as_str().unwrap().to_string();
+    let workers = start_load(&app, pixel, acked.clone());
+    (app, token, campaign, acked, workers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_acknowledged_event() {
+    let (app, token, campaign, acked, workers) = loaded(&[]).await;
     wait_for(&acked, 1_000).await;
     let dir = app.kill9();
     let answered = acknowledged(workers).await;
@@ -117,16 +123,7 @@ fn assert_stored_once(db: &std::path::Path, answered: &[String]) {
 /// recorded with the last committed transaction give every answered event exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_a_store_transaction_stores_every_answered_event_once() {
-    let app = TestApp::spawn_with(&["--max-batch", "50"]).await;
-    let token = app.admin_token.clone();
-    let campaign = app.create_campaign("load").await;
-    let msg = app.add_message(campaign, "r", "<p>x</p>").await;
-    let acked = Arc::new(AtomicUsize::new(0));
-    let workers = start_load(
-        &app,
-        msg["pixel_url"].as_str().unwrap().into(),
-        acked.clone(),
-    );
+    let (app, token, _, acked, workers) = loaded(&["--max-batch", "50"]).await;
     wait_for(&acked, 500).await;
     let url = app.db_url();
     let deadline = Instant::now() + Duration::from_secs(60);
