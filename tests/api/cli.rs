@@ -88,6 +88,8 @@ async fn cli_campaign_instrument_url_token_stats() {
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()[LOCATION], "https://docs.example.org/start");
 
+    // The CLI reads the database: wait until the server has stored what it answered.
+    app.settled().await;
     let (ok, out, err) = cli(&db, &["stats", "--campaign", &campaign, "--json"], None);
     assert!(ok, "{err}");
     let stats: Value = serde_json::from_str(&out).unwrap();

@@ -436,6 +436,8 @@ pub async fn seed(app: &TestApp, campaign: i64, n: usize) -> Seeded {
     }
     send_all(app, requests).await;
     send_all(app, scripts).await;
+    // Stored, not only answered: callers read the database directly.
+    app.settled().await;
     want
 }
 
