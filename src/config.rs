@@ -80,7 +80,7 @@ pub struct Settings {
         global = true,
         value_name = "DIR"
     )]
-    #[serde(alias = "spool_dir")]
+    #[serde(alias = "spool-dir")]
     pub journal_dir: Option<String>,
 
     /// Most megabytes of events the journal holds before the database has stored them (default

@@ -64,3 +64,22 @@ fn config_file_errors_name_the_problem() {
     let err = toml::from_str::<Settings>("trusted-proxy = [\"banana\"]").unwrap_err();
     assert!(err.to_string().contains("banana"), "{err}");
 }
+
+#[test]
+fn the_journal_lives_next_to_the_database_and_keeps_its_old_name() {
+    let r = toml::from_str::<Settings>("database = \"sqlite:///var/lib/mb/mb.db\"")
+        .unwrap()
+        .resolve();
+    assert_eq!(
+        r.journal_dir,
+        PathBuf::from("/var/lib/mb/mailbeacon-journal")
+    );
+    assert_eq!(r.max_journal_bytes, 1024 << 20);
+    let r = toml::from_str::<Settings>("spool-dir = \"old\"\nmax-journal-mb = 5")
+        .unwrap()
+        .resolve();
+    assert_eq!(
+        (r.journal_dir, r.max_journal_bytes),
+        (PathBuf::from("old"), 5 << 20)
+    );
+}
