@@ -102,6 +102,7 @@ pub async fn list(
         "next-cursor",
         HeaderValue::from_str(&next_cursor).expect("digits"),
     );
+    super::format::pending_header(response.headers_mut(), app.events.status().pending_events());
     Ok(response)
 }
 

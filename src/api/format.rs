@@ -121,6 +121,13 @@ pub fn respond(format: Format, name: &str, body: Vec<u8>) -> Response {
     r
 }
 
+/// `pending-events`: events this process has answered that were not yet in the database when the
+/// answer was made, so at least that many are missing from its figures or log (the journal's
+/// backlog; usually 0 within a second).
+pub fn pending_header(h: &mut HeaderMap, pending: u64) {
+    h.insert("pending-events", HeaderValue::from(pending));
+}
+
 /// The content type, and (but for JSON) the download's file name `NAME.EXTENSION`.
 pub fn content_headers(h: &mut HeaderMap, format: Format, name: &str) {
     h.insert(

@@ -155,7 +155,11 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let campaign = existing_campaign(app, id).await?;
     let (name, body) = render(&*app.store, &campaign, which, &options, format).await?;
-    Ok(format::respond(format, &name, body))
+    let mut response = format::respond(format, &name, body);
+    // Read after the figures: what is still pending now was surely not in them.
+    let pending = app.events.status().pending_events();
+    format::pending_header(response.headers_mut(), pending);
+    Ok(response)
 }
 
 /// `GET /api/campaigns/{id}/report` (also `/stats`): the headline figures with their definitions.

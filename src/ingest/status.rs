@@ -27,8 +27,10 @@ pub struct JournalStatus {
     /// (events appended after a group, when it was appended), oldest first, for groups not yet
     /// wholly stored.
     marks: Mutex<VecDeque<(u64, Instant)>>,
-    /// Why the store worker's last transaction failed, until one succeeds.
-    store_failure: Mutex<Option<String>>,
+    /// Why the store worker's last transaction failed and when. Reported while events wait, for
+    /// [`FAILURE_REPORTED_FOR`] after it even if smaller transactions get through meanwhile (a
+    /// full database may take a few events and refuse the rest); forgotten once nothing waits.
+    store_failure: Mutex<Option<(String, Instant)>>,
     /// Why the last append failed and when, until one succeeds.
     journal_failure: Mutex<Option<(String, Instant)>>,
     /// Wakes the store worker after an append.
@@ -96,7 +98,8 @@ impl JournalStatus {
         let bytes = self.pending_bytes();
         (bytes >= self.max_bytes).then(|| {
             format!(
-                "the journal {} holds {} MB of events not yet stored, its cap (--max-journal-mb)",
+                "the journal {} is full: it holds {} MB of events not yet stored, its cap \
+                 (--max-journal-mb)",
                 self.dir.display(),
                 bytes >> 20
             )
@@ -109,7 +112,9 @@ impl JournalStatus {
             .store_failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .clone()
+            .filter(|(_, at)| at.elapsed() < FAILURE_REPORTED_FOR)
+            .map(|(why, _)| why);
         if let Some(full) = self.full() {
             let why = store_failure.map(|e| format!(" (the database's last error: {e})"));
             return Some(full + &why.unwrap_or_default());
@@ -172,7 +177,9 @@ impl JournalStatus {
             marks.pop_front();
         }
         drop(marks);
-        *self.store_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.pending_events() == 0 {
+            *self.store_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 
     pub(super) fn store_failure(&self) -> Option<String> {
@@ -180,10 +187,11 @@ impl JournalStatus {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+            .map(|(why, _)| why)
     }
 
     pub(super) fn store_failed(&self, why: String) {
-        *self.store_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        *self.store_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some((why, Instant::now()));
     }
 
     /// Sets the journal's gauges in `/metrics`.

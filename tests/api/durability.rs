@@ -434,6 +434,22 @@ async fn a_full_database_keeps_events_in_the_journal_and_stores_each_once_later(
         "{body}"
     );
     println!("full after {stored_before} events, the rest in the journal");
+    // Reports say how many answered events they do not hold yet.
+    let r = app
+        .client
+        .get(app.url(&format!("/api/campaigns/{campaign}/report")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let pending: usize = r.headers()["pending-events"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pending > 0);
+    assert!(pending + stored_events(&app.db_path()).len() >= answered.len());
 
     let token = app.admin_token.clone();
     let (code, _, dir) = app.terminate();

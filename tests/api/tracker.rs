@@ -308,6 +308,7 @@ async fn events_page_with_a_cursor_in_json_ndjson_and_csv() {
             .await
             .unwrap();
     }
+    app.settled().await;
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -433,6 +434,10 @@ async fn health_readiness_and_metrics_answer() {
         text.contains("mailbeacon_ingest_batch_size_bucket"),
         "{text}"
     );
+    let r = app
+        .api_get(&format!("/api/campaigns/{campaign}/report"))
+        .await;
+    assert_eq!(r.headers()["pending-events"], "0");
     // The journal's backlog, stored by now.
     assert!(
         text.contains("mailbeacon_journal_pending_events 0")
