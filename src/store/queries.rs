@@ -4,6 +4,7 @@
 //! history, the rollup deltas and the webhook outbox included, is written once here.
 
 mod history;
+mod message_row;
 pub(crate) mod rollups;
 pub(crate) mod webhooks;
 
@@ -17,6 +18,7 @@ use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit};
 use chrono::SubsecRound;
 use history::History;
+use message_row::MessageRow;
 use std::future::Future;
 
 /// How an engine runs the shared logic: `f` gets a connection on a blocking thread. `write`
@@ -1186,78 +1188,6 @@ impl<E: Engine> Store for SqlStore<E> {
     ) -> StoreResult<Vec<DeliveryRecord>> {
         self.read(move |c| webhooks::deliveries(c, endpoint, state.as_deref(), after, limit))
             .await
-    }
-}
-
-/// The message an event names, as the group commit needs it.
-struct MessageRow {
-    id: MessageId,
-    campaign_id: CampaignId,
-    recipient_id: String,
-    sent_at: DateTime<Utc>,
-    failed_check_at: Option<DateTime<Utc>>,
-    /// Its events so far, oldest first (earlier events of the batch included).
-    prior: Vec<Prior>,
-    /// What the rollups know of them: representatives of deleted events, then the stored ones.
-    facts: Vec<Fact>,
-    /// Facts before the stored events (retention's representatives).
-    offset: usize,
-    /// The first `older` of `prior` (and of `facts` after `offset`) stand for events its history
-    /// summary folded ([`History`]); the rest are events with their ids.
-    older: usize,
-    /// The summary's cutoff ([`History::cutoff`]).
-    cutoff: Option<DateTime<Utc>>,
-    /// The summary's latest arrivals ([`History::last`]).
-    last: Vec<(EventKind, Option<u16>, DateTime<Utc>)>,
-    /// When its earliest event of this batch arrived.
-    batch_from: DateTime<Utc>,
-    /// Events held in full after the last compaction inside this batch (at most
-    /// [`history::MAX_RECENT`]): the next comes when that many and 64 more have been added.
-    kept: usize,
-    /// `prior` came from the summary; otherwise from the event log (and the summary is rebuilt).
-    summarised: bool,
-    /// Events of this batch were stored for it.
-    stored: bool,
-}
-
-impl MessageRow {
-    /// The summary of its events as they stand; with `until`, one that still covers hits from
-    /// then on ([`History::compact_until`]).
-    fn history(&self, until: Option<DateTime<Utc>>) -> History {
-        let events = &self.facts[self.offset..];
-        let recent = self.prior[self.older..]
-            .iter()
-            .map(|p| p.id)
-            .zip(events[self.older..].iter().cloned())
-            .collect();
-        History::compact_until(
-            self.cutoff,
-            &events[..self.older],
-            &self.last,
-            recent,
-            until,
-        )
-    }
-
-    /// Keeps each event's work bounded inside a batch too (the rules and the rollup delta look at
-    /// every earlier event held): once the events held in full have doubled since the last
-    /// compaction (and grown by 64), they are compacted as at the end of a batch. A batch of
-    /// thousands of hits on one message then costs about what as many hits on different
-    /// messages do.
-    fn compact_when_long(&mut self) {
-        if self.prior.len() - self.older <= 2 * self.kept + 64 {
-            return;
-        }
-        // Every event of the batch must still be classified exactly: keep what its windows see.
-        let h = self.history(Some(self.batch_from));
-        self.facts.truncate(self.offset);
-        self.facts.extend(h.older.iter().cloned());
-        self.facts.extend(h.recent.iter().map(|(_, f)| f.clone()));
-        self.prior = h.priors();
-        self.older = h.older.len();
-        self.cutoff = h.cutoff;
-        self.last = h.last;
-        self.kept = h.recent.len();
     }
 }
 
