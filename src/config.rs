@@ -89,7 +89,8 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_journal_mb: Option<u32>,
 
-    /// Most events the store worker writes in one transaction (default 2048).
+    /// Events the store worker writes in one transaction (default 2048; it takes whole journal
+    /// records, so one may hold a group of requests more).
     #[arg(long, env = "MAILBEACON_MAX_BATCH", global = true, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_batch: Option<u32>,

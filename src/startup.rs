@@ -195,7 +195,12 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         None => None,
     };
     let wake = Wake::default();
-    let (journal, status, journal_id, journal_lock) = open_journal(&ctx).await?;
+    let (opened, status) = open_journal(&ctx).await?;
+    let JournalDir {
+        journal,
+        id: journal_id,
+        lock: journal_lock,
+    } = opened;
     let status = Arc::new(status);
     let journal = Arc::new(std::sync::Mutex::new(journal));
     let (writer, events) =
@@ -270,14 +275,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
 }
 
 /// Opens this process's journal and says what it holds from an earlier run.
-async fn open_journal(
-    ctx: &Context,
-) -> anyhow::Result<(
-    crate::ingest::journal::Journal,
-    JournalStatus,
-    String,
-    std::fs::File,
-)> {
+async fn open_journal(ctx: &Context) -> anyhow::Result<(JournalDir, JournalStatus)> {
     let dir = &ctx.settings.journal_dir;
     if dir.as_os_str() == "off" {
         anyhow::bail!(
@@ -294,8 +292,8 @@ async fn open_journal(
         .ok()
         .flatten()
         .map(|(segment, offset)| crate::ingest::journal::Position { segment, offset });
-    let from = stored.unwrap_or_else(|| opened.journal.start());
-    let from = from.max(opened.journal.start());
+    let start = opened.journal.start();
+    let from = stored.map_or(start, |p| p.max(start));
     let pending_events = opened.journal.count_events(from).unwrap_or(0);
     let pending_bytes = opened.journal.pending_bytes(from);
     println!(
@@ -313,7 +311,7 @@ async fn open_journal(
         pending_events,
         pending_bytes,
     );
-    Ok((opened.journal, status, opened.id, opened.lock))
+    Ok((opened, status))
 }
 
 /// The settings that decide what is stored about recipients and who it reaches, as the audit log

@@ -19,7 +19,7 @@ use crate::classify::Classifier;
 use crate::store::{NewEvent, RecordOutcome, Store, StoreError};
 use crate::webhooks::delivery::Wake;
 use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,7 +39,6 @@ const IDLE_ROTATE: Duration = Duration::from_secs(10);
 pub struct JournalDir {
     pub journal: Journal,
     pub id: String,
-    pub dir: PathBuf,
     /// Held while the process runs.
     pub lock: std::fs::File,
 }
@@ -83,12 +82,7 @@ impl JournalDir {
                 journal.torn_tail_bytes()
             );
         }
-        Ok(JournalDir {
-            journal,
-            id,
-            dir: dir.to_path_buf(),
-            lock,
-        })
+        Ok(JournalDir { journal, id, lock })
     }
 }
 
