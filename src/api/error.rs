@@ -100,7 +100,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => ApiError::Unavailable,
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::Unavailable,
             other => ApiError::Internal(other.to_string()),
         }
     }

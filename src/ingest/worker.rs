@@ -167,6 +167,7 @@ fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool
                 idle_since = Instant::now();
                 continue;
             }
+            Step::Again => continue,
             Step::CaughtUp if stop_by.is_some() => break,
             Step::CaughtUp => {
                 if idle_since.elapsed() >= IDLE_ROTATE {
@@ -197,6 +198,8 @@ fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool
 
 enum Step {
     Stored,
+    /// Nothing stored, to be tried again at once.
+    Again,
     CaughtUp,
     Failed,
 }
@@ -293,6 +296,13 @@ fn step(
             };
             setup.status.applied(n as u64, pending);
             Step::Stored
+        }
+        Err(StoreError::Conflict(e)) => {
+            // Another process's transaction was in the way and PostgreSQL chose this one to
+            // undo: nothing was stored, so the same events are tried again at once.
+            tracing::debug!(batch = n, "storing conflicted with another writer, again: {e}");
+            metrics::counter!("mailbeacon_ingest_conflicts_total").increment(1);
+            Step::Again
         }
         Err(e) => {
             metrics::counter!("mailbeacon_ingest_commit_failures_total").increment(1);

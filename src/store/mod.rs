@@ -33,6 +33,10 @@ pub enum StoreError {
         "the database was migrated by a newer mailbeacon (schema version {found}, this build knows {known})"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    /// Another transaction got in the way (a deadlock PostgreSQL broke, a serialization
+    /// failure): nothing was written, and the same transaction can be tried again at once.
+    #[error("a concurrent transaction conflicted, nothing was written: {0}")]
+    Conflict(String),
     #[error("database error: {0}")]
     Other(String),
 }

@@ -1,18 +1,20 @@
 //! The PostgreSQL engine (`--database postgres://…`): any number of mailbeacon processes share one
 //! database. A pool of connections (the synchronous `postgres` client, run on blocking threads like
 //! SQLite's), migrations under an advisory lock so that processes starting together apply each
-//! once, and write transactions serialized by a transaction-scoped advisory lock (see
-//! [`Conn::begin`]): a group commit reads a message's history and rolls it up knowing no other
-//! process changes it meanwhile, and event ids are handed out in commit order, so a reader paging
-//! by id (incremental sync, the live feed) never skips an event committed late.
+//! once, and write transactions of all processes side by side (postgres/transactions.rs: row
+//! locks where they touch the same rows, and a record of transactions in progress so that a
+//! reader paging by id never passes an event committed late).
 //!
 //! The search path may name a schema: `postgres://…/db?options=-csearch_path%3Dname` (the tests
 //! give each test its own). Locks are per schema.
 
+mod transactions;
+mod values;
+
 use super::queries::{Engine, SqlStore};
 use super::sql::{self, Conn, Dialect, Row, Value};
 use super::{OpenReport, StoreError, StoreResult};
-use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,10 +34,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_message_history.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_write_transactions.sql"),
+    ),
 ];
 
-/// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's hash.
-const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(current_schema()))";
+/// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's
+/// hash; 1835164526 is the write transactions' (postgres/transactions.rs).
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(1835164527, hashtext(current_schema()))";
 const MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(1835164527, hashtext(current_schema()))";
 
@@ -232,6 +238,10 @@ fn store_error(e: postgres::Error) -> StoreError {
             }
             None => true,
         };
+    // Deadlock detected, serialization failure.
+    if matches!(e.code().map(|c| c.code()), Some("40P01" | "40001")) {
+        return StoreError::Conflict(describe(&e));
+    }
     if unavailable {
         StoreError::Unavailable(describe(&e))
     } else {
@@ -295,23 +305,19 @@ impl Conn for PgConn {
     }
 
     fn commit(&mut self) -> StoreResult<()> {
-        self.in_transaction = false;
-        // The connection may have gone after the server committed: the outcome is unknown, so
-        // this is not "unavailable" (which would let the writer spool, and store the batch twice).
-        self.client.batch_execute("COMMIT").map_err(|e| {
-            StoreError::Other(format!(
-                "the database did not confirm the commit, its outcome is unknown: {}",
-                describe(&e)
-            ))
-        })
+        self.commit_write()
+    }
+
+    fn rollback(&mut self) -> StoreResult<()> {
+        self.rollback_write()
     }
 
     fn begin(&mut self) -> StoreResult<()> {
-        self.client
-            .batch_execute(&format!("BEGIN; {WRITE_LOCK}"))
-            .map_err(store_error)?;
-        self.in_transaction = true;
-        Ok(())
+        self.begin_write(false)
+    }
+
+    fn begin_exclusive(&mut self) -> StoreResult<()> {
+        self.begin_write(true)
     }
 }
 
@@ -320,114 +326,20 @@ fn migrate(conn: &mut PgConn) -> StoreResult<(bool, usize)> {
     // Processes starting together: the first applies, the others wait here and find nothing to do.
     c.execute_batch(MIGRATION_LOCK)?;
     // PostgreSQL's DDL is transactional: all pending migrations commit together or not at all.
-    let result = sql::in_tx(c, |c| sql::apply_migrations(c, MIGRATIONS, |_, _| Ok(())));
-    let _ = c.execute_batch(MIGRATION_UNLOCK);
-    result.map(|(found, applied)| (found == 0, applied))
-}
-
-impl ToSql for Value {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Value::Null => Ok(IsNull::Yes),
-            Value::Int(i) => match *ty {
-                Type::INT8 => i.to_sql(ty, out),
-                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
-                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
-                Type::BOOL => (*i != 0).to_sql(ty, out),
-                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
-                _ => i.to_string().to_sql(&Type::TEXT, out),
-            },
-            Value::Real(f) => match *ty {
-                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
-                _ => f.to_sql(&Type::FLOAT8, out),
-            },
-            Value::Text(s) => match *ty {
-                Type::JSONB => {
-                    out.extend_from_slice(&[1]);
-                    out.extend_from_slice(s.as_bytes());
-                    Ok(IsNull::No)
-                }
-                _ => {
-                    out.extend_from_slice(s.as_bytes());
-                    Ok(IsNull::No)
-                }
-            },
-            Value::Blob(b) => b.as_slice().to_sql(&Type::BYTEA, out),
+    // A plain transaction: the write transactions' bookkeeping may not exist yet.
+    c.execute_batch("BEGIN")?;
+    let result = sql::apply_migrations(c, MIGRATIONS, |_, _| Ok(()));
+    let result = match result {
+        Ok(done) => c.execute_batch("COMMIT").map(|()| done),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
         }
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    to_sql_checked!();
-}
-
-impl<'a> FromSql<'a> for Value {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(match *ty {
-            Type::BOOL => Value::Int(bool::from_sql(ty, raw)? as i64),
-            Type::INT2 => Value::Int(i16::from_sql(ty, raw)?.into()),
-            Type::INT4 => Value::Int(i32::from_sql(ty, raw)?.into()),
-            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
-            Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
-            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
-            Type::BYTEA => Value::Blob(raw.to_vec()),
-            Type::NUMERIC => numeric(raw)?,
-            Type::JSONB => Value::Text(String::from_utf8(raw.get(1..).unwrap_or(&[]).to_vec())?),
-            _ => Value::Text(String::from_utf8(raw.to_vec())?),
-        })
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Value::Null)
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
-/// PostgreSQL's binary NUMERIC (what `sum` of BIGINT gives): base-10000 digits with a weight.
-fn numeric(raw: &[u8]) -> Result<Value, Box<dyn std::error::Error + Sync + Send>> {
-    let word = |i: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
-        let b = raw.get(i * 2..i * 2 + 2).ok_or("short NUMERIC")?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
     };
-    let (ndigits, weight, sign) = (word(0)? as usize, word(1)? as i32, word(2)? as u16);
-    if sign == 0xC000 {
-        return Ok(Value::Real(f64::NAN));
-    }
-    let mut int: i128 = 0;
-    let mut value = 0f64;
-    let mut fraction = false;
-    for i in 0..ndigits {
-        let digit = word(4 + i)? as i128;
-        let power = weight - i as i32;
-        value += digit as f64 * 10000f64.powi(power);
-        if power >= 0 {
-            int = int * 10000 + digit;
-        } else if digit != 0 {
-            fraction = true;
-        }
-    }
-    // Trailing zero groups are not sent: scale what was.
-    let sent_to = weight - ndigits as i32 + 1;
-    for _ in 0..sent_to.max(0) {
-        int *= 10000;
-    }
-    let negative = sign == 0x4000;
-    Ok(match (fraction, i64::try_from(int)) {
-        (false, Ok(i)) => Value::Int(if negative { -i } else { i }),
-        _ => Value::Real(if negative { -value } else { value }),
-    })
+    let _ = c.execute_batch(MIGRATION_UNLOCK);
+    let (found, applied) = result?;
+    transactions::forget_departed(c)?;
+    Ok((found == 0, applied))
 }
 
 /// Where tests find PostgreSQL: `MAILBEACON_TEST_POSTGRES`, or the server CI runs.
@@ -481,34 +393,4 @@ pub fn test_schema(label: &str) -> anyhow::Result<String> {
     client.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))?;
     let sep = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{sep}options=-csearch_path%3D{schema}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numeric_decodes_integers_and_fractions() {
-        // 20000 = one group "2" with weight 1; -12345678 = groups 1234, 5678 with weight 1.
-        let enc = |ndigits: i16, weight: i16, sign: u16, digits: &[i16]| -> Vec<u8> {
-            let mut v = Vec::new();
-            for w in [ndigits, weight, sign as i16, 0]
-                .into_iter()
-                .chain(digits.iter().copied())
-            {
-                v.extend_from_slice(&w.to_be_bytes());
-            }
-            v
-        };
-        assert_eq!(numeric(&enc(1, 1, 0, &[2])).unwrap(), Value::Int(20000));
-        assert_eq!(
-            numeric(&enc(2, 1, 0x4000, &[1234, 5678])).unwrap(),
-            Value::Int(-12345678)
-        );
-        assert_eq!(numeric(&enc(0, 0, 0, &[])).unwrap(), Value::Int(0));
-        assert_eq!(
-            numeric(&enc(2, 0, 0, &[1, 5000])).unwrap(),
-            Value::Real(1.5)
-        );
-    }
 }

@@ -5,10 +5,11 @@
 
 mod history;
 mod message_row;
+pub(crate) mod paging;
 pub(crate) mod rollups;
 pub(crate) mod webhooks;
 
-use super::sql::{Conn, Row, in_tx, params};
+use super::sql::{Conn, Row, in_exclusive_tx, in_tx, params};
 use super::*;
 use crate::analytics::rollup::{
     Delta, Dim, DimCount, Fact, HourCount, LinkCount, contributions, representatives,
@@ -331,7 +332,7 @@ impl<E: Engine> Store for SqlStore<E> {
             progress(0, total as u64);
             loop {
                 // Short transactions, so a running server's writer is never kept waiting long.
-                let more = in_tx(c, |c| {
+                let more = in_exclusive_tx(c, |c| {
                     let messages: Vec<(MessageFacts, CampaignId)> = c
                         .query(
                             "SELECT id, recipient_id, sent_at, first_failed_check_at, campaign_id
@@ -416,7 +417,7 @@ impl<E: Engine> Store for SqlStore<E> {
 
     async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>> {
         self.write(move |c| {
-            in_tx(c, |c| {
+            in_exclusive_tx(c, |c| {
                 let now = Utc::now();
                 let added = c.execute(
                     "INSERT INTO opt_outs (recipient_id, opted_out_at, source) VALUES (?1, ?2, ?3)
@@ -477,7 +478,7 @@ impl<E: Engine> Store for SqlStore<E> {
         anonymize: bool,
     ) -> StoreResult<(u64, u64)> {
         self.write(move |c| {
-            in_tx(c, |c| {
+            in_exclusive_tx(c, |c| {
                 let withdrawn = c.execute(
                     "UPDATE consents SET withdrawn_at = ?2
                      WHERE recipient_id = ?1 AND withdrawn_at IS NULL",
@@ -524,7 +525,7 @@ impl<E: Engine> Store for SqlStore<E> {
 
     async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure> {
         self.write(move |c| {
-            in_tx(c, |c| {
+            in_exclusive_tx(c, |c| {
                 // Take the recipient out of the rollups too, so reports agree with what is stored.
                 let messages: Vec<(MessageId, CampaignId)> = c
                     .query(
@@ -752,16 +753,25 @@ impl<E: Engine> Store for SqlStore<E> {
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>> {
         self.read(move |c| {
             let rows = match query.campaign {
-                Some(campaign) => c.query(
-                    &format!(
-                        "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 ORDER BY e.id LIMIT ?3"
-                    ),
-                    params![campaign, query.after, query.limit],
-                )?,
-                None => c.query(
-                    &format!("{EVENT_COLUMNS} WHERE e.id > ?1 ORDER BY e.id LIMIT ?2"),
-                    params![query.after, query.limit],
-                )?,
+                Some(campaign) => {
+                    let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 4)?;
+                    c.query(
+                        &format!(
+                            "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND {committed}
+                             ORDER BY e.id LIMIT ?3"
+                        ),
+                        params![campaign, query.after, query.limit, bound],
+                    )?
+                }
+                None => {
+                    let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 3)?;
+                    c.query(
+                        &format!(
+                            "{EVENT_COLUMNS} WHERE e.id > ?1 AND {committed} ORDER BY e.id LIMIT ?2"
+                        ),
+                        params![query.after, query.limit, bound],
+                    )?
+                }
             };
             events_from_rows(rows)
         })
@@ -771,9 +781,12 @@ impl<E: Engine> Store for SqlStore<E> {
     async fn export_bound(&self, campaign: CampaignId) -> StoreResult<EventId> {
         // One step down the (campaign_id, id) index.
         self.read(move |c| {
+            let (committed, bound) = paging::committed(c, paging::Ids::Events, "id", 2)?;
             c.query_one(
-                "SELECT coalesce(max(id), 0) FROM events WHERE campaign_id = ?1",
-                params![campaign],
+                &format!(
+                    "SELECT coalesce(max(id), 0) FROM events WHERE campaign_id = ?1 AND {committed}"
+                ),
+                params![campaign, bound],
             )
         })
         .await
@@ -934,12 +947,12 @@ impl<E: Engine> Store for SqlStore<E> {
     }
 
     async fn rebuild_rollups(&self) -> StoreResult<()> {
-        self.write(|c| in_tx(c, rollups::rebuild)).await
+        self.write(|c| in_exclusive_tx(c, rollups::rebuild)).await
     }
 
     async fn check_rollups(&self, repair: bool) -> StoreResult<RollupCheck> {
         self.write(move |c| {
-            c.begin()?;
+            c.begin_exclusive()?;
             let checked = check_each_campaign(c).and_then(|mut check| {
                 (check.summaries_checked, check.summaries_wrong) = check_summaries(c)?;
                 Ok(check)
@@ -981,7 +994,7 @@ impl<E: Engine> Store for SqlStore<E> {
             loop {
                 // Ids follow arrival, so the oldest events are the first ids: read from the start
                 // and stop at the first one young enough to keep.
-                let more = in_tx(c, |c| {
+                let more = in_exclusive_tx(c, |c| {
                     let head: Vec<(MessageId, String)> = c
                         .query(
                             "SELECT message_id, received_at FROM events ORDER BY id LIMIT 2000",
@@ -1243,6 +1256,23 @@ fn next_event_ids(c: &mut dyn Conn, n: usize) -> StoreResult<Vec<EventId>> {
     }
 }
 
+/// Two processes must not store events of one message at once on PostgreSQL (each reads the
+/// message's history and rewrites it): the batch locks its messages first, in id order, so that
+/// two batches never wait for each other in a circle. SQLite writes one transaction at a time.
+fn lock_messages(c: &mut dyn Conn, batch: &[NewEvent]) -> StoreResult<()> {
+    if c.dialect() == sql::Dialect::Sqlite || batch.is_empty() {
+        return Ok(());
+    }
+    let mut tracking: Vec<i64> = batch.iter().map(|e| e.tracking_id).collect();
+    tracking.sort_unstable();
+    tracking.dedup();
+    let sql = format!(
+        "SELECT id FROM messages WHERE tracking_id {} ORDER BY id FOR NO KEY UPDATE",
+        sql::in_json_array(c.dialect(), true)
+    );
+    c.query(&sql, params![json_array(&tracking)]).map(drop)
+}
+
 /// The group commit: classifies and stores each event of the batch against its message's
 /// history (earlier events of the batch included), keeps the rollups and the outbox in step.
 /// The batch's messages, links, opt-outs and histories are read with one statement each, and
@@ -1253,6 +1283,7 @@ fn record_batch(
     classifier: &Classifier,
 ) -> StoreResult<Vec<RecordOutcome>> {
     use std::collections::{HashMap, HashSet};
+    lock_messages(c, batch)?;
     for e in batch.iter().filter(|e| e.failed_check) {
         c.execute(
             "UPDATE messages SET first_failed_check_at = ?2
@@ -1612,13 +1643,14 @@ fn record_batch(
         m.compact_when_long();
     }
     EVENT_INSERT.execute(c, rows)?;
-    rollups::apply(c, &delta)?;
     let histories: Vec<(MessageId, String)> = messages
         .values()
         .filter(|m| m.stored || !m.summarised)
         .map(|m| (m.id, m.history(None).to_text()))
         .collect();
     history::write(c, &histories)?;
+    // Last: a campaign's rollup rows are the ones other processes' batches wait for.
+    rollups::apply(c, &delta)?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every event has an outcome"))

@@ -31,10 +31,15 @@ pub trait Conn: Send {
     fn query(&mut self, sql: &str, params: &[Value]) -> StoreResult<Vec<Row>>;
     /// Runs statements without parameters (migrations).
     fn execute_batch(&mut self, sql: &str) -> StoreResult<()>;
-    /// Opens a write transaction. Write transactions of all processes sharing the database run
-    /// one at a time (SQLite's own rule; on PostgreSQL an advisory lock), so a message's history
-    /// read at the start stays true until the commit and event ids are in commit order.
+    /// Opens a write transaction. On SQLite they run one at a time; on PostgreSQL those of all
+    /// processes run side by side, so what a transaction reads and then changes must be locked
+    /// (`record_batch` locks its messages; see `postgres/transactions.rs`).
     fn begin(&mut self) -> StoreResult<()>;
+    /// Opens a write transaction that runs alone, as every one does on SQLite: for maintenance
+    /// that rewrites what others read (reclassify, erasure, purge, opt-out, rollup rebuilds).
+    fn begin_exclusive(&mut self) -> StoreResult<()> {
+        self.begin()
+    }
     fn commit(&mut self) -> StoreResult<()> {
         self.execute_batch("COMMIT")
     }
@@ -71,6 +76,22 @@ pub fn in_tx<T>(
     f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
 ) -> StoreResult<T> {
     c.begin()?;
+    finish(c, f)
+}
+
+/// [`in_tx`] in a transaction that runs alone ([`Conn::begin_exclusive`]).
+pub fn in_exclusive_tx<T>(
+    c: &mut dyn Conn,
+    f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+) -> StoreResult<T> {
+    c.begin_exclusive()?;
+    finish(c, f)
+}
+
+fn finish<T>(
+    c: &mut dyn Conn,
+    f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+) -> StoreResult<T> {
     match f(c) {
         Ok(v) => {
             c.commit()?;

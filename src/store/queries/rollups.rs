@@ -140,10 +140,9 @@ pub fn apply(c: &mut dyn Conn, delta: &Delta) -> StoreResult<()> {
             }
         }
     }
-    UPSERTS.totals.execute(c, totals)?;
-    UPSERTS.hours.execute(c, hours)?;
-    UPSERTS.links.execute(c, links)?;
-    UPSERTS.dims.execute(c, dims)?;
+    // Rows are locked in one order by every writer, campaigns' totals first, so that two
+    // processes storing into the same campaigns wait for each other instead of in a circle
+    // (every campaign with totals has activity, so this comes first).
     for (campaign, first, last) in delta.activity_spans() {
         c.execute(
             "INSERT INTO campaign_totals (campaign_id, first_at, last_at) VALUES (?1, ?2, ?3)
@@ -157,6 +156,10 @@ pub fn apply(c: &mut dyn Conn, delta: &Delta) -> StoreResult<()> {
             params![campaign, first, last],
         )?;
     }
+    UPSERTS.totals.execute(c, totals)?;
+    UPSERTS.hours.execute(c, hours)?;
+    UPSERTS.links.execute(c, links)?;
+    UPSERTS.dims.execute(c, dims)?;
     Ok(())
 }
 

@@ -412,13 +412,17 @@ pub fn deliveries(
     after: i64,
     limit: usize,
 ) -> StoreResult<Vec<DeliveryRecord>> {
+    let (committed, bound) = super::paging::committed(c, super::paging::Ids::Outbox, "id", 5)?;
     c.query(
-        "SELECT id, notice_id, type, occurred_at, state, attempts, next_attempt_at, last_status,
-                last_error
-         FROM webhook_outbox
-         WHERE endpoint_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2) AND id > ?3
-         ORDER BY id LIMIT ?4",
-        params![endpoint, state, after, limit],
+        &format!(
+            "SELECT id, notice_id, type, occurred_at, state, attempts, next_attempt_at,
+                    last_status, last_error
+             FROM webhook_outbox
+             WHERE endpoint_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2) AND id > ?3
+                 AND {committed}
+             ORDER BY id LIMIT ?4"
+        ),
+        params![endpoint, state, after, limit, bound],
     )?
     .iter()
     .map(|r: &sql::Row| {
