@@ -300,7 +300,10 @@ fn step(
         Err(StoreError::Conflict(e)) => {
             // Another process's transaction was in the way and PostgreSQL chose this one to
             // undo: nothing was stored, so the same events are tried again at once.
-            tracing::debug!(batch = n, "storing conflicted with another writer, again: {e}");
+            tracing::debug!(
+                batch = n,
+                "storing conflicted with another writer, again: {e}"
+            );
             metrics::counter!("mailbeacon_ingest_conflicts_total").increment(1);
             Step::Again
         }

@@ -8,7 +8,8 @@
 //! The search path may name a schema: `postgres://…/db?options=-csearch_path%3Dname` (the tests
 //! give each test its own). Locks are per schema.
 
-mod transactions;
+#[doc(hidden)]
+pub mod transactions;
 mod values;
 
 use super::queries::{Engine, SqlStore};

@@ -88,10 +88,7 @@ pub fn in_exclusive_tx<T>(
     finish(c, f)
 }
 
-fn finish<T>(
-    c: &mut dyn Conn,
-    f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
-) -> StoreResult<T> {
+fn finish<T>(c: &mut dyn Conn, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
     match f(c) {
         Ok(v) => {
             c.commit()?;

@@ -4,6 +4,7 @@
 mod browser;
 mod classification;
 mod cli;
+mod concurrent_writers;
 mod dashboard;
 mod durability;
 mod errors;

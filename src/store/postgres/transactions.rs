@@ -12,18 +12,21 @@
 //! outbox ids handed out so far; its own ids are above them. Its commit removes the row. A reader
 //! stops below the lowest registered id (see `store/queries/paging.rs`); rows of connections that are
 //! gone no longer count.
+//!
+//! The statements are public for tests that play another process's transaction.
 
 use super::PgConn;
 use crate::store::queries::paging::LIVE;
 use crate::store::sql::Conn;
 use crate::store::{StoreError, StoreResult};
 
-const SHARED: &str = "SELECT pg_advisory_xact_lock_shared(1835164526, hashtext(current_schema()))";
-const EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(current_schema()))";
+pub const SHARED: &str =
+    "SELECT pg_advisory_xact_lock_shared(1835164526, hashtext(current_schema()))";
+pub const EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(current_schema()))";
 
 /// Registers this connection's transaction, in its own transaction, committed before the write
 /// transaction begins (a row the readers cannot see yet would protect nothing).
-const REGISTER: &str = "BEGIN;
+pub const REGISTER: &str = "BEGIN;
     INSERT INTO write_transactions (pid, backend_start, events_from, outbox_from)
     SELECT pg_backend_pid(),
            (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()),
@@ -34,7 +37,7 @@ const REGISTER: &str = "BEGIN;
         events_from = excluded.events_from, outbox_from = excluded.outbox_from;
     COMMIT;";
 
-const UNREGISTER: &str = "DELETE FROM write_transactions WHERE pid = pg_backend_pid()";
+pub const UNREGISTER: &str = "DELETE FROM write_transactions WHERE pid = pg_backend_pid()";
 
 impl PgConn {
     pub(super) fn begin_write(&mut self, exclusive: bool) -> StoreResult<()> {

@@ -23,12 +23,7 @@ pub const LIVE: &str = "EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w
 
 /// A condition that keeps `column` (one of `ids`) below every id a transaction in progress may
 /// still commit, with its bound as the parameter `?{n}`, and that bound's value.
-pub fn committed(
-    c: &mut dyn Conn,
-    ids: Ids,
-    column: &str,
-    n: usize,
-) -> StoreResult<(String, i64)> {
+pub fn committed(c: &mut dyn Conn, ids: Ids, column: &str, n: usize) -> StoreResult<(String, i64)> {
     if c.dialect() == Dialect::Sqlite {
         return Ok((format!("{column} <= ?{n}"), i64::MAX));
     }
