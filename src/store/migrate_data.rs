@@ -758,10 +758,13 @@ fn reset_sequences(
     for t in TABLES.iter().filter(|t| t.identity) {
         let floor = handed_out.get(t.name).copied().unwrap_or(0);
         let id: i64 = match dst.dialect() {
+            // Set as if the ids had been handed out by the sequence (its last value read as
+            // "handed out so far" bounds readers paging by id: store/queries/paging.rs).
             Dialect::Postgres => dst.query_one(
                 &format!(
-                    "SELECT setval(pg_get_serial_sequence(?1, 'id'),
-                         greatest(coalesce(max(id), 0), ?2) + 1, false) FROM {}",
+                    "SELECT CASE WHEN h > 0 THEN setval(pg_get_serial_sequence(?1, 'id'), h) + 1
+                                 ELSE setval(pg_get_serial_sequence(?1, 'id'), 1, false) END
+                     FROM (SELECT greatest(coalesce(max(id), 0), ?2) AS h FROM {}) handed_out",
                     t.name
                 ),
                 params![t.name, floor],
