@@ -1,7 +1,8 @@
 //! PostgreSQL store throughput from one and from several writers on one database: each writer is
 //! a thread with a store of its own (its own connections, as another mailbeacon process has)
 //! doing what the store worker does with the journal, `Store::record_journaled` of batches of
-//! pixel opens, all writers on the same campaign's messages. Prints events stored per second for
+//! pixel opens, all writers on the same campaign's messages (each on its own share of them with
+//! `--disjoint`). Prints events stored per second for
 //! each number of writers, so the same run shows whether a second process adds throughput.
 //!
 //! ```sh
@@ -18,8 +19,8 @@ use mailbeacon::store::{EventKind, NewEvent, NewMessage, Store};
 use std::sync::Arc;
 use std::time::Instant;
 
-const USAGE: &str =
-    "bench_store [--events N] [--batch N] [--messages N] [--writers 1,2,...] [--rounds N]";
+const USAGE: &str = "bench_store [--events N] [--batch N] [--messages N] [--writers 1,2,...] \
+                     [--rounds N] [--disjoint]";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 struct Args {
@@ -28,6 +29,8 @@ struct Args {
     messages: usize,
     writers: Vec<usize>,
     rounds: usize,
+    /// Each writer on messages of its own (as when a load balancer keeps a message on one process).
+    disjoint: bool,
 }
 
 fn args() -> Args {
@@ -37,11 +40,22 @@ fn args() -> Args {
         messages: 20_000,
         writers: vec![1, 2],
         rounds: 2,
+        disjoint: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value; {USAGE}"));
-        let number = || value.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: {USAGE}"));
+        if flag == "--disjoint" {
+            a.disjoint = true;
+            continue;
+        }
+        let value = it
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value; {USAGE}"));
+        let number = || {
+            value
+                .parse::<usize>()
+                .unwrap_or_else(|_| panic!("{flag}: {USAGE}"))
+        };
         match flag.as_str() {
             "--events" => a.events = number(),
             "--batch" => a.batch = number(),
@@ -89,7 +103,10 @@ fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
                     honeypot: None,
                 })
                 .collect();
-            stores[0].insert_messages(campaign.id, messages).await.unwrap();
+            stores[0]
+                .insert_messages(campaign.id, messages)
+                .await
+                .unwrap();
         }
     });
     let classifier = Arc::new(Classifier::builtin(Internal::default()));
@@ -102,6 +119,13 @@ fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
         .map(|(w, store)| {
             let (classifier, tracking) = (classifier.clone(), tracking.clone());
             let (events, batch) = (a.events / writers, a.batch);
+            // The messages this writer hits: all of them, or its own share.
+            let (from, count) = if a.disjoint {
+                let share = tracking.len() / writers;
+                (w * share, share)
+            } else {
+                (0, tracking.len())
+            };
             std::thread::spawn(move || {
                 let journal = format!("bench-writer-{w}");
                 let mut done = 0;
@@ -111,7 +135,7 @@ fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
                     let batch: Vec<NewEvent> = (0..size)
                         .map(|_| {
                             n += 1;
-                            let pick = mix(n * 31 + w as u64) as usize % tracking.len();
+                            let pick = from + mix(n * 31 + w as u64) as usize % count;
                             NewEvent {
                                 kind: EventKind::Open,
                                 tracking_id: tracking[pick],
@@ -148,7 +172,7 @@ fn main() {
     let a = args();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!(
-        "# cargo run --release --example bench_store -- --events {} --batch {} --messages {} --writers {} --rounds {}",
+        "# cargo run --release --example bench_store -- --events {} --batch {} --messages {} --writers {} --rounds {}{}",
         a.events,
         a.batch,
         a.messages,
@@ -157,7 +181,8 @@ fn main() {
             .map(|w| w.to_string())
             .collect::<Vec<_>>()
             .join(","),
-        a.rounds
+        a.rounds,
+        if a.disjoint { " --disjoint" } else { "" }
     );
     println!("round  writers  events/s");
     for round in 1..=a.rounds {
