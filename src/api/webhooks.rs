@@ -8,7 +8,7 @@ use crate::server::AppState;
 use crate::store::{CampaignId, Store};
 use crate::webhooks::{
     self, DeliveryRecord, MAX_BATCH_SIZE, MAX_RATE_LIMIT, NewWebhook, NoticeKind, Webhook,
-    delivery, signature,
+    destination, signature,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -42,7 +42,7 @@ impl CreateWebhook {
         store: &dyn Store,
         allow_private: bool,
     ) -> Result<NewWebhook, String> {
-        let url = delivery::check_url(&self.url, allow_private)?;
+        let url = destination::check_url(&self.url, allow_private)?;
         let kinds = match self.kinds {
             None => NoticeKind::ALL.to_vec(),
             Some(list) => {

@@ -7,12 +7,12 @@
 //! Failures are retried after `retry_base * 2^(attempts-1)` (at most [`MAX_BACKOFF`]), scaled by a
 //! random factor in [0.5, 1) so that retries of many notices do not arrive together.
 
+use super::destination::PublicOnly;
 use super::signature;
 use super::{Attempt, Delivery, DueEndpoint, Next};
 use crate::store::Store;
 use chrono::Utc;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
@@ -336,90 +336,10 @@ fn client(settings: &DeliverySettings) -> Result<reqwest::Client, String> {
     if !settings.allow_private {
         builder = builder.dns_resolver(Arc::new(PublicOnly));
     }
+    // A proxy from the environment (HTTP_PROXY, ALL_PROXY) would make the connection, to a
+    // host the resolver above never sees.
+    builder = builder.no_proxy();
     builder.build().map_err(describe)
-}
-
-/// Whether an address is on the public internet: not loopback, private, link-local, shared
-/// (carrier NAT), documentation, multicast or unspecified. A webhook URL must not reach the
-/// machine's own network unless `--webhook-allow-private` says so (server-side request forgery).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
-            }
-        },
-    }
-}
-
-/// Checks a receiver URL when it is registered: http(s), a host, and (unless allowed) not a
-/// literal private address or `localhost`. Names are checked again when they are resolved.
-pub fn check_url(url: &str, allow_private: bool) -> Result<String, String> {
-    let parsed =
-        reqwest::Url::parse(url.trim()).map_err(|e| format!("url: '{url}' is not a URL ({e})"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("url: '{url}' must start with https:// or http://"));
-    }
-    let host = parsed
-        .host()
-        .ok_or_else(|| format!("url: '{url}' has no host"))?;
-    if !allow_private {
-        let private = match host {
-            url::Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
-            url::Host::Domain(d) => {
-                d.eq_ignore_ascii_case("localhost")
-                    || d.to_ascii_lowercase().ends_with(".localhost")
-            }
-        };
-        if private {
-            return Err(format!(
-                "url: '{url}' is a local or private address; start mailbeacon with --webhook-allow-private to send to your own network"
-            ));
-        }
-    }
-    Ok(parsed.to_string())
-}
-
-/// Resolves names to public addresses only (see [`is_public`]); a name that has no other is
-/// refused, so DNS cannot point a webhook at the internal network.
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!(
-                    "{host} resolves only to local or private addresses (allowed with --webhook-allow-private)"
-                )
-                .into());
-            }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -439,36 +359,6 @@ mod tests {
         }
         let capped = backoff(base, 30).num_seconds();
         assert!(capped <= MAX_BACKOFF.as_secs() as i64 && capped >= 7200);
-    }
-
-    #[test]
-    fn private_destinations_are_refused_unless_allowed() {
-        for url in [
-            "http://127.0.0.1:9/x",
-            "http://10.1.2.3/",
-            "http://[::1]/",
-            "http://169.254.169.254/latest/meta-data",
-            "http://localhost:8080/",
-            "http://100.64.0.1/",
-            "http://[fd00::1]/",
-        ] {
-            let err = check_url(url, false).unwrap_err();
-            assert!(err.contains("--webhook-allow-private"), "{url}: {err}");
-            assert!(check_url(url, true).is_ok(), "{url}");
-        }
-        assert!(check_url("https://hooks.example.com/mb", false).is_ok());
-        assert!(
-            check_url("ftp://example.com/", false)
-                .unwrap_err()
-                .contains("https://")
-        );
-        assert!(
-            check_url("not a url", false)
-                .unwrap_err()
-                .contains("not a URL")
-        );
-        assert!(is_public("8.8.8.8".parse().unwrap()));
-        assert!(!is_public("::ffff:192.168.1.1".parse().unwrap()));
     }
 
     #[test]

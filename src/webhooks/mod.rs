@@ -8,6 +8,7 @@
 //! for any of it.
 
 pub mod delivery;
+pub mod destination;
 pub mod signature;
 
 use crate::classify::Class;

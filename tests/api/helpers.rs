@@ -79,6 +79,17 @@ impl TestApp {
         args: &[&str],
         admin_token: Option<String>,
     ) -> TestApp {
+        Self::spawn_with_env(dir, db, args, admin_token, &[]).await
+    }
+
+    /// [`TestApp::spawn_on`] with more environment variables for the server.
+    pub async fn spawn_with_env(
+        dir: TempDir,
+        db: &str,
+        args: &[&str],
+        admin_token: Option<String>,
+        env: &[(&str, &str)],
+    ) -> TestApp {
         // reqwest is built without a TLS crypto provider (the server's webhook client installs
         // ring); the tests' client needs one too, although it only speaks plain HTTP.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -91,6 +102,7 @@ impl TestApp {
             .args(args)
             .current_dir(dir.path())
             .env("MAILBEACON_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -9,6 +9,7 @@ mod dashboard;
 mod durability;
 mod errors;
 mod exports;
+mod hardening;
 mod helpers;
 mod migrate_data;
 mod mmdb;

@@ -1,0 +1,73 @@
+//! Findings of the security and privacy review, each checked as an attacker or an auditor would.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Counts the connections made to a port (nothing is answered).
+async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (port, count)
+}
+
+/// A proxy named in the environment would connect to a host the webhook resolver's check never
+/// sees: webhooks go straight to the receiver, whatever HTTP_PROXY and ALL_PROXY say.
+#[tokio::test]
+async fn webhooks_ignore_proxies_from_the_environment() {
+    let (proxy, proxied) = counting_listener().await;
+    let (receiver, received) = counting_listener().await;
+    let proxy_url = format!("http://127.0.0.1:{proxy}");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("mailbeacon.db").display());
+    let app = TestApp::spawn_with_env(
+        dir,
+        &db,
+        &["--webhook-allow-private"],
+        None,
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("http_proxy", &proxy_url),
+            ("ALL_PROXY", &proxy_url),
+        ],
+    )
+    .await;
+    let r = app
+        .api_post(
+            "/api/webhooks",
+            &json!({"url": format!("http://127.0.0.1:{receiver}/hook")}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let campaign = app.create_campaign("Proxy").await;
+    let m = app.add_message(campaign, "p@example.com", "<p>x</p>").await;
+    let r = app
+        .client
+        .get(m["pixel_url"].as_str().unwrap())
+        .header(reqwest::header::USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the receiver was never called ({} connection(s) to the proxy)",
+            proxied.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(proxied.load(Ordering::SeqCst), 0);
+}
