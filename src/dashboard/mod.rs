@@ -142,8 +142,23 @@ fn urlencode(s: &str) -> String {
 
 /// Where to go after signing in: a path on this site only (no `//evil.example`).
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+    // Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+    // `/\t/evil.example` leads off-site: only a path that stays on this origin once resolved,
+    // without such characters, is followed.
+    const HOST: &str = "dashboard.invalid";
+    let Some(n) = next.filter(|n| {
+        n.starts_with('/')
+            && !n
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    }) else {
+        return "/".into();
+    };
+    let base = url::Url::parse(&format!("http://{HOST}/")).expect("a valid URL");
+    match base.join(n) {
+        Ok(u) if u.scheme() == "http" && u.host_str() == Some(HOST) && u.port().is_none() => {
+            u[url::Position::BeforePath..].to_string()
+        }
         _ => "/".into(),
     }
 }
@@ -379,4 +394,29 @@ async fn live(
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn after_sign_in_only_paths_of_this_site_are_followed() {
+        for (next, want) in [
+            ("/campaigns/3", "/campaigns/3"),
+            ("/campaigns/3?tab=links#top", "/campaigns/3?tab=links#top"),
+            ("/a/../b", "/b"),
+            ("//evil.example", "/"),
+            ("/\t/evil.example", "/"),
+            ("/\n/evil.example", "/"),
+            ("/\\evil.example", "/"),
+            ("/ /evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("evil.example", "/"),
+            ("", "/"),
+        ] {
+            assert_eq!(safe_next(Some(next)), want, "{next:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
