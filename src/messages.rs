@@ -193,6 +193,13 @@ impl Registrar {
                         reason: "is empty",
                     });
                 }
+                // Stored anonymous messages are named so, and skip the consent check.
+                if recipient_id.starts_with(ANONYMOUS_RECIPIENT) {
+                    return Err(RegisterError::BadRecipient {
+                        index,
+                        reason: "may not begin with 'anonymous:' (reserved for messages tracked anonymously: register with \"tracking\": \"anonymous\")",
+                    });
+                }
                 if recipient_id.len() > MAX_RECIPIENT_ID_LEN {
                     return Err(RegisterError::BadRecipient {
                         index,

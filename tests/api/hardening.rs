@@ -71,3 +71,20 @@ async fn webhooks_ignore_proxies_from_the_environment() {
     }
     assert_eq!(proxied.load(Ordering::SeqCst), 0);
 }
+
+/// A recipient id that begins like the name anonymous messages are stored under would be taken
+/// for one (no consent check, no recipient to erase): refused at registration.
+#[tokio::test]
+async fn the_anonymous_prefix_is_reserved_for_anonymous_messages() {
+    let app = TestApp::spawn_with(&["--require-consent"]).await;
+    let campaign = app.create_campaign("Reserved").await;
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!({"recipient_id": "anonymous:0123456789abcdef", "html": "<p>x</p>"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("may not begin with 'anonymous:'"), "{text}");
+}
