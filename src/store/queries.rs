@@ -430,6 +430,7 @@ impl<E: Engine> Store for SqlStore<E> {
                         c,
                         crate::webhooks::NoticeKind::OptOut,
                         now,
+                        Some(&recipient_id),
                         &serde_json::json!({
                             "recipient_id": recipient_id,
                             "opted_out_at": now,
@@ -564,10 +565,7 @@ impl<E: Engine> Store for SqlStore<E> {
                         params![&recipient_id],
                     )?,
                     // Notices about the recipient not sent yet are not sent at all.
-                    webhook_notices: c.execute(
-                        "DELETE FROM webhook_outbox WHERE recipient_id = ?1",
-                        params![&recipient_id],
-                    )?,
+                    webhook_notices: webhooks::withdraw_recipient(c, &recipient_id)?,
                     consents: c.execute(
                         "DELETE FROM consents WHERE recipient_id = ?1",
                         params![&recipient_id],
@@ -578,6 +576,7 @@ impl<E: Engine> Store for SqlStore<E> {
                     c,
                     crate::webhooks::NoticeKind::Erasure,
                     now,
+                    None,
                     &serde_json::json!({
                         "recipient_id": recipient_id,
                         "erased_at": now,

@@ -88,3 +88,75 @@ async fn the_anonymous_prefix_is_reserved_for_anonymous_messages() {
     let text = r.text().await.unwrap();
     assert!(text.contains("may not begin with 'anonymous:'"), "{text}");
 }
+
+/// An opt-out's webhook notice names the recipient: erasing the recipient withdraws it, pending or
+/// dead, whether it was queued with the recipient's name beside it or (as before) only in its
+/// payload; the erasure's own notice is what is left to send.
+#[tokio::test]
+async fn erasure_withdraws_the_recipients_opt_out_notices() {
+    for postgres in [false, true] {
+        let app =
+            TestApp::spawn_on_engine(postgres, "erasenotice", &["--webhook-allow-private"]).await;
+        let (port, _) = counting_listener().await;
+        let r = app
+            .api_post(
+                "/api/webhooks",
+                &json!({"url": format!("http://127.0.0.1:{port}/hook")}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let hook = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        for who in ["named", "legacy"] {
+            let r = app
+                .api_post(
+                    &format!("/api/recipients/{who}%40example.com/opt-out"),
+                    &json!({}),
+                )
+                .await;
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+        // A notice queued before notices named their recipient.
+        db_execute(
+            &app.db_url(),
+            "UPDATE webhook_outbox SET recipient_id = NULL WHERE payload LIKE '%legacy@%'",
+        );
+        assert_eq!(notice_types(&app, hook).await, ["recipient.opted_out"; 2]);
+        for who in ["named", "legacy"] {
+            let r = app
+                .client
+                .delete(app.url(&format!("/api/recipients/{who}%40example.com")))
+                .bearer_auth(&app.admin_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let erased: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(erased["removed"]["webhook_notices"], 1, "{who}: {erased}");
+        }
+        assert_eq!(
+            notice_types(&app, hook).await,
+            ["recipient.erased"; 2],
+            "postgres: {postgres}"
+        );
+        let left = db_rows(&app.db_url(), "SELECT payload FROM webhook_outbox");
+        assert!(
+            left.iter()
+                .all(|r| r[0].as_deref().unwrap().contains("erased_at")),
+            "{left:?}"
+        );
+    }
+}
+
+/// The types of an endpoint's notices in the outbox, in order.
+async fn notice_types(app: &TestApp, hook: i64) -> Vec<String> {
+    let path = format!("/api/webhooks/{hook}/deliveries");
+    let page: serde_json::Value = app.api_get(&path).await.json().await.unwrap();
+    page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["type"].as_str().unwrap().to_string())
+        .collect()
+}

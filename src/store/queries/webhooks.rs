@@ -135,11 +135,14 @@ pub fn withdraw_relabelled(
     Ok(())
 }
 
-/// Queues an opt-out or erasure notice for every endpoint that wants that kind.
+/// Queues an opt-out or erasure notice for every endpoint that wants that kind. `about` names
+/// the recipient whose erasure withdraws the notice (an erasure's own notice names no one: it
+/// is the one left to send).
 pub fn enqueue_notice(
     c: &mut dyn Conn,
     kind: NoticeKind,
     at: DateTime<Utc>,
+    about: Option<&str>,
     data: &serde_json::Value,
 ) -> StoreResult<u64> {
     let routes = routes(c)?;
@@ -158,7 +161,7 @@ pub fn enqueue_notice(
                 kind.event_type(),
                 at,
                 None::<i64>,
-                None::<String>,
+                about,
                 &payload,
                 at,
             ],
@@ -166,6 +169,22 @@ pub fn enqueue_notice(
         n += 1;
     }
     Ok(n)
+}
+
+/// Withdraws every notice about a recipient not delivered yet, pending or dead, those queued
+/// before opt-out notices named their recipient included.
+pub fn withdraw_recipient(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<u64> {
+    let named_in_payload = match c.dialect() {
+        sql::Dialect::Sqlite => "json_extract(payload, '$.recipient_id')",
+        sql::Dialect::Postgres => "CAST(payload AS json) ->> 'recipient_id'",
+    };
+    c.execute(
+        &format!(
+            "DELETE FROM webhook_outbox WHERE recipient_id = ?1
+                 OR (recipient_id IS NULL AND type = ?2 AND {named_in_payload} = ?1)"
+        ),
+        params![recipient_id, NoticeKind::OptOut.event_type()],
+    )
 }
 
 pub fn create(c: &mut dyn Conn, w: &NewWebhook) -> StoreResult<i64> {
