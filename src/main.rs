@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    private_files();
     let cli = mailbeacon::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -38,5 +39,15 @@ fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
+    }
+}
+
+/// Files mailbeacon creates (the database with its signing keys, webhook secrets and personal
+/// data, its WAL, the journal, exports) are readable by their owner only: 0600, directories 0700.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
     }
 }

@@ -160,3 +160,42 @@ async fn notice_types(app: &TestApp, hook: i64) -> Vec<String> {
         .map(|d| d["type"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The database (signing keys, webhook secrets, personal data), its WAL and the journal are the
+/// owner's alone: files 0600, directories 0700.
+#[tokio::test]
+async fn files_on_disk_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Private").await;
+    let m = app.add_message(campaign, "f@example.com", "<p>x</p>").await;
+    let r = app
+        .client
+        .get(m["pixel_url"].as_str().unwrap())
+        .header(reqwest::header::USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.settled().await;
+    let mut seen = Vec::new();
+    let mut dirs = vec![app.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type().unwrap().is_dir() {
+                assert_eq!(mode, 0o700, "{name}");
+                dirs.push(entry.path());
+            } else {
+                assert_eq!(mode, 0o600, "{name}");
+            }
+            seen.push(name);
+        }
+    }
+    for want in ["mb.db", "mb.db-wal", "mailbeacon-journal"] {
+        assert!(seen.iter().any(|n| n == want), "{want} not in {seen:?}");
+    }
+    assert!(seen.iter().any(|n| n.ends_with(".journal")), "{seen:?}");
+}
