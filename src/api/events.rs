@@ -118,7 +118,7 @@ pub fn csv_rows(events: &[EventRecord], header: bool) -> csv::Result<Vec<u8>> {
         .has_headers(header)
         .from_writer(Vec::with_capacity(events.len() * 250));
     for e in events {
-        w.serialize(e)?;
+        w.serialize(super::csv_safe::Cells(e))?;
     }
     if header && events.is_empty() {
         w.write_record(EVENT_CSV_COLUMNS)?;

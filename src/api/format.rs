@@ -84,7 +84,8 @@ pub fn encode<J: Serialize, R: Serialize + Default>(
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             for row in rows {
-                w.serialize(row).map_err(|e| text(&e))?;
+                w.serialize(super::csv_safe::Cells(row))
+                    .map_err(|e| text(&e))?;
             }
             let mut body = w.into_inner().map_err(|e| text(&e))?;
             if rows.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod campaigns;
+pub mod csv_safe;
 pub mod error;
 mod events;
 mod exports;

@@ -199,3 +199,44 @@ async fn files_on_disk_are_readable_by_their_owner_only() {
     }
     assert!(seen.iter().any(|n| n.ends_with(".journal")), "{seen:?}");
 }
+
+/// Anyone who loads a pixel chooses its user agent: in a CSV export a formula there must reach
+/// a spreadsheet as text (OWASP's leading quote), in the events list and the campaign export.
+#[tokio::test]
+async fn csv_exports_neutralise_formulas() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Formulas").await;
+    let m = app.add_message(campaign, "+49 30 1234", "<p>x</p>").await;
+    let formula = "=HYPERLINK(\"https://evil.example/\",\"open\")";
+    let r = app
+        .client
+        .get(m["pixel_url"].as_str().unwrap())
+        .header(reqwest::header::USER_AGENT, formula)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for path in [
+        format!("/api/events?campaign={campaign}"),
+        format!("/api/campaigns/{campaign}/events/export?format=csv"),
+    ] {
+        app.settled().await;
+        let r = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header(reqwest::header::ACCEPT, "text/csv")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let text = r.text().await.unwrap();
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let headers = rows.headers().unwrap().clone();
+        let row = rows.records().next().unwrap().unwrap();
+        let cell = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(cell("user_agent"), format!("'{formula}"), "{path}");
+        assert_eq!(cell("recipient_id"), "'+49 30 1234", "{path}");
+        assert_eq!(cell("kind"), "open", "{path}");
+    }
+}
