@@ -56,6 +56,8 @@ pub async fn erase(
         .await?;
     let removed = app.store.erase_recipient(id.clone()).await?;
     app.directory.forget_all();
+    // Their hits' agents and addresses are in the journal's stored part until it is deleted.
+    app.events.status().forget_stored();
     tracing::info!(
         "erased recipient data: {} messages, {} events",
         removed.messages,

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a failed journal append keeps `/readyz` degraded when no append succeeds after it.
@@ -37,6 +37,9 @@ pub struct JournalStatus {
     pub(super) appended_wake: tokio::sync::Notify,
     /// Events stored so far, for those who wait for the backlog ([`JournalStatus::stored_so_far`]).
     applied_watch: tokio::sync::watch::Sender<u64>,
+    /// Set by an erasure or purge: the stored part of the journal is deleted as soon as the
+    /// store worker has caught up ([`JournalStatus::forget_stored`]).
+    forget_wanted: AtomicBool,
 }
 
 impl JournalStatus {
@@ -56,7 +59,20 @@ impl JournalStatus {
             journal_failure: Mutex::default(),
             appended_wake: tokio::sync::Notify::new(),
             applied_watch: tokio::sync::watch::Sender::new(0),
+            forget_wanted: AtomicBool::new(false),
         }
+    }
+
+    /// Asks the store worker to delete the journal's stored events (the current segment
+    /// included) once it has caught up, rather than when the segment is full or idle: after an
+    /// erasure, the erased hits' user agents and addresses leave the disk too.
+    pub fn forget_stored(&self) {
+        self.forget_wanted.store(true, Ordering::Release);
+        self.appended_wake.notify_one();
+    }
+
+    pub(super) fn take_forget(&self) -> bool {
+        self.forget_wanted.swap(false, Ordering::AcqRel)
     }
 
     /// Waits (at most `limit`) until every event journaled before the call is stored: a change

@@ -170,7 +170,7 @@ fn run(runtime: tokio::runtime::Handle, setup: WorkerSetup, stop: Arc<AtomicBool
             Step::Again => continue,
             Step::CaughtUp if stop_by.is_some() => break,
             Step::CaughtUp => {
-                if idle_since.elapsed() >= IDLE_ROTATE {
+                if setup.status.take_forget() || idle_since.elapsed() >= IDLE_ROTATE {
                     release(&setup, position, 0);
                     idle_since = Instant::now();
                 }

@@ -585,6 +585,7 @@ impl<E: Engine> Store for SqlStore<E> {
                 )?;
                 Ok(erasure)
             })
+            .and_then(|erasure| sql::truncate_log(c).map(|()| erasure))
         })
         .await
     }
@@ -1041,6 +1042,9 @@ impl<E: Engine> Store for SqlStore<E> {
                     break;
                 }
                 progress(summary.events, 0);
+            }
+            if summary.events > 0 {
+                sql::truncate_log(c)?;
             }
             Ok(summary)
         })

@@ -102,6 +102,28 @@ fn finish<T>(c: &mut dyn Conn, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) 
     }
 }
 
+/// After deleting personal data: on SQLite, copies the WAL into the database and empties it, so
+/// that the old page images there (which still hold the deleted rows) are gone from the disk's
+/// files too; the deletion itself overwrote the rows in the database (`secure_delete`). A
+/// reader holding an old snapshot can keep the WAL from emptying: then it is tried again
+/// a few times, and the WAL empties at its next checkpoint after that.
+pub fn truncate_log(c: &mut dyn Conn) -> StoreResult<()> {
+    if c.dialect() != Dialect::Sqlite {
+        return Ok(());
+    }
+    for _ in 0..20 {
+        let busy: i64 = c.query_one("PRAGMA wal_checkpoint(TRUNCATE)", &[])?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tracing::warn!(
+        "the SQLite WAL could not be emptied after deleting personal data: a reader kept it"
+    );
+    Ok(())
+}
+
 /// One result row.
 #[derive(Debug, Clone)]
 pub struct Row(pub Vec<Value>);

@@ -295,6 +295,8 @@ fn connect(path: &Path, fsync: bool) -> rusqlite::Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows (an erasure, a purge) are overwritten, not left in free space.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 

@@ -240,3 +240,66 @@ async fn csv_exports_neutralise_formulas() {
         assert_eq!(cell("kind"), "open", "{path}");
     }
 }
+
+/// After an erasure nothing of the recipient is left in the installation's files: not in the
+/// database, not in old WAL frames, not in the journal (where their hits' agents were).
+#[tokio::test]
+async fn erasure_leaves_nothing_of_the_recipient_in_any_file() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Forget me").await;
+    let erased = "forget-me-7f3a@example.com";
+    let agent = "Mozilla/5.0 (ForgetMeAgent-91c2) Gecko/20100101 Firefox/133.0";
+    let m = app.add_message(campaign, erased, "<p>x</p>").await;
+    let other = app
+        .add_message(campaign, "stays@example.com", "<p>x</p>")
+        .await;
+    for (msg, ua) in [(&m, agent), (&other, CHROME), (&m, agent)] {
+        let r = app
+            .client
+            .get(msg["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.settled().await;
+    let found = |needle: &str| -> Vec<String> {
+        let mut hits = Vec::new();
+        let mut dirs = vec![app.dir.path().to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path)
+                    && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+        hits
+    };
+    assert!(!found(erased).is_empty() && !found(agent).is_empty());
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/recipients/{erased}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The journal's stored part goes once the store worker has looked (it is woken for it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = [erased, agent].iter().flat_map(|n| found(n)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still on disk in {left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The rest of the data is still there.
+    assert!(!found("stays@example.com").is_empty());
+}
