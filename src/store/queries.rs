@@ -1528,6 +1528,12 @@ fn record_batch(
             .as_deref()
             .filter(|_| e.keep_user_agent && !anonymous);
         let client_ip = e.client_ip.as_deref().filter(|_| !anonymous);
+        // Nor the headers (a proxy's `Via`, a `From` address) or where the reader was.
+        let headers = e.headers.as_deref().filter(|_| !anonymous);
+        let (country, region) = match anonymous {
+            true => (None, None),
+            false => (e.country.clone(), e.region.clone()),
+        };
         row_of.insert(event_id, rows.len());
         rows.push(vec![
             event_id.into(),
@@ -1539,7 +1545,7 @@ fn record_batch(
             e.method.into(),
             user_agent.into(),
             client_ip.into(),
-            e.headers.as_deref().into(),
+            headers.into(),
             verdict.class.as_str().into(),
             verdict.reasons_text().into(),
             verdict.duplicate.into(),
@@ -1548,8 +1554,8 @@ fn record_batch(
             info.client.as_deref().into(),
             info.os.as_deref().into(),
             info.device.as_str().into(),
-            e.country.as_deref().into(),
-            e.region.as_deref().into(),
+            country.as_deref().into(),
+            region.as_deref().into(),
             (user_agent.is_none() && e.user_agent.is_some()).into(),
         ]);
         // A burst relabels earlier events: then the message's contributions are recomputed from
@@ -1607,8 +1613,8 @@ fn record_batch(
                 client: info.client.clone(),
                 os: info.os.clone(),
                 device: info.device.as_str().to_string(),
-                country: e.country.clone(),
-                region: e.region.clone(),
+                country: country.clone(),
+                region: region.clone(),
             };
             webhooks::enqueue_event(
                 c,
@@ -1636,7 +1642,7 @@ fn record_batch(
             client: info.client,
             os: info.os,
             device: info.device.as_str().to_string(),
-            country: e.country.clone(),
+            country,
         });
         match before {
             Some(before) => delta.change(m.campaign_id, &before, &m.facts),

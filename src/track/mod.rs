@@ -149,7 +149,8 @@ fn event(
         kind,
         tracking_id,
         link_no,
-        received_at: chrono::Utc::now(),
+        // Microseconds, as the database keeps it: the API, exports and webhooks give one time.
+        received_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
         method: if method == Method::HEAD {
             "HEAD"
         } else {

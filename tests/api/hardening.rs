@@ -303,3 +303,48 @@ async fn erasure_leaves_nothing_of_the_recipient_in_any_file() {
     // The rest of the data is still there.
     assert!(!found("stays@example.com").is_empty());
 }
+
+/// An anonymous message's events keep no address, agent string or headers (a proxy's `Via`, a
+/// `From` address) that could point to the reader; an individual one's keep them.
+#[tokio::test]
+async fn anonymous_messages_keep_no_headers_of_their_readers() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Anonymous").await;
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!([
+                {"recipient_id": "anon@example.com", "html": "<p>x</p>", "tracking": "anonymous"},
+                {"recipient_id": "named@example.com", "html": "<p>x</p>"},
+            ]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let messages: serde_json::Value = r.json().await.unwrap();
+    for m in messages["messages"].as_array().unwrap() {
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .header("Via", "1.1 proxy.reader-home.example")
+            .header("From", "reader@home.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.settled().await;
+    let rows = db_rows(
+        &app.db_url(),
+        "SELECT m.recipient_id, e.headers, e.user_agent, e.client_ip FROM events e
+         JOIN messages m ON m.id = e.message_id ORDER BY m.recipient_id",
+    );
+    assert_eq!(rows.len(), 2);
+    let (anonymous, named) = (&rows[0], &rows[1]);
+    assert!(anonymous[0].as_deref().unwrap().starts_with("anonymous:"));
+    assert_eq!(anonymous[1..], [None, None, None], "{anonymous:?}");
+    assert!(
+        named[1].as_deref().unwrap().contains("reader@home.example"),
+        "{named:?}"
+    );
+}

@@ -328,6 +328,21 @@ async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wa
             "data.{field}: {sample}"
         );
     }
+    // The same event as the API gives it, to the microsecond.
+    let id: i64 = sample["id"].as_str().unwrap()["evt_".len()..]
+        .parse()
+        .unwrap();
+    let page: Value = app
+        .api_get(&format!("/api/events?after={}&limit=1", id - 1))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"][0]["id"], id);
+    assert_eq!(
+        sample["data"]["received_at"], page["events"][0]["received_at"],
+        "{sample}"
+    );
 
     println!(
         "pixel latency, 200 sequential loads: before webhooks p50 {:?} p99 {:?} max {:?}; while delivering p50 {:?} p99 {:?} max {:?}",
