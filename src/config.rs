@@ -63,9 +63,9 @@ pub struct Settings {
           num_args = 0..=1, default_missing_value = "true")]
     pub fsync: Option<bool>,
 
-    /// Stop the database growing beyond this many megabytes (default: no limit). At the limit,
-    /// tracking requests are answered 503 and /readyz says degraded until space is freed (a purge,
-    /// an erasure) or the limit raised.
+    /// SQLite only: stop the database growing beyond this many megabytes (default: no limit).
+    /// At the limit (as on a full disk) new events wait in the journal and /readyz says degraded
+    /// and why, until a purge or an erasure frees space or the limit is raised.
     #[arg(long, env = "MAILBEACON_MAX_DATABASE_MB", global = true, value_name = "MB",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_database_mb: Option<u32>,
@@ -113,8 +113,8 @@ pub struct Settings {
     pub signing_key: Vec<SigningKey>,
 
     /// Track a recipient individually only with a standing consent record
-    /// (`POST /api/recipients/{id}/consent`): mail to anyone else is registered anonymous, and a
-    /// hit after consent was withdrawn is answered but not stored (default false).
+    /// (`POST /api/recipients/{id}/consent`): mail to anyone else is registered anonymous, and
+    /// after a withdrawal --without-consent applies, also to mail sent before (default false).
     #[arg(long, env = "MAILBEACON_REQUIRE_CONSENT", global = true, value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true")]
     pub require_consent: Option<bool>,
