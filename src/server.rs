@@ -46,7 +46,7 @@ pub struct AppState {
     /// feed) end then, so shutdown does not wait for them.
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Failed dashboard sign-ins per client address.
-    pub sign_in: crate::dashboard::session::SignInLimiter,
+    pub sign_in: crate::dashboard::sign_in_limit::SignInLimiter,
     /// `--api-rate-limit`, per API token and per client address.
     pub api_limits: crate::api::rate_limit::RateLimiter,
     /// Tells the webhook delivery worker that notices are waiting (after a replay).

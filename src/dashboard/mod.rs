@@ -7,6 +7,7 @@ mod charts;
 pub mod html;
 mod pages;
 pub mod session;
+pub mod sign_in_limit;
 
 use crate::api::error::ApiError;
 use crate::server::AppState;
@@ -189,7 +190,7 @@ async fn login(
 ) -> Response {
     let client =
         crate::track::client_addr::client_addr(peer.ip(), &headers, &app.settings.trusted_proxies);
-    if let Some(wait) = app.sign_in.wait(client) {
+    if let Err(wait) = app.sign_in.attempt(client) {
         let mut r = html(
             StatusCode::TOO_MANY_REQUESTS,
             pages::login(
@@ -239,13 +240,10 @@ async fn login(
                 Err(e) => error_page(None, e),
             }
         }
-        Ok(None) => {
-            app.sign_in.failed(client);
-            html(
-                StatusCode::UNAUTHORIZED,
-                pages::login(&next, Some("That is not a valid API token or password.")),
-            )
-        }
+        Ok(None) => html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(&next, Some("That is not a valid API token or password.")),
+        ),
         Err(e) => error_page(None, e),
     }
 }

@@ -95,6 +95,13 @@ pub async fn check_secret(
         return Ok(Some((Some(id), scope)));
     }
     let passwords = app.store.dashboard_passwords().await?;
+    // Each check costs 600,000 rounds per password: a few at once, so that a flood of sign-ins
+    // cannot take the CPU from the tracker.
+    let _slot = app
+        .sign_in
+        .password_check()
+        .await
+        .ok_or(ApiError::Unavailable)?;
     let secret = secret.to_string();
     // Hashing takes a while on purpose: off the async workers.
     let matched = tokio::task::spawn_blocking(move || {
@@ -151,46 +158,5 @@ mod tests {
         assert!(verify_password("correct horse battery staple", &stored));
         assert!(!verify_password("correct horse battery stapler", &stored));
         assert!(!verify_password("x", "garbage"));
-    }
-}
-
-/// Failed sign-ins allowed per client address in [`FAILURE_WINDOW`].
-pub const MAX_FAILURES: u32 = 10;
-pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// Counts failed sign-ins per client address, so a password cannot be guessed at speed. Kept in
-/// memory: a restart forgets it, and each process of several counts on its own.
-#[derive(Default)]
-pub struct SignInLimiter {
-    failures:
-        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
-}
-
-impl SignInLimiter {
-    /// How long the address must wait before trying again, if it is over the limit.
-    pub fn wait(&self, addr: std::net::IpAddr) -> Option<std::time::Duration> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, since) = map.get(&addr)?;
-        let elapsed = since.elapsed();
-        (*count >= MAX_FAILURES && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
-    }
-
-    pub fn failed(&self, addr: std::net::IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let entry = map.entry(addr).or_insert((0, std::time::Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, std::time::Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    pub fn succeeded(&self, addr: std::net::IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&addr);
     }
 }

@@ -348,3 +348,76 @@ async fn anonymous_messages_keep_no_headers_of_their_readers() {
         "{named:?}"
     );
 }
+
+/// Sign-in guesses are counted before they are checked, so twenty sent at once from one address
+/// get no more than ten answers; a success from the same address (another credential) does not
+/// clear the failures; IPv6 addresses count per /64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_guesses_are_counted_before_checking_and_never_forgiven() {
+    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1"]).await;
+    // No dashboard password: each guess is checked at once (none is hashed), which is when
+    // guesses counted only after their check would all pass the limit together.
+    let attempt = |secret: String, from: String| {
+        let (client, url) = (app.client.clone(), app.url("/login"));
+        async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", from)
+                .form(&[("secret", secret)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let guesses: Vec<_> = (0..20)
+        .map(|i| tokio::spawn(attempt(format!("guess number {i}"), "198.51.100.20".into())))
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap());
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (10, 10), "{statuses:?}");
+
+    // Nine failures, a success with the API token, one more failure: the limit is reached.
+    let from = "198.51.100.21".to_string();
+    for i in 0..9 {
+        assert_eq!(
+            attempt(format!("wrong {i}"), from.clone()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt(app.admin_token.clone(), from.clone()).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        attempt("wrong again".into(), from.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        attempt(app.admin_token.clone(), from.clone()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Ten failures spread over one /64, then any address in it waits; the next /64 does not.
+    for i in 1..=10 {
+        let addr = format!("2001:db8:5:6::{i:x}");
+        assert_eq!(
+            attempt(format!("v6 {i}"), addr).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let same = attempt(app.admin_token.clone(), "2001:db8:5:6:abcd::1".into()).await;
+    assert_eq!(same, StatusCode::TOO_MANY_REQUESTS);
+    let next = attempt(app.admin_token.clone(), "2001:db8:5:7::1".into()).await;
+    assert_eq!(next, StatusCode::SEE_OTHER);
+}
