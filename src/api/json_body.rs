@@ -21,40 +21,61 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &Arc<AppState>) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = content_type.split(';').next().unwrap_or("").trim();
-        if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as JSON with Content-Type: application/json".into(),
-            ));
-        }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > LIMIT) {
-            return Err(ApiError::BodyTooLarge(LIMIT));
-        }
-        // A client that announces a body and sends it a byte at a time is cut off (slowloris).
-        let timeout = app.settings.body_timeout;
-        let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(req.into_body(), LIMIT))
-            .await
-            .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))?
-            .map_err(|_| ApiError::BodyTooLarge(LIMIT))?;
+        let bytes = read(req, app, LIMIT).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|e| match e.classify() {
-                // Well-formed JSON of the wrong shape (a missing field, a string for a number):
-                // the request is understood but cannot be used.
-                serde_json::error::Category::Data => {
-                    ApiError::Invalid(format!("the body does not fit this endpoint: {e}"))
-                }
-                _ => ApiError::BadJson(format!("the body is not valid JSON: {e}")),
-            })
+            .map_err(json_error)
     }
+}
+
+/// A JSON body's bytes, checked as [`JsonBody`] checks them, for a handler that reads them in
+/// its own way.
+pub struct JsonBytes<const LIMIT: usize>(pub axum::body::Bytes);
+
+impl<const LIMIT: usize> FromRequest<Arc<AppState>> for JsonBytes<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<AppState>) -> Result<Self, ApiError> {
+        read(req, app, LIMIT).await.map(JsonBytes)
+    }
+}
+
+/// What a JSON parse error means for the client.
+pub fn json_error(e: serde_json::Error) -> ApiError {
+    match e.classify() {
+        // Well-formed JSON of the wrong shape (a missing field, a string for a number): the
+        // request is understood but cannot be used.
+        serde_json::error::Category::Data => {
+            ApiError::Invalid(format!("the body does not fit this endpoint: {e}"))
+        }
+        _ => ApiError::BadJson(format!("the body is not valid JSON: {e}")),
+    }
+}
+
+async fn read(req: Request, app: &AppState, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the body as JSON with Content-Type: application/json".into(),
+        ));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    // A client that announces a body and sends it a byte at a time is cut off (slowloris).
+    let timeout = app.settings.body_timeout;
+    tokio::time::timeout(timeout, axum::body::to_bytes(req.into_body(), limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))?
+        .map_err(|_| ApiError::BodyTooLarge(limit))
 }

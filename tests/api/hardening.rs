@@ -421,3 +421,75 @@ async fn sign_in_guesses_are_counted_before_checking_and_never_forgiven() {
     let next = attempt(app.admin_token.clone(), "2001:db8:5:7::1".into()).await;
     assert_eq!(next, StatusCode::SEE_OTHER);
 }
+
+/// A large template instrumented for many recipients would come back as one answer of
+/// gigabytes: refused before anything is built, saying how many fit.
+#[tokio::test]
+async fn a_registration_whose_answer_would_be_huge_is_refused_up_front() {
+    let app = TestApp::spawn().await;
+    let template = format!(
+        "<p>{}</p><a href=\"https://shop.example.com/\">x</a>",
+        "w".repeat(500_000)
+    );
+    let r = app
+        .api_post("/api/campaigns", &json!({"name": "Huge", "html": template}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let campaign = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let recipients: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| json!({"recipient_id": format!("r{i}@example.com")}))
+        .collect();
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(recipients),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = r.text().await.unwrap();
+    let fits: usize = text
+        .split("register at most about ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!((100..140).contains(&fits), "{text}");
+    assert_eq!(app.stats(campaign).await["sent"], 0);
+    // As many as it says fit are registered.
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(recipients[..fits]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+/// More messages than one call takes are refused from the array's count, read element by element
+/// (not parsed whole first), with the limit named.
+#[tokio::test]
+async fn too_many_messages_in_one_call_are_refused_with_the_limit() {
+    let app = TestApp::spawn_with(&["--max-recipients-per-call", "10"]).await;
+    let campaign = app.create_campaign("Many").await;
+    let messages: Vec<serde_json::Value> = (0..11)
+        .map(|i| json!({"recipient_id": format!("m{i}"), "html": "<p>x</p>"}))
+        .collect();
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(messages),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("more than 10 messages in one call"), "{text}");
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!(messages[..10]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
