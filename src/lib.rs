@@ -16,6 +16,7 @@ pub mod messages;
 pub mod server;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod token;
 pub mod track;

@@ -14,7 +14,6 @@ use crate::store::{self, OpenReport, Scope, Store};
 use crate::token::{KeyRing, SigningKey};
 use crate::webhooks::delivery::Wake;
 use anyhow::Context as _;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,7 +129,7 @@ impl Context {
 
 /// `mailbeacon serve`: everything a user sees on start-up goes to stdout, one fact per line.
 pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
-    let metrics = install_metrics()?;
+    let metrics = crate::telemetry::install()?;
     let ctx = Context::open(settings).await?;
     println!("mailbeacon {}", env!("CARGO_PKG_VERSION"));
     println!(
@@ -392,38 +391,6 @@ async fn retention(
             _ = closing.changed() => return,
         }
     }
-}
-
-fn install_metrics() -> anyhow::Result<PrometheusHandle> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("mailbeacon_ingest_commit_seconds".into()),
-            &[
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ],
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full("mailbeacon_journal_group_size".into()),
-            &[
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
-            ],
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full("mailbeacon_ingest_batch_size".into()),
-            &[
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
-            ],
-        )?
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            upkeep.run_upkeep();
-        }
-    });
-    Ok(handle)
 }
 
 async fn shutdown_signal() {

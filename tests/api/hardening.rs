@@ -493,3 +493,95 @@ async fn too_many_messages_in_one_call_are_refused_with_the_limit() {
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+/// `/metrics` passes `promtool check metrics` (Debian's `prometheus` package) with every family
+/// the tracker, the store worker and webhook delivery write: described, typed, histograms.
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    let promtool = "/usr/bin/promtool";
+    assert!(
+        std::path::Path::new(promtool).exists(),
+        "{promtool} is missing: apt-get install prometheus (.ci/run does it)"
+    );
+    let app =
+        TestApp::spawn_with(&["--webhook-allow-private", "--webhook-retry-base", "0.05"]).await;
+    let (port, _) = counting_listener().await;
+    let r = app
+        .api_post(
+            "/api/webhooks",
+            &json!({"url": format!("http://127.0.0.1:{port}/")}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let campaign = app.create_campaign("Metrics").await;
+    let html = "<p><a href=\"https://shop.example.com/\">x</a></p>";
+    let m = app.add_message(campaign, "metrics@example.com", html).await;
+    for url in [
+        m["pixel_url"].as_str().unwrap().to_string(),
+        click_urls(m["html"].as_str().unwrap())[0].clone(),
+        app.url("/o/not-a-token.gif"),
+    ] {
+        app.client
+            .get(url)
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .send()
+            .await
+            .unwrap();
+    }
+    app.settled().await;
+    // Until the webhook's first request has been tried and timed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("mailbeacon_webhook_request_seconds_bucket") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for family in [
+        "mailbeacon_track_requests_total",
+        "mailbeacon_track_refused_total",
+        "mailbeacon_ingest_stored_total",
+        "mailbeacon_ingest_commit_seconds",
+        "mailbeacon_journal_group_size",
+        "mailbeacon_journal_pending_events",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family}: {text}"
+        );
+    }
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{said}\n{text}"
+    );
+}
