@@ -41,6 +41,16 @@ pub struct Settings {
     #[serde(default, deserialize_with = "deserialize_cidrs")]
     pub trusted_proxy: Vec<IpNet>,
 
+    /// The header the trusted proxy sets with the client's address: x-forwarded-for (default)
+    /// or forwarded (RFC 7239). The other is ignored: a client could have sent it.
+    #[arg(
+        long,
+        env = "MAILBEACON_PROXY_HEADER",
+        global = true,
+        value_name = "HEADER"
+    )]
+    pub proxy_header: Option<ProxyHeader>,
+
     /// How much of the client address is stored: truncate (IPv4 /24, IPv6 /48), hash (keyed,
     /// the key changes daily), full or none (default truncate).
     #[arg(long, env = "MAILBEACON_CLIENT_IP", global = true, value_name = "MODE")]
@@ -239,7 +249,7 @@ pub struct Resolved {
     pub database: DatabaseUrl,
     pub listen: SocketAddr,
     pub public_url: Option<PublicUrl>,
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: TrustedProxies,
     pub client_ip: ClientIpMode,
     pub user_agent: UserAgentMode,
     pub fsync: bool,
@@ -286,6 +296,7 @@ impl Settings {
         self.database = self.database.or(file.database);
         self.listen = self.listen.or(file.listen);
         self.public_url = self.public_url.or(file.public_url);
+        self.proxy_header = self.proxy_header.or(file.proxy_header);
         if self.trusted_proxy.is_empty() {
             self.trusted_proxy = file.trusted_proxy;
         }
@@ -342,7 +353,10 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url: self.public_url,
-            trusted_proxies: self.trusted_proxy,
+            trusted_proxies: TrustedProxies {
+                nets: self.trusted_proxy,
+                header: self.proxy_header.unwrap_or_default(),
+            },
             client_ip: self.client_ip.unwrap_or_default(),
             user_agent: self.user_agent.unwrap_or_default(),
             fsync: self.fsync.unwrap_or(false),
@@ -558,6 +572,21 @@ pub enum ClientIpMode {
     Hash,
     Full,
     None,
+}
+
+/// Proxies whose forwarding header is believed, and which header that is.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies {
+    pub nets: Vec<IpNet>,
+    pub header: ProxyHeader,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 /// What is kept of a client's user agent when an event is logged.

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
 use mailbeacon::api::auth::bearer_token;
 use mailbeacon::api::format::{Format, negotiate};
-use mailbeacon::config::ClientIpMode;
+use mailbeacon::config::{ClientIpMode, ProxyHeader, TrustedProxies};
 use mailbeacon::track::client_addr::{DailySalt, client_addr, stored_addr};
 use std::net::IpAddr;
 use std::sync::LazyLock;
@@ -44,7 +44,15 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|n| n.parse().unwrap())
         .collect();
-    let client = client_addr(peer, &headers, &trusted);
+    let proxies = TrustedProxies {
+        nets: trusted.clone(),
+        header: if sel & 16 == 0 {
+            ProxyHeader::XForwardedFor
+        } else {
+            ProxyHeader::Forwarded
+        },
+    };
+    let client = client_addr(peer, &headers, &proxies);
     assert_eq!(
         client,
         client.to_canonical(),

@@ -50,7 +50,7 @@ fn config_file_fills_what_flags_leave_open() {
     let r = flags.or_file(file).resolve();
     assert_eq!(r.listen, "127.0.0.1:1".parse().unwrap());
     assert_eq!(r.public_url.unwrap().as_str(), "https://t.example.com");
-    assert_eq!(r.trusted_proxies.len(), 2);
+    assert_eq!(r.trusted_proxies.nets.len(), 2);
     assert_eq!(r.client_ip, ClientIpMode::Full);
     assert_eq!(r.database, DatabaseUrl::default());
 }

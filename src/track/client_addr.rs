@@ -5,30 +5,32 @@
 //! our own proxies is the first one nobody we trust could have been lied to about. The leftmost value
 //! is whatever the client chose to send and is never used on its own.
 
-use crate::config::ClientIpMode;
+use crate::config::{ClientIpMode, ProxyHeader, TrustedProxies};
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> IpAddr {
     let peer = normalize(peer);
+    let trusted = &proxies.nets[..];
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let xff = headers.get_all("x-forwarded-for");
-    let mut hops: Vec<Option<IpAddr>> = xff
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("!").split(','))
-        .map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect();
-    if hops.is_empty() {
-        hops = headers
+    // Only the header the proxy sets: the other one is whatever the client sent.
+    let hops: Vec<Option<IpAddr>> = match proxies.header {
+        ProxyHeader::XForwardedFor => headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("!").split(','))
+            .map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect(),
+        ProxyHeader::Forwarded => headers
             .get_all("forwarded")
             .iter()
             .flat_map(|v| v.to_str().unwrap_or("for=!").split(','))
             .filter_map(forwarded_for)
-            .collect();
-    }
+            .collect(),
+    };
     let mut client = peer;
     for hop in hops.into_iter().rev() {
         match hop {
@@ -155,8 +157,11 @@ mod tests {
         h
     }
 
-    fn nets(s: &[&str]) -> Vec<IpNet> {
-        s.iter().map(|n| n.parse().unwrap()).collect()
+    fn nets(s: &[&str]) -> TrustedProxies {
+        TrustedProxies {
+            nets: s.iter().map(|n| n.parse().unwrap()).collect(),
+            header: ProxyHeader::XForwardedFor,
+        }
     }
 
     #[test]
@@ -197,15 +202,29 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_header_is_read_when_there_is_no_x_forwarded_for() {
-        let h = headers(&[(
-            "forwarded",
-            "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https",
-        )]);
+    fn only_the_header_the_proxy_sets_is_read() {
+        let h = headers(&[
+            (
+                "forwarded",
+                "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https",
+            ),
+            // Sent by the client, passed along by a proxy that sets Forwarded.
+            ("x-forwarded-for", "203.0.113.66"),
+        ]);
+        let peer: IpAddr = "::1".parse().unwrap();
+        let mut proxies = nets(&["::1/128"]);
         assert_eq!(
-            client_addr("::1".parse().unwrap(), &h, &nets(&["::1/128"])),
+            client_addr(peer, &h, &proxies),
+            "203.0.113.66".parse::<IpAddr>().unwrap()
+        );
+        proxies.header = ProxyHeader::Forwarded;
+        assert_eq!(
+            client_addr(peer, &h, &proxies),
             "2001:db8:cafe::17".parse::<IpAddr>().unwrap()
         );
+        // A proxy set to Forwarded that gets none: the peer itself.
+        let only_xff = headers(&[("x-forwarded-for", "203.0.113.66")]);
+        assert_eq!(client_addr(peer, &only_xff, &proxies), peer);
     }
 
     #[test]
