@@ -38,6 +38,10 @@ fuzz_target!(|data: &[u8]| {
         Err(InstrumentError::Empty) => return assert!(html.trim().is_empty()),
         Err(InstrumentError::NulByte) => return assert!(html.contains('\0')),
         Err(InstrumentError::NotHtml) => return,
+        Err(InstrumentError::LinkTooLong { len, max }) => {
+            assert!(len > max && len <= html.len(), "{len} of {}", html.len());
+            return;
+        }
         Err(e @ InstrumentError::Rewrite(_)) => panic!("lol_html failed on email HTML: {e}"),
     };
     assert!(out.links.len() <= max_links as usize);

@@ -282,16 +282,31 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
         let events = app.events(campaign).await;
         assert_eq!(events[0]["client_ip"], expected);
     }
-    // RFC 7239 Forwarded works too.
-    let campaign = app.create_campaign("d").await;
-    let msg = app.add_message(campaign, "r", "<p>hi</p>").await;
-    app.client
+    // RFC 7239 Forwarded, from a proxy said to set it; an X-Forwarded-For the client sent along
+    // is not read then.
+    let forwarded = TestApp::spawn_with(&[
+        "--trusted-proxy",
+        "127.0.0.1/32",
+        "--client-ip",
+        "full",
+        "--proxy-header",
+        "forwarded",
+    ])
+    .await;
+    let campaign = forwarded.create_campaign("d").await;
+    let msg = forwarded.add_message(campaign, "r", "<p>hi</p>").await;
+    forwarded
+        .client
         .get(msg["pixel_url"].as_str().unwrap())
         .header("forwarded", "for=\"[2001:db8::7]:443\";proto=https")
+        .header("x-forwarded-for", "6.6.6.6")
         .send()
         .await
         .unwrap();
-    assert_eq!(app.events(campaign).await[0]["client_ip"], "2001:db8::7");
+    assert_eq!(
+        forwarded.events(campaign).await[0]["client_ip"],
+        "2001:db8::7"
+    );
 }
 
 #[tokio::test]
