@@ -17,6 +17,7 @@
 //! tracking requests are answered 503 with Retry-After and `/readyz` says why.
 
 pub mod directory;
+mod failed_checks;
 pub mod journal;
 mod status;
 pub mod worker;

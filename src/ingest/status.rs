@@ -37,6 +37,8 @@ pub struct JournalStatus {
     pub(super) appended_wake: tokio::sync::Notify,
     /// Events stored so far, for those who wait for the backlog ([`JournalStatus::stored_so_far`]).
     applied_watch: tokio::sync::watch::Sender<u64>,
+    /// Failed token checks waiting for the store worker (not journaled).
+    pub failed_checks: super::failed_checks::FailedChecks,
     /// Set by an erasure or purge: the stored part of the journal is deleted as soon as the
     /// store worker has caught up ([`JournalStatus::forget_stored`]).
     forget_wanted: AtomicBool,
@@ -60,6 +62,7 @@ impl JournalStatus {
             appended_wake: tokio::sync::Notify::new(),
             applied_watch: tokio::sync::watch::Sender::new(0),
             forget_wanted: AtomicBool::new(false),
+            failed_checks: Default::default(),
         }
     }
 
@@ -69,6 +72,13 @@ impl JournalStatus {
     pub fn forget_stored(&self) {
         self.forget_wanted.store(true, Ordering::Release);
         self.appended_wake.notify_one();
+    }
+
+    /// Notes a failed token check for the store worker, and wakes it.
+    pub fn note_failed_check(&self, note: crate::store::NewEvent) -> bool {
+        let noted = self.failed_checks.note(note);
+        self.appended_wake.notify_one();
+        noted
     }
 
     pub(super) fn take_forget(&self) -> bool {

@@ -258,7 +258,8 @@ fn step(
             return Step::Failed;
         }
     };
-    if events.is_empty() {
+    let notes = setup.status.failed_checks.take();
+    if events.is_empty() && notes.is_empty() {
         if next != pos {
             *position = Some(next);
             *applied_to = Some(next);
@@ -268,7 +269,9 @@ fn step(
     }
     let started = Instant::now();
     let n = events.len();
-    let batch: Vec<NewEvent> = events.into_iter().map(JournaledEvent::into_event).collect();
+    let mut batch: Vec<NewEvent> = events.into_iter().map(JournaledEvent::into_event).collect();
+    // Noted on their messages in the same transaction (lost if it fails: see failed_checks).
+    batch.extend(notes);
     // A panic in the storage code fails this transaction, not the worker.
     let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         setup.store.record_journaled(

@@ -52,7 +52,7 @@ pub async fn pixel(
     let token = match app.keys.verify_open(token) {
         Ok(t) => t,
         Err(e) => {
-            note_failed_check(&app, e, token, false, &method, peer, &headers).await;
+            note_failed_check(&app, e, token, false, &method, peer, &headers);
             return refused("pixel", e.label());
         }
     };
@@ -102,7 +102,7 @@ pub async fn click(
     let token = match app.keys.verify_click(token) {
         Ok(t) => t,
         Err(e) => {
-            note_failed_check(&app, e, token, true, &method, peer, &headers).await;
+            note_failed_check(&app, e, token, true, &method, peer, &headers);
             return refused("click", e.label());
         }
     };
@@ -253,7 +253,7 @@ fn redirect(url: &str) -> Response {
 
 /// A well-formed token with a bad signature still names a message (if it was only altered, not
 /// forged from nothing): note it, since scanners probe altered links before following the real one.
-async fn note_failed_check(
+fn note_failed_check(
     app: &AppState,
     error: TokenError,
     token: &str,
@@ -275,9 +275,9 @@ async fn note_failed_check(
     };
     let mut note = event(app, kind, tracking_id, None, method, peer, headers);
     note.failed_check = true;
-    // Nothing is answered differently, so a failure here is only logged.
-    if let Err(e) = app.events.record(note).await {
-        tracing::debug!("could not note a failed token check: {e}");
+    // Nothing is answered differently, so a note that does not fit is only logged.
+    if !app.events.status().note_failed_check(note) {
+        tracing::debug!("too many failed token checks wait to be noted; this one is not");
     }
 }
 

@@ -585,3 +585,61 @@ async fn metrics_pass_promtool() {
         "{said}\n{text}"
     );
 }
+
+/// A forged token (its message's id with a wrong signature) is noted on the message, as before,
+/// but never written to the journal: a flood of them cannot fill it.
+#[tokio::test]
+async fn forged_tokens_are_noted_without_filling_the_journal() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Forged").await;
+    let m = app
+        .add_message(campaign, "forged@example.com", "<p>x</p>")
+        .await;
+    let pixel = m["pixel_url"].as_str().unwrap();
+    let token = pixel.rsplit('/').next().unwrap().trim_end_matches(".gif");
+    // A character of the signature, not of the message's id.
+    let mut forged = token.as_bytes().to_vec();
+    forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let agent = "ForgedTokenAgent/7.1";
+    for _ in 0..200 {
+        let r = app
+            .client
+            .get(app.url(&format!("/o/{forged}.gif")))
+            .header(reqwest::header::USER_AGENT, agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["journal"]["pending_bytes"], 0, "{ready}");
+    let journal = app.dir.path().join("mailbeacon-journal");
+    for entry in std::fs::read_dir(&journal).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(agent.len()).any(|w| w == agent.as_bytes()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let noted = db_count(
+            &app.db_url(),
+            "SELECT count(*) FROM messages WHERE first_failed_check_at IS NOT NULL",
+        );
+        if noted == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed check was never noted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
