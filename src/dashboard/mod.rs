@@ -157,8 +157,13 @@ pub fn safe_next(next: Option<&str>) -> String {
     };
     let base = url::Url::parse(&format!("http://{HOST}/")).expect("a valid URL");
     match base.join(n) {
+        // `/.//evil.example` resolves to the path `//evil.example`: a link to another host.
         Ok(u) if u.scheme() == "http" && u.host_str() == Some(HOST) && u.port().is_none() => {
-            u[url::Position::BeforePath..].to_string()
+            let path = &u[url::Position::BeforePath..];
+            match path.starts_with("//") {
+                true => "/".into(),
+                false => path.to_string(),
+            }
         }
         _ => "/".into(),
     }
@@ -405,6 +410,8 @@ mod tests {
             ("/campaigns/3?tab=links#top", "/campaigns/3?tab=links#top"),
             ("/a/../b", "/b"),
             ("//evil.example", "/"),
+            ("/.//evil.example", "/"),
+            ("/a/..//evil.example", "/"),
             ("/\t/evil.example", "/"),
             ("/\n/evil.example", "/"),
             ("/\\evil.example", "/"),
