@@ -23,6 +23,16 @@ pub struct Settings {
     #[arg(long, env = "MAILBEACON_LISTEN", global = true, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
+    /// Serve /metrics on this address and port instead of the main listener (which then
+    /// answers 404 for it): keep it on an internal interface, away from the public tracker.
+    #[arg(
+        long,
+        env = "MAILBEACON_METRICS_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Base URL under which recipients reach this server, used in pixel and click URLs
     /// (default http://LISTEN).
     #[arg(long, env = "MAILBEACON_PUBLIC_URL", global = true, value_name = "URL")]
@@ -248,6 +258,7 @@ pub struct Settings {
 pub struct Resolved {
     pub database: DatabaseUrl,
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     pub public_url: Option<PublicUrl>,
     pub trusted_proxies: TrustedProxies,
     pub client_ip: ClientIpMode,
@@ -295,6 +306,7 @@ impl Settings {
     pub fn or_file(mut self, file: Settings) -> Settings {
         self.database = self.database.or(file.database);
         self.listen = self.listen.or(file.listen);
+        self.metrics_listen = self.metrics_listen.or(file.metrics_listen);
         self.public_url = self.public_url.or(file.public_url);
         self.proxy_header = self.proxy_header.or(file.proxy_header);
         if self.trusted_proxy.is_empty() {
@@ -352,6 +364,7 @@ impl Settings {
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            metrics_listen: self.metrics_listen,
             public_url: self.public_url,
             trusted_proxies: TrustedProxies {
                 nets: self.trusted_proxy,

@@ -190,6 +190,24 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    if app.settings.metrics_listen.is_some() {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    render_metrics(&app)
+}
+
+/// `--metrics-listen`: a listener of its own that serves `/metrics` only.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(app): State<Arc<AppState>>| async move { render_metrics(&app) }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state)
+}
+
+fn render_metrics(app: &AppState) -> Response {
     match &app.metrics {
         Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
             app.events.status().publish();

@@ -256,6 +256,27 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
             state.closing.subscribe(),
         ));
     }
+    if let Some(addr) = ctx.settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        println!("metrics: http://{}/metrics", listener.local_addr()?);
+        let (app, mut closing) = (
+            server::metrics_router(state.clone()),
+            state.closing.subscribe(),
+        );
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = closing.wait_for(|closed| *closed).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!("the metrics listener stopped: {e}");
+            }
+        });
+    }
     println!(
         "listening on {}://{local} (public URL {})",
         if state.tls.is_some() { "https" } else { "http" },

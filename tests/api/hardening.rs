@@ -643,3 +643,23 @@ async fn forged_tokens_are_noted_without_filling_the_journal() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `--metrics-listen` moves `/metrics` to a listener of its own: the public one answers 404.
+#[tokio::test]
+async fn metrics_can_live_on_their_own_listener() {
+    let app = TestApp::spawn_with(&["--metrics-listen", "127.0.0.1:0"]).await;
+    let url = app
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics: "))
+        .unwrap_or_else(|| panic!("{:?}", app.stdout))
+        .to_string();
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("# HELP mailbeacon_"));
+    let other = url.replace("/metrics", "/api/campaigns");
+    let r = app.client.get(&other).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
