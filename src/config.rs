@@ -573,44 +573,8 @@ impl TryFrom<String> for PublicUrl {
     }
 }
 
-/// What is kept of a client's address when an event is logged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientIpMode {
-    /// IPv4 to its /24, IPv6 to its /48.
-    #[default]
-    Truncate,
-    /// A keyed hash whose key changes every UTC day: the same address matches itself within a
-    /// day (one process), never across days.
-    Hash,
-    Full,
-    None,
-}
-
-/// Proxies whose forwarding header is believed, and which header that is.
-#[derive(Clone, Debug, Default)]
-pub struct TrustedProxies {
-    pub nets: Vec<IpNet>,
-    pub header: ProxyHeader,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProxyHeader {
-    #[default]
-    XForwardedFor,
-    Forwarded,
-}
-
-/// What is kept of a client's user agent when an event is logged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum UserAgentMode {
-    #[default]
-    Full,
-    /// Only what was parsed from it (client, OS, device type); the string is not stored.
-    Parsed,
-}
+mod modes;
+pub use modes::{ClientIpMode, ProxyHeader, TrustedProxies, UserAgentMode};
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ mod classification;
 mod cli;
 mod concurrent_writers;
 mod dashboard;
+mod disk_privacy;
 mod durability;
 mod errors;
 mod exports;

@@ -1,0 +1,301 @@
+//! What the privacy review found on disk and in stored data: file modes, what an erasure leaves,
+//! what anonymous messages keep, what forged tokens may write.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A recipient id that begins like the name anonymous messages are stored under would be taken
+/// for one (no consent check, no recipient to erase): refused at registration.
+#[tokio::test]
+async fn the_anonymous_prefix_is_reserved_for_anonymous_messages() {
+    let app = TestApp::spawn_with(&["--require-consent"]).await;
+    let campaign = app.create_campaign("Reserved").await;
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!({"recipient_id": "anonymous:0123456789abcdef", "html": "<p>x</p>"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("may not begin with 'anonymous:'"), "{text}");
+}
+
+/// An opt-out's webhook notice names the recipient: erasing the recipient withdraws it, pending or
+/// dead, whether it was queued with the recipient's name beside it or (as before) only in its
+/// payload; the erasure's own notice is what is left to send.
+#[tokio::test]
+async fn erasure_withdraws_the_recipients_opt_out_notices() {
+    for postgres in [false, true] {
+        let app =
+            TestApp::spawn_on_engine(postgres, "erasenotice", &["--webhook-allow-private"]).await;
+        let (port, _) = counting_listener().await;
+        let r = app
+            .api_post(
+                "/api/webhooks",
+                &json!({"url": format!("http://127.0.0.1:{port}/hook")}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let hook = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        for who in ["named", "legacy"] {
+            let r = app
+                .api_post(
+                    &format!("/api/recipients/{who}%40example.com/opt-out"),
+                    &json!({}),
+                )
+                .await;
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+        // A notice queued before notices named their recipient.
+        db_execute(
+            &app.db_url(),
+            "UPDATE webhook_outbox SET recipient_id = NULL WHERE payload LIKE '%legacy@%'",
+        );
+        assert_eq!(notice_types(&app, hook).await, ["recipient.opted_out"; 2]);
+        for who in ["named", "legacy"] {
+            let r = app
+                .client
+                .delete(app.url(&format!("/api/recipients/{who}%40example.com")))
+                .bearer_auth(&app.admin_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let erased: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(erased["removed"]["webhook_notices"], 1, "{who}: {erased}");
+        }
+        assert_eq!(
+            notice_types(&app, hook).await,
+            ["recipient.erased"; 2],
+            "postgres: {postgres}"
+        );
+        let left = db_rows(&app.db_url(), "SELECT payload FROM webhook_outbox");
+        assert!(
+            left.iter()
+                .all(|r| r[0].as_deref().unwrap().contains("erased_at")),
+            "{left:?}"
+        );
+    }
+}
+
+/// The database (signing keys, webhook secrets, personal data), its WAL and the journal are the
+/// owner's alone: files 0600, directories 0700.
+#[tokio::test]
+async fn files_on_disk_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Private").await;
+    let m = app.add_message(campaign, "f@example.com", "<p>x</p>").await;
+    let r = app
+        .client
+        .get(m["pixel_url"].as_str().unwrap())
+        .header(reqwest::header::USER_AGENT, CHROME)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.settled().await;
+    let mut seen = Vec::new();
+    let mut dirs = vec![app.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type().unwrap().is_dir() {
+                assert_eq!(mode, 0o700, "{name}");
+                dirs.push(entry.path());
+            } else {
+                assert_eq!(mode, 0o600, "{name}");
+            }
+            seen.push(name);
+        }
+    }
+    for want in ["mb.db", "mb.db-wal", "mailbeacon-journal"] {
+        assert!(seen.iter().any(|n| n == want), "{want} not in {seen:?}");
+    }
+    assert!(seen.iter().any(|n| n.ends_with(".journal")), "{seen:?}");
+}
+
+/// After an erasure nothing of the recipient is left in the installation's files: not in the
+/// database, not in old WAL frames, not in the journal (where their hits' agents were).
+#[tokio::test]
+async fn erasure_leaves_nothing_of_the_recipient_in_any_file() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Forget me").await;
+    let erased = "forget-me-7f3a@example.com";
+    let agent = "Mozilla/5.0 (ForgetMeAgent-91c2) Gecko/20100101 Firefox/133.0";
+    let m = app.add_message(campaign, erased, "<p>x</p>").await;
+    let other = app
+        .add_message(campaign, "stays@example.com", "<p>x</p>")
+        .await;
+    for (msg, ua) in [(&m, agent), (&other, CHROME), (&m, agent)] {
+        let r = app
+            .client
+            .get(msg["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.settled().await;
+    let found = |needle: &str| -> Vec<String> {
+        let mut hits = Vec::new();
+        let mut dirs = vec![app.dir.path().to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path)
+                    && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+        hits
+    };
+    assert!(!found(erased).is_empty() && !found(agent).is_empty());
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/recipients/{erased}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The journal's stored part goes once the store worker has looked (it is woken for it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = [erased, agent].iter().flat_map(|n| found(n)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still on disk in {left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The rest of the data is still there.
+    assert!(!found("stays@example.com").is_empty());
+}
+
+/// An anonymous message's events keep no address, agent string or headers (a proxy's `Via`, a
+/// `From` address) that could point to the reader; an individual one's keep them.
+#[tokio::test]
+async fn anonymous_messages_keep_no_headers_of_their_readers() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Anonymous").await;
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!([
+                {"recipient_id": "anon@example.com", "html": "<p>x</p>", "tracking": "anonymous"},
+                {"recipient_id": "named@example.com", "html": "<p>x</p>"},
+            ]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let messages: serde_json::Value = r.json().await.unwrap();
+    for m in messages["messages"].as_array().unwrap() {
+        let r = app
+            .client
+            .get(m["pixel_url"].as_str().unwrap())
+            .header(reqwest::header::USER_AGENT, CHROME)
+            .header("Via", "1.1 proxy.reader-home.example")
+            .header("From", "reader@home.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.settled().await;
+    let rows = db_rows(
+        &app.db_url(),
+        "SELECT m.recipient_id, e.headers, e.user_agent, e.client_ip FROM events e
+         JOIN messages m ON m.id = e.message_id ORDER BY m.recipient_id",
+    );
+    assert_eq!(rows.len(), 2);
+    let (anonymous, named) = (&rows[0], &rows[1]);
+    assert!(anonymous[0].as_deref().unwrap().starts_with("anonymous:"));
+    assert_eq!(anonymous[1..], [None, None, None], "{anonymous:?}");
+    assert!(
+        named[1].as_deref().unwrap().contains("reader@home.example"),
+        "{named:?}"
+    );
+}
+
+/// A forged token (its message's id with a wrong signature) is noted on the message, as before,
+/// but never written to the journal: a flood of them cannot fill it.
+#[tokio::test]
+async fn forged_tokens_are_noted_without_filling_the_journal() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Forged").await;
+    let m = app
+        .add_message(campaign, "forged@example.com", "<p>x</p>")
+        .await;
+    let pixel = m["pixel_url"].as_str().unwrap();
+    let token = pixel.rsplit('/').next().unwrap().trim_end_matches(".gif");
+    // A character of the signature, not of the message's id.
+    let mut forged = token.as_bytes().to_vec();
+    forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let agent = "ForgedTokenAgent/7.1";
+    for _ in 0..200 {
+        let r = app
+            .client
+            .get(app.url(&format!("/o/{forged}.gif")))
+            .header(reqwest::header::USER_AGENT, agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["journal"]["pending_bytes"], 0, "{ready}");
+    let journal = app.dir.path().join("mailbeacon-journal");
+    for entry in std::fs::read_dir(&journal).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(agent.len()).any(|w| w == agent.as_bytes()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let noted = db_count(
+            &app.db_url(),
+            "SELECT count(*) FROM messages WHERE first_failed_check_at IS NOT NULL",
+        );
+        if noted == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed check was never noted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The types of an endpoint's notices in the outbox, in order.
+async fn notice_types(app: &TestApp, hook: i64) -> Vec<String> {
+    let path = format!("/api/webhooks/{hook}/deliveries");
+    let page: serde_json::Value = app.api_get(&path).await.json().await.unwrap();
+    page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["type"].as_str().unwrap().to_string())
+        .collect()
+}
