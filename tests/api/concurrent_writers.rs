@@ -39,14 +39,7 @@ async fn page_all(app: &TestApp, path: &str, key: &str) -> Vec<i64> {
 }
 
 async fn load_pixel(app: &TestApp, url: &str, ua: &str) {
-    let r = app
-        .client
-        .get(url)
-        .header(reqwest::header::USER_AGENT, ua)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    assert_eq!(app.hit(url, ua).await, StatusCode::OK, "{url}");
 }
 
 /// Another process's store transaction on one message, held open (two seconds at least, and

@@ -91,14 +91,10 @@ async fn files_on_disk_are_readable_by_their_owner_only() {
     let app = TestApp::spawn().await;
     let campaign = app.create_campaign("Private").await;
     let m = app.add_message(campaign, "f@example.com", "<p>x</p>").await;
-    let r = app
-        .client
-        .get(m["pixel_url"].as_str().unwrap())
-        .header(reqwest::header::USER_AGENT, CHROME)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.hit(m["pixel_url"].as_str().unwrap(), CHROME).await,
+        StatusCode::OK
+    );
     app.settled().await;
     let mut seen = Vec::new();
     let mut dirs = vec![app.dir.path().to_path_buf()];
@@ -135,14 +131,10 @@ async fn erasure_leaves_nothing_of_the_recipient_in_any_file() {
         .add_message(campaign, "stays@example.com", "<p>x</p>")
         .await;
     for (msg, ua) in [(&m, agent), (&other, CHROME), (&m, agent)] {
-        let r = app
-            .client
-            .get(msg["pixel_url"].as_str().unwrap())
-            .header(reqwest::header::USER_AGENT, ua)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            app.hit(msg["pixel_url"].as_str().unwrap(), ua).await,
+            StatusCode::OK
+        );
     }
     app.settled().await;
     let found = |needle: &str| -> Vec<String> {
@@ -247,14 +239,10 @@ async fn forged_tokens_are_noted_without_filling_the_journal() {
     let forged = String::from_utf8(forged).unwrap();
     let agent = "ForgedTokenAgent/7.1";
     for _ in 0..200 {
-        let r = app
-            .client
-            .get(app.url(&format!("/o/{forged}.gif")))
-            .header(reqwest::header::USER_AGENT, agent)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            app.hit(&app.url(&format!("/o/{forged}.gif")), agent).await,
+            StatusCode::NOT_FOUND
+        );
     }
     let ready: serde_json::Value = app
         .client

@@ -36,14 +36,10 @@ async fn webhooks_ignore_proxies_from_the_environment() {
     assert_eq!(r.status(), StatusCode::CREATED);
     let campaign = app.create_campaign("Proxy").await;
     let m = app.add_message(campaign, "p@example.com", "<p>x</p>").await;
-    let r = app
-        .client
-        .get(m["pixel_url"].as_str().unwrap())
-        .header(reqwest::header::USER_AGENT, CHROME)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.hit(m["pixel_url"].as_str().unwrap(), CHROME).await,
+        StatusCode::OK
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while received.load(Ordering::SeqCst) == 0 {
         assert!(
@@ -64,14 +60,10 @@ async fn csv_exports_neutralise_formulas() {
     let campaign = app.create_campaign("Formulas").await;
     let m = app.add_message(campaign, "+49 30 1234", "<p>x</p>").await;
     let formula = "=HYPERLINK(\"https://evil.example/\",\"open\")";
-    let r = app
-        .client
-        .get(m["pixel_url"].as_str().unwrap())
-        .header(reqwest::header::USER_AGENT, formula)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.hit(m["pixel_url"].as_str().unwrap(), formula).await,
+        StatusCode::OK
+    );
     for path in [
         format!("/api/events?campaign={campaign}"),
         format!("/api/campaigns/{campaign}/events/export?format=csv"),

@@ -208,6 +208,18 @@ impl TestApp {
         }
     }
 
+    /// Loads a tracking URL (a pixel or a click) with a user agent; the answer's status.
+    pub async fn hit(&self, url: &str, user_agent: &str) -> StatusCode {
+        let ua = (reqwest::header::USER_AGENT, user_agent);
+        self.client
+            .get(url)
+            .header(ua.0, ua.1)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     pub async fn create_campaign(&self, name: &str) -> i64 {
         let r = self
             .api_post("/api/campaigns", &json!({ "name": name }))
