@@ -15,6 +15,7 @@ mod helpers;
 mod migrate_data;
 mod mmdb;
 mod multinode;
+mod openapi_conformance;
 mod privacy;
 mod reports;
 mod tls;
