@@ -123,3 +123,43 @@ async fn json_answers_fit_the_openapi_document() {
     assert!(checked >= 15, "{checked} operations");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Every operation documents the answers any request may get (429, 503), and those that take
+/// a body the ones a body may get (400, 408, 413, 415); a real 415 fits the Error schema.
+#[tokio::test]
+async fn error_answers_are_documented() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.api_get("/api/openapi.json").await.json().await.unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/api/openapi.json" {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let codes = op["responses"].as_object().unwrap();
+            let mut want = vec!["429", "503"];
+            if op.get("requestBody").is_some() {
+                want.extend(["400", "408", "413", "415"]);
+            }
+            for code in want {
+                assert!(codes.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+    }
+    let r = app
+        .client
+        .post(app.url("/api/campaigns"))
+        .bearer_auth(&app.admin_token)
+        .header(reqwest::header::CONTENT_TYPE, "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = r.json().await.unwrap();
+    let mut wrong = Vec::new();
+    let schema = &doc["paths"]["/api/campaigns"]["post"]["responses"]["415"];
+    let name = schema["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+    let error = &doc["components"]["responses"][name]["content"]["application/json"]["schema"];
+    mismatches(&doc, error, &body, "415", &mut wrong);
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
