@@ -163,3 +163,62 @@ async fn error_answers_are_documented() {
     mismatches(&doc, error, &body, "415", &mut wrong);
     assert!(wrong.is_empty(), "{wrong:?}");
 }
+
+/// Where schemathesis (PyPI) is: `MAILBEACON_SCHEMATHESIS`, the venv `.ci/run` makes, or PATH.
+fn schemathesis() -> String {
+    if let Ok(path) = std::env::var("MAILBEACON_SCHEMATHESIS") {
+        return path;
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let venv = format!("{home}/.cache/mailbeacon-venv/bin/schemathesis");
+    if std::path::Path::new(&venv).exists() {
+        return venv;
+    }
+    "schemathesis".into()
+}
+
+/// schemathesis, a client generator users run against OpenAPI documents, sends generated
+/// requests to every operation and checks the answers' status codes, content types, headers and
+/// bodies against the document: nothing may disagree, and nothing may answer 5xx. Bounded: 20
+/// examples an operation, one worker.
+#[tokio::test]
+async fn schemathesis_finds_the_server_true_to_its_document() {
+    let app = TestApp::spawn().await;
+    app.create_campaign("Generated").await;
+    let program = schemathesis();
+    let run = std::process::Command::new(&program)
+        .args([
+            "run",
+            &app.url("/api/openapi.json"),
+            "-H",
+            &format!("Authorization: Bearer {}", app.admin_token),
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_headers_conformance,response_schema_conformance",
+            "--max-examples",
+            "20",
+            "--workers",
+            "1",
+            "--seed",
+            "1",
+        ])
+        .current_dir(app.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {program} ({e}): pip install schemathesis (bash .ci/run makes \
+                 ~/.cache/mailbeacon-venv with it), or set MAILBEACON_SCHEMATHESIS"
+            )
+        });
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{said}");
+    assert!(
+        said.contains("Tested:") && !said.contains("Failures:"),
+        "{said}"
+    );
+}
