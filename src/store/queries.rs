@@ -1067,12 +1067,19 @@ impl<E: Engine> Store for SqlStore<E> {
 
     async fn set_dashboard_password(&self, scope: Scope, hash: String) -> StoreResult<()> {
         self.write(move |c| {
-            c.execute(
-                "INSERT INTO dashboard_passwords (scope, hash, set_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (scope) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
-                params![scope.as_str(), hash, Utc::now()],
-            )
-            .map(drop)
+            in_tx(c, |c| {
+                c.execute(
+                    "INSERT INTO dashboard_passwords (scope, hash, set_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (scope) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+                    params![scope.as_str(), hash, Utc::now()],
+                )?;
+                // Whoever signed in with the old password is signed out.
+                c.execute(
+                    "DELETE FROM sessions WHERE token_id IS NULL AND scope = ?1",
+                    params![scope.as_str()],
+                )
+                .map(drop)
+            })
         })
         .await
     }

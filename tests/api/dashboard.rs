@@ -316,6 +316,19 @@ async fn dashboard_sign_in_scopes_and_headers() {
     let r = page("/campaigns/999", &admin).await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
+    // A new viewer password signs out whoever signed in with the old one (not the admin, who
+    // signed in with a token).
+    let (ok, _, err) = cli(
+        &app.db_url(),
+        &["dashboard-password", "--scope", "viewer"],
+        Some("a brand new viewer password\n"),
+    );
+    assert!(ok, "{err}");
+    let r = page("/", &viewer).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = page("/", &admin).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
     // Signing out ends the session.
     let r = app
         .client
