@@ -1,0 +1,320 @@
+//! The records the storage interface takes and gives: campaigns, messages, events as the tracker
+//! hands them in and as reports and exports read them, privacy records, summaries.
+
+use super::{CampaignId, EventId, MessageId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_html: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message about to be stored: one mail to one recipient, with its tracked links.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub recipient_id: String,
+    pub tracking_id: i64,
+    pub sent_at: DateTime<Utc>,
+    /// Destination of link number i+1.
+    pub links: Vec<String>,
+    /// Where the hidden honeypot link (number 0) leads, when the message has one.
+    pub honeypot: Option<String>,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    #[default]
+    Open,
+    Click,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Open => "open",
+            EventKind::Click => "click",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<EventKind> {
+        match kind {
+            "open" => Some(EventKind::Open),
+            "click" => Some(EventKind::Click),
+            _ => None,
+        }
+    }
+}
+
+/// A tracking request as the writer hands it to storage, already reduced by the privacy policy.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub tracking_id: i64,
+    /// Set for clicks.
+    pub link_no: Option<u16>,
+    pub received_at: DateTime<Utc>,
+    pub method: &'static str,
+    pub user_agent: Option<String>,
+    /// Store the user agent string (`--user-agent full`), or only what classification parsed
+    /// from it (`parsed`): classification always sees it.
+    pub keep_user_agent: bool,
+    pub client_ip: Option<String>,
+    /// A few request headers that later classification needs, as a JSON object.
+    pub headers: Option<String>,
+    /// The published address lists the full client address is in (before it was reduced).
+    pub ip_tags: Vec<&'static str>,
+    /// Not an event: a token of this message failed its signature check. Storage notes the time
+    /// on the message (once) and answers [`RecordOutcome::FailedCheckNoted`].
+    pub failed_check: bool,
+    /// From the full address, with `--geoip`.
+    pub country: Option<String>,
+    pub region: Option<String>,
+    /// `--require-consent`: what to do when the recipient's consent does not stand (messages
+    /// registered anonymous name no recipient and are stored as they are); `None`: not required.
+    pub without_consent: Option<WithoutConsent>,
+}
+
+/// `--without-consent`: a hit on mail to a recipient whose consent does not stand (withdrawn, or
+/// never given for mail registered before `--require-consent`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum WithoutConsent {
+    /// The message is made anonymous (renamed to a random name, its events' addresses and agent
+    /// strings removed) and the hit is recorded on it: counted, pointing to no one.
+    #[default]
+    Anonymous,
+    /// The hit is answered and not stored, as after an opt-out.
+    None,
+}
+
+/// What storing one event came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Recorded {
+        event_id: EventId,
+        /// The click's destination; `None` for opens.
+        destination: Option<String>,
+    },
+    /// The token was genuine but its message is gone (erased) or was never stored here.
+    UnknownMessage,
+    /// The message exists but has no link with that number.
+    UnknownLink,
+    /// A failed check was noted (see [`NewEvent::failed_check`]).
+    FailedCheckNoted,
+    /// The recipient opted out (or their consent does not stand): nothing was stored.
+    NotStored { destination: Option<String> },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Counts {
+    pub total: i64,
+    pub unique: i64,
+    /// Events that are not machine activity.
+    pub total_excluding_machine: i64,
+    /// Messages with at least one event of this kind that is not machine activity (Apple's
+    /// prefetch, scanners, bots). For opens this includes click-implied opens: a message clicked
+    /// by a reader was opened, even when its images were blocked.
+    pub unique_excluding_machine: i64,
+}
+
+/// Events of one class.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct ClassCounts {
+    pub opens: i64,
+    pub clicks: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CampaignStats {
+    pub campaign_id: CampaignId,
+    pub sent: i64,
+    pub opens: Counts,
+    pub clicks: Counts,
+    pub first_activity: Option<DateTime<Utc>>,
+    pub last_activity: Option<DateTime<Utc>>,
+    /// Messages a reader clicked although no reader's pixel load was recorded (images blocked):
+    /// opened all the same, and counted in `opens.unique_excluding_machine`.
+    pub click_implied_opens: i64,
+    /// Every class, including those with no events, in a fixed order.
+    pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,
+}
+
+/// One stored event as the API and exports show it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventRecord {
+    pub id: EventId,
+    pub kind: EventKind,
+    pub received_at: DateTime<Utc>,
+    pub campaign_id: CampaignId,
+    pub message_id: MessageId,
+    pub recipient_id: String,
+    pub link_url: Option<String>,
+    pub method: String,
+    pub user_agent: Option<String>,
+    pub client_ip: Option<String>,
+    pub class: String,
+    /// Reason codes, space separated.
+    pub reasons: String,
+    pub duplicate: bool,
+    pub internal: bool,
+    pub client: Option<String>,
+    pub os: Option<String>,
+    pub device: String,
+    /// ISO country code, with `--geoip`.
+    pub country: Option<String>,
+    /// ISO subdivision code, with `--geoip`.
+    pub region: Option<String>,
+}
+
+/// One line of the audit log: who did what to which data.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// `token:ID` or `cli`.
+    pub actor: String,
+    pub scope: String,
+    /// `read_events`, `export_events`, `export_recipient`, `opt_out`, `erase_recipient`,
+    /// `create_token`.
+    pub action: String,
+    /// What it was done to: a recipient id, a campaign, or `all`.
+    pub target: String,
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Erasure {
+    pub messages: u64,
+    pub links: u64,
+    pub events: u64,
+    pub opt_outs: u64,
+    /// Webhook notices about the recipient that were not sent yet, withdrawn.
+    pub webhook_notices: u64,
+    /// Consent records (see [`ConsentRecord`]).
+    pub consents: u64,
+}
+
+/// A recipient's consent to individual tracking, kept as proof.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentRecord {
+    pub id: i64,
+    pub recipient_id: String,
+    pub given_at: DateTime<Utc>,
+    /// How it was given: a form, a preference centre, an import...
+    pub source: String,
+    /// The wording agreed to, or a reference to it.
+    pub text: Option<String>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientMessage {
+    pub message_id: MessageId,
+    pub campaign_id: CampaignId,
+    pub campaign_name: String,
+    pub sent_at: DateTime<Utc>,
+    /// Destinations of the message's tracked links, in order.
+    pub links: Vec<String>,
+}
+
+/// Everything stored about one recipient.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientExport {
+    pub recipient_id: String,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub consents: Vec<ConsentRecord>,
+    pub messages: Vec<RecipientMessage>,
+    pub events: Vec<EventRecord>,
+}
+
+/// An imported address list (see `mailbeacon ranges import`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressList {
+    pub list: String,
+    /// Where it came from: the file name, or what the user said.
+    pub source: String,
+    pub format: String,
+    pub imported_at: DateTime<Utc>,
+    /// One CIDR per line.
+    #[serde(skip)]
+    pub cidrs: String,
+}
+
+/// Called with (done, total) during long operations.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RollupCheck {
+    pub campaigns_checked: u64,
+    /// Campaigns with events deleted by retention, not checked.
+    pub campaigns_skipped: Vec<CampaignId>,
+    /// Campaigns whose rollups differ from the event log, with the first differing rows.
+    pub differences: Vec<(CampaignId, Vec<String>)>,
+    /// Messages whose history summary (`messages.history`) was compared with their events.
+    pub summaries_checked: u64,
+    /// Those whose summary disagrees with their events (a repair clears it: the next hit rebuilds
+    /// it from the log).
+    pub summaries_wrong: Vec<MessageId>,
+    pub repaired: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PurgeSummary {
+    pub events: u64,
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ReclassifySummary {
+    pub events: u64,
+    pub changed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub campaign: Option<CampaignId>,
+    /// Only events with an id greater than this.
+    pub after: EventId,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything, including tokens and settings.
+    Admin,
+    /// Campaigns, reports and per-recipient data.
+    Analyst,
+    /// Aggregate reports only.
+    Viewer,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Analyst => "analyst",
+            Scope::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "admin" => Some(Scope::Admin),
+            "analyst" => Some(Scope::Analyst),
+            "viewer" => Some(Scope::Viewer),
+            _ => None,
+        }
+    }
+}
+
