@@ -3,6 +3,8 @@
 //! these closures on a blocking thread; everything else, classification against a message's
 //! history, the rollup deltas and the webhook outbox included, is written once here.
 
+mod checks;
+mod consent;
 mod history;
 mod message_row;
 pub(crate) mod paging;
@@ -17,7 +19,9 @@ use crate::analytics::rollup::{
 use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
 use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit};
+use checks::{check_each_campaign, check_summaries};
 use chrono::SubsecRound;
+use consent::{anonymize_message, consent_records, standing_consents};
 use history::History;
 use message_row::MessageRow;
 use std::future::Future;
@@ -1671,144 +1675,6 @@ fn record_batch(
         .into_iter()
         .map(|o| o.expect("every event has an outcome"))
         .collect())
-}
-
-/// Compares every message's history summary with its stored events, 500 messages at a time.
-/// Returns how many were compared and those that disagree (or cannot be read).
-fn check_summaries(c: &mut dyn Conn) -> StoreResult<(u64, Vec<MessageId>)> {
-    let (mut checked, mut wrong, mut after) = (0, Vec::new(), 0i64);
-    loop {
-        let page: Vec<(MessageId, String)> = c
-            .query(
-                "SELECT id, history FROM messages WHERE id > ?1 AND history IS NOT NULL
-                 ORDER BY id LIMIT 500",
-                params![after],
-            )?
-            .iter()
-            .map(|r| Ok((r.get(0)?, r.get(1)?)))
-            .collect::<StoreResult<_>>()?;
-        let Some(last) = page.last().map(|(id, _)| *id) else {
-            break;
-        };
-        let mut events: std::collections::HashMap<MessageId, Vec<(EventId, Fact)>> =
-            Default::default();
-        // The columns of `rollups::FACT_QUERY`, then the message and the event.
-        for r in c.query(
-            "SELECT kind, link_no, received_at, class, client, os, device, country, message_id, id
-             FROM events WHERE message_id > ?1 AND message_id <= ?2 ORDER BY message_id, id",
-            params![after, last],
-        )? {
-            let fact = rollups::fact_from_row(&r)?;
-            events.entry(r.get(8)?).or_default().push((r.get(9)?, fact));
-        }
-        for (message, text) in &page {
-            checked += 1;
-            let log = events.get(message).map(Vec::as_slice).unwrap_or_default();
-            if !History::parse(text).is_some_and(|h| h.agrees_with(log)) {
-                wrong.push(*message);
-            }
-        }
-        after = last;
-    }
-    Ok((checked, wrong))
-}
-
-/// Rebuilds each campaign's rollups in the open transaction and compares them with the kept ones.
-fn check_each_campaign(c: &mut dyn Conn) -> StoreResult<RollupCheck> {
-    let campaigns: Vec<(CampaignId, bool)> = c
-        .query(
-            "SELECT c.id, EXISTS (SELECT 1 FROM messages m
-                                  WHERE m.campaign_id = c.id AND m.purged_facts IS NOT NULL)
-             FROM campaigns c ORDER BY c.id",
-            params![],
-        )?
-        .iter()
-        .map(|r| Ok((r.get(0)?, r.get(1)?)))
-        .collect::<StoreResult<_>>()?;
-    let mut check = RollupCheck::default();
-    for (campaign, purged) in campaigns {
-        if purged {
-            check.campaigns_skipped.push(campaign);
-            continue;
-        }
-        let kept = rollups::dump(c, campaign)?;
-        rollups::rebuild_campaign(c, campaign)?;
-        let rebuilt = rollups::dump(c, campaign)?;
-        check.campaigns_checked += 1;
-        if kept != rebuilt {
-            let mut rows: Vec<String> = kept
-                .iter()
-                .filter(|r| !rebuilt.contains(r))
-                .map(|r| format!("stored:  {r}"))
-                .chain(
-                    rebuilt
-                        .iter()
-                        .filter(|r| !kept.contains(r))
-                        .map(|r| format!("from log: {r}")),
-                )
-                .collect();
-            rows.truncate(20);
-            check.differences.push((campaign, rows));
-        }
-    }
-    Ok(check)
-}
-
-/// Makes a stored message anonymous: a new random name in place of the recipient id, and no client
-/// address or agent string left on its events (their parsed client, OS and device stay). Returns
-/// the new name. Its counts are untouched: it is the same message.
-fn anonymize_message(c: &mut dyn Conn, message: MessageId) -> StoreResult<String> {
-    let name = format!(
-        "{ANONYMOUS_RECIPIENT}{:016x}",
-        getrandom::u64().map_err(|e| StoreError::Other(format!("no randomness: {e}")))?
-    );
-    c.execute(
-        "UPDATE messages SET recipient_id = ?2 WHERE id = ?1",
-        params![message, &name],
-    )?;
-    c.execute(
-        "UPDATE events SET client_ip = NULL, ua_reduced = 1,
-             user_agent = NULL
-         WHERE message_id = ?1",
-        params![message],
-    )?;
-    Ok(name)
-}
-
-fn consent_records(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<Vec<ConsentRecord>> {
-    c.query(
-        "SELECT id, recipient_id, given_at, source, text, withdrawn_at FROM consents
-         WHERE recipient_id = ?1 ORDER BY id",
-        params![recipient_id],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(ConsentRecord {
-            id: r.get(0)?,
-            recipient_id: r.get(1)?,
-            given_at: r.get(2)?,
-            source: r.get(3)?,
-            text: r.get(4)?,
-            withdrawn_at: r.get(5)?,
-        })
-    })
-    .collect()
-}
-
-/// Which of `recipients` have a consent that is not withdrawn.
-fn standing_consents(c: &mut dyn Conn, recipients: &[String]) -> StoreResult<Vec<String>> {
-    if recipients.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT DISTINCT recipient_id FROM consents
-         WHERE withdrawn_at IS NULL AND recipient_id {}",
-        sql::in_json_array(c.dialect(), false)
-    );
-    c.query(&sql, params![json_array(recipients)])?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 fn read_keys(c: &mut dyn Conn) -> StoreResult<Vec<(u8, [u8; 32])>> {
