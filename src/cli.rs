@@ -1,8 +1,10 @@
 //! The `mailbeacon` command line. Parsing lives here; every command calls the same library code the
 //! HTTP routes use.
 
+mod tokens;
+
 use crate::analytics::CampaignReport;
-use crate::api::{self, auth};
+use crate::api;
 use crate::classify::ranges;
 use crate::config::Settings;
 use crate::export::{EventExport, ExportFormat};
@@ -61,7 +63,7 @@ pub enum Command {
     Url(UrlCommand),
     /// Manage API tokens.
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(tokens::TokenCommand),
     /// Manage the signing keys kept in the database.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -277,17 +279,6 @@ pub enum UrlCommand {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum TokenCommand {
-    /// Create an API token and print it (it is stored hashed and cannot be shown again).
-    Create {
-        #[arg(long, value_enum)]
-        scope: Scope,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Add a new signing key that signs from now on; older keys keep verifying mail already sent.
     /// Restart running servers to pick it up.
@@ -396,22 +387,7 @@ async fn run_with_database(
             )?;
             writeln!(out, "{pixel}")?;
         }
-        Command::Token(TokenCommand::Create { scope, json }) => {
-            ctx.audit_cli("create_token", scope.as_str()).await?;
-            let token = auth::generate_token();
-            ctx.store
-                .create_api_token(auth::hash_token(&token), scope)
-                .await?;
-            if json {
-                serde_json::to_writer(
-                    &mut *out,
-                    &serde_json::json!({"token": token, "scope": scope}),
-                )?;
-                writeln!(out)?;
-            } else {
-                writeln!(out, "{token}")?;
-            }
-        }
+        Command::Token(command) => tokens::run(ctx, command, out).await?,
         Command::Webhooks(command) => webhooks(ctx, command, out).await?,
         Command::Check { repair } => {
             let check = ctx.store.check_rollups(repair).await?;

@@ -120,7 +120,7 @@ pub const TABLES: &[Table] = &[
     ),
     table(
         "api_tokens",
-        &["id", "token_hash", "scope", "created_at"],
+        &["id", "token_hash", "scope", "created_at", "expires_at"],
         &["id"],
         true,
         true,

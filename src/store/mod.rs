@@ -180,12 +180,22 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a key with the next free id and returns that id.
     async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8>;
 
-    async fn create_api_token(&self, token_hash: [u8; 32], scope: Scope) -> StoreResult<()>;
+    /// Stores a token's hash with its scope and, optionally, when it stops working.
+    async fn create_api_token(
+        &self,
+        token_hash: [u8; 32],
+        scope: Scope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// Every API token, oldest first.
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenInfo>>;
+    /// Deletes a token and ends the dashboard sessions started with it; false when there was none.
+    async fn revoke_api_token(&self, id: i64) -> StoreResult<bool>;
     /// Stores the token only if there is none yet (the first start's admin token); false when
     /// there was one. Processes starting together make one between them.
     async fn create_first_api_token(&self, token_hash: [u8; 32], scope: Scope)
     -> StoreResult<bool>;
-    /// The id and scope of the API token with this hash.
+    /// The id and scope of the API token with this hash, unless it has expired.
     async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>>;
     async fn audit(&self, entry: AuditEntry) -> StoreResult<()>;
     /// Audit entries with an id above `after`, oldest first.

@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_write_transactions.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_token_expiry.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

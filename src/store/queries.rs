@@ -9,6 +9,7 @@ mod history;
 mod message_row;
 pub(crate) mod paging;
 pub(crate) mod rollups;
+mod tokens;
 pub(crate) mod webhooks;
 
 use super::sql::{Conn, Row, in_exclusive_tx, in_tx, params};
@@ -853,15 +854,30 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
-    async fn create_api_token(&self, token_hash: [u8; 32], scope: Scope) -> StoreResult<()> {
+    async fn create_api_token(
+        &self,
+        token_hash: [u8; 32],
+        scope: Scope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
         self.write(move |c| {
             c.execute(
-                "INSERT INTO api_tokens (token_hash, scope, created_at) VALUES (?1, ?2, ?3)",
-                params![&token_hash, scope.as_str(), Utc::now()],
+                "INSERT INTO api_tokens (token_hash, scope, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![&token_hash, scope.as_str(), Utc::now(), expires_at],
             )
             .map(drop)
         })
         .await
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenInfo>> {
+        self.read(tokens::list).await
+    }
+
+    async fn revoke_api_token(&self, id: i64) -> StoreResult<bool> {
+        self.write(move |c| in_tx(c, |c| tokens::revoke(c, id)))
+            .await
     }
 
     async fn create_first_api_token(
@@ -887,8 +903,9 @@ impl<E: Engine> Store for SqlStore<E> {
     async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>> {
         self.read(move |c| {
             let Some(r) = c.query_row(
-                "SELECT id, scope FROM api_tokens WHERE token_hash = ?1",
-                params![&token_hash],
+                "SELECT id, scope FROM api_tokens
+                 WHERE token_hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![&token_hash, Utc::now()],
             )?
             else {
                 return Ok(None);
@@ -1125,8 +1142,11 @@ impl<E: Engine> Store for SqlStore<E> {
     async fn session(&self, session_hash: [u8; 32]) -> StoreResult<Option<Session>> {
         self.read(move |c| {
             let Some(r) = c.query_row(
-                "SELECT token_id, scope, expires_at FROM sessions
-                 WHERE session_hash = ?1 AND expires_at > ?2",
+                "SELECT token_id, scope, expires_at FROM sessions s
+                 WHERE session_hash = ?1 AND expires_at > ?2
+                   AND (token_id IS NULL OR EXISTS (
+                        SELECT 1 FROM api_tokens t WHERE t.id = s.token_id
+                            AND (t.expires_at IS NULL OR t.expires_at > ?2)))",
                 params![&session_hash, Utc::now()],
             )?
             else {

@@ -317,3 +317,12 @@ impl Scope {
         }
     }
 }
+
+/// An API token as `token list` shows it (never the token itself: only its hash is kept).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiTokenInfo {
+    pub id: i64,
+    pub scope: Scope,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}

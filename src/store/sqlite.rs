@@ -70,6 +70,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../migrations/sqlite/0016_message_history.sql"),
     ),
+    (
+        17,
+        include_str!("../../migrations/sqlite/0017_token_expiry.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

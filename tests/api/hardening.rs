@@ -345,3 +345,93 @@ async fn metrics_can_live_on_their_own_listener() {
     let r = app.client.get(&other).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// API tokens are listed, expire when told to, and a revoked one stops working at once, with
+/// the dashboard sessions started with it.
+#[tokio::test]
+async fn api_tokens_are_listed_expire_and_are_revoked() {
+    let app = TestApp::spawn().await;
+    let db = app.db_url();
+    let (ok, out, err) = cli(&db, &["token", "create", "--scope", "analyst"], None);
+    assert!(ok, "{err}");
+    let analyst = out.trim().to_string();
+    let (ok, out, err) = cli(
+        &db,
+        &[
+            "token",
+            "create",
+            "--scope",
+            "viewer",
+            "--expires-days",
+            "30",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let viewer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(viewer["expires_at"].is_string(), "{viewer}");
+    let viewer = viewer["token"].as_str().unwrap().to_string();
+    let (ok, out, _) = cli(&db, &["token", "list", "--json"], None);
+    assert!(ok);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let scopes: Vec<&str> = list.iter().map(|t| t["scope"].as_str().unwrap()).collect();
+    assert_eq!(scopes, ["admin", "analyst", "viewer"]);
+    assert!(list[2]["expires_at"].is_string() && list[1]["expires_at"].is_null());
+    assert!(
+        !out.contains(&analyst) && !out.contains(&viewer),
+        "no token is shown again"
+    );
+
+    let status = |token: String| {
+        let (client, url) = (app.client.clone(), app.url("/api/campaigns"));
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(analyst.clone()).await, StatusCode::OK);
+    assert_eq!(status(viewer.clone()).await, StatusCode::OK);
+    // The viewer's token runs out (its expiry moved to the past); a dashboard session started
+    // with the analyst's ends when that token is revoked.
+    db_execute(
+        &db,
+        "UPDATE api_tokens SET expires_at = '2020-01-01T00:00:00Z' WHERE scope = 'viewer'",
+    );
+    assert_eq!(status(viewer).await, StatusCode::UNAUTHORIZED);
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("secret", analyst.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let dashboard = || {
+        let (client, url, cookie) = (app.client.clone(), app.url("/"), cookie.clone());
+        async move {
+            let r = client.get(url).header(reqwest::header::COOKIE, cookie);
+            r.send().await.unwrap().status()
+        }
+    };
+    assert_eq!(dashboard().await, StatusCode::OK);
+    let id = list[1]["id"].as_i64().unwrap().to_string();
+    let (ok, out, err) = cli(&db, &["token", "revoke", &id], None);
+    assert!(ok && out.contains("revoked"), "{out}{err}");
+    assert_eq!(status(analyst).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(dashboard().await, StatusCode::SEE_OTHER);
+    let (ok, _, err) = cli(&db, &["token", "revoke", &id], None);
+    assert!(!ok && err.contains("there is no API token"), "{err}");
+}
