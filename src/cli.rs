@@ -283,6 +283,14 @@ pub enum KeyCommand {
     /// Add a new signing key that signs from now on; older keys keep verifying mail already sent.
     /// Restart running servers to pick it up.
     Rotate,
+    /// Delete an older signing key: pixels and clicks of mail it signed answer 404 from then on
+    /// (restart running servers). The key that signs cannot be retired.
+    Retire {
+        id: u8,
+        /// Confirms that mail signed with the key stops being tracked.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print a new random key in the ID:SECRET form of --signing-key, without storing it.
     Generate {
         #[arg(long, default_value_t = 1)]
@@ -499,6 +507,26 @@ async fn run_with_database(
                 out,
                 "dashboard password for scope {} set; sign in at /login",
                 scope.as_str()
+            )?;
+        }
+        Command::Key(KeyCommand::Retire { id, yes }) => {
+            if !ctx.settings.signing_keys.is_empty() {
+                bail!(
+                    "signing keys come from --signing-key / MAILBEACON_SIGNING_KEY here: remove it there"
+                );
+            }
+            if !yes {
+                bail!(
+                    "retiring signing key {id} stops tracking every mail it signed (their pixels and clicks answer 404): add --yes to do it"
+                );
+            }
+            ctx.audit_cli("retire_signing_key", &id.to_string()).await?;
+            if !ctx.store.retire_signing_key(id).await? {
+                bail!("there is no signing key {id}");
+            }
+            writeln!(
+                out,
+                "signing key {id} retired: mail it signed is no longer tracked. Restart running servers."
             )?;
         }
         Command::Key(KeyCommand::Rotate) => {

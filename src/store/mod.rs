@@ -179,6 +179,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Vec<(u8, [u8; 32])>, Option<u8>)>;
     /// Adds a key with the next free id and returns that id.
     async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8>;
+    /// Deletes a signing key that no longer signs (not the newest): what it signed stops
+    /// verifying. Ok(false) when there is no such key; an error for the newest.
+    async fn retire_signing_key(&self, id: u8) -> StoreResult<bool>;
 
     /// Stores a token's hash with its scope and, optionally, when it stops working.
     async fn create_api_token(

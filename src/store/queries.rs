@@ -854,6 +854,22 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
+    async fn retire_signing_key(&self, id: u8) -> StoreResult<bool> {
+        self.write(move |c| {
+            in_tx(c, |c| {
+                let newest: Option<i64> =
+                    c.query_one("SELECT max(id) FROM signing_keys", params![])?;
+                if newest == Some(i64::from(id)) {
+                    return Err(StoreError::Other(format!(
+                        "signing key {id} is the one that signs: rotate first (`mailbeacon key rotate`)"
+                    )));
+                }
+                Ok(c.execute("DELETE FROM signing_keys WHERE id = ?1", params![id])? == 1)
+            })
+        })
+        .await
+    }
+
     async fn create_api_token(
         &self,
         token_hash: [u8; 32],

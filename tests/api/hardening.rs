@@ -435,3 +435,38 @@ async fn api_tokens_are_listed_expire_and_are_revoked() {
     let (ok, _, err) = cli(&db, &["token", "revoke", &id], None);
     assert!(!ok && err.contains("there is no API token"), "{err}");
 }
+
+/// `key retire` deletes an older signing key: after a restart, mail it signed answers 404 while
+/// mail signed since the rotation is tracked; the key that signs cannot be retired.
+#[tokio::test]
+async fn a_retired_signing_key_no_longer_verifies() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token.clone();
+    let db = app.db_url();
+    let campaign = app.create_campaign("Keys").await;
+    let old = app
+        .add_message(campaign, "old@example.com", "<p>x</p>")
+        .await;
+    let (ok, out, err) = cli(&db, &["key", "rotate"], None);
+    assert!(ok, "{out}{err}");
+    let (_, _, dir) = app.terminate();
+    let app = TestApp::spawn_in(dir, &[], Some(token.clone())).await;
+    let new = app
+        .add_message(campaign, "new@example.com", "<p>x</p>")
+        .await;
+    let (ok, _, err) = cli(&db, &["key", "retire", "2", "--yes"], None);
+    assert!(!ok && err.contains("is the one that signs"), "{err}");
+    let (ok, _, err) = cli(&db, &["key", "retire", "1"], None);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) = cli(&db, &["key", "retire", "1", "--yes"], None);
+    assert!(ok && out.contains("retired"), "{out}{err}");
+    let (_, _, dir) = app.terminate();
+    let app = TestApp::spawn_in(dir, &[], Some(token)).await;
+    // Each start listens on a port of its own: the pixel's path on this one.
+    let pixel = |m: &serde_json::Value| {
+        let url = m["pixel_url"].as_str().unwrap();
+        app.url(&format!("/o/{}", url.split_once("/o/").unwrap().1))
+    };
+    assert_eq!(app.hit(&pixel(&old), CHROME).await, StatusCode::NOT_FOUND);
+    assert_eq!(app.hit(&pixel(&new), CHROME).await, StatusCode::OK);
+}
