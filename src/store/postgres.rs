@@ -364,7 +364,7 @@ pub fn test_schema(label: &str) -> anyhow::Result<String> {
         anyhow::anyhow!(
             "PostgreSQL is not reachable at {base}: {}. The storage tests run against a real \
              server: start it (Debian: `apt-get install postgresql && service postgresql start`, \
-             then allow trust auth for 127.0.0.1 and `createdb -U postgres test`; `bash .ci/postgres` does \
+             then allow trust auth for 127.0.0.1 and `createdb -U postgres test`; `bash .ci/test` does \
              this), or point MAILBEACON_TEST_POSTGRES at another server",
             describe(&e)
         )

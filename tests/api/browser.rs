@@ -2,7 +2,7 @@
 //! server, for tests of what a person sees in the dashboard.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`apt-get install chromium chromium-driver`,
-//! which `bash .ci/run` does). Each [`Browser`] has its own chromedriver port, profile and
+//! which `bash .ci/test` does). Each [`Browser`] has its own chromedriver port, profile and
 //! download directory, so browser tests can run in parallel.
 
 use crate::helpers::TestApp;
@@ -21,7 +21,7 @@ use tempfile::TempDir;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "chromedriver";
 const INSTALL_HINT: &str = "browser tests need Chromium and chromedriver: run \
-    `apt-get install chromium chromium-driver` as root (`bash .ci/run` does)";
+    `apt-get install chromium chromium-driver` as root (`bash .ci/test` does)";
 
 /// One headless Chromium, driven through its own chromedriver.
 pub struct Browser {

@@ -241,7 +241,7 @@ async fn metrics_pass_promtool() {
     let promtool = "/usr/bin/promtool";
     assert!(
         std::path::Path::new(promtool).exists(),
-        "{promtool} is missing: apt-get install prometheus (.ci/run does it)"
+        "{promtool} is missing: apt-get install prometheus (bash .ci/test does it)"
     );
     let app =
         TestApp::spawn_with(&["--webhook-allow-private", "--webhook-retry-base", "0.05"]).await;

@@ -164,7 +164,7 @@ async fn error_answers_are_documented() {
     assert!(wrong.is_empty(), "{wrong:?}");
 }
 
-/// Where schemathesis (PyPI) is: `MAILBEACON_SCHEMATHESIS`, the venv `.ci/run` makes, or PATH.
+/// Where schemathesis (PyPI) is: `MAILBEACON_SCHEMATHESIS`, the venv `.ci/test` makes, or PATH.
 fn schemathesis() -> String {
     if let Ok(path) = std::env::var("MAILBEACON_SCHEMATHESIS") {
         return path;
@@ -207,7 +207,7 @@ async fn schemathesis_finds_the_server_true_to_its_document() {
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run {program} ({e}): pip install schemathesis (bash .ci/run makes \
+                "cannot run {program} ({e}): pip install schemathesis (bash .ci/test makes \
                  ~/.cache/mailbeacon-venv with it), or set MAILBEACON_SCHEMATHESIS"
             )
         });
