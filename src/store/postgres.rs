@@ -9,6 +9,7 @@
 //! give each test its own). Locks are per schema.
 
 #[doc(hidden)]
+mod tls;
 pub mod transactions;
 mod values;
 
@@ -56,11 +57,18 @@ const POOL_SIZE: usize = 16;
 pub type PostgresStore = SqlStore<Postgres>;
 
 pub struct Postgres {
-    config: postgres::Config,
+    config: Target,
     idle: Arc<Mutex<Vec<PgConn>>>,
     permits: Arc<Semaphore>,
     /// The group commit's own connection (beside the pool), kept with its prepared statements.
     group_commit: Mutex<Option<PgConn>>,
+}
+
+/// Where to connect, and with which TLS (see postgres/tls.rs).
+#[derive(Clone)]
+struct Target {
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 /// A client with the statements it has prepared.
@@ -73,6 +81,7 @@ pub struct PgConn {
 impl SqlStore<Postgres> {
     /// Connects, checks the schema named by the search path exists, and migrates.
     pub fn open(url: &str) -> anyhow::Result<(Self, OpenReport)> {
+        let (url, tls) = tls::from_url(url)?;
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {e}"))?;
@@ -80,6 +89,7 @@ impl SqlStore<Postgres> {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.keepalives_idle(Duration::from_secs(30));
+        let config = Target { config, tls };
         let mut conn = connect(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let schema: Option<String> = (&mut conn as &mut dyn Conn)
             .query_one("SELECT current_schema()", sql::params![])
@@ -165,7 +175,7 @@ impl Engine for Postgres {
 /// connection when it can be used again (open, no transaction left behind).
 fn run_on<T>(
     conn: Option<PgConn>,
-    config: &postgres::Config,
+    config: &Target,
     f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
 ) -> (StoreResult<T>, Option<PgConn>) {
     let mut conn = match conn {
@@ -199,8 +209,12 @@ impl Drop for Postgres {
     }
 }
 
-fn connect(config: &postgres::Config) -> StoreResult<PgConn> {
-    let client = config.connect(NoTls).map_err(|e| {
+fn connect(target: &Target) -> StoreResult<PgConn> {
+    let connected = match &target.tls {
+        None => target.config.connect(NoTls),
+        Some(tls) => target.config.connect(tls.clone()),
+    };
+    let client = connected.map_err(|e| {
         StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", describe(&e)))
     })?;
     Ok(PgConn {

@@ -416,3 +416,57 @@ async fn a_read_only_postgres_database_keeps_answering_and_recovers() {
     drop(app);
     as_superuser(format!("DROP SCHEMA {schema} CASCADE; DROP ROLE {role}"));
 }
+
+/// TLS to PostgreSQL as the URL's `sslmode` says (rustls): with `require` every connection of the
+/// process is encrypted (the server's `pg_stat_ssl` says so); `verify-full` accepts the server's
+/// certificate (Debian's, for `localhost`) from its CA file for `localhost` and refuses it for
+/// 127.0.0.1, saying why; `verify-full` without a CA file is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_use_tls_as_the_url_says() {
+    let (schema, role, url) = schema_with_role("pgtls");
+    let app = TestApp::spawn_on(
+        tempfile::tempdir().unwrap(),
+        &format!("{url}&sslmode=require"),
+        &[],
+        None,
+    )
+    .await;
+    let campaign = app.create_campaign("TLS").await;
+    let m = app
+        .add_message(campaign, "tls@example.com", "<p>x</p>")
+        .await;
+    assert_eq!(
+        app.hit(m["pixel_url"].as_str().unwrap(), CHROME).await,
+        StatusCode::OK
+    );
+    app.settled().await;
+    let admin = std::env::var("MAILBEACON_TEST_POSTGRES")
+        .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into());
+    let connections = db_rows(
+        &admin,
+        &format!(
+            "SELECT CASE WHEN s.ssl THEN 'tls' ELSE 'plain' END FROM pg_stat_activity a
+             JOIN pg_stat_ssl s USING (pid) WHERE a.usename = '{role}'"
+        ),
+    );
+    assert!(!connections.is_empty());
+    assert!(
+        connections.iter().all(|r| r[0].as_deref() == Some("tls")),
+        "{connections:?}"
+    );
+    drop(app);
+
+    let ca = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let verified = format!("{url}&sslmode=verify-full&sslrootcert={ca}");
+    let (ok, out, err) = cli(
+        &verified.replace("@127.0.0.1", "@localhost"),
+        &["check"],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = cli(&verified, &["check"], None);
+    assert!(!ok && err.contains("certificate"), "{err}");
+    let (ok, _, err) = cli(&format!("{url}&sslmode=verify-full"), &["check"], None);
+    assert!(!ok && err.contains("needs sslrootcert"), "{err}");
+    as_superuser(format!("DROP SCHEMA {schema} CASCADE; DROP ROLE {role}"));
+}
