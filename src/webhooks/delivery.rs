@@ -172,7 +172,12 @@ async fn deliver(
     let label = endpoint.id.to_string();
     let (msg_id, body) = body(endpoint.batch_size, &batch);
     let started = Instant::now();
-    let result = send(client, endpoint, &msg_id, body).await;
+    // Registered while --webhook-allow-private was on, and it is off now: an address given
+    // literally never meets the resolver's check, so the URL is checked again here.
+    let result = match super::destination::check_url(&endpoint.url, settings.allow_private) {
+        Ok(_) => send(client, endpoint, &msg_id, body).await,
+        Err(e) => Err(e),
+    };
     let latency = started.elapsed();
     metrics::histogram!("mailbeacon_webhook_request_seconds", "endpoint" => label.clone())
         .record(latency.as_secs_f64());

@@ -470,3 +470,52 @@ async fn a_retired_signing_key_no_longer_verifies() {
     assert_eq!(app.hit(&pixel(&old), CHROME).await, StatusCode::NOT_FOUND);
     assert_eq!(app.hit(&pixel(&new), CHROME).await, StatusCode::OK);
 }
+
+/// An endpoint on the local network, registered while `--webhook-allow-private` was on, is not
+/// called once the server runs without it: the delivery fails, saying why.
+#[tokio::test]
+async fn private_endpoints_are_not_called_once_the_flag_is_off() {
+    let app = TestApp::spawn_with(&["--webhook-allow-private"]).await;
+    let token = app.admin_token.clone();
+    let (port, received) = counting_listener().await;
+    let r = app
+        .api_post(
+            "/api/webhooks",
+            &json!({"url": format!("http://127.0.0.1:{port}/")}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let hook = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let campaign = app.create_campaign("Private").await;
+    let m = app.add_message(campaign, "p@example.com", "<p>x</p>").await;
+    let path = m["pixel_url"]
+        .as_str()
+        .unwrap()
+        .split_once("/o/")
+        .unwrap()
+        .1
+        .to_string();
+    let (_, _, dir) = app.terminate();
+    let app = TestApp::spawn_in(dir, &[], Some(token)).await;
+    assert_eq!(
+        app.hit(&app.url(&format!("/o/{path}")), CHROME).await,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status: serde_json::Value = app
+            .api_get(&format!("/api/webhooks/{hook}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if status.to_string().contains("--webhook-allow-private") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(received.load(Ordering::SeqCst), 0, "{status}");
+}
