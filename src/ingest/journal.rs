@@ -46,6 +46,9 @@ pub struct JournaledEvent {
     /// Written by builds that know consent; older journals have none to check.
     #[serde(default)]
     pub without_consent: Option<WithoutConsent>,
+    /// The agent when it is not to be kept (`--user-agent parsed`), sealed: see `sealed.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_user_agent: Option<String>,
 }
 
 impl From<&NewEvent> for JournaledEvent {
@@ -56,7 +59,7 @@ impl From<&NewEvent> for JournaledEvent {
             link_no: e.link_no,
             received_at: e.received_at,
             method: e.method.to_string(),
-            user_agent: e.user_agent.clone(),
+            user_agent: e.user_agent.clone().filter(|_| e.keep_user_agent),
             keep_user_agent: e.keep_user_agent,
             client_ip: e.client_ip.clone(),
             headers: e.headers.clone(),
@@ -65,6 +68,11 @@ impl From<&NewEvent> for JournaledEvent {
             country: e.country.clone(),
             region: e.region.clone(),
             without_consent: e.without_consent,
+            sealed_user_agent: e
+                .user_agent
+                .as_deref()
+                .filter(|_| !e.keep_user_agent)
+                .map(super::sealed::seal),
         }
     }
 }
@@ -80,7 +88,11 @@ impl JournaledEvent {
             link_no: self.link_no,
             received_at: self.received_at,
             method: if self.method == "HEAD" { "HEAD" } else { "GET" },
-            user_agent: self.user_agent,
+            user_agent: self.user_agent.or_else(|| {
+                self.sealed_user_agent
+                    .as_deref()
+                    .and_then(super::sealed::open)
+            }),
             keep_user_agent: self.keep_user_agent,
             client_ip: self.client_ip,
             headers: self.headers,

@@ -19,6 +19,7 @@
 pub mod directory;
 mod failed_checks;
 pub mod journal;
+mod sealed;
 mod status;
 pub mod worker;
 pub mod writer;

@@ -287,3 +287,48 @@ async fn notice_types(app: &TestApp, hook: i64) -> Vec<String> {
         .map(|d| d["type"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// With `--user-agent parsed` the agent string never reaches the disk: the journal holds it
+/// sealed with a key only the running process has, the store worker still classifies with it
+/// (a script's agent is taken for a bot, a browser's parsed), and the events keep only what was
+/// parsed from it.
+#[tokio::test]
+async fn with_parsed_user_agents_the_journal_holds_no_agent_string() {
+    let app = TestApp::spawn_with(&["--user-agent", "parsed"]).await;
+    let campaign = app.create_campaign("Parsed").await;
+    let script = "python-requests/2.31.0 (SealedAgentProbe)";
+    let browser = format!("{CHROME} SealedAgentProbe");
+    let a = app.add_message(campaign, "a@example.com", "<p>x</p>").await;
+    let b = app.add_message(campaign, "b@example.com", "<p>x</p>").await;
+    assert_eq!(
+        app.hit(a["pixel_url"].as_str().unwrap(), script).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.hit(b["pixel_url"].as_str().unwrap(), &browser).await,
+        StatusCode::OK
+    );
+    let journal = app.dir.path().join("mailbeacon-journal");
+    let mut journal_bytes = 0;
+    for entry in std::fs::read_dir(&journal).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        journal_bytes += bytes.len();
+        assert!(!bytes.windows(16).any(|w| w == b"SealedAgentProbe"));
+    }
+    assert!(journal_bytes > 0);
+    let events = app.events(campaign).await;
+    let class_of = |recipient: &str| {
+        let e = events
+            .iter()
+            .find(|e| e["recipient_id"] == recipient)
+            .unwrap();
+        assert!(e["user_agent"].is_null(), "{e}");
+        (
+            e["class"].as_str().unwrap().to_string(),
+            e["client"].clone(),
+        )
+    };
+    assert_eq!(class_of("a@example.com").0, "bot");
+    let (class, client) = class_of("b@example.com");
+    assert_eq!((class.as_str(), client.as_str()), ("human", Some("Chrome")));
+}
