@@ -162,8 +162,9 @@ impl Registrar {
         // So that this process answers their hits without a read (and redirects their clicks
         // while the database is unreachable). Should the insert fail, nobody has their tokens.
         for m in &new {
+            let anonymous = m.recipient_id.starts_with(ANONYMOUS_RECIPIENT);
             self.directory
-                .remember(m.tracking_id, &m.links, m.honeypot.as_deref());
+                .remember(m.tracking_id, anonymous, &m.links, m.honeypot.as_deref());
         }
         if !new.is_empty() {
             let ids = store.insert_messages(campaign.id, new).await?;

@@ -25,11 +25,27 @@ pub enum Found {
     UnknownLink,
     /// The message exists; for a link, where it leads.
     Message(Option<Arc<str>>),
+    /// The message exists and is anonymous (its hits keep nothing that points to the reader,
+    /// not even in the journal); for a link, where it leads.
+    Anonymous(Option<Arc<str>>),
+}
+
+impl Found {
+    /// Where the link leads, and whether the message is anonymous; `None` when there is no
+    /// such message or link.
+    pub fn message(self) -> Option<(Option<Arc<str>>, bool)> {
+        match self {
+            Found::Message(url) => Some((url, false)),
+            Found::Anonymous(url) => Some((url, true)),
+            Found::UnknownMessage | Found::UnknownLink => None,
+        }
+    }
 }
 
 pub struct Directory {
     store: Arc<dyn Store>,
-    messages: Mutex<Generations<i64, ()>>,
+    /// Known messages, and whether each is anonymous.
+    messages: Mutex<Generations<i64, bool>>,
     links: Mutex<Generations<(i64, u16), Arc<str>>>,
 }
 
@@ -44,32 +60,42 @@ impl Directory {
 
     /// The message of `tracking_id`, and with `link_no` where that link leads.
     pub async fn lookup(&self, tracking_id: i64, link_no: Option<u16>) -> StoreResult<Found> {
-        let cached = match link_no {
-            None => lock(&self.messages)
-                .get(&tracking_id)
-                .map(|()| Found::Message(None)),
-            Some(no) => lock(&self.links)
+        let found = |anonymous: bool, url: Option<Arc<str>>| match anonymous {
+            true => Found::Anonymous(url),
+            false => Found::Message(url),
+        };
+        let anonymous = lock(&self.messages).get(&tracking_id);
+        let cached = match (anonymous, link_no) {
+            (Some(anonymous), None) => Some(found(anonymous, None)),
+            (Some(anonymous), Some(no)) => lock(&self.links)
                 .get(&(tracking_id, no))
-                .map(|url| Found::Message(Some(url))),
+                .map(|url| found(anonymous, Some(url))),
+            (None, _) => None,
         };
-        if let Some(found) = cached {
-            return Ok(found);
+        if let Some(hit) = cached {
+            return Ok(hit);
         }
-        let found = match self.store.lookup_link(tracking_id, link_no).await? {
+        let (anonymous, url) = match self.store.lookup_link(tracking_id, link_no).await? {
             None => return Ok(Found::UnknownMessage),
-            Some(None) if link_no.is_some() => Found::UnknownLink,
-            Some(url) => Found::Message(url.map(Arc::from)),
+            Some((_, None)) if link_no.is_some() => return Ok(Found::UnknownLink),
+            Some((anonymous, url)) => (anonymous, url.map(Arc::<str>::from)),
         };
-        lock(&self.messages).insert(tracking_id, ());
-        if let (Some(no), Found::Message(Some(url))) = (link_no, &found) {
+        lock(&self.messages).insert(tracking_id, anonymous);
+        if let (Some(no), Some(url)) = (link_no, &url) {
             lock(&self.links).insert((tracking_id, no), url.clone());
         }
-        Ok(found)
+        Ok(found(anonymous, url))
     }
 
     /// A message registered by this process: its hits need no read. `links[i]` is link i+1.
-    pub fn remember(&self, tracking_id: i64, links: &[String], honeypot: Option<&str>) {
-        lock(&self.messages).insert(tracking_id, ());
+    pub fn remember(
+        &self,
+        tracking_id: i64,
+        anonymous: bool,
+        links: &[String],
+        honeypot: Option<&str>,
+    ) {
+        lock(&self.messages).insert(tracking_id, anonymous);
         let mut cached = lock(&self.links);
         for (i, url) in links.iter().enumerate() {
             cached.insert((tracking_id, i as u16 + 1), Arc::from(url.as_str()));

@@ -46,9 +46,12 @@ pub struct JournaledEvent {
     /// Written by builds that know consent; older journals have none to check.
     #[serde(default)]
     pub without_consent: Option<WithoutConsent>,
-    /// The agent when it is not to be kept (`--user-agent parsed`), sealed: see `sealed.rs`.
+    /// The agent when it is not to be kept (`--user-agent parsed`, an anonymous message), and
+    /// the kept headers with it, sealed: see `sealed.rs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_headers: Option<String>,
 }
 
 impl From<&NewEvent> for JournaledEvent {
@@ -62,7 +65,7 @@ impl From<&NewEvent> for JournaledEvent {
             user_agent: e.user_agent.clone().filter(|_| e.keep_user_agent),
             keep_user_agent: e.keep_user_agent,
             client_ip: e.client_ip.clone(),
-            headers: e.headers.clone(),
+            headers: e.headers.clone().filter(|_| e.keep_user_agent),
             ip_tags: e.ip_tags.iter().map(|t| t.to_string()).collect(),
             failed_check: e.failed_check,
             country: e.country.clone(),
@@ -70,6 +73,11 @@ impl From<&NewEvent> for JournaledEvent {
             without_consent: e.without_consent,
             sealed_user_agent: e
                 .user_agent
+                .as_deref()
+                .filter(|_| !e.keep_user_agent)
+                .map(super::sealed::seal),
+            sealed_headers: e
+                .headers
                 .as_deref()
                 .filter(|_| !e.keep_user_agent)
                 .map(super::sealed::seal),
@@ -95,7 +103,9 @@ impl JournaledEvent {
             }),
             keep_user_agent: self.keep_user_agent,
             client_ip: self.client_ip,
-            headers: self.headers,
+            headers: self
+                .headers
+                .or_else(|| self.sealed_headers.as_deref().and_then(super::sealed::open)),
             ip_tags: self
                 .ip_tags
                 .iter()

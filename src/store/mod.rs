@@ -91,13 +91,13 @@ pub trait Store: Send + Sync + 'static {
     async fn journal_position(&self, journal: String) -> StoreResult<Option<(u64, u64)>>;
 
     /// What a tracking request needs before it is answered: `None` when no message has this
-    /// tracking id; else the destination of link `link_no` (`None` when the message has no such
-    /// link, or when no link was asked for).
+    /// tracking id; else whether the message is anonymous, and the destination of link
+    /// `link_no` (`None` when the message has no such link, or when no link was asked for).
     async fn lookup_link(
         &self,
         tracking_id: i64,
         link_no: Option<u16>,
-    ) -> StoreResult<Option<Option<String>>>;
+    ) -> StoreResult<Option<(bool, Option<String>)>>;
 
     /// Runs the classifier again over the stored events (of one campaign, or all), message by
     /// message in arrival order, and stores what changed. `progress` is told (events done, events

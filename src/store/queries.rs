@@ -305,17 +305,20 @@ impl<E: Engine> Store for SqlStore<E> {
         &self,
         tracking_id: i64,
         link_no: Option<u16>,
-    ) -> StoreResult<Option<Option<String>>> {
+    ) -> StoreResult<Option<(bool, Option<String>)>> {
         // -1 names no link: a pixel only asks whether the message exists.
         let link_no = link_no.map_or(-1, i64::from);
         self.read(move |c| {
             c.query_row(
-                "SELECT l.url FROM messages m
+                "SELECT l.url, m.recipient_id FROM messages m
                  LEFT JOIN links l ON l.message_id = m.id AND l.link_no = ?2
                  WHERE m.tracking_id = ?1",
                 params![tracking_id, link_no],
             )?
-            .map(|r| r.get::<Option<String>>(0))
+            .map(|r| {
+                let recipient: String = r.get(1)?;
+                Ok((recipient.starts_with(ANONYMOUS_RECIPIENT), r.get(0)?))
+            })
             .transpose()
         })
         .await

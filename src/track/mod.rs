@@ -56,14 +56,17 @@ pub async fn pixel(
             return refused("pixel", e.label());
         }
     };
-    match app.directory.lookup(token.tracking_id, None).await {
-        Ok(Found::Message(_)) => {}
-        Ok(_) => return refused("pixel", "unknown_message"),
+    let anonymous = match app.directory.lookup(token.tracking_id, None).await {
+        Ok(found) => match found.message() {
+            Some((_, anonymous)) => anonymous,
+            None => return refused("pixel", "unknown_message"),
+        },
         // The database cannot say: the pixel is answered all the same, and the store worker
-        // drops the event later if the message is unknown.
-        Err(_) => {}
-    }
-    let event = event(
+        // drops the event later if the message is unknown (or keeps nothing of the reader if
+        // it is anonymous).
+        Err(_) => false,
+    };
+    let mut event = event(
         &app,
         EventKind::Open,
         token.tracking_id,
@@ -72,6 +75,9 @@ pub async fn pixel(
         peer,
         &headers,
     );
+    if anonymous {
+        for_anonymous(&mut event);
+    }
     match app.events.record(event).await {
         Ok(()) => {
             metrics::counter!("mailbeacon_track_requests_total", "route" => "pixel", "result" => "recorded")
@@ -111,15 +117,18 @@ pub async fn click(
         .lookup(token.tracking_id, Some(token.link_no))
         .await
     {
-        Ok(Found::Message(Some(url))) => url,
-        Ok(Found::Message(None) | Found::UnknownLink) => return refused("click", "unknown_link"),
         Ok(Found::UnknownMessage) => return refused("click", "unknown_message"),
+        Ok(found) => match found.message() {
+            Some((Some(url), anonymous)) => (url, anonymous),
+            _ => return refused("click", "unknown_link"),
+        },
         Err(e) => {
             let why = format!("the database cannot say where this link leads: {e}");
             return unavailable("click", &why);
         }
     };
-    let event = event(
+    let (url, anonymous) = url;
+    let mut event = event(
         &app,
         EventKind::Click,
         token.tracking_id,
@@ -128,10 +137,23 @@ pub async fn click(
         peer,
         &headers,
     );
+    if anonymous {
+        for_anonymous(&mut event);
+    }
     match app.events.record(event).await {
         Ok(()) => redirect(&url),
         Err(e) => unavailable("click", &e.to_string()),
     }
+}
+
+/// An anonymous message's hit keeps nothing that points to the reader, already in the journal:
+/// no address, place or proxy headers' values beyond what classification reads (sealed with
+/// the agent: see ingest/sealed.rs), only the address lists the address fell in.
+fn for_anonymous(event: &mut NewEvent) {
+    event.keep_user_agent = false;
+    event.client_ip = None;
+    event.country = None;
+    event.region = None;
 }
 
 fn event(

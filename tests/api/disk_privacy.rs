@@ -332,3 +332,47 @@ async fn with_parsed_user_agents_the_journal_holds_no_agent_string() {
     let (class, client) = class_of("b@example.com");
     assert_eq!((class.as_str(), client.as_str()), ("human", Some("Chrome")));
 }
+
+/// An anonymous message's hits keep nothing that points to the reader even while they wait in
+/// the journal: no agent string, no proxy header, no address; classification still reads them.
+#[tokio::test]
+async fn an_anonymous_messages_hits_reach_the_journal_without_the_reader() {
+    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1", "--client-ip", "full"]).await;
+    let campaign = app.create_campaign("Anonymous journal").await;
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{campaign}/messages"),
+            &json!({"recipient_id": "hidden@example.com", "html": "<p>x</p>", "tracking": "anonymous"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m: serde_json::Value = r.json().await.unwrap();
+    let pixel = m["messages"][0]["pixel_url"].as_str().unwrap().to_string();
+    let r = app
+        .client
+        .get(&pixel)
+        .header(
+            reqwest::header::USER_AGENT,
+            "python-requests/2.31.0 AnonProbe",
+        )
+        .header("Via", "1.1 anonprobe-proxy.example")
+        .header("x-forwarded-for", "198.51.100.77")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let journal = app.dir.path().join("mailbeacon-journal");
+    for entry in std::fs::read_dir(&journal).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in ["AnonProbe", "anonprobe-proxy", "198.51.100.77"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in the journal"
+            );
+        }
+    }
+    let events = app.events(campaign).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["class"], "bot", "{}", events[0]);
+    assert!(events[0]["client_ip"].is_null() && events[0]["user_agent"].is_null());
+}
