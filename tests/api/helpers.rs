@@ -322,10 +322,28 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
         }
         assert!(
             Instant::now() < deadline,
-            "server did not exit within {limit:?}"
+            "server did not exit within {limit:?}; its threads: {}",
+            threads_of(child.id())
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A process's threads with what each waits in (name and kernel wait channel), for a server
+/// that does not stop: which part of it holds the exit.
+fn threads_of(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "(unknown)".into();
+    };
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    tasks
+        .filter_map(Result::ok)
+        .map(|t| {
+            let (name, wchan) = (read(t.path().join("comm")), read(t.path().join("wchan")));
+            format!("{} ({})", name.trim(), wchan.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs the CLI against a database and returns (exit success, stdout, stderr).
