@@ -1,7 +1,10 @@
 //! The `mailbeacon` command line. Parsing lives here; every command calls the same library code the
 //! HTTP routes use.
 
+mod keys;
 mod tokens;
+
+use keys::KeyCommand;
 
 use crate::analytics::CampaignReport;
 use crate::api;
@@ -11,7 +14,6 @@ use crate::export::{EventExport, ExportFormat};
 use crate::messages::MessageRequest;
 use crate::startup::{self, Context};
 use crate::store::{AddressList, CampaignId, Scope};
-use crate::token::SigningKey;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::{Parser, Subcommand};
@@ -278,26 +280,6 @@ pub enum UrlCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum KeyCommand {
-    /// Add a new signing key that signs from now on; older keys keep verifying mail already sent.
-    /// Restart running servers to pick it up.
-    Rotate,
-    /// Delete an older signing key: pixels and clicks of mail it signed answer 404 from then on
-    /// (restart running servers). The key that signs cannot be retired.
-    Retire {
-        id: u8,
-        /// Confirms that mail signed with the key stops being tracked.
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Print a new random key in the ID:SECRET form of --signing-key, without storing it.
-    Generate {
-        #[arg(long, default_value_t = 1)]
-        id: u8,
-    },
-}
-
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = match &cli.config {
         Some(path) => cli
@@ -309,13 +291,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::Serve => startup::serve(settings).await,
-        Command::Key(KeyCommand::Generate { id }) => {
-            if id == 0 {
-                bail!("key id must be from 1 to 255");
-            }
-            writeln!(out, "{}", SigningKey::generate(id).to_spec())?;
-            Ok(())
-        }
+        Command::Key(KeyCommand::Generate { id }) => keys::generate(id, out),
         Command::MigrateData { from, to } => migrate_data(&from, &to, out).await,
         command => {
             let ctx = Context::open(settings).await?;
@@ -509,42 +485,7 @@ async fn run_with_database(
                 scope.as_str()
             )?;
         }
-        Command::Key(KeyCommand::Retire { id, yes }) => {
-            if !ctx.settings.signing_keys.is_empty() {
-                bail!(
-                    "signing keys come from --signing-key / MAILBEACON_SIGNING_KEY here: remove it there"
-                );
-            }
-            if !yes {
-                bail!(
-                    "retiring signing key {id} stops tracking every mail it signed (their pixels and clicks answer 404): add --yes to do it"
-                );
-            }
-            ctx.audit_cli("retire_signing_key", &id.to_string()).await?;
-            if !ctx.store.retire_signing_key(id).await? {
-                bail!("there is no signing key {id}");
-            }
-            writeln!(
-                out,
-                "signing key {id} retired: mail it signed is no longer tracked. Restart running servers."
-            )?;
-        }
-        Command::Key(KeyCommand::Rotate) => {
-            if !ctx.settings.signing_keys.is_empty() {
-                bail!(
-                    "signing keys come from --signing-key / MAILBEACON_SIGNING_KEY here: add a new ID:SECRET there (`mailbeacon key generate --id N` makes one) and keep the old ones"
-                );
-            }
-            let id = ctx
-                .store
-                .add_signing_key(SigningKey::generate(1).secret)
-                .await?;
-            writeln!(
-                out,
-                "signing key {id} signs from now on; keys {:?} keep verifying mail already sent. Restart running servers.",
-                ctx.keys.key_ids().collect::<Vec<_>>()
-            )?;
-        }
+        Command::Key(command) => keys::run(ctx, command, out).await?,
         Command::Ranges(RangesCommand::Import { list, source, file }) => {
             let tag = known_list(&list)?;
             let text = std::fs::read_to_string(&file)
@@ -720,9 +661,7 @@ async fn run_with_database(
             format,
             output,
         } => export(ctx, campaign, format, output, out).await?,
-        Command::Serve
-        | Command::Key(KeyCommand::Generate { .. })
-        | Command::MigrateData { .. } => {
+        Command::Serve | Command::MigrateData { .. } => {
             unreachable!("handled in run")
         }
     }
