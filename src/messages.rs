@@ -4,9 +4,12 @@
 
 use crate::config::PublicUrl;
 use crate::instrument::{self, InstrumentError, InstrumentOptions};
-use crate::store::{ANONYMOUS_RECIPIENT, Campaign, MessageId, NewMessage, Store, StoreError};
+use crate::store::{
+    ANONYMOUS_RECIPIENT, Campaign, MessageId, NewMessage, Standing, Store, StoreError,
+};
 use crate::token::KeyRing;
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Recipient ids are the sender's own identifiers (a CRM id, a hashed address…), kept short.
@@ -121,15 +124,21 @@ impl Registrar {
         campaign: &Campaign,
         requests: Vec<MessageRequest>,
     ) -> Result<Vec<RegisteredMessage>, RegisterError> {
-        let consenting: std::collections::HashSet<String> = if self.require_consent {
-            let recipients = requests
-                .iter()
-                .map(|r| r.recipient_id.trim().to_string())
-                .collect();
-            store.consenting(recipients).await?.into_iter().collect()
+        let recipients: Vec<String> = requests
+            .iter()
+            .map(|r| r.recipient_id.trim().to_string())
+            .collect();
+        let consenting: HashSet<String> = if self.require_consent {
+            store
+                .consenting(recipients.clone())
+                .await?
+                .into_iter()
+                .collect()
         } else {
             Default::default()
         };
+        // For the directory: hits on mail to an opted-out recipient are journaled without them.
+        let opted_out: HashSet<String> = store.opted_out(recipients).await?.into_iter().collect();
         let levels: Vec<TrackingLevel> = requests
             .iter()
             .map(|r| {
@@ -162,9 +171,13 @@ impl Registrar {
         // So that this process answers their hits without a read (and redirects their clicks
         // while the database is unreachable). Should the insert fail, nobody has their tokens.
         for m in &new {
-            let anonymous = m.recipient_id.starts_with(ANONYMOUS_RECIPIENT);
+            let standing = Standing {
+                anonymous: m.recipient_id.starts_with(ANONYMOUS_RECIPIENT),
+                opted_out: opted_out.contains(&m.recipient_id),
+                consenting: consenting.contains(&m.recipient_id),
+            };
             self.directory
-                .remember(m.tracking_id, anonymous, &m.links, m.honeypot.as_deref());
+                .remember(m.tracking_id, standing, &m.links, m.honeypot.as_deref());
         }
         if !new.is_empty() {
             let ids = store.insert_messages(campaign.id, new).await?;

@@ -30,6 +30,8 @@ pub async fn opt_out(
     caller.audit(&app, "opt_out", &recipient_ref(&id)).await?;
     app.events.status().stored_so_far(DECISION_WAIT).await;
     let at = app.store.opt_out(id.clone(), "api".into()).await?;
+    // Their hits from now on reach the journal without them (ingest/directory.rs).
+    app.directory.forget_all();
     Ok(Json(OptedOut {
         recipient_id: id,
         opted_out_at: at,
@@ -129,6 +131,7 @@ pub async fn record_consent(
         .store
         .record_consent(id, source, body.text, given_at)
         .await?;
+    app.directory.forget_all();
     Ok((axum::http::StatusCode::CREATED, Json(record)))
 }
 
@@ -185,6 +188,7 @@ pub async fn withdraw_consent(
     app.events.status().stored_so_far(DECISION_WAIT).await;
     let (withdrawn, anonymized_messages) =
         app.store.withdraw_consent(id.clone(), anonymize).await?;
+    app.directory.forget_all();
     Ok(Json(Withdrawn {
         recipient_id: id,
         withdrawn,

@@ -2,12 +2,16 @@
 //! erased or unknown message's pixel and click get a 404) and where a click leads. Answered from a
 //! bounded cache, or by one read on a miss; nothing on the request path writes to the database.
 //!
+//! It also knows the recipient's [`Standing`] (anonymous, opted out, consenting), so that a hit
+//! reaches the journal with no more of the reader than the store will keep.
+//!
 //! Bounded: two generations of at most [`GENERATION`] entries each (messages and links apart);
 //! the newer becomes the older when it is full or [`MAX_AGE`] old, and the older is dropped. So an
-//! entry is at most twice that old: a message erased by another process (or the CLI) is seen as
-//! gone within that time; until then its hits are journaled and dropped by the store worker.
+//! entry is at most twice that old: a message erased, or a recipient opted out, by another process
+//! (or the CLI) is seen so within that time; until then its hits are journaled as before and the
+//! store worker drops or minimises them. This process forgets everything at such a change.
 
-use crate::store::{Store, StoreResult};
+use crate::store::{Standing, Store, StoreResult};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -23,29 +27,14 @@ pub enum Found {
     UnknownMessage,
     /// The message exists and has no link with that number.
     UnknownLink,
-    /// The message exists; for a link, where it leads.
-    Message(Option<Arc<str>>),
-    /// The message exists and is anonymous (its hits keep nothing that points to the reader,
-    /// not even in the journal); for a link, where it leads.
-    Anonymous(Option<Arc<str>>),
-}
-
-impl Found {
-    /// Where the link leads, and whether the message is anonymous; `None` when there is no
-    /// such message or link.
-    pub fn message(self) -> Option<(Option<Arc<str>>, bool)> {
-        match self {
-            Found::Message(url) => Some((url, false)),
-            Found::Anonymous(url) => Some((url, true)),
-            Found::UnknownMessage | Found::UnknownLink => None,
-        }
-    }
+    /// The message exists; its recipient's standing; for a link, where it leads.
+    Message(Standing, Option<Arc<str>>),
 }
 
 pub struct Directory {
     store: Arc<dyn Store>,
-    /// Known messages, and whether each is anonymous.
-    messages: Mutex<Generations<i64, bool>>,
+    /// Known messages, and their recipients' standing.
+    messages: Mutex<Generations<i64, Standing>>,
     links: Mutex<Generations<(i64, u16), Arc<str>>>,
 }
 
@@ -60,42 +49,38 @@ impl Directory {
 
     /// The message of `tracking_id`, and with `link_no` where that link leads.
     pub async fn lookup(&self, tracking_id: i64, link_no: Option<u16>) -> StoreResult<Found> {
-        let found = |anonymous: bool, url: Option<Arc<str>>| match anonymous {
-            true => Found::Anonymous(url),
-            false => Found::Message(url),
-        };
-        let anonymous = lock(&self.messages).get(&tracking_id);
-        let cached = match (anonymous, link_no) {
-            (Some(anonymous), None) => Some(found(anonymous, None)),
-            (Some(anonymous), Some(no)) => lock(&self.links)
+        let standing = lock(&self.messages).get(&tracking_id);
+        let cached = match (standing, link_no) {
+            (Some(standing), None) => Some(Found::Message(standing, None)),
+            (Some(standing), Some(no)) => lock(&self.links)
                 .get(&(tracking_id, no))
-                .map(|url| found(anonymous, Some(url))),
+                .map(|url| Found::Message(standing, Some(url))),
             (None, _) => None,
         };
         if let Some(hit) = cached {
             return Ok(hit);
         }
-        let (anonymous, url) = match self.store.lookup_link(tracking_id, link_no).await? {
+        let (standing, url) = match self.store.lookup_link(tracking_id, link_no).await? {
             None => return Ok(Found::UnknownMessage),
             Some((_, None)) if link_no.is_some() => return Ok(Found::UnknownLink),
-            Some((anonymous, url)) => (anonymous, url.map(Arc::<str>::from)),
+            Some((standing, url)) => (standing, url.map(Arc::<str>::from)),
         };
-        lock(&self.messages).insert(tracking_id, anonymous);
+        lock(&self.messages).insert(tracking_id, standing);
         if let (Some(no), Some(url)) = (link_no, &url) {
             lock(&self.links).insert((tracking_id, no), url.clone());
         }
-        Ok(found(anonymous, url))
+        Ok(Found::Message(standing, url))
     }
 
     /// A message registered by this process: its hits need no read. `links[i]` is link i+1.
     pub fn remember(
         &self,
         tracking_id: i64,
-        anonymous: bool,
+        standing: Standing,
         links: &[String],
         honeypot: Option<&str>,
     ) {
-        lock(&self.messages).insert(tracking_id, anonymous);
+        lock(&self.messages).insert(tracking_id, standing);
         let mut cached = lock(&self.links);
         for (i, url) in links.iter().enumerate() {
             cached.insert((tracking_id, i as u16 + 1), Arc::from(url.as_str()));
@@ -105,7 +90,7 @@ impl Directory {
         }
     }
 
-    /// After an erasure: every message is looked up again.
+    /// After an erasure, an opt-out or a change of consent: every message is looked up again.
     pub fn forget_all(&self) {
         *lock(&self.messages) = Generations::default();
         *lock(&self.links) = Generations::default();

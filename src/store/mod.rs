@@ -91,13 +91,13 @@ pub trait Store: Send + Sync + 'static {
     async fn journal_position(&self, journal: String) -> StoreResult<Option<(u64, u64)>>;
 
     /// What a tracking request needs before it is answered: `None` when no message has this
-    /// tracking id; else whether the message is anonymous, and the destination of link
-    /// `link_no` (`None` when the message has no such link, or when no link was asked for).
+    /// tracking id; else the message's [`Standing`], and the destination of link `link_no`
+    /// (`None` when the message has no such link, or when no link was asked for).
     async fn lookup_link(
         &self,
         tracking_id: i64,
         link_no: Option<u16>,
-    ) -> StoreResult<Option<(bool, Option<String>)>>;
+    ) -> StoreResult<Option<(Standing, Option<String>)>>;
 
     /// Runs the classifier again over the stored events (of one campaign, or all), message by
     /// message in arrival order, and stores what changed. `progress` is told (events done, events
@@ -143,6 +143,8 @@ pub trait Store: Send + Sync + 'static {
     async fn consents(&self, recipient_id: String) -> StoreResult<Vec<ConsentRecord>>;
     /// Which of these recipients have a standing consent.
     async fn consenting(&self, recipients: Vec<String>) -> StoreResult<Vec<String>>;
+    /// Which of these recipients have opted out.
+    async fn opted_out(&self, recipients: Vec<String>) -> StoreResult<Vec<String>>;
     /// The recipient of the message with this tracking id (the "stop tracking me" link).
     async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>>;
     /// Removes every message, link, event and opt-out record of the recipient, across campaigns.

@@ -23,7 +23,7 @@ use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit};
 use checks::{check_each_campaign, check_summaries};
 use chrono::SubsecRound;
-use consent::{anonymize_message, consent_records, standing_consents};
+use consent::{anonymize_message, consent_records, opted_out, standing_consents};
 use history::History;
 use message_row::MessageRow;
 use record_batch::record_batch;
@@ -307,19 +307,28 @@ impl<E: Engine> Store for SqlStore<E> {
         &self,
         tracking_id: i64,
         link_no: Option<u16>,
-    ) -> StoreResult<Option<(bool, Option<String>)>> {
+    ) -> StoreResult<Option<(Standing, Option<String>)>> {
         // -1 names no link: a pixel only asks whether the message exists.
         let link_no = link_no.map_or(-1, i64::from);
         self.read(move |c| {
             c.query_row(
-                "SELECT l.url, m.recipient_id FROM messages m
+                "SELECT l.url, m.recipient_id,
+                     EXISTS (SELECT 1 FROM opt_outs o WHERE o.recipient_id = m.recipient_id),
+                     EXISTS (SELECT 1 FROM consents k
+                             WHERE k.recipient_id = m.recipient_id AND k.withdrawn_at IS NULL)
+                 FROM messages m
                  LEFT JOIN links l ON l.message_id = m.id AND l.link_no = ?2
                  WHERE m.tracking_id = ?1",
                 params![tracking_id, link_no],
             )?
             .map(|r| {
                 let recipient: String = r.get(1)?;
-                Ok((recipient.starts_with(ANONYMOUS_RECIPIENT), r.get(0)?))
+                let standing = Standing {
+                    anonymous: recipient.starts_with(ANONYMOUS_RECIPIENT),
+                    opted_out: r.get(2)?,
+                    consenting: r.get(3)?,
+                };
+                Ok((standing, r.get(0)?))
             })
             .transpose()
         })
@@ -522,6 +531,10 @@ impl<E: Engine> Store for SqlStore<E> {
 
     async fn consenting(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
         self.read(move |c| standing_consents(c, &recipients)).await
+    }
+
+    async fn opted_out(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
+        self.read(move |c| opted_out(c, &recipients)).await
     }
 
     async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>> {

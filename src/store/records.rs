@@ -98,6 +98,18 @@ pub enum WithoutConsent {
     None,
 }
 
+/// What the tracker knows of a message's recipient before it journals a hit, so that it writes
+/// no more of the reader than the store would keep (PRIVACY.md, "the journal").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    /// Stored under an anonymous name: nothing of the reader is kept.
+    pub anonymous: bool,
+    /// The recipient opted out: hits are answered and not stored.
+    pub opted_out: bool,
+    /// The recipient's consent stands (it matters with `--require-consent`).
+    pub consenting: bool,
+}
+
 /// What storing one event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {

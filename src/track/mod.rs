@@ -12,7 +12,7 @@ pub mod stop;
 
 use crate::ingest::directory::Found;
 use crate::server::AppState;
-use crate::store::{EventKind, NewEvent};
+use crate::store::{EventKind, NewEvent, Standing, WithoutConsent};
 use crate::token::TokenError;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -56,15 +56,13 @@ pub async fn pixel(
             return refused("pixel", e.label());
         }
     };
-    let anonymous = match app.directory.lookup(token.tracking_id, None).await {
-        Ok(found) => match found.message() {
-            Some((_, anonymous)) => anonymous,
-            None => return refused("pixel", "unknown_message"),
-        },
+    let standing = match app.directory.lookup(token.tracking_id, None).await {
+        Ok(Found::Message(standing, _)) => Some(standing),
+        Ok(_) => return refused("pixel", "unknown_message"),
         // The database cannot say: the pixel is answered all the same, and the store worker
-        // drops the event later if the message is unknown (or keeps nothing of the reader if
-        // it is anonymous).
-        Err(_) => false,
+        // drops the event later if the message is unknown (or keeps only what the recipient's
+        // standing allows).
+        Err(_) => None,
     };
     let mut event = event(
         &app,
@@ -75,8 +73,8 @@ pub async fn pixel(
         peer,
         &headers,
     );
-    if anonymous {
-        for_anonymous(&mut event);
+    if let Some(standing) = standing {
+        minimise(&app, standing, &mut event);
     }
     match app.events.record(event).await {
         Ok(()) => {
@@ -112,22 +110,19 @@ pub async fn click(
             return refused("click", e.label());
         }
     };
-    let url = match app
+    let (standing, url) = match app
         .directory
         .lookup(token.tracking_id, Some(token.link_no))
         .await
     {
         Ok(Found::UnknownMessage) => return refused("click", "unknown_message"),
-        Ok(found) => match found.message() {
-            Some((Some(url), anonymous)) => (url, anonymous),
-            _ => return refused("click", "unknown_link"),
-        },
+        Ok(Found::Message(standing, Some(url))) => (standing, url),
+        Ok(_) => return refused("click", "unknown_link"),
         Err(e) => {
             let why = format!("the database cannot say where this link leads: {e}");
             return unavailable("click", &why);
         }
     };
-    let (url, anonymous) = url;
     let mut event = event(
         &app,
         EventKind::Click,
@@ -137,12 +132,27 @@ pub async fn click(
         peer,
         &headers,
     );
-    if anonymous {
-        for_anonymous(&mut event);
-    }
+    minimise(&app, standing, &mut event);
     match app.events.record(event).await {
         Ok(()) => redirect(&url),
         Err(e) => unavailable("click", &e.to_string()),
+    }
+}
+
+/// A hit takes no more of the reader into the journal than the store will keep (the store
+/// worker decides again on what the database says then, and drops or minimises the same way).
+fn minimise(app: &AppState, standing: Standing, event: &mut NewEvent) {
+    let settings = &app.settings;
+    let without_consent = settings.require_consent && !standing.anonymous && !standing.consenting;
+    if standing.opted_out || (without_consent && settings.without_consent == WithoutConsent::None) {
+        // Not stored: only that the mail was loaded or clicked, for the worker to confirm.
+        for_anonymous(event);
+        event.user_agent = None;
+        event.headers = None;
+        event.ip_tags.clear();
+    } else if standing.anonymous || without_consent {
+        // Stored anonymous (`--without-consent anonymous` renames the message first).
+        for_anonymous(event);
     }
 }
 

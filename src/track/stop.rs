@@ -60,6 +60,7 @@ pub async fn confirm(State(app): State<Arc<AppState>>, Path(token): Path<String>
             .stored_so_far(crate::ingest::DECISION_WAIT)
             .await;
         app.store.opt_out(recipient, "link".into()).await?;
+        app.directory.forget_all();
         Ok::<bool, crate::store::StoreError>(true)
     };
     match done.await {

@@ -361,18 +361,127 @@ async fn an_anonymous_messages_hits_reach_the_journal_without_the_reader() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let journal = app.dir.path().join("mailbeacon-journal");
-    for entry in std::fs::read_dir(&journal).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        for needle in ["AnonProbe", "anonprobe-proxy", "198.51.100.77"] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{needle} in the journal"
-            );
-        }
-    }
+    let found = in_the_journal(&app, &["AnonProbe", "anonprobe-proxy", "198.51.100.77"]);
+    assert!(found.is_empty(), "in the journal: {found:?}");
     let events = app.events(campaign).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["class"], "bot", "{}", events[0]);
     assert!(events[0]["client_ip"].is_null() && events[0]["user_agent"].is_null());
+}
+
+/// Which of `needles` some file of the journal directory holds.
+fn in_the_journal<'a>(app: &TestApp, needles: &[&'a str]) -> Vec<&'a str> {
+    let journal = app.dir.path().join("mailbeacon-journal");
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    needles
+        .iter()
+        .copied()
+        .filter(|n| {
+            files
+                .iter()
+                .any(|bytes| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
+        })
+        .collect()
+}
+
+/// A probe's hit with an agent, a proxy header and a forwarded address to look for on disk.
+async fn probe(app: &TestApp, url: &str, agent: &str, address: &str) -> StatusCode {
+    app.client
+        .get(url)
+        .header(reqwest::header::USER_AGENT, agent)
+        .header("Via", format!("1.1 {agent}-proxy.example"))
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// After an opt-out, the recipient's hits are answered and not stored; they reach the journal
+/// without agent, headers or address, for mail registered before the opt-out and after it.
+#[tokio::test]
+async fn an_opted_out_recipients_hits_reach_the_journal_without_them() {
+    let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1", "--client-ip", "full"]).await;
+    let campaign = app.create_campaign("Opted out").await;
+    let html = r#"<p><a href="https://shop.example/sale">Sale</a></p>"#;
+    let before = app.add_message(campaign, "gone@example.com", html).await;
+    let r = app
+        .api_post("/api/recipients/gone@example.com/opt-out", &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let after = app.add_message(campaign, "gone@example.com", html).await;
+    for (m, agent) in [(&before, "OptedOutEarlier"), (&after, "OptedOutLater")] {
+        let pixel = m["pixel_url"].as_str().unwrap();
+        assert_eq!(
+            probe(&app, pixel, agent, "198.51.100.78").await,
+            StatusCode::OK
+        );
+        let click = click_urls(m["html"].as_str().unwrap()).remove(0);
+        assert_eq!(
+            probe(&app, &click, agent, "198.51.100.78").await,
+            StatusCode::FOUND
+        );
+    }
+    let found = in_the_journal(&app, &["OptedOutEarlier", "OptedOutLater", "198.51.100.78"]);
+    assert!(found.is_empty(), "in the journal: {found:?}");
+    app.settled().await;
+    assert!(app.events(campaign).await.is_empty());
+}
+
+/// `--require-consent`: once the recipient withdraws consent, the hits on mail sent before reach
+/// the journal as an anonymous message's do, and are stored anonymous.
+#[tokio::test]
+async fn after_a_consent_withdrawal_hits_reach_the_journal_without_the_reader() {
+    let app = TestApp::spawn_with(&[
+        "--require-consent",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--client-ip",
+        "full",
+    ])
+    .await;
+    let campaign = app.create_campaign("Withdrawn").await;
+    let consent = "/api/recipients/kept@example.com/consent";
+    let r = app.api_post(consent, &json!({"source": "form"})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m = app
+        .add_message(campaign, "kept@example.com", "<p>x</p>")
+        .await;
+    assert_eq!(m["tracking"], "individual");
+    let pixel = m["pixel_url"].as_str().unwrap();
+    assert_eq!(
+        probe(&app, pixel, "GivenProbe", "198.51.100.79").await,
+        StatusCode::OK
+    );
+    app.settled().await;
+    let r = app
+        .client
+        .delete(app.url(consent))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        probe(&app, pixel, "WithdrawnProbe", "198.51.100.80").await,
+        StatusCode::OK
+    );
+    let found = in_the_journal(&app, &["WithdrawnProbe", "198.51.100.80"]);
+    assert!(found.is_empty(), "in the journal: {found:?}");
+    app.settled().await;
+    let events = app.events(campaign).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    for e in &events {
+        assert!(
+            e["recipient_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("anonymous:"),
+            "{e}"
+        );
+        assert!(e["client_ip"].is_null() && e["user_agent"].is_null(), "{e}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Consent records and making a message anonymous.
+//! Consent records, opt-outs and making a message anonymous.
 
 use super::*;
 
@@ -57,6 +57,21 @@ pub(super) fn standing_consents(
     let sql = format!(
         "SELECT DISTINCT recipient_id FROM consents
          WHERE withdrawn_at IS NULL AND recipient_id {}",
+        sql::in_json_array(c.dialect(), false)
+    );
+    c.query(&sql, params![json_array(recipients)])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Which of `recipients` have opted out.
+pub(super) fn opted_out(c: &mut dyn Conn, recipients: &[String]) -> StoreResult<Vec<String>> {
+    if recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT recipient_id FROM opt_outs WHERE recipient_id {}",
         sql::in_json_array(c.dialect(), false)
     );
     c.query(&sql, params![json_array(recipients)])?
