@@ -119,11 +119,23 @@ impl Context {
         Ok(())
     }
 
-    /// The public URL from the settings, or the one a server on the default listen address would have.
-    pub fn public_url(&self) -> PublicUrl {
-        self.settings.public_url.clone().unwrap_or_else(|| {
-            PublicUrl::for_listener(self.settings.listen, self.settings.tls_cert.is_some())
-        })
+    /// The public URL from the settings, or the one a server on the listen address would have
+    /// (for commands that print tracking URLs without a server).
+    pub fn public_url(&self) -> anyhow::Result<PublicUrl> {
+        if let Some(url) = &self.settings.public_url {
+            return Ok(url.clone());
+        }
+        if self.settings.listen.port() == 0 {
+            anyhow::bail!(
+                "--listen {} picks a free port when the server starts, so the URLs of mail made now \
+                 cannot be known: give the URL readers will reach the server at with --public-url",
+                self.settings.listen
+            );
+        }
+        Ok(PublicUrl::for_listener(
+            self.settings.listen,
+            self.settings.tls_cert.is_some(),
+        ))
     }
 }
 

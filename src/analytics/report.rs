@@ -248,7 +248,8 @@ pub fn parse_offset(s: &str) -> Option<i32> {
         return Some(0);
     }
     let (sign, rest) = match s.as_bytes()[0] {
-        b'+' => (1, &s[1..]),
+        // A `+` typed into a URL's query arrives as a space (form encoding): `?tz=+02:00`.
+        b'+' | b' ' => (1, &s[1..]),
         b'-' => (-1, &s[1..]),
         _ => return None,
     };
@@ -338,5 +339,10 @@ mod tests {
         assert_eq!((hit[0].weekday, hit[0].hour), (1, 1));
         assert_eq!(parse_offset("-0530"), Some(-330));
         assert_eq!(parse_offset("2:00"), None);
+        assert_eq!(
+            parse_offset(" 02:00"),
+            Some(120),
+            "a URL's + decoded as a space"
+        );
     }
 }

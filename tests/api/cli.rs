@@ -185,3 +185,36 @@ async fn key_rotation_keeps_old_mail_working() {
     }
     assert_eq!(app.stats(campaign).await["opens"]["unique"], 2);
 }
+
+/// The commands as the README uses them: a breakdown named alone, output into a pipe that
+/// closes early (`stats | head`), a listen address whose port is not known yet.
+#[test]
+fn cli_commands_as_the_readme_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("mailbeacon.db").display());
+    let (ok, _, err) = cli(&db, &["campaign", "create", "--name", "Spring sale"], None);
+    assert!(ok, "{err}");
+    let report = |name: &str| cli(&db, &["report", "--campaign", "1", "--report", name], None);
+    let (ok, out, err) = report("client");
+    assert!(ok && out.starts_with("value,opens,"), "{out}{err}");
+    let (ok, _, err) = report("clients");
+    assert!(!ok && err.contains("client, os, device"), "{err}");
+
+    let mut stats = std::process::Command::new(BIN)
+        .args(["stats", "--campaign", "1", "--database", &db])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(stats.stdout.take());
+    let done = stats.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success() && err.is_empty(), "{err}");
+
+    let args = ["--listen", "127.0.0.1:0", "url", "open", "--campaign", "1"];
+    let (ok, out, err) = cli(&db, &[&args[..], &["--recipient", "bob"]].concat(), None);
+    assert!(
+        !ok && out.is_empty() && err.contains("--public-url"),
+        "{out}{err}"
+    );
+}

@@ -128,6 +128,13 @@ async fn reports_agree(app: TestApp) {
     assert_eq!(grid["cells"].as_array().unwrap().len(), 168);
     assert_eq!(grid["utc_offset_minutes"], -330);
     assert_eq!(sum(&grid["cells"], "opens"), want.opens);
+    // As the README writes it: the `+` of the offset reaches the server as a space.
+    let grid = get_json(
+        &app,
+        &format!("/api/campaigns/{campaign}/hour-of-week?tz=+02:00"),
+    )
+    .await;
+    assert_eq!(grid["utc_offset_minutes"], 120);
 
     // Two campaigns side by side.
     let other = app.create_campaign("Reports B").await;
