@@ -112,8 +112,9 @@ pub async fn instrument(
     out.write_all(message.html.unwrap_or_default().as_bytes())?;
     match (message.message_id, &message.pixel_url) {
         (Some(id), Some(pixel)) => eprintln!(
-            "registered message {id} for recipient {} ({:?} tracking); pixel {pixel}",
-            message.recipient_id, message.tracking
+            "registered message {id} for recipient {} ({} tracking); pixel {pixel}",
+            message.recipient_id,
+            format!("{:?}", message.tracking).to_lowercase()
         ),
         _ => eprintln!(
             "not tracked (--max-tracking-level none): the HTML is unchanged, nothing stored"

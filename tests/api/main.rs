@@ -17,6 +17,7 @@ mod mmdb;
 mod multinode;
 mod openapi_conformance;
 mod privacy;
+mod readme;
 mod reports;
 mod tls;
 mod tracker;

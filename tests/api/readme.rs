@@ -1,0 +1,257 @@
+//! The README's examples, run as written against the real server and CLI: the first steps (each
+//! `$ ` line of their blocks, its output compared with what the README shows), and the shell
+//! blocks of the API, export and webhook sections (each command must succeed, and what the README
+//! shows of its answer must be there).
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const README: &str = include_str!("../../README.md");
+
+/// A fenced block of the README: its language, the section it is in, its text.
+struct Block {
+    lang: String,
+    section: String,
+    text: String,
+}
+
+fn blocks() -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut section = String::new();
+    let mut open: Option<Block> = None;
+    for line in README.lines() {
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(lang)) => {
+                open = Some(Block {
+                    lang: lang.to_string(),
+                    section: section.clone(),
+                    text: String::new(),
+                })
+            }
+            (Some(_), Some(_)) => blocks.push(open.take().unwrap()),
+            (Some(block), None) => {
+                block.text.push_str(line);
+                block.text.push('\n');
+            }
+            (None, None) => {
+                if let Some(title) = line.strip_prefix("## ") {
+                    section = title.to_string();
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// What differs from run to run is made equal: tokens, times, the port.
+fn normalised(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(prefix) = ["/o/", "/c/", "mb_", "http://127.0.0.1:"]
+            .into_iter()
+            .find(|p| rest.starts_with(p))
+        {
+            out.push_str(prefix);
+            out.push('*');
+            rest = rest[prefix.len()..]
+                .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        } else if is_time(rest) {
+            out.push_str("<time>");
+            rest = rest[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+            rest = rest.strip_prefix('Z').unwrap_or(rest);
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// `2026-11-23T11:45:22` at the start of `s`.
+fn is_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 19
+        && "dddd-dd-ddTdd:dd:dd".bytes().zip(b).all(|(p, c)| {
+            if p == b'd' {
+                c.is_ascii_digit()
+            } else {
+                p == *c
+            }
+        })
+}
+
+/// Runs `command` with `sh` in `dir`, with `mailbeacon` on the PATH; stdout and stderr together.
+fn sh(dir: &Path, command: &str, public_url: &str) -> (bool, String) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("mailbeacon");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nexec '{BIN}' \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("sh")
+        .args(["-c", &format!("exec 2>&1\n{command}")])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("MAILBEACON_PUBLIC_URL", public_url)
+        .env("MAILBEACON_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The first steps: campaign, instrumented mail, a pixel URL for mail built elsewhere, and the
+/// campaign's numbers once the mail was opened and its link clicked in a browser.
+#[tokio::test]
+async fn the_first_steps_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mail.html"),
+        dir.path().join("examples/mail.html"),
+    )
+    .unwrap();
+    let app = TestApp::spawn_on(dir, "sqlite://mailbeacon.db", &[], None).await;
+    let steps: Vec<Block> = blocks()
+        .into_iter()
+        .filter(|b| b.section == "First steps" && b.text.starts_with("$ mailbeacon"))
+        .collect();
+    assert_eq!(
+        steps.len(),
+        2,
+        "the README's first steps have two blocks of commands"
+    );
+    for (i, block) in steps.iter().enumerate() {
+        if i == 1 {
+            open_and_click_in_a_browser(&app).await;
+        }
+        for step in block.text.split("$ ").filter(|s| !s.is_empty()) {
+            let (command, shown) = step.split_once('\n').unwrap();
+            let (ok, printed) = sh(app.dir.path(), command, &app.base);
+            assert!(ok, "{command}\n{printed}");
+            assert_eq!(normalised(&printed), normalised(shown), "{command}");
+        }
+    }
+}
+
+/// What the README asks the reader to do between the blocks: open out.html, click its link.
+async fn open_and_click_in_a_browser(app: &TestApp) {
+    let html = std::fs::read_to_string(app.dir.path().join("out.html")).unwrap();
+    let pixel = html.split("<img src=\"").nth(1).unwrap().split('"').next();
+    let click = click_urls(&html).remove(0);
+    for (url, status) in [
+        (pixel.unwrap(), StatusCode::OK),
+        (&click, StatusCode::FOUND),
+    ] {
+        let r = app.client.get(url).header("user-agent", CHROME).send();
+        assert_eq!(r.await.unwrap().status(), status, "{url}");
+    }
+    app.settled().await;
+}
+
+/// The API, export and webhook sections' shell blocks, in order, on one fresh server: each
+/// command succeeds, and what the README shows after it (`# ...`) is in its answer.
+#[tokio::test]
+async fn the_api_export_and_webhook_examples_run_as_written() {
+    let app = TestApp::spawn_on(
+        tempfile::tempdir().unwrap(),
+        "sqlite://mailbeacon.db",
+        &[],
+        None,
+    )
+    .await;
+    let examples: Vec<Block> = blocks()
+        .into_iter()
+        .filter(|b| b.lang == "sh")
+        .filter(|b| ["HTTP API", "Exports", "Webhooks"].contains(&b.section.as_str()))
+        .collect();
+    assert_eq!(
+        examples.len(),
+        3,
+        "one shell block in each of the three sections"
+    );
+    let set_token = format!("T={}", app.admin_token);
+    let mut ran = 0;
+    for block in &examples {
+        for (command, shown) in commands(&block.text) {
+            let command = command
+                .replace("T=mb_...", &set_token)
+                .replace("http://127.0.0.1:8080", &app.base);
+            let (ok, printed) = sh(
+                app.dir.path(),
+                &format!("{set_token}\n{command}"),
+                &app.base,
+            );
+            assert!(ok, "{command}\n{printed}");
+            check_shown(app.dir.path(), &command, &printed, &shown);
+            ran += 1;
+        }
+    }
+    assert!(ran >= 8, "{ran} commands");
+}
+
+/// A block's commands (continued lines joined), each with the `# ` lines that follow it.
+fn commands(block: &str) -> Vec<(String, Vec<String>)> {
+    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+    let mut continued = false;
+    for line in block.lines() {
+        if let Some(shown) = line.strip_prefix("# ") {
+            commands.last_mut().unwrap().1.push(shown.to_string());
+        } else if continued {
+            let command = &mut commands.last_mut().unwrap().0;
+            command.push('\n');
+            command.push_str(line);
+        } else if !line.trim().is_empty() {
+            commands.push((line.to_string(), Vec::new()));
+        }
+        // A command goes on after a trailing backslash, or inside a quoted string.
+        let quotes = commands.last().map_or(0, |(c, _)| c.matches('\'').count());
+        continued = line.ends_with('\\') || quotes % 2 == 1;
+    }
+    commands
+}
+
+fn check_shown(dir: &Path, command: &str, printed: &str, shown: &[String]) {
+    let Some(first) = shown.first() else {
+        return;
+    };
+    if let Some(file) = first.strip_prefix("saves ") {
+        assert!(dir.join(file).is_file(), "{command}: no {file}");
+    } else if first.starts_with('{') {
+        // The README shortens answers with `...`: every field it names is in the answer.
+        let answer: serde_json::Value = serde_json::from_str(printed)
+            .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {printed}"));
+        let answer = answer.to_string();
+        for field in keys(&shown.join(" ")) {
+            assert!(
+                answer.contains(&format!("\"{field}\":")),
+                "{command}: no {field} in {answer}"
+            );
+        }
+    } else {
+        let header = printed.lines().next().unwrap_or_default();
+        assert!(header.starts_with(first.as_str()), "{command}: {header}");
+    }
+}
+
+/// The quoted names followed by `:` in a shortened JSON text.
+fn keys(text: &str) -> Vec<&str> {
+    let quoted: Vec<&str> = text.split('"').collect();
+    (1..quoted.len())
+        .step_by(2)
+        .filter(|&i| {
+            quoted
+                .get(i + 1)
+                .is_some_and(|after| after.starts_with(':'))
+        })
+        .map(|i| quoted[i])
+        .collect()
+}
