@@ -5,10 +5,8 @@
 use crate::token::SigningKey;
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// Settings shared by every command. Every field is optional so that the layers can be merged;
 /// [`Settings::resolve`] fills in the defaults.
@@ -148,7 +146,7 @@ pub struct Settings {
         global = true,
         value_name = "WHAT"
     )]
-    pub without_consent: Option<crate::store::WithoutConsent>,
+    pub without_consent: Option<crate::domain::WithoutConsent>,
 
     /// The most any message may be tracked: `individual` (default), `anonymous` (counted, nothing
     /// stored points to the recipient) or `none` (mail is not instrumented at all).
@@ -158,7 +156,7 @@ pub struct Settings {
         global = true,
         value_name = "LEVEL"
     )]
-    pub max_tracking_level: Option<crate::messages::TrackingLevel>,
+    pub max_tracking_level: Option<crate::domain::TrackingLevel>,
 
     /// Add a hidden link to every instrumented mail that only machines follow; a click on it marks
     /// the request as a scanner (default false).
@@ -276,14 +274,14 @@ pub struct Resolved {
     pub honeypot_link: bool,
     pub stop_tracking_link: bool,
     pub require_consent: bool,
-    pub without_consent: crate::store::WithoutConsent,
-    pub max_tracking_level: crate::messages::TrackingLevel,
+    pub without_consent: crate::domain::WithoutConsent,
+    pub max_tracking_level: crate::domain::TrackingLevel,
     pub geoip: Option<PathBuf>,
     pub header_timeout: std::time::Duration,
     pub body_timeout: std::time::Duration,
     pub retention_days: Option<u32>,
     pub api_rate_limit: u32,
-    pub webhooks: crate::webhooks::delivery::DeliverySettings,
+    pub webhooks: crate::webhook_delivery::DeliverySettings,
     /// `--tls-cert` and `--tls-key`, when both are given.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -385,14 +383,14 @@ impl Settings {
             without_consent: self.without_consent.unwrap_or_default(),
             max_tracking_level: self
                 .max_tracking_level
-                .unwrap_or(crate::messages::TrackingLevel::Individual),
+                .unwrap_or(crate::domain::TrackingLevel::Individual),
             stop_tracking_link: self.stop_tracking_link.unwrap_or(false),
             geoip: self.geoip,
             header_timeout: std::time::Duration::from_secs(self.header_timeout.unwrap_or(10)),
             body_timeout: std::time::Duration::from_secs(self.body_timeout.unwrap_or(30)),
             retention_days: self.retention_days,
             api_rate_limit: self.api_rate_limit.unwrap_or(100).max(1),
-            webhooks: crate::webhooks::delivery::DeliverySettings {
+            webhooks: crate::webhook_delivery::DeliverySettings {
                 timeout: std::time::Duration::from_secs(self.webhook_timeout.unwrap_or(10)),
                 max_attempts: self.webhook_max_attempts.unwrap_or(12),
                 retry_base: std::time::Duration::from_secs_f64(
@@ -462,116 +460,8 @@ fn deserialize_signing_keys<'de, D: serde::Deserializer<'de>>(
         .collect()
 }
 
-/// Where events and campaigns are stored, parsed from a URL.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum DatabaseUrl {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl Default for DatabaseUrl {
-    fn default() -> Self {
-        DatabaseUrl::Sqlite(PathBuf::from("mailbeacon.db"))
-    }
-}
-
-impl FromStr for DatabaseUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(path) = s.strip_prefix("sqlite://").or(s.strip_prefix("sqlite:")) {
-            if path.is_empty() {
-                return Err("sqlite URL needs a file path, e.g. sqlite://mailbeacon.db".into());
-            }
-            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
-        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            Ok(DatabaseUrl::Postgres(s.to_string()))
-        } else {
-            Err(format!(
-                "unsupported database URL '{s}': use sqlite://PATH or postgres://USER@HOST/DB"
-            ))
-        }
-    }
-}
-
-impl TryFrom<String> for DatabaseUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            // Never print a password that may be in the URL.
-            DatabaseUrl::Postgres(url) => f.write_str(&redact_password(url)),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// An absolute http(s) base URL without a trailing slash.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct PublicUrl(String);
-
-impl PublicUrl {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The base URL for a server listening on `addr` (with TLS or without).
-    pub fn for_listener(addr: SocketAddr, tls: bool) -> PublicUrl {
-        PublicUrl(format!("{}://{addr}", if tls { "https" } else { "http" }))
-    }
-}
-
-impl FromStr for PublicUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let lower = s.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix("https://")
-            .or_else(|| lower.strip_prefix("http://"))
-            .ok_or_else(|| format!("public URL '{s}' must start with http:// or https://"))?;
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(format!("public URL '{s}' has no host"));
-        }
-        if s.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
-            return Err(format!(
-                "public URL '{s}' must not contain spaces, a query or a fragment"
-            ));
-        }
-        Ok(PublicUrl(s.trim_end_matches('/').to_string()))
-    }
-}
-
-impl TryFrom<String> for PublicUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
+pub use crate::domain::PublicUrl;
+pub use crate::store::DatabaseUrl;
 
 mod modes;
 pub use modes::{ClientIpMode, ProxyHeader, TrustedProxies, UserAgentMode};

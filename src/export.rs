@@ -7,7 +7,7 @@
 //! of its own, so no transaction stays open however slow the reader is; a recipient erased while
 //! an export runs is left out of the pages read after the erasure.
 
-use crate::api::{csv_rows, to_ndjson};
+use crate::encode::{csv_rows, to_ndjson};
 use crate::store::{CampaignId, EventId, EventRecord, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -38,11 +38,11 @@ impl ExportFormat {
 }
 
 /// The API's format of the same name (content type, file extension).
-impl From<ExportFormat> for crate::api::format::Format {
+impl From<ExportFormat> for crate::encode::format::Format {
     fn from(f: ExportFormat) -> Self {
         match f {
-            ExportFormat::Csv => crate::api::format::Format::Csv,
-            ExportFormat::Ndjson => crate::api::format::Format::Ndjson,
+            ExportFormat::Csv => crate::encode::format::Format::Csv,
+            ExportFormat::Ndjson => crate::encode::format::Format::Ndjson,
         }
     }
 }
@@ -248,7 +248,7 @@ mod tests {
                 .unwrap()
                 .with_page_size(page);
             let (csv, chunks) = all(export).await.unwrap();
-            assert_eq!(csv, crate::api::to_csv(&whole).unwrap(), "page {page}");
+            assert_eq!(csv, crate::encode::to_csv(&whole).unwrap(), "page {page}");
             assert_eq!(chunks, 23usize.div_ceil(page), "page {page}");
             let export = EventExport::start(store.clone(), 1, ExportFormat::Ndjson)
                 .await
@@ -267,7 +267,7 @@ mod tests {
             .unwrap();
         assert_eq!(export.up_to(), 0);
         let (csv, _) = all(export).await.unwrap();
-        assert_eq!(csv, crate::api::to_csv(&[]).unwrap());
+        assert_eq!(csv, crate::encode::to_csv(&[]).unwrap());
         assert!(String::from_utf8(csv).unwrap().starts_with("id,kind,"));
         let export = EventExport::start(store, 1, ExportFormat::Ndjson)
             .await

@@ -3,14 +3,22 @@
 
 pub mod analytics;
 pub mod api;
+pub mod app;
 pub mod classify;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
+pub mod credentials;
 pub mod dashboard;
+pub mod domain;
+pub mod encode;
+pub mod error;
 pub mod export;
 pub mod geo;
+pub mod html;
 pub mod ingest;
 pub mod instrument;
+pub mod limits;
 pub mod memory;
 pub mod messages;
 pub mod server;
@@ -20,4 +28,5 @@ pub mod telemetry;
 pub mod tls;
 pub mod token;
 pub mod track;
+pub mod webhook_delivery;
 pub mod webhooks;

@@ -2,7 +2,8 @@
 //! (pixel plus click redirects) and the message and its links are stored. The API
 //! (`POST /api/campaigns/{id}/messages`) and the CLI (`instrument`, `url open`) both come here.
 
-use crate::config::PublicUrl;
+use crate::domain::PublicUrl;
+pub use crate::domain::{HONEYPOT_LINK, TrackingLevel};
 use crate::instrument::{self, InstrumentError, InstrumentOptions};
 use crate::store::{
     ANONYMOUS_RECIPIENT, Campaign, MessageId, NewMessage, Standing, Store, StoreError,
@@ -14,29 +15,6 @@ use std::sync::Arc;
 
 /// Recipient ids are the sender's own identifiers (a CRM id, a hashed address…), kept short.
 pub const MAX_RECIPIENT_ID_LEN: usize = 256;
-
-/// How much of a message is tracked. Ordered: a setting caps a request at its level.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum TrackingLevel {
-    /// Not instrumented: no pixel, no rewritten links, nothing stored.
-    None,
-    /// Counted in the campaign's figures; the stored message names no recipient.
-    Anonymous,
-    /// Per-recipient events (the default).
-    Individual,
-}
 
 /// One message to register.
 #[derive(Debug, Clone)]
@@ -288,9 +266,6 @@ impl Registrar {
             .collect()
     }
 }
-
-/// The hidden link's number; real links count from 1.
-pub const HONEYPOT_LINK: u16 = 0;
 
 /// 64 random bits: what a token names, revealing nothing and not guessable.
 fn new_tracking_id() -> i64 {

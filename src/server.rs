@@ -2,14 +2,7 @@
 //! shutdown signal (so tests and `serve` start it the same way).
 
 use crate::api;
-use crate::classify::Classifier;
-use crate::config::Resolved;
-use crate::geo::Geo;
-use crate::ingest::EventSender;
-use crate::ingest::directory::Directory;
-use crate::messages::Registrar;
-use crate::store::Store;
-use crate::token::KeyRing;
+use crate::app::AppState;
 use crate::track;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -23,37 +16,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_service::Service;
-
-/// What every handler can reach. Built once at start-up; nothing in it changes while serving.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub keys: Arc<KeyRing>,
-    pub events: EventSender,
-    /// Whether a tracked message exists and where its links lead, for the tracking handlers.
-    pub directory: Arc<Directory>,
-    pub settings: Resolved,
-    pub registrar: Registrar,
-    pub classifier: Arc<Classifier>,
-    pub geo: Option<Arc<Geo>>,
-    pub ip_salt: crate::track::client_addr::DailySalt,
-    pub metrics: Option<PrometheusHandle>,
-    /// Turns true when the server stops accepting: long-lived responses (the dashboard's live
-    /// feed) end then, so shutdown does not wait for them.
-    pub closing: tokio::sync::watch::Sender<bool>,
-    /// Failed dashboard sign-ins per client address.
-    pub sign_in: crate::dashboard::sign_in_limit::SignInLimiter,
-    /// `--api-rate-limit`, per API token and per client address.
-    pub api_limits: crate::api::rate_limit::RateLimiter,
-    /// Tells the webhook delivery worker that notices are waiting (after a replay).
-    pub webhooks: crate::webhooks::delivery::Wake,
-    /// Set with `--tls-cert`: every connection is TLS.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-}
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

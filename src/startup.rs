@@ -2,6 +2,7 @@
 //! The CLI's other commands share [`Context::open`] so they see exactly what the server sees.
 
 use crate::api::auth;
+use crate::app::AppState;
 use crate::classify::{Classifier, Internal, ranges};
 use crate::config::{PublicUrl, Resolved};
 use crate::geo::Geo;
@@ -9,10 +10,10 @@ use crate::ingest::directory::Directory;
 use crate::ingest::worker::{JournalDir, StoreWorker, WorkerSetup};
 use crate::ingest::{JournalStatus, JournalWriter};
 use crate::messages::Registrar;
-use crate::server::{self, AppState};
+use crate::server;
 use crate::store::{self, OpenReport, Scope, Store};
 use crate::token::{KeyRing, SigningKey};
-use crate::webhooks::delivery::Wake;
+use crate::webhook_delivery::Wake;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,7 +241,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         metrics: Some(metrics),
         closing: tokio::sync::watch::Sender::new(false),
         sign_in: Default::default(),
-        api_limits: crate::api::rate_limit::RateLimiter::new(ctx.settings.api_rate_limit),
+        api_limits: crate::limits::rate_limit::RateLimiter::new(ctx.settings.api_rate_limit),
         webhooks: wake.clone(),
         tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
     });
@@ -254,7 +255,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         );
         tokio::spawn(crate::tls::watch(resolver, state.closing.subscribe()));
     }
-    let delivery = tokio::spawn(crate::webhooks::delivery::run(
+    let delivery = tokio::spawn(crate::webhook_delivery::run(
         ctx.store.clone(),
         ctx.settings.webhooks.clone(),
         wake,

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use mailbeacon::api::auth::bearer_token;
 use mailbeacon::api::format::{Format, negotiate};
 use mailbeacon::config::{ClientIpMode, ProxyHeader, TrustedProxies};
-use mailbeacon::track::client_addr::{DailySalt, client_addr, stored_addr};
+use mailbeacon::client_addr::{DailySalt, client_addr, stored_addr};
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -92,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    if let Some(value) = mailbeacon::dashboard::session::cookie(&headers) {
+    if let Some(value) = mailbeacon::credentials::sessions::cookie(&headers) {
         assert!((1..=100).contains(&value.len()) && !value.contains(';'));
     }
     for value in headers.get_all(header::AUTHORIZATION) {

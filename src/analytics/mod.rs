@@ -2,9 +2,10 @@
 
 pub mod report;
 pub mod rollup;
+mod stats;
 
-use crate::store::CampaignStats;
 use serde::Serialize;
+pub use stats::{CampaignStats, ClassCounts, Counts};
 
 #[derive(Debug, Serialize)]
 pub struct CampaignReport {

@@ -3,7 +3,7 @@
 //! is flat, so each report also exports as CSV.
 
 use super::rollup::{DimCount, HourCount, LinkCount};
-use crate::store::EventKind;
+use crate::domain::EventKind;
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@
 //! classes of past events change, and the writer never has to re-read a campaign.
 
 use crate::classify::Class;
-use crate::store::EventKind;
+use crate::domain::EventKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,31 +1,17 @@
-//! API tokens: `mb_` followed by 32 random bytes in base64url. Only their SHA-256 is stored, so a
-//! copy of the database does not hand out access, and lookup by hash needs no timing-safe compare.
+//! Who calls the API: an API token (`Authorization: Bearer mb_…`) or a dashboard session, its
+//! scope, and the checks handlers make of it.
 
 use super::error::ApiError;
 use super::rate_limit::Key;
-use crate::server::AppState;
+use crate::app::AppState;
 use crate::store::{AuditEntry, Scope};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub const PREFIX: &str = "mb_";
-
-/// A new random API token, in the form shown to the user once.
-pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
+pub use crate::credentials::api_tokens::{PREFIX, generate_token, hash_token};
 
 /// The verified caller of an API request.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +79,7 @@ impl Caller {
     async fn identify(parts: &Parts, app: &AppState) -> Result<Self, ApiError> {
         // Per address first, so guessing tokens is as limited as using one.
         if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            let client = crate::track::client_addr::client_addr(
+            let client = crate::client_addr::client_addr(
                 peer.ip(),
                 &parts.headers,
                 &app.settings.trusted_proxies,
@@ -105,7 +91,7 @@ impl Caller {
             // page on another site cannot make a browser send.
             if matches!(parts.method, Method::GET | Method::HEAD)
                 && let Some(session) =
-                    crate::dashboard::session::from_headers(app, &parts.headers).await?
+                    crate::credentials::sessions::from_headers(app, &parts.headers).await?
             {
                 return Ok(Caller {
                     token_id: session.token_id.unwrap_or(0),

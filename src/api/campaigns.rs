@@ -3,7 +3,7 @@
 use super::auth::{Caller, Writer};
 use super::error::ApiError;
 use super::json_body::JsonBody;
-use crate::server::AppState;
+use crate::app::AppState;
 use crate::store::{Campaign, CampaignId};
 use axum::Json;
 use axum::extract::State;

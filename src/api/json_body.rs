@@ -1,7 +1,7 @@
 //! A JSON request body with a size limit of the endpoint's choosing and errors in the API's format.
 
 use super::error::ApiError;
-use crate::server::AppState;
+use crate::app::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;

@@ -7,21 +7,21 @@
 
 pub mod auth;
 mod campaigns;
-pub mod csv_safe;
-pub mod error;
+pub use crate::encode::csv_safe;
+pub use crate::error;
 mod events;
 mod exports;
-pub mod format;
+pub use crate::encode::format;
 mod json_body;
 mod messages;
-pub mod rate_limit;
+pub use crate::limits::rate_limit;
 mod recipients;
 pub mod reports;
 pub mod webhooks;
 
+pub use crate::domain::recipient_ref;
+pub use crate::encode::{csv_rows, to_csv, to_ndjson};
 pub use campaigns::{existing_campaign, valid_name};
-pub use events::{csv_rows, to_csv, to_ndjson};
-pub use recipients::recipient_ref;
 
 /// Request parsers of private modules, reachable for the fuzz targets in `fuzz/`.
 #[doc(hidden)]
@@ -32,7 +32,7 @@ pub mod parsers {
     pub use super::recipients::AuditParams;
 }
 
-use crate::server::AppState;
+use crate::app::AppState;
 use axum::Router;
 use axum::http::header;
 use axum::routing::{MethodRouter, delete, get, post};

@@ -3,8 +3,9 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
+use crate::app::AppState;
+use crate::domain::recipient_ref;
 use crate::ingest::DECISION_WAIT;
-use crate::server::AppState;
 use crate::store::{AuditEntry, ConsentRecord, Erasure, RecipientExport};
 use axum::Json;
 use axum::extract::Query;
@@ -249,16 +250,6 @@ pub async fn audit_log(
             .collect(),
         next_cursor,
     }))
-}
-
-/// How the audit log names a recipient: a SHA-256 prefix of the id, never the id itself, so that
-/// erasing a recipient leaves nothing readable of them while "was X erased?" can still be
-/// answered by hashing X.
-pub fn recipient_ref(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(id.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("recipient sha256:{hex}")
 }
 
 pub(super) fn valid_recipient(id: String) -> Result<String, ApiError> {

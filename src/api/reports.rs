@@ -9,7 +9,7 @@ use super::format::{self, Format, negotiate};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::analytics::{CampaignReport, Metric};
-use crate::server::AppState;
+use crate::app::AppState;
 use crate::store::{Campaign, CampaignStats, EventRecord, Store};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -4,7 +4,7 @@
 use super::auth::{Admin, Caller};
 use super::error::ApiError;
 use super::json_body::JsonBody;
-use crate::server::AppState;
+use crate::app::AppState;
 use crate::store::{CampaignId, Store};
 use crate::webhooks::{
     self, DeliveryRecord, MAX_BATCH_SIZE, MAX_RATE_LIMIT, NewWebhook, NoticeKind, Webhook,

@@ -12,7 +12,7 @@ pub mod ranges;
 pub mod replay;
 pub mod rules;
 
-use crate::store::EventKind;
+use crate::domain::EventKind;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 
 use super::rules::{REASON_BURST, burst_members};
 use super::{Class, Classifier, Prior, StoredHit};
-use crate::store::EventKind;
+use crate::domain::EventKind;
 use chrono::{DateTime, Utc};
 
 /// One stored event: the raw request and what was derived from it.

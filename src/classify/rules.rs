@@ -47,7 +47,7 @@
 
 use super::agents::Agents;
 use super::{Class, Hit, Prior};
-use crate::store::EventKind;
+use crate::domain::EventKind;
 
 pub const SCANNER_CLICK_SECONDS: i64 = 30;
 pub const BURST_WINDOW_MS: i64 = 2_000;
@@ -161,7 +161,7 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
             return (class, Some(reason));
         }
     }
-    if hit.link_no == Some(crate::messages::HONEYPOT_LINK) {
+    if hit.link_no == Some(crate::domain::HONEYPOT_LINK) {
         return (Class::Scanner, Some("honeypot:followed"));
     }
     if let Some(failed) = hit.failed_check_at {

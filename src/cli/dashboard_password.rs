@@ -20,7 +20,7 @@ pub async fn set(ctx: &Context, scope: Scope, out: &mut dyn Write) -> anyhow::Re
     }
     ctx.audit_cli("set_dashboard_password", scope.as_str())
         .await?;
-    let hash = crate::dashboard::session::hash_password(password)?;
+    let hash = crate::credentials::sessions::hash_password(password)?;
     ctx.store.set_dashboard_password(scope, hash).await?;
     writeln!(
         out,

@@ -2,8 +2,8 @@
 //! SVG attributes (the page's Content-Security-Policy allows no inline styles), and the SVG scales
 //! with its container through its viewBox.
 
-use super::html::esc;
 use crate::analytics::report::{HourOfWeekCell, Interval, SeriesPoint};
+use crate::html::esc;
 use std::fmt::Write;
 
 pub const READER: &str = "#2563eb";

@@ -4,13 +4,12 @@
 //! scope the same way the API does: viewers see aggregates only.
 
 mod charts;
-pub mod html;
 mod pages;
-pub mod session;
-pub mod sign_in_limit;
 
-use crate::api::error::ApiError;
-use crate::server::AppState;
+use crate::app::AppState;
+use crate::credentials::sessions as session;
+use crate::error::ApiError;
+use crate::html::{self, answer as html};
 use crate::store::{EventQuery, Scope};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
@@ -27,9 +26,6 @@ const STYLE: &str = include_str!("assets/style.css");
 const LIVE_JS: &str = include_str!("assets/live.js");
 
 /// Only our own files; no inline script or style, no other origin.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(campaigns))
@@ -57,30 +53,6 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// An HTML page with the headers every page has.
-pub(crate) fn html(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    r
 }
 
 /// A page failed: the API's error, as a page.
@@ -194,7 +166,7 @@ async fn login(
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let client =
-        crate::track::client_addr::client_addr(peer.ip(), &headers, &app.settings.trusted_proxies);
+        crate::client_addr::client_addr(peer.ip(), &headers, &app.settings.trusted_proxies);
     if let Err(wait) = app.sign_in.attempt(client) {
         let mut r = html(
             StatusCode::TOO_MANY_REQUESTS,

@@ -3,13 +3,13 @@
 //! attributes so tests (and scrapers) read the number without its formatting.
 
 use super::charts;
-use super::html::{esc, num, page, pct};
 use crate::analytics::CampaignReport;
 use crate::analytics::report::{self, BreakdownRow, Interval};
 use crate::analytics::rollup::Dim;
-use crate::api::error::ApiError;
 use crate::api::reports;
-use crate::server::AppState;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::html::{esc, num, page, pct};
 use crate::store::{EventRecord, Scope};
 use axum::response::sse::Event;
 use std::fmt::Write;

@@ -17,7 +17,7 @@ use super::journal::{Journal, JournaledEvent, Position};
 use super::status::JournalStatus;
 use crate::classify::Classifier;
 use crate::store::{NewEvent, RecordOutcome, Store, StoreError};
-use crate::webhooks::delivery::Wake;
+use crate::webhook_delivery::Wake;
 use anyhow::Context;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,6 +2,7 @@
 //! one implementation (queries.rs) runs on either engine, SQLite or PostgreSQL, through the small
 //! SQL interface in sql.rs; each engine converts its driver's errors at that boundary.
 
+mod database_url;
 pub mod migrate_data;
 pub mod postgres;
 pub mod queries;
@@ -11,20 +12,15 @@ pub mod sqlite;
 
 use crate::analytics::rollup::{Dim, DimCount, HourCount, LinkCount};
 use crate::classify::Classifier;
-use crate::config::DatabaseUrl;
 use crate::webhooks::{Attempt, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next, Webhook};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 
-pub type CampaignId = i64;
-
-/// The recipient id of a message registered with tracking level `anonymous`: this prefix and a
-/// random part, so that nothing stored points to the recipient.
-pub const ANONYMOUS_RECIPIENT: &str = "anonymous:";
-pub type MessageId = i64;
-pub type EventId = i64;
+pub use crate::domain::{
+    ANONYMOUS_RECIPIENT, CampaignId, EventId, EventKind, MessageId, WithoutConsent,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +40,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+pub use crate::analytics::{CampaignStats, ClassCounts, Counts};
+pub use database_url::DatabaseUrl;
 pub use records::*;
 
 #[async_trait]

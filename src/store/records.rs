@@ -2,6 +2,7 @@
 //! hands them in and as reports and exports read them, privacy records, summaries.
 
 use super::{CampaignId, EventId, MessageId};
+use crate::domain::{EventKind, WithoutConsent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
@@ -25,33 +26,6 @@ pub struct NewMessage {
     pub links: Vec<String>,
     /// Where the hidden honeypot link (number 0) leads, when the message has one.
     pub honeypot: Option<String>,
-}
-
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    #[default]
-    Open,
-    Click,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Open => "open",
-            EventKind::Click => "click",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<EventKind> {
-        match kind {
-            "open" => Some(EventKind::Open),
-            "click" => Some(EventKind::Click),
-            _ => None,
-        }
-    }
 }
 
 /// A tracking request as the writer hands it to storage, already reduced by the privacy policy.
@@ -83,21 +57,6 @@ pub struct NewEvent {
     pub without_consent: Option<WithoutConsent>,
 }
 
-/// `--without-consent`: a hit on mail to a recipient whose consent does not stand (withdrawn, or
-/// never given for mail registered before `--require-consent`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum WithoutConsent {
-    /// The message is made anonymous (renamed to a random name, its events' addresses and agent
-    /// strings removed) and the hit is recorded on it: counted, pointing to no one.
-    #[default]
-    Anonymous,
-    /// The hit is answered and not stored, as after an opt-out.
-    None,
-}
-
 /// What the tracker knows of a message's recipient before it journals a hit, so that it writes
 /// no more of the reader than the store would keep (PRIVACY.md, "the journal").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,40 +85,6 @@ pub enum RecordOutcome {
     FailedCheckNoted,
     /// The recipient opted out (or their consent does not stand): nothing was stored.
     NotStored { destination: Option<String> },
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Counts {
-    pub total: i64,
-    pub unique: i64,
-    /// Events that are not machine activity.
-    pub total_excluding_machine: i64,
-    /// Messages with at least one event of this kind that is not machine activity (Apple's
-    /// prefetch, scanners, bots). For opens this includes click-implied opens: a message clicked
-    /// by a reader was opened, even when its images were blocked.
-    pub unique_excluding_machine: i64,
-}
-
-/// Events of one class.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct ClassCounts {
-    pub opens: i64,
-    pub clicks: i64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CampaignStats {
-    pub campaign_id: CampaignId,
-    pub sent: i64,
-    pub opens: Counts,
-    pub clicks: Counts,
-    pub first_activity: Option<DateTime<Utc>>,
-    pub last_activity: Option<DateTime<Utc>>,
-    /// Messages a reader clicked although no reader's pixel load was recorded (images blocked):
-    /// opened all the same, and counted in `opens.unique_excluding_machine`.
-    pub click_implied_opens: i64,
-    /// Every class, including those with no events, in a fixed order.
-    pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,
 }
 
 /// One stored event as the API and exports show it.

@@ -6,12 +6,11 @@
 //! per request; outcomes are counted in metrics (labels are fixed words, never tokens or
 //! recipients).
 
-pub mod client_addr;
 mod images;
 pub mod stop;
 
+use crate::app::AppState;
 use crate::ingest::directory::Found;
-use crate::server::AppState;
 use crate::store::{EventKind, NewEvent, Standing, WithoutConsent};
 use crate::token::TokenError;
 use axum::body::Body;
@@ -175,7 +174,7 @@ fn event(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> NewEvent {
-    let addr = client_addr::client_addr(peer.ip(), headers, &app.settings.trusted_proxies);
+    let addr = crate::client_addr::client_addr(peer.ip(), headers, &app.settings.trusted_proxies);
     let place = app.geo.as_ref().map(|g| g.lookup(addr)).unwrap_or_default();
     NewEvent {
         kind,
@@ -197,7 +196,7 @@ fn event(
             .settings
             .require_consent
             .then_some(app.settings.without_consent),
-        client_ip: client_addr::stored_addr(addr, app.settings.client_ip, &app.ip_salt),
+        client_ip: crate::client_addr::stored_addr(addr, app.settings.client_ip, &app.ip_salt),
         headers: kept_headers(headers),
         ip_tags: {
             let mut tags = app.classifier.ranges.tags(addr);

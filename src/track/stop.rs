@@ -3,8 +3,8 @@
 //! follow every link in a mail; a recipient who confirms is opted out exactly as
 //! `POST /api/recipients/{id}/opt-out` does (source `link`), and the audit log says so.
 
-use crate::dashboard::html::page;
-use crate::server::AppState;
+use crate::app::AppState;
+use crate::html::page;
 use crate::store::AuditEntry;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use axum::response::Response;
 use std::sync::Arc;
 
 fn answer(status: StatusCode, title: &str, body: &str) -> Response {
-    crate::dashboard::html(status, page(title, None, body))
+    crate::html::answer(status, page(title, None, body))
 }
 
 fn unknown() -> Response {
@@ -52,7 +52,7 @@ pub async fn confirm(State(app): State<Arc<AppState>>, Path(token): Path<String>
                 actor: "recipient".into(),
                 scope: "link".into(),
                 action: "opt_out".into(),
-                target: crate::api::recipient_ref(&recipient),
+                target: crate::domain::recipient_ref(&recipient),
             })
             .await?;
         app.events

@@ -2,17 +2,16 @@
 //!
 //! The writer puts a notice for each matching endpoint into the outbox in the same transaction as
 //! the event ([`Route`] decides which endpoints want it), so nothing acknowledged is left unsent.
-//! The delivery worker ([`delivery`]) sends them, signed the Standard Webhooks way
+//! The delivery worker (`crate::webhook_delivery`) sends them, signed the Standard Webhooks way
 //! ([`signature`]), retries failures with exponential backoff and jitter, and gives up on a notice
 //! after `--webhook-max-attempts` (a dead letter, sent again by `replay`). The pixel never waits
 //! for any of it.
 
-pub mod delivery;
 pub mod destination;
 pub mod signature;
 
 use crate::classify::Class;
-use crate::store::{CampaignId, EventKind};
+use crate::domain::{CampaignId, EventKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,9 +1,9 @@
 //! Dashboard sign-in: with an API token or with a password an admin set for a scope. A session is
 //! a random cookie (HttpOnly, SameSite=Strict) of which only the SHA-256 is stored.
 
-use crate::api::auth::hash_token;
-use crate::api::error::ApiError;
-use crate::server::AppState;
+use super::api_tokens::hash_token;
+use crate::app::AppState;
+use crate::error::ApiError;
 use crate::store::{Scope, Session};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -89,7 +89,7 @@ pub async fn check_secret(
     if secret.is_empty() || secret.len() > 200 {
         return Ok(None);
     }
-    if secret.starts_with(crate::api::auth::PREFIX)
+    if secret.starts_with(super::api_tokens::PREFIX)
         && let Some((id, scope)) = app.store.api_token_scope(hash_token(secret)).await?
     {
         return Ok(Some((Some(id), scope)));

@@ -1,7 +1,7 @@
 //! JSON, NDJSON or CSV: chosen by `?format=` (what a download link can say) or else by the
 //! `Accept` header, and the one way every report answers in each.
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};

@@ -7,10 +7,10 @@
 //! Failures are retried after `retry_base * 2^(attempts-1)` (at most [`MAX_BACKOFF`]), scaled by a
 //! random factor in [0.5, 1) so that retries of many notices do not arrive together.
 
-use super::destination::PublicOnly;
-use super::signature;
-use super::{Attempt, Delivery, DueEndpoint, Next};
 use crate::store::Store;
+use crate::webhooks::destination::PublicOnly;
+use crate::webhooks::signature;
+use crate::webhooks::{Attempt, Delivery, DueEndpoint, Next};
 use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -174,10 +174,11 @@ async fn deliver(
     let started = Instant::now();
     // Registered while --webhook-allow-private was on, and it is off now: an address given
     // literally never meets the resolver's check, so the URL is checked again here.
-    let result = match super::destination::check_url(&endpoint.url, settings.allow_private) {
-        Ok(_) => send(client, endpoint, &msg_id, body).await,
-        Err(e) => Err(e),
-    };
+    let result =
+        match crate::webhooks::destination::check_url(&endpoint.url, settings.allow_private) {
+            Ok(_) => send(client, endpoint, &msg_id, body).await,
+            Err(e) => Err(e),
+        };
     let latency = started.elapsed();
     metrics::histogram!("mailbeacon_webhook_request_seconds", "endpoint" => label.clone())
         .record(latency.as_secs_f64());

@@ -2,7 +2,7 @@
 //! requests a second, bursts of ten times that). Kept in memory, per process. The tracking
 //! endpoints have none: a mail client must never be refused its pixel.
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

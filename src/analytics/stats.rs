@@ -1,0 +1,39 @@
+//! A campaign's stored counts, as the store reads them from its rollups.
+
+use crate::domain::CampaignId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Counts {
+    pub total: i64,
+    pub unique: i64,
+    /// Events that are not machine activity.
+    pub total_excluding_machine: i64,
+    /// Messages with at least one event of this kind that is not machine activity (Apple's
+    /// prefetch, scanners, bots). For opens this includes click-implied opens: a message clicked
+    /// by a reader was opened, even when its images were blocked.
+    pub unique_excluding_machine: i64,
+}
+
+/// Events of one class.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct ClassCounts {
+    pub opens: i64,
+    pub clicks: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CampaignStats {
+    pub campaign_id: CampaignId,
+    pub sent: i64,
+    pub opens: Counts,
+    pub clicks: Counts,
+    pub first_activity: Option<DateTime<Utc>>,
+    pub last_activity: Option<DateTime<Utc>>,
+    /// Messages a reader clicked although no reader's pixel load was recorded (images blocked):
+    /// opened all the same, and counted in `opens.unique_excluding_machine`.
+    pub click_implied_opens: i64,
+    /// Every class, including those with no events, in a fixed order.
+    pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,
+}
