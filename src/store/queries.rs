@@ -3,12 +3,18 @@
 //! these closures on a blocking thread; everything else, classification against a message's
 //! history, the rollup deltas and the webhook outbox included, is written once here.
 
+mod access;
+mod address_lists;
+mod campaigns;
 mod checks;
 mod consent;
 mod history;
+mod maintenance;
 mod message_row;
 pub(crate) mod paging;
+mod recipients;
 mod record_batch;
+mod reports;
 pub(crate) mod rollups;
 mod tokens;
 pub(crate) mod webhooks;
@@ -23,7 +29,7 @@ use crate::classify::rules::{REASON_BURST, burst_members};
 use crate::classify::{Class, Prior, StoredHit};
 use checks::{check_each_campaign, check_summaries};
 use chrono::SubsecRound;
-use consent::{anonymize_message, consent_records, opted_out, standing_consents};
+use consent::{anonymize_message, consent_records, standing_consents};
 use history::History;
 use message_row::MessageRow;
 use record_batch::record_batch;
@@ -172,53 +178,15 @@ impl<E: Engine> Store for SqlStore<E> {
         name: &str,
         template_html: Option<&str>,
     ) -> StoreResult<Campaign> {
-        let name = name.to_string();
-        let template_html = template_html.map(str::to_string);
-        self.write(move |c| {
-            in_tx(c, |c| {
-                // Stored with microseconds: answer with what a later read will return.
-                let created_at = Utc::now().trunc_subsecs(6);
-                let id: i64 = c.query_one(
-                    "INSERT INTO campaigns (name, template_html, created_at) VALUES (?1, ?2, ?3)
-                     RETURNING id",
-                    params![&name, template_html.as_deref(), created_at],
-                )?;
-                rollups::add_sent(c, id, 0)?;
-                Ok(Campaign {
-                    id,
-                    name,
-                    template_html,
-                    created_at,
-                })
-            })
-        })
-        .await
+        campaigns::create_campaign(self, name, template_html).await
     }
 
     async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
-        self.read(move |c| {
-            c.query_row(
-                "SELECT id, name, template_html, created_at FROM campaigns WHERE id = ?1",
-                params![id],
-            )?
-            .as_ref()
-            .map(campaign_from_row)
-            .transpose()
-        })
-        .await
+        campaigns::campaign(self, id).await
     }
 
     async fn campaigns(&self) -> StoreResult<Vec<Campaign>> {
-        self.read(|c| {
-            c.query(
-                "SELECT id, name, NULL, created_at FROM campaigns ORDER BY id DESC",
-                params![],
-            )?
-            .iter()
-            .map(campaign_from_row)
-            .collect()
-        })
-        .await
+        campaigns::campaigns(self).await
     }
 
     async fn insert_messages(
@@ -226,38 +194,7 @@ impl<E: Engine> Store for SqlStore<E> {
         campaign: CampaignId,
         messages: Vec<NewMessage>,
     ) -> StoreResult<Vec<MessageId>> {
-        self.write(move |c| {
-            in_tx(c, |c| {
-                let mut ids = Vec::with_capacity(messages.len());
-                let now = Utc::now();
-                for m in &messages {
-                    let id: i64 = c.query_one(
-                        "INSERT INTO messages (campaign_id, recipient_id, tracking_id, sent_at,
-                                               created_at, history)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-                        params![
-                            campaign,
-                            &m.recipient_id,
-                            m.tracking_id,
-                            m.sent_at,
-                            now,
-                            history::EMPTY
-                        ],
-                    )?;
-                    let link = "INSERT INTO links (message_id, link_no, url) VALUES (?1, ?2, ?3)";
-                    for (i, url) in m.links.iter().enumerate() {
-                        c.execute(link, params![id, i as i64 + 1, url])?;
-                    }
-                    if let Some(url) = &m.honeypot {
-                        c.execute(link, params![id, 0, url])?;
-                    }
-                    ids.push(id);
-                }
-                rollups::add_sent(c, campaign, ids.len() as i64)?;
-                Ok(ids)
-            })
-        })
-        .await
+        campaigns::insert_messages(self, campaign, messages).await
     }
 
     async fn record_events(
@@ -308,31 +245,7 @@ impl<E: Engine> Store for SqlStore<E> {
         tracking_id: i64,
         link_no: Option<u16>,
     ) -> StoreResult<Option<(Standing, Option<String>)>> {
-        // -1 names no link: a pixel only asks whether the message exists.
-        let link_no = link_no.map_or(-1, i64::from);
-        self.read(move |c| {
-            c.query_row(
-                "SELECT l.url, m.recipient_id,
-                     EXISTS (SELECT 1 FROM opt_outs o WHERE o.recipient_id = m.recipient_id),
-                     EXISTS (SELECT 1 FROM consents k
-                             WHERE k.recipient_id = m.recipient_id AND k.withdrawn_at IS NULL)
-                 FROM messages m
-                 LEFT JOIN links l ON l.message_id = m.id AND l.link_no = ?2
-                 WHERE m.tracking_id = ?1",
-                params![tracking_id, link_no],
-            )?
-            .map(|r| {
-                let recipient: String = r.get(1)?;
-                let standing = Standing {
-                    anonymous: recipient.starts_with(ANONYMOUS_RECIPIENT),
-                    opted_out: r.get(2)?,
-                    consenting: r.get(3)?,
-                };
-                Ok((standing, r.get(0)?))
-            })
-            .transpose()
-        })
-        .await
+        campaigns::lookup_link(self, tracking_id, link_no).await
     }
 
     async fn reclassify(
@@ -341,129 +254,11 @@ impl<E: Engine> Store for SqlStore<E> {
         classifier: Arc<Classifier>,
         progress: Progress,
     ) -> StoreResult<ReclassifySummary> {
-        self.write(move |c| {
-            let total: i64 = c.query_one(
-                "SELECT count(*) FROM events WHERE CAST(?1 AS BIGINT) IS NULL OR campaign_id = ?1",
-                params![campaign],
-            )?;
-            let mut summary = ReclassifySummary::default();
-            let mut after = 0i64;
-            progress(0, total as u64);
-            loop {
-                // Short transactions, so a running server's writer is never kept waiting long.
-                let more = in_exclusive_tx(c, |c| {
-                    let messages: Vec<(MessageFacts, CampaignId)> = c
-                        .query(
-                            "SELECT id, recipient_id, sent_at, first_failed_check_at, campaign_id
-                             FROM messages WHERE id > ?1 AND (CAST(?2 AS BIGINT) IS NULL OR campaign_id = ?2)
-                             ORDER BY id LIMIT 500",
-                            params![after, campaign],
-                        )?
-                        .iter()
-                        .map(|r| {
-                            Ok((
-                                MessageFacts {
-                                    id: r.get(0)?,
-                                    recipient_id: r.get(1)?,
-                                    sent_at: r.get(2)?,
-                                    failed_check_at: r.get(3)?,
-                                },
-                                r.get(4)?,
-                            ))
-                        })
-                        .collect::<StoreResult<_>>()?;
-                    let Some((last, _)) = messages.last() else {
-                        return Ok(false);
-                    };
-                    after = last.id;
-                    let mut delta = Delta::default();
-                    for (message, campaign) in &messages {
-                        let mut events: Vec<StoredEvent> = c
-                            .query(STORED_EVENT_COLUMNS, params![message.id])?
-                            .iter()
-                            .map(stored_event_from_row)
-                            .collect::<StoreResult<_>>()?;
-                        let changed = replay(&classifier, message, &mut events);
-                        if !changed.is_empty() {
-                            let before = rollups::message_facts(c, message.id)?;
-                            let offset = before.len() - events.len();
-                            let mut after = before.clone();
-                            for (f, e) in after[offset..].iter_mut().zip(&events) {
-                                f.class = e.derived.class;
-                                f.client.clone_from(&e.derived.client);
-                                f.os.clone_from(&e.derived.os);
-                                f.device.clone_from(&e.derived.device);
-                            }
-                            delta.change(*campaign, &before, &after);
-                            c.execute(
-                                "UPDATE messages SET history = NULL WHERE id = ?1",
-                                params![message.id],
-                            )?;
-                        }
-                        for i in changed {
-                            let (e, d) = (&events[i], &events[i].derived);
-                            c.execute(
-                                "UPDATE events SET class = ?2, reasons = ?3, duplicate = ?4,
-                                        internal = ?5, client = ?6, os = ?7, device = ?8
-                                 WHERE id = ?1",
-                                params![
-                                    e.id,
-                                    d.class.as_str(),
-                                    &d.reasons,
-                                    d.duplicate,
-                                    d.internal,
-                                    d.client.as_deref(),
-                                    d.os.as_deref(),
-                                    &d.device
-                                ],
-                            )?;
-                            summary.changed += 1;
-                        }
-                        summary.events += events.len() as u64;
-                    }
-                    rollups::apply(c, &delta)?;
-                    Ok(true)
-                })?;
-                if !more {
-                    break;
-                }
-                progress(summary.events, total as u64);
-            }
-            Ok(summary)
-        })
-        .await
+        maintenance::reclassify(self, campaign, classifier, progress).await
     }
 
     async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>> {
-        self.write(move |c| {
-            in_exclusive_tx(c, |c| {
-                let now = Utc::now();
-                let added = c.execute(
-                    "INSERT INTO opt_outs (recipient_id, opted_out_at, source) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (recipient_id) DO NOTHING",
-                    params![&recipient_id, now, &source],
-                )?;
-                if added == 1 {
-                    // Copies elsewhere (a CRM) can stop tracking the recipient too.
-                    webhooks::enqueue_notice(
-                        c,
-                        crate::webhooks::NoticeKind::OptOut,
-                        now,
-                        Some(&recipient_id),
-                        &serde_json::json!({
-                            "recipient_id": recipient_id,
-                            "opted_out_at": now,
-                            "source": source,
-                        }),
-                    )?;
-                }
-                c.query_one(
-                    "SELECT opted_out_at FROM opt_outs WHERE recipient_id = ?1",
-                    params![&recipient_id],
-                )
-            })
-        })
-        .await
+        recipients::opt_out(self, recipient_id, source).await
     }
 
     async fn record_consent(
@@ -473,23 +268,7 @@ impl<E: Engine> Store for SqlStore<E> {
         text: Option<String>,
         given_at: DateTime<Utc>,
     ) -> StoreResult<ConsentRecord> {
-        let given_at = given_at.trunc_subsecs(6);
-        self.write(move |c| {
-            let id: i64 = c.query_one(
-                "INSERT INTO consents (recipient_id, given_at, source, text)
-                 VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                params![&recipient_id, given_at, &source, text.as_deref()],
-            )?;
-            Ok(ConsentRecord {
-                id,
-                recipient_id,
-                given_at,
-                source,
-                text,
-                withdrawn_at: None,
-            })
-        })
-        .await
+        recipients::record_consent(self, recipient_id, source, text, given_at).await
     }
 
     async fn withdraw_consent(
@@ -497,262 +276,47 @@ impl<E: Engine> Store for SqlStore<E> {
         recipient_id: String,
         anonymize: bool,
     ) -> StoreResult<(u64, u64)> {
-        self.write(move |c| {
-            in_exclusive_tx(c, |c| {
-                let withdrawn = c.execute(
-                    "UPDATE consents SET withdrawn_at = ?2
-                     WHERE recipient_id = ?1 AND withdrawn_at IS NULL",
-                    params![&recipient_id, Utc::now()],
-                )?;
-                let mut anonymized = 0;
-                if anonymize {
-                    let messages: Vec<MessageId> = c
-                        .query(
-                            "SELECT id FROM messages WHERE recipient_id = ?1",
-                            params![&recipient_id],
-                        )?
-                        .iter()
-                        .map(|r| r.get(0))
-                        .collect::<StoreResult<_>>()?;
-                    for message in messages {
-                        anonymize_message(c, message)?;
-                        anonymized += 1;
-                    }
-                }
-                Ok((withdrawn, anonymized))
-            })
-        })
-        .await
+        recipients::withdraw_consent(self, recipient_id, anonymize).await
     }
 
     async fn consents(&self, recipient_id: String) -> StoreResult<Vec<ConsentRecord>> {
-        self.read(move |c| consent_records(c, &recipient_id)).await
+        recipients::consents(self, recipient_id).await
     }
 
     async fn consenting(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
-        self.read(move |c| standing_consents(c, &recipients)).await
+        recipients::consenting(self, recipients).await
     }
 
     async fn opted_out(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
-        self.read(move |c| opted_out(c, &recipients)).await
+        recipients::opted_out(self, recipients).await
     }
 
     async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>> {
-        self.read(move |c| {
-            c.query_value(
-                "SELECT recipient_id FROM messages WHERE tracking_id = ?1",
-                params![tracking_id],
-            )
-        })
-        .await
+        recipients::recipient_of(self, tracking_id).await
     }
 
     async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure> {
-        self.write(move |c| {
-            in_exclusive_tx(c, |c| {
-                // Take the recipient out of the rollups too, so reports agree with what is stored.
-                let messages: Vec<(MessageId, CampaignId)> = c
-                    .query(
-                        "SELECT id, campaign_id FROM messages WHERE recipient_id = ?1",
-                        params![&recipient_id],
-                    )?
-                    .iter()
-                    .map(|r| Ok((r.get(0)?, r.get(1)?)))
-                    .collect::<StoreResult<_>>()?;
-                let mut delta = Delta::default();
-                for (message, campaign) in &messages {
-                    delta.add(
-                        *campaign,
-                        contributions(&rollups::message_facts(c, *message)?),
-                        -1,
-                    );
-                    rollups::add_sent(c, *campaign, -1)?;
-                }
-                rollups::apply(c, &delta)?;
-                let of_recipient = "SELECT id FROM messages WHERE recipient_id = ?1";
-                let erasure = Erasure {
-                    events: c.execute(
-                        &format!("DELETE FROM events WHERE message_id IN ({of_recipient})"),
-                        params![&recipient_id],
-                    )?,
-                    links: c.execute(
-                        &format!("DELETE FROM links WHERE message_id IN ({of_recipient})"),
-                        params![&recipient_id],
-                    )?,
-                    messages: c.execute(
-                        "DELETE FROM messages WHERE recipient_id = ?1",
-                        params![&recipient_id],
-                    )?,
-                    opt_outs: c.execute(
-                        "DELETE FROM opt_outs WHERE recipient_id = ?1",
-                        params![&recipient_id],
-                    )?,
-                    // Notices about the recipient not sent yet are not sent at all.
-                    webhook_notices: webhooks::withdraw_recipient(c, &recipient_id)?,
-                    consents: c.execute(
-                        "DELETE FROM consents WHERE recipient_id = ?1",
-                        params![&recipient_id],
-                    )?,
-                };
-                let now = Utc::now();
-                webhooks::enqueue_notice(
-                    c,
-                    crate::webhooks::NoticeKind::Erasure,
-                    now,
-                    None,
-                    &serde_json::json!({
-                        "recipient_id": recipient_id,
-                        "erased_at": now,
-                        "removed": erasure,
-                    }),
-                )?;
-                Ok(erasure)
-            })
-            .and_then(|erasure| sql::truncate_log(c).map(|()| erasure))
-        })
-        .await
+        recipients::erase_recipient(self, recipient_id).await
     }
 
     async fn recipient_export(&self, recipient_id: String) -> StoreResult<RecipientExport> {
-        self.read(move |c| {
-            let opted_out_at: Option<DateTime<Utc>> = c.query_value(
-                "SELECT opted_out_at FROM opt_outs WHERE recipient_id = ?1",
-                params![&recipient_id],
-            )?;
-            let mut messages: Vec<RecipientMessage> = c
-                .query(
-                    "SELECT m.id, m.campaign_id, c.name, m.sent_at FROM messages m
-                     JOIN campaigns c ON c.id = m.campaign_id
-                     WHERE m.recipient_id = ?1 ORDER BY m.id",
-                    params![&recipient_id],
-                )?
-                .iter()
-                .map(|r| {
-                    Ok(RecipientMessage {
-                        message_id: r.get(0)?,
-                        campaign_id: r.get(1)?,
-                        campaign_name: r.get(2)?,
-                        sent_at: r.get(3)?,
-                        links: Vec::new(),
-                    })
-                })
-                .collect::<StoreResult<_>>()?;
-            for m in &mut messages {
-                m.links = c
-                    .query(
-                        "SELECT url FROM links WHERE message_id = ?1 AND link_no > 0
-                         ORDER BY link_no",
-                        params![m.message_id],
-                    )?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect::<StoreResult<_>>()?;
-            }
-            let events = events_from_rows(c.query(
-                &format!("{EVENT_COLUMNS} WHERE m.recipient_id = ?1 ORDER BY e.id"),
-                params![&recipient_id],
-            )?)?;
-            Ok(RecipientExport {
-                consents: consent_records(c, &recipient_id)?,
-                recipient_id,
-                opted_out_at,
-                messages,
-                events,
-            })
-        })
-        .await
+        recipients::recipient_export(self, recipient_id).await
     }
 
     async fn address_lists(&self) -> StoreResult<Vec<AddressList>> {
-        self.read(|c| {
-            c.query(
-                "SELECT list, source, format, imported_at, cidrs FROM address_lists ORDER BY list",
-                params![],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(AddressList {
-                    list: r.get(0)?,
-                    source: r.get(1)?,
-                    format: r.get(2)?,
-                    imported_at: r.get(3)?,
-                    cidrs: r.get(4)?,
-                })
-            })
-            .collect()
-        })
-        .await
+        address_lists::address_lists(self).await
     }
 
     async fn save_address_list(&self, list: AddressList) -> StoreResult<()> {
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO address_lists (list, source, format, imported_at, cidrs)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (list) DO UPDATE SET source = excluded.source,
-                     format = excluded.format, imported_at = excluded.imported_at,
-                     cidrs = excluded.cidrs",
-                params![
-                    list.list,
-                    list.source,
-                    list.format,
-                    list.imported_at,
-                    list.cidrs
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        address_lists::save_address_list(self, list).await
     }
 
     async fn delete_address_list(&self, name: String) -> StoreResult<bool> {
-        self.write(move |c| {
-            c.execute("DELETE FROM address_lists WHERE list = ?1", params![name])
-                .map(|n| n > 0)
-        })
-        .await
+        address_lists::delete_address_list(self, name).await
     }
 
     async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats> {
-        self.read(move |c| {
-            let t = rollups::totals(c, id)?;
-            let mut by_class: std::collections::BTreeMap<&'static str, ClassCounts> = Class::ALL
-                .iter()
-                .map(|c| (c.as_str(), ClassCounts::default()))
-                .collect();
-            for row in rollups::dims(c, id, Dim::Class)? {
-                if let Some(counts) =
-                    Class::parse(&row.value).and_then(|c| by_class.get_mut(c.as_str()))
-                {
-                    match row.kind {
-                        EventKind::Open => counts.opens += row.tally.events,
-                        EventKind::Click => counts.clicks += row.tally.events,
-                    }
-                }
-            }
-            let click_implied_opens = t.get("reader_opens") - t.get("reader_pixel_opens");
-            Ok(CampaignStats {
-                campaign_id: id,
-                sent: t.sent,
-                opens: Counts {
-                    total: t.get("opens"),
-                    unique: t.get("unique_opens"),
-                    total_excluding_machine: t.get("reader_open_events"),
-                    unique_excluding_machine: t.get("reader_opens"),
-                },
-                clicks: Counts {
-                    total: t.get("clicks"),
-                    unique: t.get("unique_clicks"),
-                    total_excluding_machine: t.get("reader_click_events"),
-                    unique_excluding_machine: t.get("reader_clicks"),
-                },
-                first_activity: t.first_at,
-                last_activity: t.last_at,
-                click_implied_opens,
-                by_class,
-            })
-        })
-        .await
+        reports::campaign_stats(self, id).await
     }
 
     async fn report_hours(
@@ -761,58 +325,23 @@ impl<E: Engine> Store for SqlStore<E> {
         from_hour: i64,
         to_hour: i64,
     ) -> StoreResult<Vec<HourCount>> {
-        self.read(move |c| rollups::hours(c, id, from_hour, to_hour))
-            .await
+        reports::report_hours(self, id, from_hour, to_hour).await
     }
 
     async fn report_links(&self, id: CampaignId) -> StoreResult<Vec<LinkCount>> {
-        self.read(move |c| rollups::links(c, id)).await
+        reports::report_links(self, id).await
     }
 
     async fn report_breakdown(&self, id: CampaignId, dim: Dim) -> StoreResult<Vec<DimCount>> {
-        self.read(move |c| rollups::dims(c, id, dim)).await
+        reports::report_breakdown(self, id, dim).await
     }
 
     async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>> {
-        self.read(move |c| {
-            let rows = match query.campaign {
-                Some(campaign) => {
-                    let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 4)?;
-                    c.query(
-                        &format!(
-                            "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND {committed}
-                             ORDER BY e.id LIMIT ?3"
-                        ),
-                        params![campaign, query.after, query.limit, bound],
-                    )?
-                }
-                None => {
-                    let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 3)?;
-                    c.query(
-                        &format!(
-                            "{EVENT_COLUMNS} WHERE e.id > ?1 AND {committed} ORDER BY e.id LIMIT ?2"
-                        ),
-                        params![query.after, query.limit, bound],
-                    )?
-                }
-            };
-            events_from_rows(rows)
-        })
-        .await
+        reports::events(self, query).await
     }
 
     async fn export_bound(&self, campaign: CampaignId) -> StoreResult<EventId> {
-        // One step down the (campaign_id, id) index.
-        self.read(move |c| {
-            let (committed, bound) = paging::committed(c, paging::Ids::Events, "id", 2)?;
-            c.query_one(
-                &format!(
-                    "SELECT coalesce(max(id), 0) FROM events WHERE campaign_id = ?1 AND {committed}"
-                ),
-                params![campaign, bound],
-            )
-        })
-        .await
+        reports::export_bound(self, campaign).await
     }
 
     async fn export_page(
@@ -822,70 +351,22 @@ impl<E: Engine> Store for SqlStore<E> {
         up_to: EventId,
         limit: usize,
     ) -> StoreResult<Vec<EventRecord>> {
-        self.read(move |c| {
-            events_from_rows(c.query(
-                &format!(
-                    "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND e.id <= ?3
-                     ORDER BY e.id LIMIT ?4"
-                ),
-                params![campaign, after, up_to, limit],
-            )?)
-        })
-        .await
+        reports::export_page(self, campaign, after, up_to, limit).await
     }
 
     async fn signing_keys_or_create(
         &self,
         new_secret: [u8; 32],
     ) -> StoreResult<(Vec<(u8, [u8; 32])>, Option<u8>)> {
-        self.write(move |c| {
-            in_tx(c, |c| {
-                let mut created = None;
-                let count: i64 = c.query_one("SELECT count(*) FROM signing_keys", params![])?;
-                if count == 0 {
-                    c.execute(
-                        "INSERT INTO signing_keys (id, secret, created_at) VALUES (1, ?1, ?2)",
-                        params![&new_secret, Utc::now()],
-                    )?;
-                    created = Some(1);
-                }
-                Ok((read_keys(c)?, created))
-            })
-        })
-        .await
+        access::signing_keys_or_create(self, new_secret).await
     }
 
     async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8> {
-        self.write(move |c| {
-            in_tx(c, |c| {
-                let next: i64 = c.query_one(
-                    "SELECT coalesce(max(id), 0) + 1 FROM signing_keys",
-                    params![],
-                )?;
-                c.execute(
-                    "INSERT INTO signing_keys (id, secret, created_at) VALUES (?1, ?2, ?3)",
-                    params![next, &secret, Utc::now()],
-                )?;
-                Ok(next as u8)
-            })
-        })
-        .await
+        access::add_signing_key(self, secret).await
     }
 
     async fn retire_signing_key(&self, id: u8) -> StoreResult<bool> {
-        self.write(move |c| {
-            in_tx(c, |c| {
-                let newest: Option<i64> =
-                    c.query_one("SELECT max(id) FROM signing_keys", params![])?;
-                if newest == Some(i64::from(id)) {
-                    return Err(StoreError::Other(format!(
-                        "signing key {id} is the one that signs: rotate first (`mailbeacon key rotate`)"
-                    )));
-                }
-                Ok(c.execute("DELETE FROM signing_keys WHERE id = ?1", params![id])? == 1)
-            })
-        })
-        .await
+        access::retire_signing_key(self, id).await
     }
 
     async fn create_api_token(
@@ -894,24 +375,15 @@ impl<E: Engine> Store for SqlStore<E> {
         scope: Scope,
         expires_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO api_tokens (token_hash, scope, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![&token_hash, scope.as_str(), Utc::now(), expires_at],
-            )
-            .map(drop)
-        })
-        .await
+        access::create_api_token(self, token_hash, scope, expires_at).await
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenInfo>> {
-        self.read(tokens::list).await
+        access::api_tokens(self).await
     }
 
     async fn revoke_api_token(&self, id: i64) -> StoreResult<bool> {
-        self.write(move |c| in_tx(c, |c| tokens::revoke(c, id)))
-            .await
+        access::revoke_api_token(self, id).await
     }
 
     async fn create_first_api_token(
@@ -919,123 +391,31 @@ impl<E: Engine> Store for SqlStore<E> {
         token_hash: [u8; 32],
         scope: Scope,
     ) -> StoreResult<bool> {
-        self.write(move |c| {
-            in_tx(c, |c| {
-                if c.query_one::<i64>("SELECT count(*) FROM api_tokens", params![])? > 0 {
-                    return Ok(false);
-                }
-                c.execute(
-                    "INSERT INTO api_tokens (token_hash, scope, created_at) VALUES (?1, ?2, ?3)",
-                    params![&token_hash, scope.as_str(), Utc::now()],
-                )?;
-                Ok(true)
-            })
-        })
-        .await
+        access::create_first_api_token(self, token_hash, scope).await
     }
 
     async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>> {
-        self.read(move |c| {
-            let Some(r) = c.query_row(
-                "SELECT id, scope FROM api_tokens
-                 WHERE token_hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                params![&token_hash, Utc::now()],
-            )?
-            else {
-                return Ok(None);
-            };
-            Ok(Scope::parse(&r.get::<String>(1)?).map(|scope| (r.get(0).unwrap_or(0), scope)))
-        })
-        .await
+        access::api_token_scope(self, token_hash).await
     }
 
     async fn audit(&self, entry: AuditEntry) -> StoreResult<()> {
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO audit_log (at, actor, scope, action, target) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    entry.at,
-                    entry.actor,
-                    entry.scope,
-                    entry.action,
-                    entry.target
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        access::audit(self, entry).await
     }
 
     async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>> {
-        self.read(move |c| {
-            c.query(
-                "SELECT id, at, actor, scope, action, target FROM audit_log
-                 WHERE id > ?1 ORDER BY id LIMIT ?2",
-                params![after, limit],
-            )?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.get(0)?,
-                    AuditEntry {
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        scope: r.get(3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                    },
-                ))
-            })
-            .collect()
-        })
-        .await
+        access::audit_log(self, after, limit).await
     }
 
     async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>> {
-        self.read(move |c| {
-            c.query_value(
-                "SELECT target FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1",
-                params![action],
-            )
-        })
-        .await
+        access::last_audit_target(self, action).await
     }
 
     async fn rebuild_rollups(&self) -> StoreResult<()> {
-        self.write(|c| in_exclusive_tx(c, rollups::rebuild)).await
+        maintenance::rebuild_rollups(self).await
     }
 
     async fn check_rollups(&self, repair: bool) -> StoreResult<RollupCheck> {
-        self.write(move |c| {
-            c.begin_exclusive()?;
-            let checked = check_each_campaign(c).and_then(|mut check| {
-                (check.summaries_checked, check.summaries_wrong) = check_summaries(c)?;
-                Ok(check)
-            });
-            // The rebuilt rows stay only when asked to repair.
-            match checked {
-                Ok(mut check) if repair => {
-                    if !check.summaries_wrong.is_empty() {
-                        c.execute(
-                            &format!(
-                                "UPDATE messages SET history = NULL WHERE id {}",
-                                sql::in_json_array(c.dialect(), true)
-                            ),
-                            params![json_array(&check.summaries_wrong)],
-                        )?;
-                    }
-                    c.commit()?;
-                    check.repaired =
-                        !check.differences.is_empty() || !check.summaries_wrong.is_empty();
-                    Ok(check)
-                }
-                other => {
-                    c.rollback()?;
-                    other
-                }
-            }
-        })
-        .await
+        maintenance::check_rollups(self, repair).await
     }
 
     async fn purge_events(
@@ -1043,67 +423,7 @@ impl<E: Engine> Store for SqlStore<E> {
         before: DateTime<Utc>,
         progress: Progress,
     ) -> StoreResult<PurgeSummary> {
-        self.write(move |c| {
-            let cutoff = sql::ts(before);
-            let mut summary = PurgeSummary::default();
-            loop {
-                // Ids follow arrival, so the oldest events are the first ids: read from the start
-                // and stop at the first one young enough to keep.
-                let more = in_exclusive_tx(c, |c| {
-                    let head: Vec<(MessageId, String)> = c
-                        .query(
-                            "SELECT message_id, received_at FROM events ORDER BY id LIMIT 2000",
-                            params![],
-                        )?
-                        .iter()
-                        .map(|r| Ok((r.get(0)?, r.get(1)?)))
-                        .collect::<StoreResult<_>>()?;
-                    let mut messages: Vec<MessageId> = head
-                        .iter()
-                        .take_while(|(_, at)| *at < cutoff)
-                        .map(|(m, _)| *m)
-                        .collect();
-                    messages.sort_unstable();
-                    messages.dedup();
-                    if messages.is_empty() {
-                        return Ok(false);
-                    }
-                    for message in &messages {
-                        let facts = rollups::message_facts(c, *message)?;
-                        let old: Vec<Fact> = facts
-                            .into_iter()
-                            .filter(|f| f.received_at < before)
-                            .collect();
-                        let seed = serde_json::to_string(&representatives(&old))
-                            .map_err(|e| StoreError::Other(e.to_string()))?;
-                        c.execute(
-                            "UPDATE messages SET purged_facts = ?2, history = NULL WHERE id = ?1",
-                            params![*message, seed],
-                        )?;
-                        summary.events += c.execute(
-                            "DELETE FROM events WHERE message_id = ?1 AND received_at < ?2",
-                            params![*message, &cutoff],
-                        )?;
-                    }
-                    summary.messages += messages.len() as u64;
-                    // Notices of those events, sent or not, hold their data too.
-                    c.execute(
-                        "DELETE FROM webhook_outbox WHERE occurred_at < ?1",
-                        params![&cutoff],
-                    )?;
-                    Ok(true)
-                })?;
-                if !more {
-                    break;
-                }
-                progress(summary.events, 0);
-            }
-            if summary.events > 0 {
-                sql::truncate_log(c)?;
-            }
-            Ok(summary)
-        })
-        .await
+        maintenance::purge_events(self, before, progress).await
     }
 
     async fn recent_events(
@@ -1111,103 +431,27 @@ impl<E: Engine> Store for SqlStore<E> {
         campaign: CampaignId,
         limit: usize,
     ) -> StoreResult<Vec<EventRecord>> {
-        self.read(move |c| {
-            events_from_rows(c.query(
-                &format!("{EVENT_COLUMNS} WHERE e.campaign_id = ?1 ORDER BY e.id DESC LIMIT ?2"),
-                params![campaign, limit],
-            )?)
-        })
-        .await
+        reports::recent_events(self, campaign, limit).await
     }
 
     async fn set_dashboard_password(&self, scope: Scope, hash: String) -> StoreResult<()> {
-        self.write(move |c| {
-            in_tx(c, |c| {
-                c.execute(
-                    "INSERT INTO dashboard_passwords (scope, hash, set_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (scope) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
-                    params![scope.as_str(), hash, Utc::now()],
-                )?;
-                // Whoever signed in with the old password is signed out.
-                c.execute(
-                    "DELETE FROM sessions WHERE token_id IS NULL AND scope = ?1",
-                    params![scope.as_str()],
-                )
-                .map(drop)
-            })
-        })
-        .await
+        access::set_dashboard_password(self, scope, hash).await
     }
 
     async fn dashboard_passwords(&self) -> StoreResult<Vec<(Scope, String)>> {
-        self.read(|c| {
-            let mut out = Vec::new();
-            for r in c.query("SELECT scope, hash FROM dashboard_passwords", params![])? {
-                if let Some(scope) = Scope::parse(&r.get::<String>(0)?) {
-                    out.push((scope, r.get(1)?));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        access::dashboard_passwords(self).await
     }
 
     async fn create_session(&self, session: Session) -> StoreResult<()> {
-        self.write(move |c| {
-            let now = Utc::now();
-            // Expired sessions go as new ones come.
-            c.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
-            c.execute(
-                "INSERT INTO sessions (session_hash, token_id, scope, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    &session.session_hash,
-                    session.token_id,
-                    session.scope.as_str(),
-                    now,
-                    session.expires_at
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        access::create_session(self, session).await
     }
 
     async fn session(&self, session_hash: [u8; 32]) -> StoreResult<Option<Session>> {
-        self.read(move |c| {
-            let Some(r) = c.query_row(
-                "SELECT token_id, scope, expires_at FROM sessions s
-                 WHERE session_hash = ?1 AND expires_at > ?2
-                   AND (token_id IS NULL OR EXISTS (
-                        SELECT 1 FROM api_tokens t WHERE t.id = s.token_id
-                            AND (t.expires_at IS NULL OR t.expires_at > ?2)))",
-                params![&session_hash, Utc::now()],
-            )?
-            else {
-                return Ok(None);
-            };
-            let Some(scope) = Scope::parse(&r.get::<String>(1)?) else {
-                return Ok(None);
-            };
-            Ok(Some(Session {
-                session_hash,
-                token_id: r.get(0)?,
-                scope,
-                expires_at: r.get(2)?,
-            }))
-        })
-        .await
+        access::session(self, session_hash).await
     }
 
     async fn delete_session(&self, session_hash: [u8; 32]) -> StoreResult<()> {
-        self.write(move |c| {
-            c.execute(
-                "DELETE FROM sessions WHERE session_hash = ?1",
-                params![&session_hash],
-            )
-            .map(drop)
-        })
-        .await
+        access::delete_session(self, session_hash).await
     }
 
     async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook> {

@@ -571,8 +571,9 @@ async fn triggers_filters_opt_outs_erasures_and_dead_letters_on(postgres: bool) 
     receiver
         .wait_for("readers", &want_readers, Duration::from_secs(20))
         .await;
-    // Held clicks are sent 2.5 s after they arrive; give a withdrawn one time to show up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Held clicks are sent 2.5 s after they arrive: once no endpoint has a notice waiting, a
+    // withdrawn one would have arrived if it had not been withdrawn.
+    until_nothing_is_pending(&app).await;
     assert_eq!(receiver.ids("first-open"), want_first_open);
     assert_eq!(
         receiver.ids("first-click"),
@@ -1033,4 +1034,22 @@ async fn an_endpoints_rate_limit_spaces_its_requests() {
         "25 requests at 10 a second took {took:?}"
     );
     assert_eq!(receiver.received.lock().unwrap().requests, 25);
+}
+
+/// Until no endpoint has a notice waiting (each was delivered, withdrawn or given up on): nothing
+/// more will arrive.
+async fn until_nothing_is_pending(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let hooks: Value = app.api_get("/api/webhooks").await.json().await.unwrap();
+        let hooks = hooks["webhooks"].as_array().unwrap();
+        if hooks.iter().all(|h| h["status"]["pending"] == 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "notices still waiting: {hooks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

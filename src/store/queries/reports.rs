@@ -1,0 +1,160 @@
+//! Reading what was stored: campaign counts, report rollups, events and export pages.
+
+use super::*;
+
+pub(super) async fn campaign_stats<E: Engine>(
+    store: &SqlStore<E>,
+    id: CampaignId,
+) -> StoreResult<CampaignStats> {
+    store
+        .read(move |c| {
+            let t = rollups::totals(c, id)?;
+            let mut by_class: std::collections::BTreeMap<&'static str, ClassCounts> = Class::ALL
+                .iter()
+                .map(|c| (c.as_str(), ClassCounts::default()))
+                .collect();
+            for row in rollups::dims(c, id, Dim::Class)? {
+                if let Some(counts) =
+                    Class::parse(&row.value).and_then(|c| by_class.get_mut(c.as_str()))
+                {
+                    match row.kind {
+                        EventKind::Open => counts.opens += row.tally.events,
+                        EventKind::Click => counts.clicks += row.tally.events,
+                    }
+                }
+            }
+            let click_implied_opens = t.get("reader_opens") - t.get("reader_pixel_opens");
+            Ok(CampaignStats {
+                campaign_id: id,
+                sent: t.sent,
+                opens: Counts {
+                    total: t.get("opens"),
+                    unique: t.get("unique_opens"),
+                    total_excluding_machine: t.get("reader_open_events"),
+                    unique_excluding_machine: t.get("reader_opens"),
+                },
+                clicks: Counts {
+                    total: t.get("clicks"),
+                    unique: t.get("unique_clicks"),
+                    total_excluding_machine: t.get("reader_click_events"),
+                    unique_excluding_machine: t.get("reader_clicks"),
+                },
+                first_activity: t.first_at,
+                last_activity: t.last_at,
+                click_implied_opens,
+                by_class,
+            })
+        })
+        .await
+}
+
+pub(super) async fn report_hours<E: Engine>(
+    store: &SqlStore<E>,
+    id: CampaignId,
+    from_hour: i64,
+    to_hour: i64,
+) -> StoreResult<Vec<HourCount>> {
+    store
+        .read(move |c| rollups::hours(c, id, from_hour, to_hour))
+        .await
+}
+
+pub(super) async fn report_links<E: Engine>(
+    store: &SqlStore<E>,
+    id: CampaignId,
+) -> StoreResult<Vec<LinkCount>> {
+    store.read(move |c| rollups::links(c, id)).await
+}
+
+pub(super) async fn report_breakdown<E: Engine>(
+    store: &SqlStore<E>,
+    id: CampaignId,
+    dim: Dim,
+) -> StoreResult<Vec<DimCount>> {
+    store.read(move |c| rollups::dims(c, id, dim)).await
+}
+
+pub(super) async fn events<E: Engine>(
+    store: &SqlStore<E>,
+    query: EventQuery,
+) -> StoreResult<Vec<EventRecord>> {
+    store
+        .read(move |c| {
+            let rows = match query.campaign {
+                Some(campaign) => {
+                    let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 4)?;
+                    c.query(
+                        &format!(
+                            "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND {committed}
+                             ORDER BY e.id LIMIT ?3"
+                        ),
+                        params![campaign, query.after, query.limit, bound],
+                    )?
+                }
+                None => {
+                    let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 3)?;
+                    c.query(
+                        &format!(
+                            "{EVENT_COLUMNS} WHERE e.id > ?1 AND {committed} ORDER BY e.id LIMIT ?2"
+                        ),
+                        params![query.after, query.limit, bound],
+                    )?
+                }
+            };
+            events_from_rows(rows)
+        })
+        .await
+}
+
+pub(super) async fn export_bound<E: Engine>(
+    store: &SqlStore<E>,
+    campaign: CampaignId,
+) -> StoreResult<EventId> {
+    // One step down the (campaign_id, id) index.
+    store
+        .read(move |c| {
+            let (committed, bound) = paging::committed(c, paging::Ids::Events, "id", 2)?;
+            c.query_one(
+                &format!(
+                    "SELECT coalesce(max(id), 0) FROM events WHERE campaign_id = ?1 AND {committed}"
+                ),
+                params![campaign, bound],
+            )
+        })
+        .await
+}
+
+pub(super) async fn export_page<E: Engine>(
+    store: &SqlStore<E>,
+    campaign: CampaignId,
+    after: EventId,
+    up_to: EventId,
+    limit: usize,
+) -> StoreResult<Vec<EventRecord>> {
+    store
+        .read(move |c| {
+            events_from_rows(c.query(
+                &format!(
+                    "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND e.id <= ?3
+                     ORDER BY e.id LIMIT ?4"
+                ),
+                params![campaign, after, up_to, limit],
+            )?)
+        })
+        .await
+}
+
+pub(super) async fn recent_events<E: Engine>(
+    store: &SqlStore<E>,
+    campaign: CampaignId,
+    limit: usize,
+) -> StoreResult<Vec<EventRecord>> {
+    store
+        .read(move |c| {
+            events_from_rows(c.query(
+                &format!("{EVENT_COLUMNS} WHERE e.campaign_id = ?1 ORDER BY e.id DESC LIMIT ?2"),
+                params![campaign, limit],
+            )?)
+        })
+        .await
+}
