@@ -27,8 +27,9 @@ pub enum ApiError {
     BodyTooLarge(usize),
     #[error("the request body did not arrive within {0} s")]
     BodyTimeout(u64),
-    #[error("{0}")]
-    Invalid(String),
+    /// A value that cannot be used (422), with the kind of failure as its code.
+    #[error("{1}")]
+    Invalid(Invalid, String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the database is unavailable, try again shortly")]
@@ -41,7 +42,115 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Why values cannot be used: each kind answers 422 with a code of its own, which clients may
+/// rely on (the OpenAPI document and the README list them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// The query string does not parse (an unknown or malformed parameter).
+    Query,
+    /// The body is JSON, but not what the route takes (a missing field, a wrong type).
+    Body,
+    Time,
+    Window,
+    Interval,
+    Breakdown,
+    Timezone,
+    CampaignList,
+    CampaignId,
+    Name,
+    Html,
+    MissingHtml,
+    NoMessages,
+    AnswerTooLarge,
+    RecipientId,
+    Consent,
+    Format,
+    Accept,
+    Cursor,
+    Limit,
+    State,
+    Webhook,
+    CrossSite,
+}
+
+impl Invalid {
+    pub const ALL: [Invalid; 23] = [
+        Invalid::Query,
+        Invalid::Body,
+        Invalid::Time,
+        Invalid::Window,
+        Invalid::Interval,
+        Invalid::Breakdown,
+        Invalid::Timezone,
+        Invalid::CampaignList,
+        Invalid::CampaignId,
+        Invalid::Name,
+        Invalid::Html,
+        Invalid::MissingHtml,
+        Invalid::NoMessages,
+        Invalid::AnswerTooLarge,
+        Invalid::RecipientId,
+        Invalid::Consent,
+        Invalid::Format,
+        Invalid::Accept,
+        Invalid::Cursor,
+        Invalid::Limit,
+        Invalid::State,
+        Invalid::Webhook,
+        Invalid::CrossSite,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Invalid::Query => "invalid_query",
+            Invalid::Body => "invalid_body",
+            Invalid::Time => "invalid_time",
+            Invalid::Window => "invalid_window",
+            Invalid::Interval => "invalid_interval",
+            Invalid::Breakdown => "unknown_breakdown",
+            Invalid::Timezone => "invalid_timezone",
+            Invalid::CampaignList => "invalid_campaign_list",
+            Invalid::CampaignId => "invalid_campaign_id",
+            Invalid::Name => "invalid_name",
+            Invalid::Html => "invalid_html",
+            Invalid::MissingHtml => "missing_html",
+            Invalid::NoMessages => "no_messages",
+            Invalid::AnswerTooLarge => "answer_too_large",
+            Invalid::RecipientId => "invalid_recipient_id",
+            Invalid::Consent => "invalid_consent",
+            Invalid::Format => "unknown_format",
+            Invalid::Accept => "not_acceptable",
+            Invalid::Cursor => "invalid_cursor",
+            Invalid::Limit => "invalid_limit",
+            Invalid::State => "invalid_state",
+            Invalid::Webhook => "invalid_webhook",
+            Invalid::CrossSite => "cross_site_request",
+        }
+    }
+}
+
 impl ApiError {
+    /// Every code an error answer can carry.
+    pub fn codes() -> Vec<&'static str> {
+        let mut codes = vec![
+            "missing_token",
+            "invalid_token",
+            "forbidden",
+            "campaign_not_found",
+            "not_found",
+            "webhook_not_found",
+            "bad_json",
+            "body_too_large",
+            "body_timeout",
+            "unsupported_media_type",
+            "unavailable",
+            "rate_limited",
+            "internal",
+        ];
+        codes.extend(Invalid::ALL.map(Invalid::code));
+        codes
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status_and_code().0
     }
@@ -57,7 +166,7 @@ impl ApiError {
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Invalid(kind, _) => (StatusCode::UNPROCESSABLE_ENTITY, kind.code()),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -110,7 +219,59 @@ impl From<RegisterError> for ApiError {
     fn from(e: RegisterError) -> Self {
         match e {
             RegisterError::Store(e) => e.into(),
-            invalid => ApiError::Invalid(invalid.to_string()),
+            RegisterError::BadRecipient { .. } => {
+                ApiError::Invalid(Invalid::RecipientId, e.to_string())
+            }
+            RegisterError::Html { .. } => ApiError::Invalid(Invalid::Html, e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_answered_and_listed_in_the_openapi_document_and_the_readme() {
+        let answered = [
+            ApiError::MissingToken,
+            ApiError::InvalidToken,
+            ApiError::Forbidden("viewer"),
+            ApiError::CampaignNotFound(1),
+            ApiError::NoRoute,
+            ApiError::WebhookNotFound("1".into()),
+            ApiError::BadJson(String::new()),
+            ApiError::BodyTooLarge(1),
+            ApiError::BodyTimeout(1),
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::Unavailable,
+            ApiError::RateLimited {
+                per_second: 1,
+                retry_after: 1,
+            },
+            ApiError::Internal(String::new()),
+        ]
+        .iter()
+        .map(|e| e.status_and_code().1)
+        .chain(Invalid::ALL.map(Invalid::code))
+        .collect::<Vec<_>>();
+        assert_eq!(answered, ApiError::codes());
+        let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI).unwrap();
+        let listed = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+            ["enum"];
+        let listed: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(listed, answered, "the OpenAPI document's Error.code enum");
+        let readme = include_str!("../README.md");
+        for code in answered {
+            assert!(
+                readme.contains(&format!("`{code}`")),
+                "{code} is not in the README"
+            );
         }
     }
 }

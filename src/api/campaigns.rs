@@ -1,7 +1,7 @@
 //! `POST /api/campaigns`, `GET /api/campaigns`.
 
 use super::auth::{Caller, Writer};
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::AppState;
 use crate::store::{Campaign, CampaignId};
@@ -28,7 +28,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let name = valid_name(&body.name)?;
     if let Some(html) = &body.html {
-        crate::instrument::check_html(html).map_err(|e| ApiError::Invalid(format!("html: {e}")))?;
+        crate::instrument::check_html(html)
+            .map_err(|e| ApiError::Invalid(Invalid::Html, format!("html: {e}")))?;
     }
     let campaign = app
         .store
@@ -40,12 +41,16 @@ pub async fn create(
 pub fn valid_name(name: &str) -> Result<&str, ApiError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ApiError::Invalid("name must not be empty".into()));
+        return Err(ApiError::Invalid(
+            Invalid::Name,
+            "name must not be empty".into(),
+        ));
     }
     if name.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::Invalid(format!(
-            "name must be at most {MAX_NAME_LEN} characters"
-        )));
+        return Err(ApiError::Invalid(
+            Invalid::Name,
+            format!("name must be at most {MAX_NAME_LEN} characters"),
+        ));
     }
     Ok(name)
 }
@@ -66,9 +71,12 @@ pub async fn list(
 
 /// The campaign a path segment names, or the API's 404.
 pub async fn existing_campaign(app: &AppState, id: &str) -> Result<Campaign, ApiError> {
-    let id: CampaignId = id
-        .parse()
-        .map_err(|_| ApiError::Invalid(format!("'{id}' is not a campaign id (a number)")))?;
+    let id: CampaignId = id.parse().map_err(|_| {
+        ApiError::Invalid(
+            Invalid::CampaignId,
+            format!("'{id}' is not a campaign id (a number)"),
+        )
+    })?;
     app.store
         .campaign(id)
         .await?

@@ -6,7 +6,7 @@
 //! when a page comes back shorter than `limit`, the reader has caught up.
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use super::format::{Format, negotiate};
 use crate::app::AppState;
 use crate::encode::{to_csv, to_ndjson};
@@ -32,13 +32,15 @@ pub struct EventsParams {
 impl EventsParams {
     /// The cursor (`after`, 0 when absent or empty) and page size (`limit`) asked for.
     pub fn page(&self) -> Result<(i64, usize), ApiError> {
-        let after =
-            match self.after.as_deref() {
-                None | Some("") => 0,
-                Some(c) => c.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
-                    ApiError::Invalid(format!("'{c}' is not a cursor from this API"))
-                })?,
-            };
+        let after = match self.after.as_deref() {
+            None | Some("") => 0,
+            Some(c) => c.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                ApiError::Invalid(
+                    Invalid::Cursor,
+                    format!("'{c}' is not a cursor from this API"),
+                )
+            })?,
+        };
         let limit = match self.limit.as_deref() {
             None => DEFAULT_LIMIT,
             Some(l) => l
@@ -46,7 +48,10 @@ impl EventsParams {
                 .ok()
                 .filter(|l| (1..=MAX_LIMIT).contains(l))
                 .ok_or_else(|| {
-                    ApiError::Invalid(format!("limit must be a number from 1 to {MAX_LIMIT}"))
+                    ApiError::Invalid(
+                        Invalid::Limit,
+                        format!("limit must be a number from 1 to {MAX_LIMIT}"),
+                    )
                 })?,
         };
         Ok((after, limit))
@@ -66,7 +71,7 @@ pub async fn list(
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_recipient_data()?;
-    let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
     let format = negotiate(&headers, None)?;
     let campaign = match params.campaign.as_deref() {
         Some(id) => Some(super::campaigns::existing_campaign(&app, id).await?.id),

@@ -8,7 +8,7 @@
 
 use super::auth::Caller;
 use super::campaigns::existing_campaign;
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use super::format::{Format, content_headers, negotiate};
 use crate::app::AppState;
 use crate::export::{Chunk, EventExport, ExportError, ExportFormat};
@@ -35,7 +35,10 @@ impl ExportParams {
     pub fn format(&self, headers: &HeaderMap) -> Result<ExportFormat, ApiError> {
         Ok(match self.format.as_deref() {
             Some(f) => ExportFormat::parse(f).ok_or_else(|| {
-                ApiError::Invalid(format!("format '{f}' is not one of csv, ndjson"))
+                ApiError::Invalid(
+                    Invalid::Format,
+                    format!("format '{f}' is not one of csv, ndjson"),
+                )
             })?,
             // A download link says nothing (or */*): CSV.
             None => match negotiate(headers, None) {
@@ -54,7 +57,7 @@ pub async fn events(
     q: Result<Query<ExportParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_recipient_data()?;
-    let Query(params) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let Query(params) = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
     let format = params.format(&headers)?;
     let campaign = existing_campaign(&app, &id).await?;
     caller

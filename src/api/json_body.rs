@@ -1,6 +1,6 @@
 //! A JSON request body with a size limit of the endpoint's choosing and errors in the API's format.
 
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use crate::app::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
@@ -45,9 +45,10 @@ pub fn json_error(e: serde_json::Error) -> ApiError {
     match e.classify() {
         // Well-formed JSON of the wrong shape (a missing field, a string for a number): the
         // request is understood but cannot be used.
-        serde_json::error::Category::Data => {
-            ApiError::Invalid(format!("the body does not fit this endpoint: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::Invalid(
+            Invalid::Body,
+            format!("the body does not fit this endpoint: {e}"),
+        ),
         _ => ApiError::BadJson(format!("the body is not valid JSON: {e}")),
     }
 }

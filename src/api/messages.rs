@@ -2,7 +2,7 @@
 
 use super::auth::Writer;
 use super::campaigns::existing_campaign;
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use super::json_body::{JsonBytes, LARGE_BODY, json_error};
 use crate::app::AppState;
 use crate::messages::{MessageRequest, TrackingLevel};
@@ -54,10 +54,13 @@ pub async fn create(
     if campaign.template_html.is_none()
         && let Some(i) = requests.iter().position(|r| r.html.is_none())
     {
-        return Err(ApiError::Invalid(format!(
-            "message {i}: html is missing and campaign {} has no template html",
-            campaign.id
-        )));
+        return Err(ApiError::Invalid(
+            Invalid::MissingHtml,
+            format!(
+                "message {i}: html is missing and campaign {} has no template html",
+                campaign.id
+            ),
+        ));
     }
     check_answer_size(&requests, campaign.template_html.as_deref())?;
     let registered = app
@@ -97,12 +100,15 @@ fn check_answer_size(requests: &[MessageRequest], template: Option<&str>) -> Res
         return Ok(());
     }
     let fits = (MAX_ANSWER_BYTES / (total / requests.len()).max(1)).max(1);
-    Err(ApiError::Invalid(format!(
-        "the instrumented messages would take about {} MB in one answer, more than the {} MB \
+    Err(ApiError::Invalid(
+        Invalid::AnswerTooLarge,
+        format!(
+            "the instrumented messages would take about {} MB in one answer, more than the {} MB \
          allowed: register at most about {fits} of these messages per call",
-        total >> 20,
-        MAX_ANSWER_BYTES >> 20
-    )))
+            total >> 20,
+            MAX_ANSWER_BYTES >> 20
+        ),
+    ))
 }
 
 /// One object or an array of them, with errors that say which element is wrong. Read straight
@@ -121,7 +127,10 @@ pub fn parse_messages(body: &[u8], max: usize) -> Result<Vec<MessageRequest>, Ap
         .and_then(|m| de.end().map(|()| m))
         .map_err(json_error)?;
     if messages.is_empty() {
-        return Err(ApiError::Invalid("the array of messages is empty".into()));
+        return Err(ApiError::Invalid(
+            Invalid::NoMessages,
+            "the array of messages is empty".into(),
+        ));
     }
     Ok(messages
         .into_iter()

@@ -2,7 +2,7 @@
 //! log of who used them. Viewers may not use any of them; erasure and the audit log are for admins.
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use crate::app::AppState;
 use crate::domain::recipient_ref;
 use crate::ingest::DECISION_WAIT;
@@ -111,11 +111,13 @@ pub async fn record_consent(
     let source = body.source.trim().to_string();
     if source.is_empty() || source.len() > 200 {
         return Err(ApiError::Invalid(
+            Invalid::Consent,
             "source (how the consent was given) is 1 to 200 bytes".into(),
         ));
     }
     if body.text.as_ref().is_some_and(|t| t.len() > 10_000) {
         return Err(ApiError::Invalid(
+            Invalid::Consent,
             "text is at most 10000 bytes (store a reference to longer wording)".into(),
         ));
     }
@@ -123,7 +125,10 @@ pub async fn record_consent(
         .given_at
         .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
     if given_at > chrono::Utc::now() + chrono::Duration::minutes(5) {
-        return Err(ApiError::Invalid("given_at is in the future".into()));
+        return Err(ApiError::Invalid(
+            Invalid::Consent,
+            "given_at is in the future".into(),
+        ));
     }
     caller
         .audit(&app, "record_consent", &recipient_ref(&id))
@@ -209,6 +214,7 @@ impl AuditParams {
         let limit = self.limit.unwrap_or(1000);
         if !(1..=10_000).contains(&limit) {
             return Err(ApiError::Invalid(
+                Invalid::Limit,
                 "limit must be a number from 1 to 10000".into(),
             ));
         }
@@ -237,7 +243,7 @@ pub async fn audit_log(
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require_admin()?;
-    let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
     let (after, limit) = params.page()?;
     let rows = app.store.audit_log(after, limit).await?;
     let next_cursor = (rows.len() == limit)
@@ -255,7 +261,10 @@ pub async fn audit_log(
 pub(super) fn valid_recipient(id: String) -> Result<String, ApiError> {
     let id = id.trim().to_string();
     if id.is_empty() || id.len() > 256 {
-        return Err(ApiError::Invalid("a recipient id is 1 to 256 bytes".into()));
+        return Err(ApiError::Invalid(
+            Invalid::RecipientId,
+            "a recipient id is 1 to 256 bytes".into(),
+        ));
     }
     Ok(id)
 }

@@ -4,7 +4,7 @@
 
 use super::auth::Caller;
 use super::campaigns::existing_campaign;
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use super::format::{self, Format, negotiate};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// Query parameters, with a rejection that names what was wrong.
 fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(p)| p)
-        .map_err(|e| ApiError::Invalid(e.body_text()))
+        .map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))
 }
 
 #[derive(Deserialize, Default)]
@@ -213,9 +213,10 @@ fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
         .ok_or_else(|| {
-            ApiError::Invalid(format!(
-                "{name} '{s}' is not a time: use 2026-11-23 or 2026-11-23T09:00:00Z"
-            ))
+            ApiError::Invalid(
+                Invalid::Time,
+                format!("{name} '{s}' is not a time: use 2026-11-23 or 2026-11-23T09:00:00Z"),
+            )
         })
 }
 
@@ -249,22 +250,30 @@ pub fn series_window(
         None => stats.last_activity.unwrap_or_else(Utc::now) + Duration::hours(1),
     };
     if to <= from {
-        return Err(ApiError::Invalid(format!(
-            "to ({to}) must be after from ({from})"
-        )));
+        return Err(ApiError::Invalid(
+            Invalid::Window,
+            format!("to ({to}) must be after from ({from})"),
+        ));
     }
     let interval = match p.interval.as_deref() {
-        Some(s) => Interval::parse(s)
-            .ok_or_else(|| ApiError::Invalid(format!("interval '{s}' is not one of hour, day")))?,
+        Some(s) => Interval::parse(s).ok_or_else(|| {
+            ApiError::Invalid(
+                Invalid::Interval,
+                format!("interval '{s}' is not one of hour, day"),
+            )
+        })?,
         None if to - from <= Duration::hours(72) => Interval::Hour,
         None => Interval::Day,
     };
     Window::new(from, to, interval).ok_or_else(|| {
-        ApiError::Invalid(format!(
-            "the window from {from} to {to} has more than {} {interval:?} buckets: \
+        ApiError::Invalid(
+            Invalid::Window,
+            format!(
+                "the window from {from} to {to} has more than {} {interval:?} buckets: \
              ask for interval=day or a shorter window",
-            report::MAX_BUCKETS
-        ))
+                report::MAX_BUCKETS
+            ),
+        )
     })
 }
 
@@ -304,9 +313,10 @@ pub async fn breakdown(
 ) -> Result<Response, ApiError> {
     let format = negotiate(&headers, params(q)?.format.as_deref())?;
     let dim = Dim::parse(&by).ok_or_else(|| {
-        ApiError::Invalid(format!(
-            "'{by}' is not a breakdown: use client, os, device, country or class"
-        ))
+        ApiError::Invalid(
+            Invalid::Breakdown,
+            format!("'{by}' is not a breakdown: use client, os, device, country or class"),
+        )
     })?;
     serve(&app, &id, Which::Breakdown(dim), Options::default(), format).await
 }
@@ -324,9 +334,10 @@ impl HourOfWeekParams {
         match self.tz.as_deref() {
             None => Ok(0),
             Some(tz) => report::parse_offset(tz).ok_or_else(|| {
-                ApiError::Invalid(format!(
-                    "tz '{tz}' is not a UTC offset such as +02:00, -05:30 or Z"
-                ))
+                ApiError::Invalid(
+                    Invalid::Timezone,
+                    format!("tz '{tz}' is not a UTC offset such as +02:00, -05:30 or Z"),
+                )
             }),
         }
     }
@@ -377,6 +388,7 @@ impl CompareParams {
             .collect();
         if !(2..=20).contains(&ids.len()) {
             return Err(ApiError::Invalid(
+                Invalid::CampaignList,
                 "campaigns must list 2 to 20 campaign ids, comma separated: campaigns=1,2".into(),
             ));
         }

@@ -2,7 +2,7 @@
 //! Admins only: a webhook sends per-recipient data out of mailbeacon. Every change is audited.
 
 use super::auth::{Admin, Caller};
-use super::error::ApiError;
+use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::AppState;
 use crate::store::{CampaignId, Store};
@@ -134,7 +134,7 @@ pub async fn create(
     let new = body
         .validate(&*app.store, app.settings.webhooks.allow_private)
         .await
-        .map_err(ApiError::Invalid)?;
+        .map_err(|e| ApiError::Invalid(Invalid::Webhook, e))?;
     let secret = new.secret.clone();
     let webhook = app.store.create_webhook(new).await?;
     caller
@@ -236,18 +236,22 @@ pub async fn deliveries(
     params: Result<Query<DeliveriesParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
     caller.require_admin()?;
-    let Query(params) = params.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
     let webhook = existing(&app, &id).await?;
     if let Some(state) = &params.state
         && !matches!(state.as_str(), "pending" | "dead")
     {
         return Err(ApiError::Invalid(
+            Invalid::State,
             "state: pending or dead (delivered notices are not kept, only counted)".into(),
         ));
     }
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Invalid("limit: from 1 to 1000".into()));
+        return Err(ApiError::Invalid(
+            Invalid::Limit,
+            "limit: from 1 to 1000".into(),
+        ));
     }
     let rows = app
         .store

@@ -8,7 +8,7 @@ mod pages;
 
 use crate::app::AppState;
 use crate::credentials::sessions as session;
-use crate::error::ApiError;
+use crate::error::{ApiError, Invalid};
 use crate::html::{self, answer as html};
 use crate::store::{EventQuery, Scope};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
@@ -186,7 +186,10 @@ async fn login(
     if !same_origin(&headers) {
         return error_page(
             None,
-            ApiError::Invalid("sign-in must come from this site's own form".into()),
+            ApiError::Invalid(
+                Invalid::CrossSite,
+                "sign-in must come from this site's own form".into(),
+            ),
         );
     }
     let Ok(Form(form)) = form else {
@@ -241,7 +244,10 @@ async fn logout(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     if !same_origin(&headers) {
         return error_page(
             None,
-            ApiError::Invalid("sign-out must come from this site".into()),
+            ApiError::Invalid(
+                Invalid::CrossSite,
+                "sign-out must come from this site".into(),
+            ),
         );
     }
     match session::end(&app, &headers).await {

@@ -8,7 +8,7 @@ use crate::analytics::report::{self, BreakdownRow, Interval};
 use crate::analytics::rollup::Dim;
 use crate::api::reports;
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Invalid};
 use crate::html::{esc, num, page, pct};
 use crate::store::{EventRecord, Scope};
 use axum::response::sse::Event;
@@ -380,6 +380,7 @@ pub fn live_event(e: &EventRecord) -> Event {
 pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<String, ApiError> {
     if ids.len() < 2 {
         return Err(ApiError::Invalid(
+            Invalid::CampaignList,
             "pick two or more campaigns to compare".into(),
         ));
     }

@@ -1,7 +1,7 @@
 //! JSON, NDJSON or CSV: chosen by `?format=` (what a download link can say) or else by the
 //! `Accept` header, and the one way every report answers in each.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Invalid};
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -38,9 +38,10 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Format, Api
             "json" => Ok(Format::Json),
             "ndjson" => Ok(Format::Ndjson),
             "csv" => Ok(Format::Csv),
-            other => Err(ApiError::Invalid(format!(
-                "format '{other}' is not one of json, ndjson, csv"
-            ))),
+            other => Err(ApiError::Invalid(
+                Invalid::Format,
+                format!("format '{other}' is not one of json, ndjson, csv"),
+            )),
         };
     }
     let accept = headers
@@ -58,9 +59,12 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Format, Api
             _ => {}
         }
     }
-    Err(ApiError::Invalid(format!(
-        "cannot answer in '{accept}': ask for application/json, application/x-ndjson or text/csv"
-    )))
+    Err(ApiError::Invalid(
+        Invalid::Accept,
+        format!(
+            "cannot answer in '{accept}': ask for application/json, application/x-ndjson or text/csv"
+        ),
+    ))
 }
 
 /// A report's bytes: `json` is the whole answer; NDJSON and CSV list `rows` (flat structs), one

@@ -83,7 +83,7 @@ async fn api_input_errors_are_specific() {
     let (status, code, message) = error_of(app.api_post("/api/campaigns", &json!({})).await).await;
     assert_eq!(
         (status, code.as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
     );
     assert!(message.contains("missing field `name`"), "{message}");
 
@@ -162,17 +162,17 @@ async fn api_input_errors_are_specific() {
     let (status, code, _) = error_of(app.api_get("/api/campaigns/abc/stats").await).await;
     assert_eq!(
         (status, code.as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign_id")
     );
     let (status, code, _) = error_of(app.api_get("/api/events?limit=0").await).await;
     assert_eq!(
         (status, code.as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_limit")
     );
     let (status, code, _) = error_of(app.api_get("/api/events?after=nonsense").await).await;
     assert_eq!(
         (status, code.as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor")
     );
     let (status, code, _) = error_of(app.api_get("/api/no-such-thing").await).await;
     assert_eq!(
