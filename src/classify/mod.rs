@@ -263,15 +263,5 @@ impl StoredHit<'_> {
     }
 }
 
-/// The machine classes as an SQL list: `'apple_mpp', 'scanner', 'bot'`.
-pub fn machine_classes_sql() -> String {
-    Class::ALL
-        .iter()
-        .filter(|c| c.is_machine())
-        .map(|c| format!("'{}'", c.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests;

@@ -99,7 +99,7 @@ const STORED_EVENT_COLUMNS: &str = "SELECT id, kind, link_no, method, user_agent
 fn stored_event_from_row(r: &Row) -> StoreResult<StoredEvent> {
     Ok(StoredEvent {
         id: r.get(0)?,
-        kind: parse_kind(&r.get::<String>(1)?),
+        kind: parse_kind(&r.get::<String>(1)?)?,
         link_no: r.get(2)?,
         method: r.get(3)?,
         user_agent: r.get(4)?,
@@ -109,7 +109,7 @@ fn stored_event_from_row(r: &Row) -> StoreResult<StoredEvent> {
         received_at: r.get(8)?,
         ua_reduced: r.get(16)?,
         derived: Derived {
-            class: Class::parse(&r.get::<String>(9)?).unwrap_or(Class::Human),
+            class: parse_class(&r.get::<String>(9)?)?,
             reasons: r.get(10)?,
             duplicate: r.get(11)?,
             internal: r.get(12)?,
@@ -120,12 +120,21 @@ fn stored_event_from_row(r: &Row) -> StoreResult<StoredEvent> {
     })
 }
 
-pub(crate) fn parse_kind(kind: &str) -> EventKind {
-    if kind == "click" {
-        EventKind::Click
-    } else {
-        EventKind::Open
-    }
+/// A stored event's kind; anything else is a damaged row, not an open.
+pub(crate) fn parse_kind(kind: &str) -> StoreResult<EventKind> {
+    EventKind::parse(kind).ok_or_else(|| damaged("kind", kind))
+}
+
+/// A stored event's class; anything else is a damaged row, not a reader's event.
+pub(crate) fn parse_class(class: &str) -> StoreResult<Class> {
+    Class::parse(class).ok_or_else(|| damaged("class", class))
+}
+
+fn damaged(column: &str, value: &str) -> StoreError {
+    StoreError::Other(format!(
+        "an events row has {column} '{value}', which this version does not know: was the database \
+         changed by hand, or written by a newer mailbeacon?"
+    ))
 }
 
 const EVENT_COLUMNS: &str = "SELECT e.id, e.kind, e.received_at, e.campaign_id, e.message_id,
@@ -138,7 +147,7 @@ const EVENT_COLUMNS: &str = "SELECT e.id, e.kind, e.received_at, e.campaign_id, 
 fn event_from_row(r: &Row) -> StoreResult<EventRecord> {
     Ok(EventRecord {
         id: r.get(0)?,
-        kind: parse_kind(&r.get::<String>(1)?),
+        kind: parse_kind(&r.get::<String>(1)?)?,
         received_at: r.get(2)?,
         campaign_id: r.get(3)?,
         message_id: r.get(4)?,

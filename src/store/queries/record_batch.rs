@@ -212,10 +212,10 @@ pub(super) fn record_batch(
                 .get_mut(&by_id[&r.get::<i64>(0)?])
                 .expect("a message of the batch");
             let prior = Prior {
-                kind: parse_kind(&r.get::<String>(1)?),
+                kind: parse_kind(&r.get::<String>(1)?)?,
                 link_no: r.get(2)?,
                 received_at: r.get(3)?,
-                class: Class::parse(&r.get::<String>(4)?).unwrap_or(Class::Human),
+                class: parse_class(&r.get::<String>(4)?)?,
                 id: r.get(5)?,
             };
             m.facts.push(Fact {

@@ -1,11 +1,10 @@
 //! The rollup tables: reading a message's facts, writing a [`Delta`], rebuilding from the event
 //! log, and the report reads.
 
-use super::parse_kind;
+use super::{parse_class, parse_kind};
 use crate::analytics::rollup::{
     Delta, Dim, DimCount, Fact, HourCount, LinkCount, Row, TOTALS, Tally, contributions,
 };
-use crate::classify::Class;
 use crate::store::sql::{self, Conn, Value, params};
 use crate::store::{CampaignId, MessageId, StoreResult};
 
@@ -15,10 +14,10 @@ pub const FACT_QUERY: &str = "SELECT kind, link_no, received_at, class, client, 
 
 pub fn fact_from_row(r: &sql::Row) -> StoreResult<Fact> {
     Ok(Fact {
-        kind: parse_kind(&r.get::<String>(0)?),
+        kind: parse_kind(&r.get::<String>(0)?)?,
         link_no: r.get(1)?,
         received_at: r.get(2)?,
-        class: Class::parse(&r.get::<String>(3)?).unwrap_or(Class::Human),
+        class: parse_class(&r.get::<String>(3)?)?,
         client: r.get(4)?,
         os: r.get(5)?,
         device: r.get(6)?,
@@ -352,8 +351,8 @@ pub fn hours(
     .map(|r| {
         Ok(HourCount {
             hour: r.get(0)?,
-            kind: parse_kind(&r.get::<String>(1)?),
-            class: Class::parse(&r.get::<String>(2)?).unwrap_or(Class::Human),
+            kind: parse_kind(&r.get::<String>(1)?)?,
+            class: parse_class(&r.get::<String>(2)?)?,
             events: r.get(3)?,
             firsts: r.get(4)?,
         })
@@ -408,7 +407,7 @@ pub fn dims(c: &mut dyn Conn, campaign: CampaignId, dim: Dim) -> StoreResult<Vec
     .map(|r| {
         Ok(DimCount {
             value: r.get(0)?,
-            kind: parse_kind(&r.get::<String>(1)?),
+            kind: parse_kind(&r.get::<String>(1)?)?,
             tally: tally(r, 2)?,
         })
     })

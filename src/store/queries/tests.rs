@@ -410,3 +410,38 @@ mod summaries {
         assert_eq!(checked, 1);
     }
 }
+
+/// A row whose class this version does not know (a hand edit, a newer version's) is reported as
+/// what it is, never counted as a reader's event.
+#[tokio::test]
+async fn a_damaged_class_is_an_error_not_a_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SqliteStore::open(&dir.path().join("t.db"), false).unwrap();
+    let campaign = store.create_campaign("Damaged", None).await.unwrap().id;
+    let message = NewMessage {
+        recipient_id: "r@example.com".into(),
+        tracking_id: 1,
+        sent_at: Utc::now() - Span::hours(1),
+        links: Vec::new(),
+        honeypot: None,
+    };
+    store
+        .insert_messages(campaign, vec![message])
+        .await
+        .unwrap();
+    let classifier = Arc::new(Classifier::builtin(Internal::default()));
+    let hit = event(EventKind::Open, 1, None, Utc::now(), CHROME);
+    store
+        .record_events(Arc::from(vec![hit]), classifier.clone())
+        .await
+        .unwrap();
+    store
+        .write(|c| c.execute("UPDATE events SET class = 'reader'", params![]))
+        .await
+        .unwrap();
+    let err = store
+        .reclassify(None, classifier, Arc::new(|_, _| {}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("class 'reader'"), "{err}");
+}
