@@ -112,11 +112,24 @@ async fn two_processes_on_one_postgres_count_exactly() {
     assert!(out.contains("rollups match the event log"), "{out}");
 }
 
+/// The test server's URL (`MAILBEACON_TEST_POSTGRES`, or the one CI runs).
+fn test_server() -> String {
+    std::env::var("MAILBEACON_TEST_POSTGRES")
+        .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into())
+}
+
 /// Runs SQL as the test server's superuser.
 fn as_superuser(sql: String) {
-    let url = std::env::var("MAILBEACON_TEST_POSTGRES")
-        .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into());
-    db_execute(&url, &sql);
+    db_execute(&test_server(), &sql);
+}
+
+/// The test server's URL for another user, in a schema of its own.
+fn as_role(role: &str, schema: &str) -> String {
+    let server = test_server();
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let host_and_db = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let host_and_db = host_and_db.split('?').next().unwrap();
+    format!("{scheme}://{role}@{host_and_db}?options=-csearch_path%3D{schema}")
 }
 
 /// PostgreSQL goes away in the middle of a load (the server's role may no longer log in and its
@@ -131,7 +144,7 @@ async fn postgres_going_away_mid_load_loses_nothing_and_counts_nothing_twice() {
     as_superuser(format!(
         "CREATE ROLE {role} LOGIN; ALTER SCHEMA {schema} OWNER TO {role}"
     ));
-    let url = format!("postgres://{role}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    let url = as_role(&role, &schema);
     let app = TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], None).await;
     let campaign = app.create_campaign("Outage").await;
     let html = "<p><a href=\"https://shop.example.com/sale\">Sale</a></p>";
@@ -271,7 +284,7 @@ fn schema_with_role(label: &str) -> (String, String, String) {
     as_superuser(format!(
         "CREATE ROLE {role} LOGIN; ALTER SCHEMA {schema} OWNER TO {role}"
     ));
-    let url = format!("postgres://{role}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    let url = as_role(&role, &schema);
     (schema, role, url)
 }
 
@@ -440,8 +453,7 @@ async fn postgres_connections_use_tls_as_the_url_says() {
         StatusCode::OK
     );
     app.settled().await;
-    let admin = std::env::var("MAILBEACON_TEST_POSTGRES")
-        .unwrap_or_else(|_| mailbeacon::store::postgres::TEST_SERVER.into());
+    let admin = test_server();
     let connections = db_rows(
         &admin,
         &format!(
