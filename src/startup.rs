@@ -106,6 +106,17 @@ impl Context {
         Ok(classifier)
     }
 
+    /// The campaign with this id, or an error that says there is none.
+    pub async fn campaign(
+        &self,
+        id: crate::store::CampaignId,
+    ) -> anyhow::Result<crate::store::Campaign> {
+        self.store
+            .campaign(id)
+            .await?
+            .with_context(|| format!("campaign {id} does not exist"))
+    }
+
     /// Notes in the audit log that someone at the command line did `action` to `target`.
     pub async fn audit_cli(&self, action: &str, target: &str) -> anyhow::Result<()> {
         self.store

@@ -143,11 +143,7 @@ async fn register(
     html: Option<String>,
     sent_at: Option<DateTime<FixedOffset>>,
 ) -> anyhow::Result<RegisteredMessage> {
-    let campaign = ctx
-        .store
-        .campaign(campaign)
-        .await?
-        .with_context(|| format!("campaign {campaign} does not exist"))?;
+    let campaign = ctx.campaign(campaign).await?;
     let mut registered = ctx
         .registrar(ctx.public_url()?)
         .register(

@@ -4,7 +4,7 @@
 use crate::api;
 use crate::startup::Context;
 use crate::store::CampaignId;
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -117,10 +117,7 @@ pub async fn reclassify(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if let Some(id) = campaign {
-        ctx.store
-            .campaign(id)
-            .await?
-            .with_context(|| format!("campaign {id} does not exist"))?;
+        ctx.campaign(id).await?;
     }
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(

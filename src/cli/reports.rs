@@ -56,11 +56,7 @@ pub async fn report(ctx: &Context, args: ReportArgs, out: &mut dyn Write) -> any
         Some(tz) => crate::analytics::report::parse_offset(tz)
             .with_context(|| format!("--tz '{tz}' is not a UTC offset such as +02:00 or -05:30"))?,
     };
-    let c = ctx
-        .store
-        .campaign(args.campaign)
-        .await?
-        .with_context(|| format!("campaign {} does not exist", args.campaign))?;
+    let c = ctx.campaign(args.campaign).await?;
     let options = Options {
         interval: args.interval,
         from: args.from,
@@ -84,11 +80,7 @@ pub async fn stats(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let c = ctx
-        .store
-        .campaign(campaign)
-        .await?
-        .with_context(|| format!("campaign {campaign} does not exist"))?;
+    let c = ctx.campaign(campaign).await?;
     let report = CampaignReport::from(ctx.store.campaign_stats(c.id).await?);
     if json {
         serde_json::to_writer(&mut *out, &report)?;
@@ -107,11 +99,7 @@ pub async fn export(
     output: Option<PathBuf>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let c = ctx
-        .store
-        .campaign(campaign)
-        .await?
-        .with_context(|| format!("campaign {campaign} does not exist"))?;
+    let c = ctx.campaign(campaign).await?;
     let mut file = match &output {
         Some(path) => Some(std::io::BufWriter::with_capacity(
             1 << 20,
