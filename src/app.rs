@@ -2,11 +2,12 @@
 
 use crate::classify::Classifier;
 use crate::config::Resolved;
+use crate::error::{ApiError, Invalid};
 use crate::geo::Geo;
 use crate::ingest::EventSender;
 use crate::ingest::directory::Directory;
 use crate::messages::Registrar;
-use crate::store::Store;
+use crate::store::{Campaign, CampaignId, Store};
 use crate::token::KeyRing;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -35,4 +36,18 @@ pub struct AppState {
     pub webhooks: crate::webhook_delivery::Wake,
     /// Set with `--tls-cert`: every connection is TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The campaign a path segment names, or the API's 404.
+pub async fn existing_campaign(app: &AppState, id: &str) -> Result<Campaign, ApiError> {
+    let id: CampaignId = id.parse().map_err(|_| {
+        ApiError::Invalid(
+            Invalid::CampaignId,
+            format!("'{id}' is not a campaign id (a number)"),
+        )
+    })?;
+    app.store
+        .campaign(id)
+        .await?
+        .ok_or(ApiError::CampaignNotFound(id))
 }

@@ -21,6 +21,7 @@ pub mod instrument;
 pub mod limits;
 pub mod memory;
 pub mod messages;
+pub mod reports;
 pub mod server;
 pub mod startup;
 pub mod store;

@@ -13,9 +13,6 @@ use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Recipient ids are the sender's own identifiers (a CRM id, a hashed address…), kept short.
-pub const MAX_RECIPIENT_ID_LEN: usize = 256;
-
 /// One message to register.
 #[derive(Debug, Clone)]
 pub struct MessageRequest {
@@ -178,24 +175,13 @@ impl Registrar {
             .zip(levels)
             .enumerate()
             .map(|(index, (req, &tracking))| {
-                let recipient_id = req.recipient_id.trim().to_string();
-                if recipient_id.is_empty() {
-                    return Err(RegisterError::BadRecipient {
-                        index,
-                        reason: "is empty",
-                    });
-                }
+                let recipient_id = crate::domain::parse_recipient_id(&req.recipient_id)
+                    .map_err(|reason| RegisterError::BadRecipient { index, reason })?;
                 // Stored anonymous messages are named so, and skip the consent check.
                 if recipient_id.starts_with(ANONYMOUS_RECIPIENT) {
                     return Err(RegisterError::BadRecipient {
                         index,
                         reason: "may not begin with 'anonymous:' (reserved for messages tracked anonymously: register with \"tracking\": \"anonymous\")",
-                    });
-                }
-                if recipient_id.len() > MAX_RECIPIENT_ID_LEN {
-                    return Err(RegisterError::BadRecipient {
-                        index,
-                        reason: "is longer than 256 bytes",
                     });
                 }
                 if tracking == TrackingLevel::None {

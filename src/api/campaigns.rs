@@ -4,14 +4,12 @@ use super::auth::{Caller, Writer};
 use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::AppState;
-use crate::store::{Campaign, CampaignId};
+use crate::store::Campaign;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-const MAX_NAME_LEN: usize = 200;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,20 +37,7 @@ pub async fn create(
 }
 
 pub fn valid_name(name: &str) -> Result<&str, ApiError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::Invalid(
-            Invalid::Name,
-            "name must not be empty".into(),
-        ));
-    }
-    if name.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::Invalid(
-            Invalid::Name,
-            format!("name must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    Ok(name)
+    crate::domain::parse_campaign_name(name).map_err(|e| ApiError::Invalid(Invalid::Name, e))
 }
 
 #[derive(Serialize)]
@@ -67,18 +52,4 @@ pub async fn list(
     Ok(Json(CampaignList {
         campaigns: app.store.campaigns().await?,
     }))
-}
-
-/// The campaign a path segment names, or the API's 404.
-pub async fn existing_campaign(app: &AppState, id: &str) -> Result<Campaign, ApiError> {
-    let id: CampaignId = id.parse().map_err(|_| {
-        ApiError::Invalid(
-            Invalid::CampaignId,
-            format!("'{id}' is not a campaign id (a number)"),
-        )
-    })?;
-    app.store
-        .campaign(id)
-        .await?
-        .ok_or(ApiError::CampaignNotFound(id))
 }

@@ -74,7 +74,7 @@ pub async fn list(
     let Query(params) = params.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
     let format = negotiate(&headers, None)?;
     let campaign = match params.campaign.as_deref() {
-        Some(id) => Some(super::campaigns::existing_campaign(&app, id).await?.id),
+        Some(id) => Some(crate::app::existing_campaign(&app, id).await?.id),
         None => None,
     };
     let (after, limit) = params.page()?;

@@ -7,10 +7,10 @@
 //! complete.
 
 use super::auth::Caller;
-use super::campaigns::existing_campaign;
 use super::error::{ApiError, Invalid};
 use super::format::{Format, content_headers, negotiate};
 use crate::app::AppState;
+use crate::app::existing_campaign;
 use crate::export::{Chunk, EventExport, ExportError, ExportFormat};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;

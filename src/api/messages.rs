@@ -1,10 +1,10 @@
 //! `POST /api/campaigns/{id}/messages`: register and instrument one message or many.
 
 use super::auth::Writer;
-use super::campaigns::existing_campaign;
 use super::error::{ApiError, Invalid};
 use super::json_body::{JsonBytes, LARGE_BODY, json_error};
 use crate::app::AppState;
+use crate::app::existing_campaign;
 use crate::messages::{MessageRequest, TrackingLevel};
 use axum::Json;
 use axum::extract::{Path, State};

@@ -19,9 +19,10 @@ mod recipients;
 pub mod reports;
 pub mod webhooks;
 
+pub use crate::app::existing_campaign;
 pub use crate::domain::recipient_ref;
 pub use crate::encode::{csv_rows, to_csv, to_ndjson};
-pub use campaigns::{existing_campaign, valid_name};
+pub use campaigns::valid_name;
 
 /// Request parsers of private modules, reachable for the fuzz targets in `fuzz/`.
 #[doc(hidden)]

@@ -259,12 +259,7 @@ pub async fn audit_log(
 }
 
 pub(super) fn valid_recipient(id: String) -> Result<String, ApiError> {
-    let id = id.trim().to_string();
-    if id.is_empty() || id.len() > 256 {
-        return Err(ApiError::Invalid(
-            Invalid::RecipientId,
-            "a recipient id is 1 to 256 bytes".into(),
-        ));
-    }
-    Ok(id)
+    crate::domain::parse_recipient_id(&id).map_err(|reason| {
+        ApiError::Invalid(Invalid::RecipientId, format!("the recipient id {reason}"))
+    })
 }

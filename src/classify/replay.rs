@@ -1,7 +1,7 @@
 //! `reclassify`: runs the classifier again over a message's stored events, in the order they
 //! arrived, exactly as the writer did when they came in (burst relabelling included).
 
-use super::rules::{REASON_BURST, burst_members};
+use super::rules::{REASON_BURST, burst_members, burst_relabel};
 use super::{Class, Classifier, Prior, StoredHit};
 use crate::domain::EventKind;
 use chrono::{DateTime, Utc};
@@ -107,9 +107,8 @@ pub fn replay(
             let members: Vec<usize> = burst_members(received_at, &history).collect();
             for j in members {
                 let d = &mut events[j].derived;
-                d.class = Class::Scanner;
-                d.reasons = format!("{} {REASON_BURST}", d.reasons).trim().to_string();
-                history[j].class = Class::Scanner;
+                (d.class, d.reasons) = burst_relabel(&d.reasons);
+                history[j].class = d.class;
             }
         }
         history.push(Prior {

@@ -210,6 +210,13 @@ fn first_rule(agents: &Agents, hit: &Hit, history: &[Prior]) -> (Class, Option<&
     (Class::Human, None)
 }
 
+/// What an earlier event of a burst becomes: a scanner's, its reasons with the burst's added.
+/// The writer and `reclassify` both relabel with it (and the writer's SQL with its parts).
+pub fn burst_relabel(reasons: &str) -> (Class, String) {
+    let reasons = format!("{reasons} {REASON_BURST}").trim().to_string();
+    (Class::Scanner, reasons)
+}
+
 /// The earlier events a click found to be in a burst relabels `scanner`: clicks within the burst
 /// window before it that are not already machine activity. The writer and `reclassify` both use
 /// this, so they agree.

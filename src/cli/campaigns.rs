@@ -1,7 +1,6 @@
 //! `mailbeacon campaign`, `instrument` and `url`: campaigns made and listed, and mail registered
 //! for a recipient from the command line.
 
-use crate::api;
 use crate::messages::{MessageRequest, RegisteredMessage};
 use crate::startup::Context;
 use crate::store::CampaignId;
@@ -61,7 +60,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match command {
         CampaignCommand::Create { name, html, json } => {
-            let name = api::valid_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let name = crate::domain::parse_campaign_name(&name)
+                .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let template = match html {
                 Some(path) => {
                     let html = read_html(Some(&path))?;

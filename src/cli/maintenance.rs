@@ -1,7 +1,6 @@
 //! `mailbeacon check`, `rebuild-rollups`, `purge`, `reclassify` and `erase`: work on what is
 //! stored, with a progress bar on a terminal where it takes a while.
 
-use crate::api;
 use crate::startup::Context;
 use crate::store::CampaignId;
 use anyhow::bail;
@@ -155,11 +154,9 @@ pub async fn erase(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let recipient = recipient.trim().to_string();
-    if recipient.is_empty() {
-        bail!("--recipient must not be empty");
-    }
-    ctx.audit_cli("erase_recipient", &api::recipient_ref(&recipient))
+    let recipient = crate::domain::parse_recipient_id(&recipient)
+        .map_err(|reason| anyhow::anyhow!("--recipient {reason}"))?;
+    ctx.audit_cli("erase_recipient", &crate::domain::recipient_ref(&recipient))
         .await?;
     let removed = ctx.store.erase_recipient(recipient.clone()).await?;
     if json {

@@ -2,8 +2,8 @@
 //! routes give them.
 
 use crate::analytics::CampaignReport;
-use crate::api::reports::{Options, Which, render};
 use crate::export::{EventExport, ExportFormat};
+use crate::reports::{Options, Which, render};
 use crate::startup::Context;
 use crate::store::CampaignId;
 use anyhow::Context as _;
@@ -49,7 +49,7 @@ pub async fn report(ctx: &Context, args: ReportArgs, out: &mut dyn Write) -> any
                 "'{report}' is not a report: use report, timeseries, links, hour-of-week, client, os, device, country or class"
             )
         })?;
-    let format = crate::api::format::negotiate(&Default::default(), Some(&args.format))
+    let format = crate::encode::format::negotiate(&Default::default(), Some(&args.format))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let offset_minutes = match args.tz.as_deref() {
         None => 0,

@@ -1,7 +1,7 @@
 //! `mailbeacon token`: API tokens made, listed and revoked from the command line (admin work;
 //! each is in the audit log).
 
-use crate::api::auth;
+use crate::credentials::api_tokens as auth;
 use crate::startup::Context;
 use crate::store::Scope;
 use anyhow::bail;

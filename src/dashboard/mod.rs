@@ -321,7 +321,7 @@ async fn live(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let campaign = match crate::api::existing_campaign(&app, &id).await {
+    let campaign = match crate::app::existing_campaign(&app, &id).await {
         Ok(c) => c.id,
         Err(e) => return error_page(Some(user.scope), e),
     };

@@ -6,10 +6,10 @@ use super::charts;
 use crate::analytics::CampaignReport;
 use crate::analytics::report::{self, BreakdownRow, Interval};
 use crate::analytics::rollup::Dim;
-use crate::api::reports;
 use crate::app::AppState;
 use crate::error::{ApiError, Invalid};
 use crate::html::{esc, num, page, pct};
+use crate::reports;
 use crate::store::{EventRecord, Scope};
 use axum::response::sse::Event;
 use std::fmt::Write;
@@ -184,7 +184,7 @@ pub async fn campaign(
     id: &str,
     interval: Option<String>,
 ) -> Result<String, ApiError> {
-    let campaign = crate::api::existing_campaign(app, id).await?;
+    let campaign = crate::app::existing_campaign(app, id).await?;
     let report = CampaignReport::from(app.store.campaign_stats(campaign.id).await?);
     let s = &report.stats;
     let options = reports::Options {
@@ -386,7 +386,7 @@ pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<Str
     }
     let mut columns = Vec::new();
     for id in ids.iter().take(20) {
-        let c = crate::api::existing_campaign(app, id).await?;
+        let c = crate::app::existing_campaign(app, id).await?;
         let r = CampaignReport::from(app.store.campaign_stats(c.id).await?);
         columns.push((c, r));
     }

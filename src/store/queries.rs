@@ -25,7 +25,7 @@ use crate::analytics::rollup::{
     Delta, Dim, DimCount, Fact, HourCount, LinkCount, contributions, representatives,
 };
 use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
-use crate::classify::rules::{REASON_BURST, burst_members};
+use crate::classify::rules::{REASON_BURST, burst_members, burst_relabel};
 use crate::classify::{Class, Prior, StoredHit};
 use checks::{check_each_campaign, check_summaries};
 use chrono::SubsecRound;
@@ -86,10 +86,11 @@ fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
     })
 }
 
-/// An earlier click of a burst becomes a scanner click too (rule `burst:links`; which ones,
-/// `classify::rules::burst_members` decides).
+/// An earlier click of a burst becomes a scanner click too (which ones,
+/// `classify::rules::burst_members` decides; into what, `burst_relabel`): ?2 the class, ?3 the
+/// reason added.
 const BURST_RELABEL: &str = "UPDATE events
-    SET class = 'scanner', reasons = trim(reasons || ' burst:links') WHERE id = ?1";
+    SET class = ?2, reasons = trim(reasons || ' ' || ?3) WHERE id = ?1";
 
 const STORED_EVENT_COLUMNS: &str = "SELECT id, kind, link_no, method, user_agent, client_ip,
         headers, ip_tags, received_at, class, reasons, duplicate, internal, client, os, device,

@@ -360,13 +360,15 @@ pub(super) fn record_batch(
                 match row_of.get(&id) {
                     Some(&row) => {
                         let r = &mut rows[row];
-                        r[ROW_CLASS] = Class::Scanner.as_str().into();
                         if let sql::Value::Text(reasons) = &r[ROW_REASONS] {
-                            r[ROW_REASONS] = format!("{reasons} burst:links").trim().into();
+                            let (class, reasons) = burst_relabel(reasons);
+                            r[ROW_CLASS] = class.as_str().into();
+                            r[ROW_REASONS] = reasons.into();
                         }
                     }
                     None => {
-                        c.execute(BURST_RELABEL, params![id])?;
+                        let (class, _) = burst_relabel("");
+                        c.execute(BURST_RELABEL, params![id, class.as_str(), REASON_BURST])?;
                     }
                 }
                 m.prior[p].class = Class::Scanner;
