@@ -6,7 +6,7 @@ use divan::{Bencher, black_box, counter::BytesCount};
 use mailbeacon::classify::{Classifier, Internal, StoredHit};
 use mailbeacon::instrument::{InstrumentOptions, instrument};
 use mailbeacon::store::sqlite::SqliteStore;
-use mailbeacon::store::{EventKind, NewEvent, NewMessage, Store};
+use mailbeacon::store::{Campaigns, EventKind, Ingest, NewEvent, NewMessage};
 use mailbeacon::token::{KeyRing, SigningKey};
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailbeacon::classify::{Classifier, Internal};
 use mailbeacon::store::sqlite::SqliteStore;
-use mailbeacon::store::{EventKind, NewEvent, NewMessage, RecordOutcome, Store};
+use mailbeacon::store::{Campaigns, EventKind, Ingest, NewEvent, NewMessage, RecordOutcome};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;

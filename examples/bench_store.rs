@@ -15,7 +15,7 @@
 use chrono::{Duration, Utc};
 use mailbeacon::classify::{Classifier, Internal};
 use mailbeacon::store::postgres::{PostgresStore, test_schema};
-use mailbeacon::store::{EventKind, NewEvent, NewMessage, Store};
+use mailbeacon::store::{Campaigns, EventKind, Ingest, NewEvent, NewMessage};
 use std::sync::Arc;
 use std::time::Instant;
 

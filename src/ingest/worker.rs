@@ -1,7 +1,7 @@
 //! The store worker: applies the journal to the database, in order, behind the answers.
 //!
 //! One thread reads the journal from the position the database has recorded, in chunks of up to
-//! `max_batch` events, and stores each chunk with [`Store::record_journaled`], which records the
+//! `max_batch` events, and stores each chunk with [`Ingest::record_journaled`](crate::store::Ingest::record_journaled), which records the
 //! position reached in the same transaction. A crash or a failed transaction anywhere therefore
 //! resumes from what the database says: no event is stored twice or skipped. Segments are deleted
 //! once the database has recorded a position past them.

@@ -2,12 +2,13 @@
 
 use super::*;
 
-pub(super) async fn signing_keys_or_create<E: Engine>(
-    store: &SqlStore<E>,
-    new_secret: [u8; 32],
-) -> StoreResult<(Vec<(u8, [u8; 32])>, Option<u8>)> {
-    store
-        .write(move |c| {
+#[async_trait]
+impl<E: Engine> Access for SqlStore<E> {
+    async fn signing_keys_or_create(
+        &self,
+        new_secret: [u8; 32],
+    ) -> StoreResult<(Vec<(u8, [u8; 32])>, Option<u8>)> {
+        self.write(move |c| {
             in_tx(c, |c| {
                 let mut created = None;
                 let count: i64 = c.query_one("SELECT count(*) FROM signing_keys", params![])?;
@@ -22,14 +23,10 @@ pub(super) async fn signing_keys_or_create<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn add_signing_key<E: Engine>(
-    store: &SqlStore<E>,
-    secret: [u8; 32],
-) -> StoreResult<u8> {
-    store
-        .write(move |c| {
+    async fn add_signing_key(&self, secret: [u8; 32]) -> StoreResult<u8> {
+        self.write(move |c| {
             in_tx(c, |c| {
                 let next: i64 = c.query_one(
                     "SELECT coalesce(max(id), 0) + 1 FROM signing_keys",
@@ -43,13 +40,10 @@ pub(super) async fn add_signing_key<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn retire_signing_key<E: Engine>(
-    store: &SqlStore<E>,
-    id: u8,
-) -> StoreResult<bool> {
-    store.write(move |c| {
+    async fn retire_signing_key(&self, id: u8) -> StoreResult<bool> {
+        self.write(move |c| {
             in_tx(c, |c| {
                 let newest: Option<i64> =
                     c.query_one("SELECT max(id) FROM signing_keys", params![])?;
@@ -62,16 +56,15 @@ pub(super) async fn retire_signing_key<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn create_api_token<E: Engine>(
-    store: &SqlStore<E>,
-    token_hash: [u8; 32],
-    scope: Scope,
-    expires_at: Option<DateTime<Utc>>,
-) -> StoreResult<()> {
-    store
-        .write(move |c| {
+    async fn create_api_token(
+        &self,
+        token_hash: [u8; 32],
+        scope: Scope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO api_tokens (token_hash, scope, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -80,25 +73,23 @@ pub(super) async fn create_api_token<E: Engine>(
             .map(drop)
         })
         .await
-}
+    }
 
-pub(super) async fn api_tokens<E: Engine>(store: &SqlStore<E>) -> StoreResult<Vec<ApiTokenInfo>> {
-    store.read(tokens::list).await
-}
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenInfo>> {
+        self.read(tokens::list).await
+    }
 
-pub(super) async fn revoke_api_token<E: Engine>(store: &SqlStore<E>, id: i64) -> StoreResult<bool> {
-    store
-        .write(move |c| in_tx(c, |c| tokens::revoke(c, id)))
-        .await
-}
+    async fn revoke_api_token(&self, id: i64) -> StoreResult<bool> {
+        self.write(move |c| in_tx(c, |c| tokens::revoke(c, id)))
+            .await
+    }
 
-pub(super) async fn create_first_api_token<E: Engine>(
-    store: &SqlStore<E>,
-    token_hash: [u8; 32],
-    scope: Scope,
-) -> StoreResult<bool> {
-    store
-        .write(move |c| {
+    async fn create_first_api_token(
+        &self,
+        token_hash: [u8; 32],
+        scope: Scope,
+    ) -> StoreResult<bool> {
+        self.write(move |c| {
             in_tx(c, |c| {
                 if c.query_one::<i64>("SELECT count(*) FROM api_tokens", params![])? > 0 {
                     return Ok(false);
@@ -111,14 +102,10 @@ pub(super) async fn create_first_api_token<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn api_token_scope<E: Engine>(
-    store: &SqlStore<E>,
-    token_hash: [u8; 32],
-) -> StoreResult<Option<(i64, Scope)>> {
-    store
-        .read(move |c| {
+    async fn api_token_scope(&self, token_hash: [u8; 32]) -> StoreResult<Option<(i64, Scope)>> {
+        self.read(move |c| {
             let Some(r) = c.query_row(
                 "SELECT id, scope FROM api_tokens
                  WHERE token_hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
@@ -130,10 +117,10 @@ pub(super) async fn api_token_scope<E: Engine>(
             Ok(Scope::parse(&r.get::<String>(1)?).map(|scope| (r.get(0).unwrap_or(0), scope)))
         })
         .await
-}
+    }
 
-pub(super) async fn audit<E: Engine>(store: &SqlStore<E>, entry: AuditEntry) -> StoreResult<()> {
-    store.write(move |c| {
+    async fn audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO audit_log (at, actor, scope, action, target) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -147,15 +134,10 @@ pub(super) async fn audit<E: Engine>(store: &SqlStore<E>, entry: AuditEntry) -> 
             .map(drop)
         })
         .await
-}
+    }
 
-pub(super) async fn audit_log<E: Engine>(
-    store: &SqlStore<E>,
-    after: i64,
-    limit: usize,
-) -> StoreResult<Vec<(i64, AuditEntry)>> {
-    store
-        .read(move |c| {
+    async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>> {
+        self.read(move |c| {
             c.query(
                 "SELECT id, at, actor, scope, action, target FROM audit_log
                  WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -177,28 +159,20 @@ pub(super) async fn audit_log<E: Engine>(
             .collect()
         })
         .await
-}
+    }
 
-pub(super) async fn last_audit_target<E: Engine>(
-    store: &SqlStore<E>,
-    action: String,
-) -> StoreResult<Option<String>> {
-    store
-        .read(move |c| {
+    async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>> {
+        self.read(move |c| {
             c.query_value(
                 "SELECT target FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1",
                 params![action],
             )
         })
         .await
-}
+    }
 
-pub(super) async fn set_dashboard_password<E: Engine>(
-    store: &SqlStore<E>,
-    scope: Scope,
-    hash: String,
-) -> StoreResult<()> {
-    store.write(move |c| {
+    async fn set_dashboard_password(&self, scope: Scope, hash: String) -> StoreResult<()> {
+        self.write(move |c| {
             in_tx(c, |c| {
                 c.execute(
                     "INSERT INTO dashboard_passwords (scope, hash, set_at) VALUES (?1, ?2, ?3)
@@ -214,13 +188,10 @@ pub(super) async fn set_dashboard_password<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn dashboard_passwords<E: Engine>(
-    store: &SqlStore<E>,
-) -> StoreResult<Vec<(Scope, String)>> {
-    store
-        .read(|c| {
+    async fn dashboard_passwords(&self) -> StoreResult<Vec<(Scope, String)>> {
+        self.read(|c| {
             let mut out = Vec::new();
             for r in c.query("SELECT scope, hash FROM dashboard_passwords", params![])? {
                 if let Some(scope) = Scope::parse(&r.get::<String>(0)?) {
@@ -230,14 +201,10 @@ pub(super) async fn dashboard_passwords<E: Engine>(
             Ok(out)
         })
         .await
-}
+    }
 
-pub(super) async fn create_session<E: Engine>(
-    store: &SqlStore<E>,
-    session: Session,
-) -> StoreResult<()> {
-    store
-        .write(move |c| {
+    async fn create_session(&self, session: Session) -> StoreResult<()> {
+        self.write(move |c| {
             let now = Utc::now();
             // Expired sessions go as new ones come.
             c.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
@@ -255,14 +222,10 @@ pub(super) async fn create_session<E: Engine>(
             .map(drop)
         })
         .await
-}
+    }
 
-pub(super) async fn session<E: Engine>(
-    store: &SqlStore<E>,
-    session_hash: [u8; 32],
-) -> StoreResult<Option<Session>> {
-    store
-        .read(move |c| {
+    async fn session(&self, session_hash: [u8; 32]) -> StoreResult<Option<Session>> {
+        self.read(move |c| {
             let Some(r) = c.query_row(
                 "SELECT token_id, scope, expires_at FROM sessions s
                  WHERE session_hash = ?1 AND expires_at > ?2
@@ -285,14 +248,10 @@ pub(super) async fn session<E: Engine>(
             }))
         })
         .await
-}
+    }
 
-pub(super) async fn delete_session<E: Engine>(
-    store: &SqlStore<E>,
-    session_hash: [u8; 32],
-) -> StoreResult<()> {
-    store
-        .write(move |c| {
+    async fn delete_session(&self, session_hash: [u8; 32]) -> StoreResult<()> {
+        self.write(move |c| {
             c.execute(
                 "DELETE FROM sessions WHERE session_hash = ?1",
                 params![&session_hash],
@@ -300,4 +259,5 @@ pub(super) async fn delete_session<E: Engine>(
             .map(drop)
         })
         .await
+    }
 }

@@ -2,15 +2,16 @@
 
 use super::*;
 
-pub(super) async fn create_campaign<E: Engine>(
-    store: &SqlStore<E>,
-    name: &str,
-    template_html: Option<&str>,
-) -> StoreResult<Campaign> {
-    let name = name.to_string();
-    let template_html = template_html.map(str::to_string);
-    store
-        .write(move |c| {
+#[async_trait]
+impl<E: Engine> Campaigns for SqlStore<E> {
+    async fn create_campaign(
+        &self,
+        name: &str,
+        template_html: Option<&str>,
+    ) -> StoreResult<Campaign> {
+        let name = name.to_string();
+        let template_html = template_html.map(str::to_string);
+        self.write(move |c| {
             in_tx(c, |c| {
                 // Stored with microseconds: answer with what a later read will return.
                 let created_at = Utc::now().trunc_subsecs(6);
@@ -29,14 +30,10 @@ pub(super) async fn create_campaign<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn campaign<E: Engine>(
-    store: &SqlStore<E>,
-    id: CampaignId,
-) -> StoreResult<Option<Campaign>> {
-    store
-        .read(move |c| {
+    async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.read(move |c| {
             c.query_row(
                 "SELECT id, name, template_html, created_at FROM campaigns WHERE id = ?1",
                 params![id],
@@ -46,11 +43,10 @@ pub(super) async fn campaign<E: Engine>(
             .transpose()
         })
         .await
-}
+    }
 
-pub(super) async fn campaigns<E: Engine>(store: &SqlStore<E>) -> StoreResult<Vec<Campaign>> {
-    store
-        .read(|c| {
+    async fn campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.read(|c| {
             c.query(
                 "SELECT id, name, NULL, created_at FROM campaigns ORDER BY id DESC",
                 params![],
@@ -60,15 +56,14 @@ pub(super) async fn campaigns<E: Engine>(store: &SqlStore<E>) -> StoreResult<Vec
             .collect()
         })
         .await
-}
+    }
 
-pub(super) async fn insert_messages<E: Engine>(
-    store: &SqlStore<E>,
-    campaign: CampaignId,
-    messages: Vec<NewMessage>,
-) -> StoreResult<Vec<MessageId>> {
-    store
-        .write(move |c| {
+    async fn insert_messages(
+        &self,
+        campaign: CampaignId,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.write(move |c| {
             in_tx(c, |c| {
                 let mut ids = Vec::with_capacity(messages.len());
                 let now = Utc::now();
@@ -100,17 +95,16 @@ pub(super) async fn insert_messages<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn lookup_link<E: Engine>(
-    store: &SqlStore<E>,
-    tracking_id: i64,
-    link_no: Option<u16>,
-) -> StoreResult<Option<(Standing, Option<String>)>> {
-    // -1 names no link: a pixel only asks whether the message exists.
-    let link_no = link_no.map_or(-1, i64::from);
-    store
-        .read(move |c| {
+    async fn lookup_link(
+        &self,
+        tracking_id: i64,
+        link_no: Option<u16>,
+    ) -> StoreResult<Option<(Standing, Option<String>)>> {
+        // -1 names no link: a pixel only asks whether the message exists.
+        let link_no = link_no.map_or(-1, i64::from);
+        self.read(move |c| {
             c.query_row(
                 "SELECT l.url, m.recipient_id,
                      EXISTS (SELECT 1 FROM opt_outs o WHERE o.recipient_id = m.recipient_id),
@@ -133,4 +127,5 @@ pub(super) async fn lookup_link<E: Engine>(
             .transpose()
         })
         .await
+    }
 }

@@ -2,13 +2,15 @@
 
 use super::*;
 
-pub(super) async fn reclassify<E: Engine>(
-    store: &SqlStore<E>,
-    campaign: Option<CampaignId>,
-    classifier: Arc<Classifier>,
-    progress: Progress,
-) -> StoreResult<ReclassifySummary> {
-    store.write(move |c| {
+#[async_trait]
+impl<E: Engine> Maintenance for SqlStore<E> {
+    async fn reclassify(
+        &self,
+        campaign: Option<CampaignId>,
+        classifier: Arc<Classifier>,
+        progress: Progress,
+    ) -> StoreResult<ReclassifySummary> {
+        self.write(move |c| {
             let total: i64 = c.query_one(
                 "SELECT count(*) FROM events WHERE CAST(?1 AS BIGINT) IS NULL OR campaign_id = ?1",
                 params![campaign],
@@ -99,15 +101,51 @@ pub(super) async fn reclassify<E: Engine>(
             Ok(summary)
         })
         .await
-}
+    }
 
-pub(super) async fn purge_events<E: Engine>(
-    store: &SqlStore<E>,
-    before: DateTime<Utc>,
-    progress: Progress,
-) -> StoreResult<PurgeSummary> {
-    store
-        .write(move |c| {
+    async fn rebuild_rollups(&self) -> StoreResult<()> {
+        self.write(|c| in_exclusive_tx(c, rollups::rebuild)).await
+    }
+
+    async fn check_rollups(&self, repair: bool) -> StoreResult<RollupCheck> {
+        self.write(move |c| {
+            c.begin_exclusive()?;
+            let checked = check_each_campaign(c).and_then(|mut check| {
+                (check.summaries_checked, check.summaries_wrong) = check_summaries(c)?;
+                Ok(check)
+            });
+            // The rebuilt rows stay only when asked to repair.
+            match checked {
+                Ok(mut check) if repair => {
+                    if !check.summaries_wrong.is_empty() {
+                        c.execute(
+                            &format!(
+                                "UPDATE messages SET history = NULL WHERE id {}",
+                                sql::in_json_array(c.dialect(), true)
+                            ),
+                            params![json_array(&check.summaries_wrong)],
+                        )?;
+                    }
+                    c.commit()?;
+                    check.repaired =
+                        !check.differences.is_empty() || !check.summaries_wrong.is_empty();
+                    Ok(check)
+                }
+                other => {
+                    c.rollback()?;
+                    other
+                }
+            }
+        })
+        .await
+    }
+
+    async fn purge_events(
+        &self,
+        before: DateTime<Utc>,
+        progress: Progress,
+    ) -> StoreResult<PurgeSummary> {
+        self.write(move |c| {
             let cutoff = sql::ts(before);
             let mut summary = PurgeSummary::default();
             loop {
@@ -168,45 +206,55 @@ pub(super) async fn purge_events<E: Engine>(
             Ok(summary)
         })
         .await
-}
+    }
 
-pub(super) async fn check_rollups<E: Engine>(
-    store: &SqlStore<E>,
-    repair: bool,
-) -> StoreResult<RollupCheck> {
-    store
-        .write(move |c| {
-            c.begin_exclusive()?;
-            let checked = check_each_campaign(c).and_then(|mut check| {
-                (check.summaries_checked, check.summaries_wrong) = check_summaries(c)?;
-                Ok(check)
-            });
-            // The rebuilt rows stay only when asked to repair.
-            match checked {
-                Ok(mut check) if repair => {
-                    if !check.summaries_wrong.is_empty() {
-                        c.execute(
-                            &format!(
-                                "UPDATE messages SET history = NULL WHERE id {}",
-                                sql::in_json_array(c.dialect(), true)
-                            ),
-                            params![json_array(&check.summaries_wrong)],
-                        )?;
-                    }
-                    c.commit()?;
-                    check.repaired =
-                        !check.differences.is_empty() || !check.summaries_wrong.is_empty();
-                    Ok(check)
-                }
-                other => {
-                    c.rollback()?;
-                    other
-                }
-            }
+    async fn address_lists(&self) -> StoreResult<Vec<AddressList>> {
+        self.read(|c| {
+            c.query(
+                "SELECT list, source, format, imported_at, cidrs FROM address_lists ORDER BY list",
+                params![],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(AddressList {
+                    list: r.get(0)?,
+                    source: r.get(1)?,
+                    format: r.get(2)?,
+                    imported_at: r.get(3)?,
+                    cidrs: r.get(4)?,
+                })
+            })
+            .collect()
         })
         .await
-}
+    }
 
-pub(super) async fn rebuild_rollups<E: Engine>(store: &SqlStore<E>) -> StoreResult<()> {
-    store.write(|c| in_exclusive_tx(c, rollups::rebuild)).await
+    async fn save_address_list(&self, list: AddressList) -> StoreResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO address_lists (list, source, format, imported_at, cidrs)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (list) DO UPDATE SET source = excluded.source,
+                     format = excluded.format, imported_at = excluded.imported_at,
+                     cidrs = excluded.cidrs",
+                params![
+                    list.list,
+                    list.source,
+                    list.format,
+                    list.imported_at,
+                    list.cidrs
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn delete_address_list(&self, name: String) -> StoreResult<bool> {
+        self.write(move |c| {
+            c.execute("DELETE FROM address_lists WHERE list = ?1", params![name])
+                .map(|n| n > 0)
+        })
+        .await
+    }
 }

@@ -2,13 +2,10 @@
 
 use super::*;
 
-pub(super) async fn opt_out<E: Engine>(
-    store: &SqlStore<E>,
-    recipient_id: String,
-    source: String,
-) -> StoreResult<DateTime<Utc>> {
-    store
-        .write(move |c| {
+#[async_trait]
+impl<E: Engine> Recipients for SqlStore<E> {
+    async fn opt_out(&self, recipient_id: String, source: String) -> StoreResult<DateTime<Utc>> {
+        self.write(move |c| {
             in_exclusive_tx(c, |c| {
                 let now = Utc::now();
                 let added = c.execute(
@@ -37,18 +34,17 @@ pub(super) async fn opt_out<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn record_consent<E: Engine>(
-    store: &SqlStore<E>,
-    recipient_id: String,
-    source: String,
-    text: Option<String>,
-    given_at: DateTime<Utc>,
-) -> StoreResult<ConsentRecord> {
-    let given_at = given_at.trunc_subsecs(6);
-    store
-        .write(move |c| {
+    async fn record_consent(
+        &self,
+        recipient_id: String,
+        source: String,
+        text: Option<String>,
+        given_at: DateTime<Utc>,
+    ) -> StoreResult<ConsentRecord> {
+        let given_at = given_at.trunc_subsecs(6);
+        self.write(move |c| {
             let id: i64 = c.query_one(
                 "INSERT INTO consents (recipient_id, given_at, source, text)
                  VALUES (?1, ?2, ?3, ?4) RETURNING id",
@@ -64,15 +60,14 @@ pub(super) async fn record_consent<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn withdraw_consent<E: Engine>(
-    store: &SqlStore<E>,
-    recipient_id: String,
-    anonymize: bool,
-) -> StoreResult<(u64, u64)> {
-    store
-        .write(move |c| {
+    async fn withdraw_consent(
+        &self,
+        recipient_id: String,
+        anonymize: bool,
+    ) -> StoreResult<(u64, u64)> {
+        self.write(move |c| {
             in_exclusive_tx(c, |c| {
                 let withdrawn = c.execute(
                     "UPDATE consents SET withdrawn_at = ?2
@@ -98,14 +93,32 @@ pub(super) async fn withdraw_consent<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn erase_recipient<E: Engine>(
-    store: &SqlStore<E>,
-    recipient_id: String,
-) -> StoreResult<Erasure> {
-    store
-        .write(move |c| {
+    async fn consents(&self, recipient_id: String) -> StoreResult<Vec<ConsentRecord>> {
+        self.read(move |c| consent_records(c, &recipient_id)).await
+    }
+
+    async fn consenting(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
+        self.read(move |c| standing_consents(c, &recipients)).await
+    }
+
+    async fn opted_out(&self, recipients: Vec<String>) -> StoreResult<Vec<String>> {
+        self.read(move |c| consent::opted_out(c, &recipients)).await
+    }
+
+    async fn recipient_of(&self, tracking_id: i64) -> StoreResult<Option<String>> {
+        self.read(move |c| {
+            c.query_value(
+                "SELECT recipient_id FROM messages WHERE tracking_id = ?1",
+                params![tracking_id],
+            )
+        })
+        .await
+    }
+
+    async fn erase_recipient(&self, recipient_id: String) -> StoreResult<Erasure> {
+        self.write(move |c| {
             in_exclusive_tx(c, |c| {
                 // Take the recipient out of the rollups too, so reports agree with what is stored.
                 let messages: Vec<(MessageId, CampaignId)> = c
@@ -168,14 +181,10 @@ pub(super) async fn erase_recipient<E: Engine>(
             .and_then(|erasure| sql::truncate_log(c).map(|()| erasure))
         })
         .await
-}
+    }
 
-pub(super) async fn recipient_export<E: Engine>(
-    store: &SqlStore<E>,
-    recipient_id: String,
-) -> StoreResult<RecipientExport> {
-    store
-        .read(move |c| {
+    async fn recipient_export(&self, recipient_id: String) -> StoreResult<RecipientExport> {
+        self.read(move |c| {
             let opted_out_at: Option<DateTime<Utc>> = c.query_value(
                 "SELECT opted_out_at FROM opt_outs WHERE recipient_id = ?1",
                 params![&recipient_id],
@@ -222,41 +231,5 @@ pub(super) async fn recipient_export<E: Engine>(
             })
         })
         .await
-}
-
-pub(super) async fn consents<E: Engine>(
-    store: &SqlStore<E>,
-    recipient_id: String,
-) -> StoreResult<Vec<ConsentRecord>> {
-    store.read(move |c| consent_records(c, &recipient_id)).await
-}
-
-pub(super) async fn consenting<E: Engine>(
-    store: &SqlStore<E>,
-    recipients: Vec<String>,
-) -> StoreResult<Vec<String>> {
-    store.read(move |c| standing_consents(c, &recipients)).await
-}
-
-pub(super) async fn opted_out<E: Engine>(
-    store: &SqlStore<E>,
-    recipients: Vec<String>,
-) -> StoreResult<Vec<String>> {
-    store
-        .read(move |c| consent::opted_out(c, &recipients))
-        .await
-}
-
-pub(super) async fn recipient_of<E: Engine>(
-    store: &SqlStore<E>,
-    tracking_id: i64,
-) -> StoreResult<Option<String>> {
-    store
-        .read(move |c| {
-            c.query_value(
-                "SELECT recipient_id FROM messages WHERE tracking_id = ?1",
-                params![tracking_id],
-            )
-        })
-        .await
+    }
 }

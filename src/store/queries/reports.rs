@@ -2,12 +2,10 @@
 
 use super::*;
 
-pub(super) async fn campaign_stats<E: Engine>(
-    store: &SqlStore<E>,
-    id: CampaignId,
-) -> StoreResult<CampaignStats> {
-    store
-        .read(move |c| {
+#[async_trait]
+impl<E: Engine> Reports for SqlStore<E> {
+    async fn campaign_stats(&self, id: CampaignId) -> StoreResult<CampaignStats> {
+        self.read(move |c| {
             let t = rollups::totals(c, id)?;
             let mut by_class: std::collections::BTreeMap<&'static str, ClassCounts> = Class::ALL
                 .iter()
@@ -46,40 +44,28 @@ pub(super) async fn campaign_stats<E: Engine>(
             })
         })
         .await
-}
+    }
 
-pub(super) async fn report_hours<E: Engine>(
-    store: &SqlStore<E>,
-    id: CampaignId,
-    from_hour: i64,
-    to_hour: i64,
-) -> StoreResult<Vec<HourCount>> {
-    store
-        .read(move |c| rollups::hours(c, id, from_hour, to_hour))
-        .await
-}
+    async fn report_hours(
+        &self,
+        id: CampaignId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<HourCount>> {
+        self.read(move |c| rollups::hours(c, id, from_hour, to_hour))
+            .await
+    }
 
-pub(super) async fn report_links<E: Engine>(
-    store: &SqlStore<E>,
-    id: CampaignId,
-) -> StoreResult<Vec<LinkCount>> {
-    store.read(move |c| rollups::links(c, id)).await
-}
+    async fn report_links(&self, id: CampaignId) -> StoreResult<Vec<LinkCount>> {
+        self.read(move |c| rollups::links(c, id)).await
+    }
 
-pub(super) async fn report_breakdown<E: Engine>(
-    store: &SqlStore<E>,
-    id: CampaignId,
-    dim: Dim,
-) -> StoreResult<Vec<DimCount>> {
-    store.read(move |c| rollups::dims(c, id, dim)).await
-}
+    async fn report_breakdown(&self, id: CampaignId, dim: Dim) -> StoreResult<Vec<DimCount>> {
+        self.read(move |c| rollups::dims(c, id, dim)).await
+    }
 
-pub(super) async fn events<E: Engine>(
-    store: &SqlStore<E>,
-    query: EventQuery,
-) -> StoreResult<Vec<EventRecord>> {
-    store
-        .read(move |c| {
+    async fn events(&self, query: EventQuery) -> StoreResult<Vec<EventRecord>> {
+        self.read(move |c| {
             let rows = match query.campaign {
                 Some(campaign) => {
                     let (committed, bound) = paging::committed(c, paging::Ids::Events, "e.id", 4)?;
@@ -104,15 +90,11 @@ pub(super) async fn events<E: Engine>(
             events_from_rows(rows)
         })
         .await
-}
+    }
 
-pub(super) async fn export_bound<E: Engine>(
-    store: &SqlStore<E>,
-    campaign: CampaignId,
-) -> StoreResult<EventId> {
-    // One step down the (campaign_id, id) index.
-    store
-        .read(move |c| {
+    async fn export_bound(&self, campaign: CampaignId) -> StoreResult<EventId> {
+        // One step down the (campaign_id, id) index.
+        self.read(move |c| {
             let (committed, bound) = paging::committed(c, paging::Ids::Events, "id", 2)?;
             c.query_one(
                 &format!(
@@ -122,17 +104,16 @@ pub(super) async fn export_bound<E: Engine>(
             )
         })
         .await
-}
+    }
 
-pub(super) async fn export_page<E: Engine>(
-    store: &SqlStore<E>,
-    campaign: CampaignId,
-    after: EventId,
-    up_to: EventId,
-    limit: usize,
-) -> StoreResult<Vec<EventRecord>> {
-    store
-        .read(move |c| {
+    async fn export_page(
+        &self,
+        campaign: CampaignId,
+        after: EventId,
+        up_to: EventId,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.read(move |c| {
             events_from_rows(c.query(
                 &format!(
                     "{EVENT_COLUMNS} WHERE e.campaign_id = ?1 AND e.id > ?2 AND e.id <= ?3
@@ -142,19 +123,19 @@ pub(super) async fn export_page<E: Engine>(
             )?)
         })
         .await
-}
+    }
 
-pub(super) async fn recent_events<E: Engine>(
-    store: &SqlStore<E>,
-    campaign: CampaignId,
-    limit: usize,
-) -> StoreResult<Vec<EventRecord>> {
-    store
-        .read(move |c| {
+    async fn recent_events(
+        &self,
+        campaign: CampaignId,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.read(move |c| {
             events_from_rows(c.query(
                 &format!("{EVENT_COLUMNS} WHERE e.campaign_id = ?1 ORDER BY e.id DESC LIMIT ?2"),
                 params![campaign, limit],
             )?)
         })
         .await
+    }
 }

@@ -1,0 +1,32 @@
+//! Campaigns and the messages registered in them, and what the tracker looks up of a message.
+
+use super::super::*;
+
+#[async_trait]
+pub trait Campaigns: Send + Sync {
+    async fn create_campaign(
+        &self,
+        name: &str,
+        template_html: Option<&str>,
+    ) -> StoreResult<Campaign>;
+
+    async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>>;
+
+    async fn campaigns(&self) -> StoreResult<Vec<Campaign>>;
+
+    /// Stores messages and their links in one transaction; returns their ids in the same order.
+    async fn insert_messages(
+        &self,
+        campaign: CampaignId,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<MessageId>>;
+
+    /// What a tracking request needs before it is answered: `None` when no message has this
+    /// tracking id; else the message's [`Standing`], and the destination of link `link_no`
+    /// (`None` when the message has no such link, or when no link was asked for).
+    async fn lookup_link(
+        &self,
+        tracking_id: i64,
+        link_no: Option<u16>,
+    ) -> StoreResult<Option<(Standing, Option<String>)>>;
+}

@@ -1,0 +1,17 @@
+//! The storage traits, one per aggregate; [`super::Store`] is all of them.
+
+mod access;
+mod campaigns;
+mod ingest;
+mod maintenance;
+mod outbox;
+mod recipients;
+mod reports;
+
+pub use access::Access;
+pub use campaigns::Campaigns;
+pub use ingest::Ingest;
+pub use maintenance::Maintenance;
+pub use outbox::Outbox;
+pub use recipients::Recipients;
+pub use reports::Reports;
