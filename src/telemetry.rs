@@ -47,6 +47,10 @@ const HISTOGRAMS: &[(&str, &[f64], Unit, &str)] = &[
 
 const COUNTERS: &[(&str, &str)] = &[
     (
+        "mailbeacon_tls_reloads_total",
+        "Changed certificate files read again, by result: loaded, or kept (the new files did not load; the certificate in use stays).",
+    ),
+    (
         "mailbeacon_track_requests_total",
         "Pixel and click requests answered, by route and result.",
     ),

@@ -105,12 +105,17 @@ pub async fn watch(resolver: Arc<Reloading>, mut closing: tokio::sync::watch::Re
         match load(&resolver.cert, &resolver.key, &resolver.provider) {
             Ok(fresh) => {
                 *resolver.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                metrics::counter!("mailbeacon_tls_reloads_total", "result" => "loaded")
+                    .increment(1);
                 tracing::info!(
                     "TLS: loaded the certificate again from {}",
                     resolver.cert.display()
                 );
             }
-            Err(e) => tracing::warn!("TLS: keeping the certificate in use: {e}"),
+            Err(e) => {
+                metrics::counter!("mailbeacon_tls_reloads_total", "result" => "kept").increment(1);
+                tracing::warn!("TLS: keeping the certificate in use: {e}");
+            }
         }
     }
 }

@@ -103,7 +103,19 @@ async fn https_is_served_from_the_files_and_a_renewed_certificate_is_picked_up()
 
     // A file that does not load is refused; the certificate in use stays.
     std::fs::write(&cert, "not a certificate").unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let metric = r#"mailbeacon_tls_reloads_total{result="kept"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = first.get(app.url("/metrics")).send().await.unwrap();
+        if metrics.text().await.unwrap().contains(metric) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad files were not tried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let r = first.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "ok\n");
 
