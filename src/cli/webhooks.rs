@@ -1,9 +1,9 @@
 //! `mailbeacon webhooks`: endpoints registered, listed, removed and their dead letters replayed
 //! (admin work; each is in the audit log).
 
-use crate::api;
 use crate::startup::Context;
 use crate::store::CampaignId;
+use crate::webhooks::registration::CreateWebhook;
 use anyhow::bail;
 use clap::Subcommand;
 use std::io::Write;
@@ -75,7 +75,7 @@ pub async fn run(
             secret,
             json,
         } => {
-            let new = api::webhooks::CreateWebhook {
+            let new = CreateWebhook {
                 url,
                 kinds: (!kinds.is_empty()).then_some(kinds),
                 classes: (!classes.is_empty()).then_some(classes),
@@ -86,9 +86,11 @@ pub async fn run(
                 description,
                 secret,
             }
-            .validate(&*ctx.store, ctx.settings.webhooks.allow_private)
-            .await
+            .validate(ctx.settings.webhooks.allow_private)
             .map_err(anyhow::Error::msg)?;
+            if let Some(id) = new.campaign_id {
+                ctx.campaign(id).await?;
+            }
             let secret = new.secret.clone();
             let hook = ctx.store.create_webhook(new).await?;
             ctx.audit_cli("create_webhook", &format!("webhook {}", hook.id))

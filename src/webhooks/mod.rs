@@ -8,6 +8,7 @@
 //! for any of it.
 
 pub mod destination;
+pub mod registration;
 pub mod signature;
 
 use crate::classify::Class;

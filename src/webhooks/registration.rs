@@ -1,0 +1,98 @@
+//! An endpoint as a user asks for it (API body or CLI flags), checked field by field into a
+//! [`NewWebhook`], each refusal naming its field.
+
+use super::destination;
+use super::signature;
+use super::{MAX_BATCH_SIZE, MAX_RATE_LIMIT, NewWebhook, NoticeKind};
+use crate::domain::CampaignId;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    pub url: String,
+    /// open, click, opt_out, erasure (default: all four).
+    pub kinds: Option<Vec<String>>,
+    /// Class names, or `readers` (default: every class).
+    pub classes: Option<Vec<String>>,
+    pub campaign_id: Option<CampaignId>,
+    /// Only the first reader open / click of each message.
+    #[serde(default)]
+    pub first_only: bool,
+    pub batch_size: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub description: Option<String>,
+    /// A `whsec_` secret of the caller's; one is generated when left out.
+    pub secret: Option<String>,
+}
+
+impl CreateWebhook {
+    /// Checks every field and says which one is wrong. Shared by the API and the CLI.
+    /// Whether `campaign_id` names a campaign is the caller's to check (it takes a read).
+    pub fn validate(self, allow_private: bool) -> Result<NewWebhook, String> {
+        let url = destination::check_url(&self.url, allow_private)?;
+        let kinds = match self.kinds {
+            None => NoticeKind::ALL.to_vec(),
+            Some(list) => {
+                let mut kinds = Vec::new();
+                for k in list.iter().flat_map(|s| s.split([',', ' '])) {
+                    let k = k.trim();
+                    if k.is_empty() {
+                        continue;
+                    }
+                    let kind = NoticeKind::parse(k).ok_or_else(|| {
+                        format!("kinds: unknown kind '{k}': use open, click, opt_out or erasure")
+                    })?;
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                }
+                if kinds.is_empty() {
+                    return Err("kinds: name at least one of open, click, opt_out, erasure".into());
+                }
+                kinds
+            }
+        };
+        let classes = match self.classes {
+            None => None,
+            Some(list) => {
+                Some(super::parse_class_list(&list).map_err(|e| format!("classes: {e}"))?)
+            }
+        };
+        let batch_size = self.batch_size.unwrap_or(1);
+        if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
+            return Err(format!("batch_size: from 1 to {MAX_BATCH_SIZE}"));
+        }
+        let rate_limit = self.rate_limit.unwrap_or(10);
+        if !(1..=MAX_RATE_LIMIT).contains(&rate_limit) {
+            return Err(format!(
+                "rate_limit: requests a second, from 1 to {MAX_RATE_LIMIT}"
+            ));
+        }
+        let secret = match self.secret {
+            Some(s) => {
+                signature::parse_secret(&s).map_err(|e| format!("secret: {e}"))?;
+                s
+            }
+            None => super::generate_secret(),
+        };
+        let description = self.description.map(|d| d.trim().to_string());
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 200)
+        {
+            return Err("description: at most 200 characters".into());
+        }
+        Ok(NewWebhook {
+            url,
+            secret,
+            kinds,
+            classes,
+            campaign_id: self.campaign_id,
+            first_only: self.first_only,
+            batch_size,
+            rate_limit,
+            description,
+        })
+    }
+}
