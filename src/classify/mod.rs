@@ -18,55 +18,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-/// Who (or what) made a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    Human,
-    AppleMpp,
-    GmailProxy,
-    YahooProxy,
-    MicrosoftProxy,
-    OtherProxy,
-    Scanner,
-    Bot,
-}
-
-impl Class {
-    pub const ALL: [Class; 8] = [
-        Class::Human,
-        Class::AppleMpp,
-        Class::GmailProxy,
-        Class::YahooProxy,
-        Class::MicrosoftProxy,
-        Class::OtherProxy,
-        Class::Scanner,
-        Class::Bot,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Human => "human",
-            Class::AppleMpp => "apple_mpp",
-            Class::GmailProxy => "gmail_proxy",
-            Class::YahooProxy => "yahoo_proxy",
-            Class::MicrosoftProxy => "microsoft_proxy",
-            Class::OtherProxy => "other_proxy",
-            Class::Scanner => "scanner",
-            Class::Bot => "bot",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Class> {
-        Class::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// Machine activity is not a person reading: Apple's prefetch, scanners and bots. Image
-    /// proxies fetch on a reader's behalf, so they count as readers.
-    pub fn is_machine(self) -> bool {
-        matches!(self, Class::AppleMpp | Class::Scanner | Class::Bot)
-    }
-}
+pub use crate::domain::Class;
 
 /// One request, as the classifier sees it.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub use crate::domain::{
-    ANONYMOUS_RECIPIENT, CampaignId, EventId, EventKind, MessageId, WithoutConsent,
+    ANONYMOUS_RECIPIENT, CampaignId, EventId, EventKind, MessageId, Scope, WithoutConsent,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! hands them in and as reports and exports read them, privacy records, summaries.
 
 use super::{CampaignId, EventId, MessageId};
-use crate::domain::{EventKind, WithoutConsent};
+use crate::domain::{EventKind, Scope, WithoutConsent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
@@ -223,36 +223,6 @@ pub struct EventQuery {
     /// Only events with an id greater than this.
     pub after: EventId,
     pub limit: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Everything, including tokens and settings.
-    Admin,
-    /// Campaigns, reports and per-recipient data.
-    Analyst,
-    /// Aggregate reports only.
-    Viewer,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Analyst => "analyst",
-            Scope::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "admin" => Some(Scope::Admin),
-            "analyst" => Some(Scope::Analyst),
-            "viewer" => Some(Scope::Viewer),
-            _ => None,
-        }
-    }
 }
 
 /// An API token as `token list` shows it (never the token itself: only its hash is kept).

@@ -1,0 +1,76 @@
+//! Ids and the rules for names a user gives: recipient ids, campaign names, and how the audit
+//! log names a recipient.
+
+use sha2::{Digest, Sha256};
+
+pub type CampaignId = i64;
+pub type MessageId = i64;
+pub type EventId = i64;
+
+/// The recipient id of a message registered with tracking level `anonymous`: this prefix and a
+/// random part, so that nothing stored points to the recipient.
+pub const ANONYMOUS_RECIPIENT: &str = "anonymous:";
+
+/// Recipient ids are the sender's own identifiers (a CRM id, a hashed address…), kept short.
+pub const MAX_RECIPIENT_ID_LEN: usize = 256;
+
+/// A recipient id as a sender, an analyst or an admin gives it: trimmed, 1 to 256 bytes. The
+/// error says what is wrong with it ("is empty").
+pub fn parse_recipient_id(id: &str) -> Result<String, &'static str> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err("is empty");
+    }
+    if id.len() > MAX_RECIPIENT_ID_LEN {
+        return Err("is longer than 256 bytes");
+    }
+    Ok(id.to_string())
+}
+
+/// The longest campaign name, in characters.
+pub const MAX_CAMPAIGN_NAME: usize = 200;
+
+/// A campaign name as a user gives it: trimmed, 1 to 200 characters.
+pub fn parse_campaign_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    if name.chars().count() > MAX_CAMPAIGN_NAME {
+        return Err(format!(
+            "name must be at most {MAX_CAMPAIGN_NAME} characters"
+        ));
+    }
+    Ok(name)
+}
+
+/// The hidden link's number; real links count from 1.
+pub const HONEYPOT_LINK: u16 = 0;
+
+/// How the audit log names a recipient: a SHA-256 prefix of the id, never the id itself, so that
+/// erasing a recipient leaves nothing readable of them while "was X erased?" can still be
+/// answered by hashing X.
+pub fn recipient_ref(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("recipient sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipient_ids_are_trimmed_and_one_to_256_bytes() {
+        assert_eq!(
+            parse_recipient_id("  ann@example.com "),
+            Ok("ann@example.com".into())
+        );
+        assert_eq!(parse_recipient_id(" \t"), Err("is empty"));
+        assert!(parse_recipient_id(&"é".repeat(128)).is_ok());
+        assert_eq!(
+            parse_recipient_id(&"x".repeat(257)),
+            Err("is longer than 256 bytes")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The words every part of mailbeacon shares: ids, what kind of event and who made it, how much
+//! is tracked, scopes, the public URL. Nothing here imports the rest of the crate, so anything
+//! may import it.
+
+mod events;
+mod ids;
+mod public_url;
+mod scope;
+mod tracking;
+
+pub use events::{Class, EventKind};
+pub use ids::*;
+pub use public_url::PublicUrl;
+pub use scope::Scope;
+pub use tracking::{TrackingLevel, WithoutConsent};
