@@ -5,6 +5,7 @@ use crate::api::auth;
 use crate::app::AppState;
 use crate::classify::{Classifier, Internal, ranges};
 use crate::config::{PublicUrl, Resolved};
+use crate::domain::{Actor, AuditAction};
 use crate::geo::Geo;
 use crate::ingest::directory::Directory;
 use crate::ingest::worker::{JournalDir, StoreWorker, WorkerSetup};
@@ -118,13 +119,13 @@ impl Context {
     }
 
     /// Notes in the audit log that someone at the command line did `action` to `target`.
-    pub async fn audit_cli(&self, action: &str, target: &str) -> anyhow::Result<()> {
+    pub async fn audit_cli(&self, action: AuditAction, target: &str) -> anyhow::Result<()> {
         self.store
             .audit(crate::store::AuditEntry {
                 at: chrono::Utc::now(),
-                actor: "cli".into(),
+                actor: Actor::Cli,
                 scope: "admin".into(),
-                action: action.into(),
+                action,
                 target: target.into(),
             })
             .await?;
@@ -389,15 +390,15 @@ async fn audit_settings(ctx: &Context) -> anyhow::Result<()> {
     let now = privacy_settings(&ctx.settings);
     let last = ctx
         .store
-        .last_audit_target("change_settings".into())
+        .last_audit_target(AuditAction::ChangeSettings)
         .await?;
     if last.as_deref() != Some(now.as_str()) {
         ctx.store
             .audit(crate::store::AuditEntry {
                 at: chrono::Utc::now(),
-                actor: "startup".into(),
+                actor: Actor::Startup,
                 scope: "admin".into(),
-                action: "change_settings".into(),
+                action: AuditAction::ChangeSettings,
                 target: now.clone(),
             })
             .await?;

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::rate_limit::Key;
 use crate::app::AppState;
+use crate::domain::{Actor, AuditAction};
 use crate::store::{AuditEntry, Scope};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -36,23 +37,27 @@ impl Caller {
         }
     }
 
-    /// Who this is in the audit log: `token:ID`, or `dashboard-password` for a password sign-in.
-    pub fn actor(self) -> String {
-        if self.token_id == 0 {
-            "dashboard-password".into()
-        } else {
-            format!("token:{}", self.token_id)
+    /// Who this is in the audit log: a token, or a password sign-in.
+    pub fn actor(self) -> Actor {
+        match self.token_id {
+            0 => Actor::DashboardPassword,
+            id => Actor::Token(id),
         }
     }
 
     /// Notes in the audit log that this caller did `action` to `target`.
-    pub async fn audit(self, app: &AppState, action: &str, target: &str) -> Result<(), ApiError> {
+    pub async fn audit(
+        self,
+        app: &AppState,
+        action: AuditAction,
+        target: &str,
+    ) -> Result<(), ApiError> {
         app.store
             .audit(AuditEntry {
                 at: chrono::Utc::now(),
                 actor: self.actor(),
                 scope: self.scope.as_str().into(),
-                action: action.into(),
+                action,
                 target: target.into(),
             })
             .await?;

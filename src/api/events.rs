@@ -9,6 +9,7 @@ use super::auth::Caller;
 use super::error::{ApiError, Invalid};
 use super::format::{Format, negotiate};
 use crate::app::AppState;
+use crate::domain::AuditAction;
 use crate::encode::{to_csv, to_ndjson};
 use crate::store::{EventQuery, EventRecord};
 use axum::Json;
@@ -79,7 +80,7 @@ pub async fn list(
     };
     let (after, limit) = params.page()?;
     let target = campaign.map_or("all campaigns".to_string(), |c| format!("campaign {c}"));
-    caller.audit(&app, "read_events", &target).await?;
+    caller.audit(&app, AuditAction::ReadEvents, &target).await?;
     let events = app
         .store
         .events(EventQuery {

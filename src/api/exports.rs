@@ -11,6 +11,7 @@ use super::error::{ApiError, Invalid};
 use super::format::{Format, content_headers, negotiate};
 use crate::app::AppState;
 use crate::app::existing_campaign;
+use crate::domain::AuditAction;
 use crate::export::{Chunk, EventExport, ExportError, ExportFormat};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -61,7 +62,11 @@ pub async fn events(
     let format = params.format(&headers)?;
     let campaign = existing_campaign(&app, &id).await?;
     caller
-        .audit(&app, "export_events", &format!("campaign {}", campaign.id))
+        .audit(
+            &app,
+            AuditAction::ExportEvents,
+            &format!("campaign {}", campaign.id),
+        )
         .await?;
     let export = EventExport::start(app.store.clone(), campaign.id, format).await?;
     let up_to = export.up_to();

@@ -130,4 +130,25 @@ mod tests {
         }
         let _ = super::router();
     }
+
+    #[test]
+    fn the_documents_audit_actions_are_the_ones_the_log_records() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let entry = &doc["components"]["schemas"]["AuditPage"]["properties"]["entries"]["items"];
+        let listed: Vec<&str> = (entry["properties"]["action"]["enum"].as_array().unwrap())
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let recorded: Vec<&str> = (crate::domain::AuditAction::ALL.iter())
+            .map(|a| a.as_str())
+            .collect();
+        assert_eq!(listed, recorded);
+        let privacy = include_str!("../../PRIVACY.md");
+        for action in recorded {
+            assert!(
+                privacy.contains(&format!("`{action}`")),
+                "{action} is not in PRIVACY.md"
+            );
+        }
+    }
 }

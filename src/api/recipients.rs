@@ -4,6 +4,7 @@
 use super::auth::Caller;
 use super::error::{ApiError, Invalid};
 use crate::app::AppState;
+use crate::domain::AuditAction;
 use crate::domain::recipient_ref;
 use crate::ingest::DECISION_WAIT;
 use crate::store::{AuditEntry, ConsentRecord, Erasure, RecipientExport};
@@ -28,7 +29,9 @@ pub async fn opt_out(
 ) -> Result<Json<OptedOut>, ApiError> {
     caller.require_recipient_data()?;
     let id = valid_recipient(id)?;
-    caller.audit(&app, "opt_out", &recipient_ref(&id)).await?;
+    caller
+        .audit(&app, AuditAction::OptOut, &recipient_ref(&id))
+        .await?;
     app.events.status().stored_so_far(DECISION_WAIT).await;
     let at = app.store.opt_out(id.clone(), "api".into()).await?;
     // Their hits from now on reach the journal without them (ingest/directory.rs).
@@ -55,7 +58,7 @@ pub async fn erase(
     caller.require_admin()?;
     let id = valid_recipient(id)?;
     caller
-        .audit(&app, "erase_recipient", &recipient_ref(&id))
+        .audit(&app, AuditAction::EraseRecipient, &recipient_ref(&id))
         .await?;
     let removed = app.store.erase_recipient(id.clone()).await?;
     app.directory.forget_all();
@@ -81,7 +84,7 @@ pub async fn export(
     caller.require_recipient_data()?;
     let id = valid_recipient(id)?;
     caller
-        .audit(&app, "export_recipient", &recipient_ref(&id))
+        .audit(&app, AuditAction::ExportRecipient, &recipient_ref(&id))
         .await?;
     Ok(Json(app.store.recipient_export(id).await?))
 }
@@ -131,7 +134,7 @@ pub async fn record_consent(
         ));
     }
     caller
-        .audit(&app, "record_consent", &recipient_ref(&id))
+        .audit(&app, AuditAction::RecordConsent, &recipient_ref(&id))
         .await?;
     let record = app
         .store
@@ -158,7 +161,7 @@ pub async fn consents(
     caller.require_recipient_data()?;
     let id = valid_recipient(id)?;
     caller
-        .audit(&app, "read_consent", &recipient_ref(&id))
+        .audit(&app, AuditAction::ReadConsent, &recipient_ref(&id))
         .await?;
     let consents = app.store.consents(id.clone()).await?;
     Ok(Json(Consents {
@@ -187,7 +190,7 @@ pub async fn withdraw_consent(
     caller.require_recipient_data()?;
     let id = valid_recipient(id)?;
     caller
-        .audit(&app, "withdraw_consent", &recipient_ref(&id))
+        .audit(&app, AuditAction::WithdrawConsent, &recipient_ref(&id))
         .await?;
     let anonymize = app.settings.require_consent
         && app.settings.without_consent == crate::store::WithoutConsent::Anonymous;

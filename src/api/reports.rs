@@ -10,6 +10,7 @@ use crate::analytics::rollup::Dim;
 use crate::analytics::{CampaignReport, Metric};
 use crate::app::AppState;
 use crate::app::existing_campaign;
+use crate::domain::AuditAction;
 pub use crate::reports::{Options, Which, render, series_window};
 use crate::store::{Campaign, EventRecord};
 use axum::extract::rejection::QueryRejection;
@@ -244,7 +245,7 @@ pub async fn timeline(
     let format = negotiate(&headers, params(q)?.format.as_deref())?;
     let id = super::recipients::valid_recipient(id)?;
     caller
-        .audit(&app, "read_timeline", &super::recipient_ref(&id))
+        .audit(&app, AuditAction::ReadTimeline, &super::recipient_ref(&id))
         .await?;
     let events = app.store.recipient_export(id.clone()).await?.events;
     format::report(

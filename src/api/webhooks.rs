@@ -5,6 +5,7 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::AppState;
+use crate::domain::AuditAction;
 pub use crate::webhooks::registration::CreateWebhook;
 use crate::webhooks::{DeliveryRecord, Webhook};
 use axum::Json;
@@ -40,7 +41,11 @@ pub async fn create(
     let secret = new.secret.clone();
     let webhook = app.store.create_webhook(new).await?;
     caller
-        .audit(&app, "create_webhook", &format!("webhook {}", webhook.id))
+        .audit(
+            &app,
+            AuditAction::CreateWebhook,
+            &format!("webhook {}", webhook.id),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(Created { webhook, secret })))
 }
@@ -89,7 +94,11 @@ pub async fn remove(
     let webhook = existing(&app, &id).await?;
     app.store.delete_webhook(webhook.id).await?;
     caller
-        .audit(&app, "delete_webhook", &format!("webhook {}", webhook.id))
+        .audit(
+            &app,
+            AuditAction::DeleteWebhook,
+            &format!("webhook {}", webhook.id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -109,7 +118,11 @@ pub async fn replay(
     let webhook = existing(&app, &id).await?;
     let replayed = app.store.replay_webhooks(Some(webhook.id)).await?;
     caller
-        .audit(&app, "replay_webhook", &format!("webhook {}", webhook.id))
+        .audit(
+            &app,
+            AuditAction::ReplayWebhook,
+            &format!("webhook {}", webhook.id),
+        )
         .await?;
     app.webhooks.wake();
     Ok(Json(Replayed { replayed }))

@@ -1,5 +1,6 @@
 //! `mailbeacon dashboard-password`: the password that signs in to the dashboard with a scope.
 
+use crate::domain::AuditAction;
 use crate::startup::Context;
 use crate::store::Scope;
 use anyhow::{Context as _, bail};
@@ -18,7 +19,7 @@ pub async fn set(ctx: &Context, scope: Scope, out: &mut dyn Write) -> anyhow::Re
             scope.as_str()
         );
     }
-    ctx.audit_cli("set_dashboard_password", scope.as_str())
+    ctx.audit_cli(AuditAction::SetDashboardPassword, scope.as_str())
         .await?;
     let hash = crate::credentials::sessions::hash_password(password)?;
     ctx.store.set_dashboard_password(scope, hash).await?;

@@ -1,5 +1,6 @@
 //! `mailbeacon key`: the signing keys kept in the database, rotated and retired.
 
+use crate::domain::AuditAction;
 use crate::startup::Context;
 use crate::token::SigningKey;
 use anyhow::bail;
@@ -48,7 +49,8 @@ pub async fn run(ctx: &Context, command: KeyCommand, out: &mut dyn Write) -> any
                     "retiring signing key {id} stops tracking every mail it signed (their pixels and clicks answer 404): add --yes to do it"
                 );
             }
-            ctx.audit_cli("retire_signing_key", &id.to_string()).await?;
+            ctx.audit_cli(AuditAction::RetireSigningKey, &id.to_string())
+                .await?;
             if !ctx.store.retire_signing_key(id).await? {
                 bail!("there is no signing key {id}");
             }

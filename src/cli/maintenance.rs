@@ -1,6 +1,7 @@
 //! `mailbeacon check`, `rebuild-rollups`, `purge`, `reclassify` and `erase`: work on what is
 //! stored, with a progress bar on a terminal where it takes a while.
 
+use crate::domain::AuditAction;
 use crate::startup::Context;
 use crate::store::CampaignId;
 use anyhow::bail;
@@ -86,7 +87,7 @@ pub async fn purge(
     };
     let before = Utc::now() - chrono::Duration::days(days.into());
     ctx.audit_cli(
-        "purge_events",
+        AuditAction::PurgeEvents,
         &format!("received before {}", before.to_rfc3339()),
     )
     .await?;
@@ -156,8 +157,11 @@ pub async fn erase(
 ) -> anyhow::Result<()> {
     let recipient = crate::domain::parse_recipient_id(&recipient)
         .map_err(|reason| anyhow::anyhow!("--recipient {reason}"))?;
-    ctx.audit_cli("erase_recipient", &crate::domain::recipient_ref(&recipient))
-        .await?;
+    ctx.audit_cli(
+        AuditAction::EraseRecipient,
+        &crate::domain::recipient_ref(&recipient),
+    )
+    .await?;
     let removed = ctx.store.erase_recipient(recipient.clone()).await?;
     if json {
         serde_json::to_writer(

@@ -2,6 +2,7 @@
 //! routes give them.
 
 use crate::analytics::CampaignReport;
+use crate::domain::AuditAction;
 use crate::export::{EventExport, ExportFormat};
 use crate::reports::{Options, Which, render};
 use crate::startup::Context;
@@ -108,7 +109,7 @@ pub async fn export(
         )),
         None => None,
     };
-    ctx.audit_cli("export_events", &format!("campaign {}", c.id))
+    ctx.audit_cli(AuditAction::ExportEvents, &format!("campaign {}", c.id))
         .await?;
     let export = EventExport::start(ctx.store.clone(), c.id, format).await?;
     // The campaign's counters say how many events there are, without counting them.

@@ -2,6 +2,7 @@
 //! each is in the audit log).
 
 use crate::credentials::api_tokens as auth;
+use crate::domain::AuditAction;
 use crate::startup::Context;
 use crate::store::Scope;
 use anyhow::bail;
@@ -38,7 +39,8 @@ pub async fn run(ctx: &Context, command: TokenCommand, out: &mut dyn Write) -> a
             expires_days,
             json,
         } => {
-            ctx.audit_cli("create_token", scope.as_str()).await?;
+            ctx.audit_cli(AuditAction::CreateToken, scope.as_str())
+                .await?;
             let token = auth::generate_token();
             let expires_at = expires_days.map(|d| Utc::now() + Duration::days(i64::from(d)));
             ctx.store
@@ -76,7 +78,8 @@ pub async fn run(ctx: &Context, command: TokenCommand, out: &mut dyn Write) -> a
             }
         }
         TokenCommand::Revoke { id } => {
-            ctx.audit_cli("revoke_token", &id.to_string()).await?;
+            ctx.audit_cli(AuditAction::RevokeToken, &id.to_string())
+                .await?;
             if !ctx.store.revoke_api_token(id).await? {
                 bail!("there is no API token {id} (see `mailbeacon token list`)");
             }

@@ -1,6 +1,7 @@
 //! `mailbeacon webhooks`: endpoints registered, listed, removed and their dead letters replayed
 //! (admin work; each is in the audit log).
 
+use crate::domain::AuditAction;
 use crate::startup::Context;
 use crate::store::CampaignId;
 use crate::webhooks::registration::CreateWebhook;
@@ -93,7 +94,7 @@ pub async fn run(
             }
             let secret = new.secret.clone();
             let hook = ctx.store.create_webhook(new).await?;
-            ctx.audit_cli("create_webhook", &format!("webhook {}", hook.id))
+            ctx.audit_cli(AuditAction::CreateWebhook, &format!("webhook {}", hook.id))
                 .await?;
             if json {
                 let mut v = serde_json::to_value(&hook)?;
@@ -141,7 +142,7 @@ pub async fn run(
             if !ctx.store.delete_webhook(id).await? {
                 bail!("webhook {id} does not exist");
             }
-            ctx.audit_cli("delete_webhook", &format!("webhook {id}"))
+            ctx.audit_cli(AuditAction::DeleteWebhook, &format!("webhook {id}"))
                 .await?;
             writeln!(out, "removed webhook {id}")?;
         }
@@ -154,7 +155,7 @@ pub async fn run(
             }
             let n = ctx.store.replay_webhooks(id).await?;
             let target = id.map_or("all webhooks".to_string(), |id| format!("webhook {id}"));
-            ctx.audit_cli("replay_webhook", &target).await?;
+            ctx.audit_cli(AuditAction::ReplayWebhook, &target).await?;
             writeln!(
                 out,
                 "{n} dead letter(s) of {target} will be sent again by the running server"

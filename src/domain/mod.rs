@@ -1,15 +1,17 @@
 //! The words every part of mailbeacon shares: ids, what kind of event and who made it, how much
-//! is tracked, scopes, the public URL. Nothing here imports the rest of the crate, so anything
-//! may import it.
+//! is tracked, scopes, the public URL, what the audit log records. Nothing here imports the rest
+//! of the crate, so anything may import it.
 
+mod audit;
 mod events;
 mod ids;
 mod public_url;
 mod scope;
 mod tracking;
 
+pub use audit::{Actor, AuditAction};
 pub use events::{Class, EventKind};
 pub use ids::*;
 pub use public_url::PublicUrl;
 pub use scope::Scope;
-pub use tracking::{TrackingLevel, WithoutConsent};
+pub use tracking::{Keep, Standing, TrackingLevel, WithoutConsent};

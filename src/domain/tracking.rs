@@ -1,4 +1,5 @@
-//! How much of a message is tracked, and what happens without consent.
+//! How much of a message is tracked, what happens without consent, and what of a hit is kept
+//! given where its recipient stands.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,4 +37,83 @@ pub enum TrackingLevel {
     Anonymous,
     /// Per-recipient events (the default).
     Individual,
+}
+
+/// Where a message's recipient stands, as far as keeping their hits goes: the tracker reads it
+/// before it journals a hit, the store worker before it stores one, and both keep what
+/// [`Standing::keep`] says (PRIVACY.md, "the journal").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    /// Stored under an anonymous name: nothing of the reader is kept.
+    pub anonymous: bool,
+    /// The recipient opted out: hits are answered and not stored.
+    pub opted_out: bool,
+    /// The recipient's consent stands (it matters with `--require-consent`).
+    pub consenting: bool,
+}
+
+/// What of a hit is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The hit as the settings keep any.
+    Everything,
+    /// Counted on a message that points to no one: no address, place, agent string or headers.
+    Anonymous,
+    /// Answered, not stored.
+    Nothing,
+}
+
+impl Standing {
+    /// What of a hit on this recipient's mail is kept; `without_consent` is `Some` under
+    /// `--require-consent`. Mail registered anonymous names no one, so consent does not apply.
+    pub fn keep(self, without_consent: Option<WithoutConsent>) -> Keep {
+        let lacking = without_consent.filter(|_| !self.anonymous && !self.consenting);
+        match (self.opted_out, lacking) {
+            (true, _) | (false, Some(WithoutConsent::None)) => Keep::Nothing,
+            (false, Some(WithoutConsent::Anonymous)) => Keep::Anonymous,
+            (false, None) if self.anonymous => Keep::Anonymous,
+            (false, None) => Keep::Everything,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUIRED: Option<WithoutConsent> = Some(WithoutConsent::Anonymous);
+    const REQUIRED_OR_NOTHING: Option<WithoutConsent> = Some(WithoutConsent::None);
+
+    fn standing(anonymous: bool, opted_out: bool, consenting: bool) -> Standing {
+        Standing {
+            anonymous,
+            opted_out,
+            consenting,
+        }
+    }
+
+    #[test]
+    fn an_opt_out_keeps_nothing_whatever_the_consent() {
+        for without in [None, REQUIRED, REQUIRED_OR_NOTHING] {
+            assert_eq!(standing(false, true, true).keep(without), Keep::Nothing);
+        }
+    }
+
+    #[test]
+    fn without_standing_consent_the_setting_decides() {
+        let lacking = standing(false, false, false);
+        assert_eq!(lacking.keep(None), Keep::Everything);
+        assert_eq!(lacking.keep(REQUIRED), Keep::Anonymous);
+        assert_eq!(lacking.keep(REQUIRED_OR_NOTHING), Keep::Nothing);
+        let consenting = standing(false, false, true);
+        assert_eq!(consenting.keep(REQUIRED_OR_NOTHING), Keep::Everything);
+    }
+
+    #[test]
+    fn anonymous_mail_is_kept_anonymous_and_needs_no_consent() {
+        let anonymous = standing(true, false, false);
+        for without in [None, REQUIRED, REQUIRED_OR_NOTHING] {
+            assert_eq!(anonymous.keep(without), Keep::Anonymous);
+        }
+    }
 }

@@ -20,7 +20,8 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub use crate::domain::{
-    ANONYMOUS_RECIPIENT, CampaignId, EventId, EventKind, MessageId, Scope, WithoutConsent,
+    ANONYMOUS_RECIPIENT, Actor, AuditAction, CampaignId, EventId, EventKind, MessageId, Scope,
+    Standing, WithoutConsent,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]

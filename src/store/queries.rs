@@ -4,17 +4,16 @@
 //! history, the rollup deltas and the webhook outbox included, is written once here.
 
 mod access;
+mod batch;
 mod campaigns;
 mod checks;
 mod consent;
 mod history;
 mod ingest;
 mod maintenance;
-mod message_row;
 mod outbox;
 pub(crate) mod paging;
 mod recipients;
-mod record_batch;
 mod reports;
 pub(crate) mod rollups;
 mod tokens;
@@ -25,15 +24,13 @@ use super::*;
 use crate::analytics::rollup::{
     Delta, Dim, DimCount, Fact, HourCount, LinkCount, contributions, representatives,
 };
+use crate::classify::Class;
 use crate::classify::replay::{Derived, MessageFacts, StoredEvent, replay};
-use crate::classify::rules::{REASON_BURST, burst_members, burst_relabel};
-use crate::classify::{Class, Prior, StoredHit};
+use batch::record_batch;
 use checks::{check_each_campaign, check_summaries};
 use chrono::SubsecRound;
 use consent::{anonymize_message, consent_records, standing_consents};
 use history::History;
-use message_row::MessageRow;
-use record_batch::record_batch;
 use std::future::Future;
 
 /// How an engine runs the shared logic: `f` gets a connection on a blocking thread. `write`
@@ -124,18 +121,26 @@ fn stored_event_from_row(r: &Row) -> StoreResult<StoredEvent> {
 
 /// A stored event's kind; anything else is a damaged row, not an open.
 pub(crate) fn parse_kind(kind: &str) -> StoreResult<EventKind> {
-    EventKind::parse(kind).ok_or_else(|| damaged("kind", kind))
+    EventKind::parse(kind).ok_or_else(|| damaged("events", "kind", kind))
 }
 
 /// A stored event's class; anything else is a damaged row, not a reader's event.
 pub(crate) fn parse_class(class: &str) -> StoreResult<Class> {
-    Class::parse(class).ok_or_else(|| damaged("class", class))
+    Class::parse(class).ok_or_else(|| damaged("events", "class", class))
 }
 
-fn damaged(column: &str, value: &str) -> StoreError {
+fn audit_actor(actor: &str) -> StoreResult<Actor> {
+    Actor::parse(actor).ok_or_else(|| damaged("audit_log", "actor", actor))
+}
+
+fn audit_action(action: &str) -> StoreResult<AuditAction> {
+    AuditAction::parse(action).ok_or_else(|| damaged("audit_log", "action", action))
+}
+
+fn damaged(table: &str, column: &str, value: &str) -> StoreError {
     StoreError::Other(format!(
-        "an events row has {column} '{value}', which this version does not know: was the database \
-         changed by hand, or written by a newer mailbeacon?"
+        "an {table} row has {column} '{value}', which this version does not know: was the \
+         database changed by hand, or written by a newer mailbeacon?"
     ))
 }
 

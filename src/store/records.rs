@@ -2,7 +2,7 @@
 //! hands them in and as reports and exports read them, privacy records, summaries.
 
 use super::{CampaignId, EventId, MessageId};
-use crate::domain::{EventKind, Scope, WithoutConsent};
+use crate::domain::{Actor, AuditAction, EventKind, Scope, WithoutConsent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
@@ -57,18 +57,6 @@ pub struct NewEvent {
     pub without_consent: Option<WithoutConsent>,
 }
 
-/// What the tracker knows of a message's recipient before it journals a hit, so that it writes
-/// no more of the reader than the store would keep (PRIVACY.md, "the journal").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Standing {
-    /// Stored under an anonymous name: nothing of the reader is kept.
-    pub anonymous: bool,
-    /// The recipient opted out: hits are answered and not stored.
-    pub opted_out: bool,
-    /// The recipient's consent stands (it matters with `--require-consent`).
-    pub consenting: bool,
-}
-
 /// What storing one event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
@@ -118,12 +106,10 @@ pub struct EventRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
-    /// `token:ID` or `cli`.
-    pub actor: String,
+    pub actor: Actor,
+    /// The actor's scope (`admin`, `analyst`, `viewer`; `link` for a recipient's stop link).
     pub scope: String,
-    /// `read_events`, `export_events`, `export_recipient`, `opt_out`, `erase_recipient`,
-    /// `create_token`.
-    pub action: String,
+    pub action: AuditAction,
     /// What it was done to: a recipient id, a campaign, or `all`.
     pub target: String,
 }

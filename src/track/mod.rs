@@ -10,8 +10,9 @@ mod images;
 pub mod stop;
 
 use crate::app::AppState;
+use crate::domain::{Keep, Standing};
 use crate::ingest::directory::Found;
-use crate::store::{EventKind, NewEvent, Standing, WithoutConsent};
+use crate::store::{EventKind, NewEvent};
 use crate::token::TokenError;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -73,7 +74,7 @@ pub async fn pixel(
         &headers,
     );
     if let Some(standing) = standing {
-        minimise(&app, standing, &mut event);
+        minimise(standing, &mut event);
     }
     match app.events.record(event).await {
         Ok(()) => {
@@ -131,7 +132,7 @@ pub async fn click(
         peer,
         &headers,
     );
-    minimise(&app, standing, &mut event);
+    minimise(standing, &mut event);
     match app.events.record(event).await {
         Ok(()) => redirect(&url),
         Err(e) => unavailable("click", &e.to_string()),
@@ -140,18 +141,18 @@ pub async fn click(
 
 /// A hit takes no more of the reader into the journal than the store will keep (the store
 /// worker decides again on what the database says then, and drops or minimises the same way).
-fn minimise(app: &AppState, standing: Standing, event: &mut NewEvent) {
-    let settings = &app.settings;
-    let without_consent = settings.require_consent && !standing.anonymous && !standing.consenting;
-    if standing.opted_out || (without_consent && settings.without_consent == WithoutConsent::None) {
-        // Not stored: only that the mail was loaded or clicked, for the worker to confirm.
-        for_anonymous(event);
-        event.user_agent = None;
-        event.headers = None;
-        event.ip_tags.clear();
-    } else if standing.anonymous || without_consent {
+fn minimise(standing: Standing, event: &mut NewEvent) {
+    match standing.keep(event.without_consent) {
+        Keep::Nothing => {
+            // Not stored: only that the mail was loaded or clicked, for the worker to confirm.
+            for_anonymous(event);
+            event.user_agent = None;
+            event.headers = None;
+            event.ip_tags.clear();
+        }
         // Stored anonymous (`--without-consent anonymous` renames the message first).
-        for_anonymous(event);
+        Keep::Anonymous => for_anonymous(event),
+        Keep::Everything => {}
     }
 }
 

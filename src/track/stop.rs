@@ -4,6 +4,7 @@
 //! `POST /api/recipients/{id}/opt-out` does (source `link`), and the audit log says so.
 
 use crate::app::AppState;
+use crate::domain::{Actor, AuditAction};
 use crate::html::page;
 use crate::store::AuditEntry;
 use axum::extract::{Path, State};
@@ -49,9 +50,9 @@ pub async fn confirm(State(app): State<Arc<AppState>>, Path(token): Path<String>
         app.store
             .audit(AuditEntry {
                 at: chrono::Utc::now(),
-                actor: "recipient".into(),
+                actor: Actor::Recipient,
                 scope: "link".into(),
-                action: "opt_out".into(),
+                action: AuditAction::OptOut,
                 target: crate::domain::recipient_ref(&recipient),
             })
             .await?;

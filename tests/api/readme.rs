@@ -1,7 +1,8 @@
 //! The README's examples, run as written against the real server and CLI: the first steps (each
-//! `$ ` line of their blocks, its output compared with what the README shows), and the shell
-//! blocks of the API, export and webhook sections (each command must succeed, and what the README
-//! shows of its answer must be there).
+//! `$ ` line of their blocks, its output compared with what the README shows), the shell blocks of
+//! the API, export and webhook sections (each command must succeed, and what the README shows of
+//! its answer must be there), the address-list and migration commands, and the settings table
+//! against `mailbeacon serve --help`.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -254,4 +255,115 @@ fn keys(text: &str) -> Vec<&str> {
         })
         .map(|i| quoted[i])
         .collect()
+}
+
+/// Excerpts of the files the classification section downloads, in their publishers' formats.
+const DOWNLOADS: [(&str, &str); 3] = [
+    (
+        "egress-ip-ranges.csv",
+        "172.224.226.0/27,GB,GB-EN,London,\n2a02:26f7:b3c0:4000::/64,FR,FR-IDF,Paris,\n",
+    ),
+    (
+        "goog.json",
+        r#"{"syncToken": "1", "creationTime": "2026-11-01T00:00:00", "prefixes": [{"ipv4Prefix": "66.249.80.0/20"}, {"ipv6Prefix": "2001:4860::/32"}]}"#,
+    ),
+    (
+        "endpoints.json",
+        r#"[{"id": 1, "ips": ["40.96.0.0/13"]}, {"id": 9, "ips": ["40.92.0.0/15", "2a01:111:f403::/48"]}, {"id": 10, "ips": ["104.47.0.0/17"]}]"#,
+    ),
+];
+
+/// The address-list commands of the classification section, then the move to PostgreSQL, as
+/// written, in a fresh directory: the files the first block downloads are there (excerpts in their
+/// publishers' formats), and the migration's target is a schema of the suite's PostgreSQL.
+#[test]
+fn the_address_list_and_migration_examples_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in DOWNLOADS {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let block = |section: &str, command: &str| -> Vec<String> {
+        let found: Vec<Block> = blocks()
+            .into_iter()
+            .filter(|b| b.lang == "sh" && b.section == section && b.text.contains(command))
+            .collect();
+        assert_eq!(found.len(), 1, "one block of {command} in {section}");
+        commands(&found[0].text)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect()
+    };
+    let url = "http://127.0.0.1:8080";
+    let ranges = block("Readers or machines: classification", "ranges import");
+    assert_eq!(ranges.len(), 5, "{ranges:?}");
+    for command in &ranges {
+        let (ok, printed) = sh(dir.path(), command, url);
+        assert!(ok, "{command}\n{printed}");
+        if command.contains("ranges import ") {
+            assert!(printed.contains("ranges imported"), "{command}\n{printed}");
+        }
+    }
+    let (_, listed) = sh(dir.path(), &ranges[0], url);
+    for list in ["apple-mpp-egress", "google-image-proxy", "microsoft-eop"] {
+        let line = listed.lines().find(|l| l.starts_with(list)).unwrap();
+        assert!(line.contains("imported"), "{line}");
+    }
+
+    let target = postgres_schema("readme_migration");
+    for command in block("Settings", "migrate-data") {
+        let command = command.replace("postgres://mailbeacon@db.example.com/mailbeacon", &target);
+        let (ok, printed) = sh(dir.path(), &command, url);
+        assert!(ok, "{command}\n{printed}");
+    }
+    let (ok, listed) = sh(
+        dir.path(),
+        &format!("mailbeacon --database '{target}' ranges list"),
+        url,
+    );
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains("microsoft-eop") && listed.contains("imported"),
+        "{listed}"
+    );
+}
+
+/// The settings table names every flag of `mailbeacon serve --help`, and nothing else.
+#[test]
+fn the_settings_table_lists_every_flag_of_serve() {
+    let settings = README
+        .split("\n## Settings\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    let flags = |lines: Vec<&str>| -> std::collections::BTreeSet<String> {
+        (lines.into_iter())
+            .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(String::from)
+            .collect()
+    };
+    // The first cell of each row of the table.
+    let documented = flags(
+        (settings.lines())
+            .filter(|l| l.starts_with("| `--"))
+            .filter_map(|l| l.split('|').nth(1))
+            .collect(),
+    );
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut offered = flags(
+        (help.lines())
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("--"))
+            .collect(),
+    );
+    // `--config` is described above the table.
+    for not_a_setting in ["--help", "--version", "--config"] {
+        offered.remove(not_a_setting);
+    }
+    assert_eq!(offered, documented);
 }

@@ -125,9 +125,9 @@ impl<E: Engine> Access for SqlStore<E> {
                 "INSERT INTO audit_log (at, actor, scope, action, target) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     entry.at,
-                    entry.actor,
+                    entry.actor.to_string(),
                     entry.scope,
-                    entry.action,
+                    entry.action.as_str(),
                     entry.target
                 ],
             )
@@ -149,9 +149,9 @@ impl<E: Engine> Access for SqlStore<E> {
                     r.get(0)?,
                     AuditEntry {
                         at: r.get(1)?,
-                        actor: r.get(2)?,
+                        actor: audit_actor(&r.get::<String>(2)?)?,
                         scope: r.get(3)?,
-                        action: r.get(4)?,
+                        action: audit_action(&r.get::<String>(4)?)?,
                         target: r.get(5)?,
                     },
                 ))
@@ -161,11 +161,11 @@ impl<E: Engine> Access for SqlStore<E> {
         .await
     }
 
-    async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>> {
+    async fn last_audit_target(&self, action: AuditAction) -> StoreResult<Option<String>> {
         self.read(move |c| {
             c.query_value(
                 "SELECT target FROM audit_log WHERE action = ?1 ORDER BY id DESC LIMIT 1",
-                params![action],
+                params![action.as_str()],
             )
         })
         .await

@@ -47,7 +47,7 @@ pub trait Access: Send + Sync {
     async fn audit_log(&self, after: i64, limit: usize) -> StoreResult<Vec<(i64, AuditEntry)>>;
 
     /// The target of the latest audit entry with this action.
-    async fn last_audit_target(&self, action: String) -> StoreResult<Option<String>>;
+    async fn last_audit_target(&self, action: AuditAction) -> StoreResult<Option<String>>;
 
     /// Sets (or replaces) the dashboard password of a scope, as a password hash string.
     async fn set_dashboard_password(&self, scope: Scope, hash: String) -> StoreResult<()>;
