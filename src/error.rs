@@ -2,7 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`. Internal details are logged, never sent.
 
 use crate::messages::RegisterError;
-use crate::store::StoreError;
+use crate::store::{CampaignId, StoreError};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ pub enum ApiError {
     #[error("this API token's scope ({0}) does not allow this")]
     Forbidden(&'static str),
     #[error("campaign {0} does not exist")]
-    CampaignNotFound(i64),
+    CampaignNotFound(CampaignId),
     #[error("no such endpoint")]
     NoRoute,
     #[error("webhook {0} does not exist")]
@@ -237,7 +237,7 @@ mod tests {
             ApiError::MissingToken,
             ApiError::InvalidToken,
             ApiError::Forbidden("viewer"),
-            ApiError::CampaignNotFound(1),
+            ApiError::CampaignNotFound(CampaignId(1)),
             ApiError::NoRoute,
             ApiError::WebhookNotFound("1".into()),
             ApiError::BadJson(String::new()),

@@ -87,7 +87,7 @@ impl EventExport {
             campaign,
             format,
             up_to,
-            after: 0,
+            after: EventId(0),
             page: PAGE,
             started: false,
             finished: false,
@@ -240,17 +240,20 @@ mod tests {
     async fn pages_make_the_same_file_as_one_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_events(dir.path(), 23);
-        let whole = store.export_page(1, 0, i64::MAX, 1000).await.unwrap();
+        let whole = store
+            .export_page(CampaignId(1), EventId(0), EventId(i64::MAX), 1000)
+            .await
+            .unwrap();
         assert_eq!(whole.len(), 23);
         for page in [1, 5, 23, 100] {
-            let export = EventExport::start(store.clone(), 1, ExportFormat::Csv)
+            let export = EventExport::start(store.clone(), CampaignId(1), ExportFormat::Csv)
                 .await
                 .unwrap()
                 .with_page_size(page);
             let (csv, chunks) = all(export).await.unwrap();
             assert_eq!(csv, crate::encode::to_csv(&whole).unwrap(), "page {page}");
             assert_eq!(chunks, 23usize.div_ceil(page), "page {page}");
-            let export = EventExport::start(store.clone(), 1, ExportFormat::Ndjson)
+            let export = EventExport::start(store.clone(), CampaignId(1), ExportFormat::Ndjson)
                 .await
                 .unwrap()
                 .with_page_size(page);
@@ -262,14 +265,14 @@ mod tests {
     async fn an_empty_campaign_is_a_header_row_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_events(dir.path(), 0);
-        let export = EventExport::start(store.clone(), 1, ExportFormat::Csv)
+        let export = EventExport::start(store.clone(), CampaignId(1), ExportFormat::Csv)
             .await
             .unwrap();
-        assert_eq!(export.up_to(), 0);
+        assert_eq!(export.up_to(), EventId(0));
         let (csv, _) = all(export).await.unwrap();
         assert_eq!(csv, crate::encode::to_csv(&[]).unwrap());
         assert!(String::from_utf8(csv).unwrap().starts_with("id,kind,"));
-        let export = EventExport::start(store, 1, ExportFormat::Ndjson)
+        let export = EventExport::start(store, CampaignId(1), ExportFormat::Ndjson)
             .await
             .unwrap();
         assert_eq!(all(export).await.unwrap(), (Vec::new(), 0));
@@ -279,7 +282,7 @@ mod tests {
     async fn events_stored_after_the_start_are_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_events(dir.path(), 10);
-        let mut export = EventExport::start(store.clone(), 1, ExportFormat::Ndjson)
+        let mut export = EventExport::start(store.clone(), CampaignId(1), ExportFormat::Ndjson)
             .await
             .unwrap()
             .with_page_size(4);
@@ -304,7 +307,7 @@ mod tests {
     async fn a_failing_database_ends_the_export_with_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_events(dir.path(), 60);
-        let export = EventExport::start(store.clone(), 1, ExportFormat::Csv)
+        let export = EventExport::start(store.clone(), CampaignId(1), ExportFormat::Csv)
             .await
             .unwrap()
             .with_page_size(3);

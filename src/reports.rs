@@ -7,7 +7,7 @@ use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::encode::format::{self, Format};
 use crate::error::{ApiError, Invalid};
-use crate::store::{Campaign, CampaignStats, Store};
+use crate::store::{Campaign, CampaignId, CampaignStats, Store};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -121,7 +121,7 @@ pub async fn render(
 
 #[derive(Serialize)]
 struct Series {
-    campaign_id: i64,
+    campaign_id: CampaignId,
     interval: Interval,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -190,20 +190,20 @@ pub fn series_window(
 
 #[derive(Serialize)]
 struct Links {
-    campaign_id: i64,
+    campaign_id: CampaignId,
     links: Vec<report::LinkReport>,
 }
 
 #[derive(Serialize)]
 struct Breakdown {
-    campaign_id: i64,
+    campaign_id: CampaignId,
     by: &'static str,
     rows: Vec<report::BreakdownRow>,
 }
 
 #[derive(Serialize)]
 struct HourOfWeek {
-    campaign_id: i64,
+    campaign_id: CampaignId,
     utc_offset_minutes: i32,
     cells: Vec<report::HourOfWeekCell>,
 }

@@ -4,6 +4,7 @@ pub mod report;
 pub mod rollup;
 mod stats;
 
+use crate::domain::CampaignId;
 use serde::Serialize;
 pub use stats::{CampaignStats, ClassCounts, Counts};
 
@@ -92,7 +93,7 @@ impl From<CampaignStats> for CampaignReport {
 /// One figure of a campaign report, as the CSV and NDJSON exports of the headline list them.
 #[derive(Debug, Default, Serialize)]
 pub struct Metric {
-    pub campaign_id: i64,
+    pub campaign_id: CampaignId,
     pub metric: &'static str,
     pub value: Option<f64>,
 }

@@ -8,7 +8,7 @@
 //! classes of past events change, and the writer never has to re-read a campaign.
 
 use crate::classify::Class;
-use crate::domain::EventKind;
+use crate::domain::{CampaignId, EventKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -212,14 +212,14 @@ pub fn representatives(facts: &[Fact]) -> Vec<Fact> {
 /// Counter changes across campaigns, summed over a batch and written once per row.
 #[derive(Debug, Default)]
 pub struct Delta {
-    rows: BTreeMap<(i64, Row), Counters>,
+    rows: BTreeMap<(CampaignId, Row), Counters>,
     /// Earliest and latest activity seen per campaign in this batch.
-    activity: BTreeMap<i64, (DateTime<Utc>, DateTime<Utc>)>,
+    activity: BTreeMap<CampaignId, (DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Delta {
     /// Adds `after - before` for one message of `campaign`.
-    pub fn change(&mut self, campaign: i64, before: &[Fact], after: &[Fact]) {
+    pub fn change(&mut self, campaign: CampaignId, before: &[Fact], after: &[Fact]) {
         self.add(campaign, contributions(after), 1);
         if !before.is_empty() {
             self.add(campaign, contributions(before), -1);
@@ -229,7 +229,7 @@ impl Delta {
     /// Adds what the last of `facts` (a message's events, in arrival order) adds to the message's
     /// contributions: the same as `change(campaign, &facts[..n - 1], facts)`, in one pass over the
     /// earlier facts and without recomputing them (the writer does this for every new event).
-    pub fn append(&mut self, campaign: i64, facts: &[Fact]) {
+    pub fn append(&mut self, campaign: CampaignId, facts: &[Fact]) {
         let Some((new, prior)) = facts.split_last() else {
             return;
         };
@@ -330,7 +330,7 @@ impl Delta {
     }
 
     /// Adds (sign 1) or takes away (sign -1) a message's contributions.
-    pub fn add(&mut self, campaign: i64, rows: BTreeMap<Row, Counters>, sign: i64) {
+    pub fn add(&mut self, campaign: CampaignId, rows: BTreeMap<Row, Counters>, sign: i64) {
         for (row, counters) in rows {
             add_counters(
                 self.rows.entry((campaign, row)).or_insert([0; 9]),
@@ -341,21 +341,23 @@ impl Delta {
     }
 
     /// Notes that `campaign` had activity at `at` (first and last activity only grow outwards).
-    pub fn activity(&mut self, campaign: i64, at: DateTime<Utc>) {
+    pub fn activity(&mut self, campaign: CampaignId, at: DateTime<Utc>) {
         let span = self.activity.entry(campaign).or_insert((at, at));
         span.0 = span.0.min(at);
         span.1 = span.1.max(at);
     }
 
     /// The rows whose counters changed.
-    pub fn rows(&self) -> impl Iterator<Item = (i64, &Row, &Counters)> {
+    pub fn rows(&self) -> impl Iterator<Item = (CampaignId, &Row, &Counters)> {
         self.rows
             .iter()
             .filter(|(_, c)| c.iter().any(|n| *n != 0))
             .map(|((campaign, row), c)| (*campaign, row, c))
     }
 
-    pub fn activity_spans(&self) -> impl Iterator<Item = (i64, DateTime<Utc>, DateTime<Utc>)> {
+    pub fn activity_spans(
+        &self,
+    ) -> impl Iterator<Item = (CampaignId, DateTime<Utc>, DateTime<Utc>)> {
         self.activity.iter().map(|(c, (a, b))| (*c, *a, *b))
     }
 }
@@ -479,7 +481,7 @@ mod tests {
         seeded.push(new);
         let diff = |before: &[Fact], after: &[Fact]| {
             let mut d = Delta::default();
-            d.change(1, before, after);
+            d.change(CampaignId(1), before, after);
             d.rows()
                 .map(|(_, r, c)| (r.clone(), *c))
                 .collect::<Vec<_>>()
@@ -516,9 +518,9 @@ mod tests {
                 .collect();
             let rows = |d: &Delta| d.rows().map(|(c, r, n)| (c, r.clone(), *n)).collect::<Vec<_>>();
             let mut full = Delta::default();
-            full.change(3, &facts[..facts.len() - 1], &facts);
+            full.change(CampaignId(3), &facts[..facts.len() - 1], &facts);
             let mut quick = Delta::default();
-            quick.append(3, &facts);
+            quick.append(CampaignId(3), &facts);
             proptest::prop_assert_eq!(rows(&quick), rows(&full));
         }
     }
@@ -533,7 +535,7 @@ mod tests {
         after[0].class = Class::Scanner;
         after[1].class = Class::Scanner;
         let mut delta = Delta::default();
-        delta.change(7, &before, &after);
+        delta.change(CampaignId(7), &before, &after);
         let totals: Vec<_> = delta
             .rows()
             .filter(|(_, r, _)| **r == Row::Totals)

@@ -11,7 +11,7 @@ use super::format::{Format, negotiate};
 use crate::app::AppState;
 use crate::domain::AuditAction;
 use crate::encode::{to_csv, to_ndjson};
-use crate::store::{EventQuery, EventRecord};
+use crate::store::{EventId, EventQuery, EventRecord};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -85,11 +85,11 @@ pub async fn list(
         .store
         .events(EventQuery {
             campaign,
-            after,
+            after: EventId(after),
             limit,
         })
         .await?;
-    let next_cursor = events.last().map_or(after, |e| e.id).to_string();
+    let next_cursor = events.last().map_or(after, |e| e.id.0).to_string();
     let mut response = match format {
         Format::Json => Json(EventsPage {
             events,

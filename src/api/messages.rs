@@ -5,6 +5,7 @@ use super::error::{ApiError, Invalid};
 use super::json_body::{JsonBytes, LARGE_BODY, json_error};
 use crate::app::AppState;
 use crate::app::existing_campaign;
+use crate::domain::MessageId;
 use crate::messages::{MessageRequest, TrackingLevel};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -26,7 +27,7 @@ struct MessageBody {
 #[derive(Serialize)]
 pub struct MessageResponse {
     /// `null` when the message is not tracked (`tracking: none`): nothing was stored.
-    message_id: Option<i64>,
+    message_id: Option<MessageId>,
     recipient_id: String,
     html: Option<String>,
     pixel_url: Option<String>,

@@ -12,7 +12,7 @@ pub mod ranges;
 pub mod replay;
 pub mod rules;
 
-use crate::domain::EventKind;
+use crate::domain::{EventId, EventKind};
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ pub struct Hit<'a> {
 #[derive(Debug, Clone)]
 pub struct Prior {
     /// The stored event's id.
-    pub id: i64,
+    pub id: EventId,
     pub kind: EventKind,
     pub link_no: Option<u16>,
     pub received_at: DateTime<Utc>,

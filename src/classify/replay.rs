@@ -3,13 +3,13 @@
 
 use super::rules::{REASON_BURST, burst_members, burst_relabel};
 use super::{Class, Classifier, Prior, StoredHit};
-use crate::domain::EventKind;
+use crate::domain::{EventId, EventKind, MessageId};
 use chrono::{DateTime, Utc};
 
 /// One stored event: the raw request and what was derived from it.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
-    pub id: i64,
+    pub id: EventId,
     pub kind: EventKind,
     pub link_no: Option<u16>,
     pub method: String,
@@ -38,7 +38,7 @@ pub struct Derived {
 /// What classification needs to know about the message itself.
 #[derive(Debug, Clone)]
 pub struct MessageFacts {
-    pub id: i64,
+    pub id: MessageId,
     pub recipient_id: String,
     pub sent_at: DateTime<Utc>,
     pub failed_check_at: Option<DateTime<Utc>>,

@@ -1,5 +1,6 @@
 use super::replay::{Derived, StoredEvent, replay};
 use super::*;
+use crate::domain::MessageId;
 use chrono::Duration;
 use std::sync::LazyLock;
 
@@ -189,7 +190,7 @@ fn scanners_and_bots() {
 #[test]
 fn duplicates_and_internal() {
     let first = Prior {
-        id: 1,
+        id: EventId(1),
         kind: EventKind::Open,
         link_no: None,
         received_at: t0() + Duration::seconds(600),
@@ -212,7 +213,7 @@ fn duplicates_and_internal() {
     assert!(!classify(&open(CHROME, "203.0.113.9", 700), &[]).0.internal);
 }
 
-fn stored(id: i64, r: &Req) -> StoredEvent {
+fn stored(id: EventId, r: &Req) -> StoredEvent {
     let tags = CLASSIFIER.ranges.tags(r.ip.parse().unwrap()).join(" ");
     StoredEvent {
         id,
@@ -248,10 +249,10 @@ fn a_burst_of_links_makes_every_click_of_it_a_scanner() {
     ]
     .iter()
     .enumerate()
-    .map(|(i, r)| stored(i as i64 + 1, r))
+    .map(|(i, r)| stored(EventId(i as i64 + 1), r))
     .collect();
     let message = replay::MessageFacts {
-        id: 1,
+        id: MessageId(1),
         recipient_id: "alice@customer.test".into(),
         sent_at: t0(),
         failed_check_at: None,

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::credentials::sessions as session;
 use crate::error::{ApiError, Invalid};
 use crate::html::{self, answer as html};
-use crate::store::{EventQuery, Scope};
+use crate::store::{EventId, EventQuery, Scope};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -328,11 +328,11 @@ async fn live(
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok());
+        .and_then(|v| v.parse::<EventId>().ok());
     let after = match resume {
         Some(id) => id,
         None => match app.store.recent_events(campaign, 1).await {
-            Ok(latest) => latest.first().map_or(0, |e| e.id),
+            Ok(latest) => latest.first().map_or(EventId(0), |e| e.id),
             Err(e) => return error_page(Some(user.scope), e.into()),
         },
     };

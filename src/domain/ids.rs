@@ -1,11 +1,50 @@
 //! Ids and the rules for names a user gives: recipient ids, campaign names, and how the audit
 //! log names a recipient.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
 
-pub type CampaignId = i64;
-pub type MessageId = i64;
-pub type EventId = i64;
+/// Defines an id type: a number the database gave, kept apart from the other kinds of id so that
+/// one is never passed for another. It reads and writes as the bare number (JSON, URLs, flags).
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
+    };
+}
+
+id!(
+    /// A campaign.
+    CampaignId
+);
+id!(
+    /// A stored message: one mail to one recipient (not its tracking id, which its tokens carry).
+    MessageId
+);
+id!(
+    /// A stored open or click.
+    EventId
+);
 
 /// The recipient id of a message registered with tracking level `anonymous`: this prefix and a
 /// random part, so that nothing stored points to the recipient.

@@ -167,6 +167,24 @@ macro_rules! from_int {
 }
 from_int!(i32, u8, u16, u32, u64);
 
+/// The id types read and write as their number.
+macro_rules! id_values {
+    ($($t:ident),*) => {$(
+        impl FromValue for crate::domain::$t {
+            fn from_value(v: &Value) -> Option<Self> {
+                i64::from_value(v).map(crate::domain::$t)
+            }
+        }
+
+        impl From<crate::domain::$t> for Value {
+            fn from(id: crate::domain::$t) -> Value {
+                Value::Int(id.0)
+            }
+        }
+    )*};
+}
+id_values!(CampaignId, MessageId, EventId);
+
 impl FromValue for bool {
     fn from_value(v: &Value) -> Option<Self> {
         i64::from_value(v).map(|i| i != 0)

@@ -311,13 +311,13 @@ mod tests {
             endpoint_id: 1,
             kinds: vec![NoticeKind::Open],
             classes: None,
-            campaign_id: Some(7),
+            campaign_id: Some(CampaignId(7)),
             first_only: true,
         };
-        assert!(route.wants_event(EventKind::Open, Class::Human, 7, true));
-        assert!(!route.wants_event(EventKind::Open, Class::Human, 7, false));
-        assert!(!route.wants_event(EventKind::Open, Class::Human, 8, true));
-        assert!(!route.wants_event(EventKind::Click, Class::Human, 7, true));
+        assert!(route.wants_event(EventKind::Open, Class::Human, CampaignId(7), true));
+        assert!(!route.wants_event(EventKind::Open, Class::Human, CampaignId(7), false));
+        assert!(!route.wants_event(EventKind::Open, Class::Human, CampaignId(8), true));
+        assert!(!route.wants_event(EventKind::Click, Class::Human, CampaignId(7), true));
         assert!(route.depends_on_class());
     }
 }

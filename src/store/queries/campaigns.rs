@@ -15,7 +15,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
             in_tx(c, |c| {
                 // Stored with microseconds: answer with what a later read will return.
                 let created_at = Utc::now().trunc_subsecs(6);
-                let id: i64 = c.query_one(
+                let id: CampaignId = c.query_one(
                     "INSERT INTO campaigns (name, template_html, created_at) VALUES (?1, ?2, ?3)
                      RETURNING id",
                     params![&name, template_html.as_deref(), created_at],
@@ -68,7 +68,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 let mut ids = Vec::with_capacity(messages.len());
                 let now = Utc::now();
                 for m in &messages {
-                    let id: i64 = c.query_one(
+                    let id: MessageId = c.query_one(
                         "INSERT INTO messages (campaign_id, recipient_id, tracking_id, sent_at,
                                                created_at, history)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",

@@ -5,7 +5,7 @@ use super::*;
 /// Compares every message's history summary with its stored events, 500 messages at a time.
 /// Returns how many were compared and those that disagree (or cannot be read).
 pub(super) fn check_summaries(c: &mut dyn Conn) -> StoreResult<(u64, Vec<MessageId>)> {
-    let (mut checked, mut wrong, mut after) = (0, Vec::new(), 0i64);
+    let (mut checked, mut wrong, mut after) = (0, Vec::new(), MessageId(0));
     loop {
         let page: Vec<(MessageId, String)> = c
             .query(

@@ -288,7 +288,7 @@ impl History {
                 .map_or(f.received_at, |(_, _, at)| *at)
         };
         let older = self.older.iter().map(|f| Prior {
-            id: 0,
+            id: EventId(0),
             kind: f.kind,
             link_no: f.link_no,
             received_at: last(f),
@@ -337,13 +337,13 @@ mod tests {
         ]
         .into_iter()
         .enumerate()
-        .map(|(i, f)| (i as EventId + 1, f))
+        .map(|(i, f)| (EventId(i as i64 + 1), f))
         .collect();
         let h = History::compact(None, &[], &[], log.clone());
         // Everything before the first reader click of the last 2 s folds; the two early opens
         // are one combination.
         assert_eq!(
-            h.recent.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            h.recent.iter().map(|(id, _)| id.0).collect::<Vec<_>>(),
             [3, 4, 5, 6]
         );
         assert_eq!(h.older.len(), 1);
@@ -372,7 +372,10 @@ mod tests {
         );
 
         // Three seconds later, one open more: the clicks fold too, and the cutoff moves past them.
-        let later = vec![(7, fact(EventKind::Open, None, at(405_000), Class::Human))];
+        let later = vec![(
+            EventId(7),
+            fact(EventKind::Open, None, at(405_000), Class::Human),
+        )];
         let h2 = History::compact(h.cutoff, &h.older, &h.last, [h.recent, later].concat());
         assert!(h2.recent.is_empty());
         assert_eq!(h2.cutoff, Some(at(401_500) + Duration::microseconds(1)));
@@ -402,7 +405,7 @@ mod tests {
                         0 => (EventKind::Open, None),
                         _ => (EventKind::Click, Some(1)),
                     };
-                    (n + 1, fact(kind, link, at, Class::Human))
+                    (EventId(n + 1), fact(kind, link, at, Class::Human))
                 })
                 .collect();
             h = History::compact(h.cutoff, &h.older, &h.last, [h.recent, recent].concat());

@@ -16,7 +16,7 @@ impl<E: Engine> Maintenance for SqlStore<E> {
                 params![campaign],
             )?;
             let mut summary = ReclassifySummary::default();
-            let mut after = 0i64;
+            let mut after = MessageId(0);
             progress(0, total as u64);
             loop {
                 // Short transactions, so a running server's writer is never kept waiting long.

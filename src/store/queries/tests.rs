@@ -38,7 +38,7 @@ fn event(
 }
 
 fn dump(c: &mut dyn Conn) -> StoreResult<Vec<String>> {
-    let campaigns: Vec<i64> = c
+    let campaigns: Vec<CampaignId> = c
         .query("SELECT id FROM campaigns ORDER BY id", params![])?
         .iter()
         .map(|r| r.get(0))
@@ -253,19 +253,19 @@ mod paging {
         #[test]
         fn paging_by_cursor_sees_every_event_once_in_order(
             limits in prop::collection::vec(1usize..60, 1..40),
-            campaign in prop::option::of(1i64..=2),
+            campaign in prop::option::of((1i64..=2).prop_map(CampaignId)),
             postgres in any::<bool>(),
         ) {
             let (rt, store, _) = fixture(postgres);
-            let all: Vec<i64> = rt
-                .block_on(store.events(EventQuery { campaign, after: 0, limit: 10_000 }))
+            let all: Vec<EventId> = rt
+                .block_on(store.events(EventQuery { campaign, after: EventId(0), limit: 10_000 }))
                 .unwrap()
                 .iter()
                 .map(|e| e.id)
                 .collect();
             prop_assert_eq!(all.len(), if campaign.is_some() { 150 } else { 300 });
             let mut seen = Vec::new();
-            let mut after = 0;
+            let mut after = EventId(0);
             for limit in limits.iter().cycle().take(1_000) {
                 let page = rt
                     .block_on(store.events(EventQuery { campaign, after, limit: *limit }))

@@ -54,7 +54,7 @@ pub(super) fn admit(batch: &[NewEvent], loaded: &Loaded) -> Admission {
                     }
                     admission.stored.push(i);
                     RecordOutcome::Recorded {
-                        event_id: 0,
+                        event_id: EventId(0),
                         destination: destination.flatten().cloned(),
                     }
                 }

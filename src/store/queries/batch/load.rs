@@ -165,7 +165,7 @@ fn histories_from_log(
     );
     for r in c.query(&sql, params![json_array(&wanted)])? {
         let m = messages
-            .get_mut(&by_id[&r.get::<i64>(0)?])
+            .get_mut(&by_id[&r.get::<MessageId>(0)?])
             .expect("a message of the batch");
         let prior = Prior {
             kind: parse_kind(&r.get::<String>(1)?)?,

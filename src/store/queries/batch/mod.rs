@@ -135,7 +135,7 @@ fn next_event_ids(c: &mut dyn Conn, n: usize) -> StoreResult<Vec<EventId>> {
                             coalesce((SELECT max(id) FROM events), 0))",
                 params![],
             )?;
-            Ok((1..=n as i64).map(|i| base + i).collect())
+            Ok((1..=n as i64).map(|i| EventId(base + i)).collect())
         }
         sql::Dialect::Postgres => {
             let mut ids: Vec<EventId> = c

@@ -7,7 +7,10 @@ use super::message_row::MessageRow;
 use crate::analytics::rollup::Fact;
 use crate::classify::rules::REASON_BURST;
 use crate::classify::{Class, Classifier, Internal, Prior};
-use crate::store::{ANONYMOUS_RECIPIENT, EventKind, NewEvent, RecordOutcome, WithoutConsent};
+use crate::store::{
+    ANONYMOUS_RECIPIENT, CampaignId, EventId, EventKind, MessageId, NewEvent, RecordOutcome,
+    WithoutConsent,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -20,8 +23,8 @@ fn sent() -> DateTime<Utc> {
 /// A message of campaign 1 with id `tracking_id * 10`, sent at [`sent`], no events yet.
 fn message(tracking_id: i64, recipient: &str) -> MessageRow {
     MessageRow {
-        id: tracking_id * 10,
-        campaign_id: 1,
+        id: MessageId(tracking_id * 10),
+        campaign_id: CampaignId(1),
         recipient_id: recipient.into(),
         sent_at: sent(),
         failed_check_at: None,
@@ -71,6 +74,10 @@ fn hit(tracking_id: i64, link_no: Option<u16>, millis: i64) -> NewEvent {
         region: Some("DE-BE".into()),
         without_consent: None,
     }
+}
+
+fn ids(range: std::ops::RangeInclusive<i64>) -> Vec<EventId> {
+    range.map(EventId).collect()
 }
 
 fn classifier() -> Classifier {
@@ -149,7 +156,7 @@ fn a_burst_relabels_the_clicks_before_it_in_the_batch_and_in_the_store() {
     let mut m = message(1, "reader@example.com");
     let earlier = hit(1, Some(1), -400);
     m.prior.push(Prior {
-        id: 41,
+        id: EventId(41),
         kind: EventKind::Click,
         link_no: Some(1),
         received_at: earlier.received_at,
@@ -168,17 +175,28 @@ fn a_burst_relabels_the_clicks_before_it_in_the_batch_and_in_the_store() {
     let loaded = loaded(vec![(1, m)]);
     let batch = [hit(1, Some(1), -200), hit(1, Some(2), 0)];
     let admission = admit(&batch, &loaded);
-    let decision = decide(&batch, loaded, admission, &[42, 43], &classifier(), true);
+    let decision = decide(
+        &batch,
+        loaded,
+        admission,
+        &ids(42..=43),
+        &classifier(),
+        true,
+    );
 
-    assert_eq!(decision.relabel, [41], "the click stored before is updated");
+    assert_eq!(
+        decision.relabel,
+        ids(41..=41),
+        "the click stored before is updated"
+    );
     let classes: Vec<_> = decision.rows.iter().map(|r| r.class).collect();
     assert_eq!(classes, [Class::Scanner, Class::Scanner]);
     assert!(decision.rows[0].reasons.ends_with(REASON_BURST));
-    assert_eq!(decision.notices[1].withdraw, [41, 42]);
+    assert_eq!(decision.notices[1].withdraw, ids(41..=42));
     assert_eq!(
         decision.outcomes[1],
         RecordOutcome::Recorded {
-            event_id: 43,
+            event_id: EventId(43),
             destination: Some(format!("{LINK}/2"))
         }
     );
@@ -198,7 +216,7 @@ fn a_readers_first_click_is_their_first_and_implies_an_open() {
         hit(1, Some(1), 120_000),
     ];
     let admission = admit(&batch, &loaded);
-    let decision = decide(&batch, loaded, admission, &[1, 2, 3], &classifier(), true);
+    let decision = decide(&batch, loaded, admission, &ids(1..=3), &classifier(), true);
     let flags: Vec<_> = (decision.notices.iter())
         .map(|n| (n.event.kind, n.first_for_reader, n.implied_open))
         .collect();
@@ -221,7 +239,7 @@ fn an_anonymous_messages_rows_keep_nothing_of_the_reader() {
     ]);
     let batch = [hit(1, None, 0), hit(2, None, 0)];
     let admission = admit(&batch, &loaded);
-    let decision = decide(&batch, loaded, admission, &[1, 2], &classifier(), false);
+    let decision = decide(&batch, loaded, admission, &ids(1..=2), &classifier(), false);
     let anonymous = &decision.rows[0];
     assert_eq!(
         (anonymous.user_agent, anonymous.client_ip, anonymous.headers),
