@@ -7,17 +7,22 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Defines an id type: a number the database gave, kept apart from the other kinds of id so that
-/// one is never passed for another. It reads and writes as the bare number (JSON, URLs, flags).
+/// one is never passed for another. It reads and writes as the bare number (JSON, URLs, flags,
+/// and `{:?}`, so that messages listing ids read as before).
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(
-            Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-        )]
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
         impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.fmt(f)
             }
@@ -98,6 +103,15 @@ pub fn recipient_ref(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_read_and_print_as_their_number() {
+        let ids = vec![MessageId(1), MessageId(20)];
+        assert_eq!(format!("{ids:?} {}", ids[1]), "[1, 20] 20");
+        assert_eq!(serde_json::to_string(&ids).unwrap(), "[1,20]");
+        assert_eq!("7".parse(), Ok(CampaignId(7)));
+        assert!("seven".parse::<CampaignId>().is_err());
+    }
 
     #[test]
     fn recipient_ids_are_trimmed_and_one_to_256_bytes() {
