@@ -71,10 +71,11 @@ pub enum Invalid {
     State,
     Webhook,
     CrossSite,
+    Segment,
 }
 
 impl Invalid {
-    pub const ALL: [Invalid; 23] = [
+    pub const ALL: [Invalid; 24] = [
         Invalid::Query,
         Invalid::Body,
         Invalid::Time,
@@ -98,6 +99,7 @@ impl Invalid {
         Invalid::State,
         Invalid::Webhook,
         Invalid::CrossSite,
+        Invalid::Segment,
     ];
 
     pub fn code(self) -> &'static str {
@@ -125,6 +127,7 @@ impl Invalid {
             Invalid::State => "invalid_state",
             Invalid::Webhook => "invalid_webhook",
             Invalid::CrossSite => "cross_site_request",
+            Invalid::Segment => "invalid_segment",
         }
     }
 }

@@ -1,13 +1,14 @@
 //! A campaign's reports, encoded: the headline figures, the time series, links, breakdowns and
 //! the hour-of-week grid, in JSON, CSV or NDJSON. The API, the dashboard and `mailbeacon report`
-//! all render here.
+//! all render here; and its segments, read a page of messages at a time.
 
 use crate::analytics::CampaignReport;
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
+use crate::analytics::segments::{MessageActivity, Segment, SegmentCounts};
 use crate::encode::format::{self, Format};
 use crate::error::{ApiError, Invalid};
-use crate::store::{Campaign, CampaignId, CampaignStats, Store};
+use crate::store::{Campaign, CampaignId, CampaignStats, MessageId, Store, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -206,4 +207,66 @@ struct HourOfWeek {
     campaign_id: CampaignId,
     utc_offset_minutes: i32,
     cells: Vec<report::HourOfWeekCell>,
+}
+
+/// Messages read from the store at a time, for segments.
+const SEGMENT_PAGE: usize = 1000;
+/// Most messages one segment page looks at: a sparse segment answers with fewer rows than asked
+/// and a cursor to go on from, rather than reading the whole campaign in one request.
+pub const SEGMENT_SCAN: usize = 20_000;
+
+/// How many of the campaign's messages are in each segment: every message, a page at a time.
+pub async fn segment_counts(
+    store: &dyn Store,
+    campaign: CampaignId,
+) -> Result<SegmentCounts, StoreError> {
+    let mut counts = SegmentCounts {
+        campaign_id: campaign,
+        ..SegmentCounts::default()
+    };
+    let mut after = MessageId(0);
+    loop {
+        let page = store
+            .message_activity(campaign, after, SEGMENT_PAGE)
+            .await?;
+        page.iter().for_each(|m| counts.add(m));
+        match page.last() {
+            Some(last) if page.len() == SEGMENT_PAGE => after = last.message_id,
+            _ => return Ok(counts),
+        }
+    }
+}
+
+/// Up to `limit` members of `segment` among the campaign's messages after `after`, looking at
+/// no more than `scan` messages; with the cursor to go on from, `None` once every message was
+/// looked at.
+pub async fn segment_members(
+    store: &dyn Store,
+    campaign: CampaignId,
+    segment: Segment,
+    mut after: MessageId,
+    limit: usize,
+    scan: usize,
+) -> Result<(Vec<MessageActivity>, Option<MessageId>), StoreError> {
+    let (mut members, mut scanned) = (Vec::new(), 0);
+    while scanned < scan {
+        let page = store
+            .message_activity(campaign, after, SEGMENT_PAGE)
+            .await?;
+        scanned += page.len();
+        let last_page = page.len() < SEGMENT_PAGE;
+        for m in page {
+            after = m.message_id;
+            if m.is_in(segment) {
+                members.push(m);
+                if members.len() == limit {
+                    return Ok((members, Some(after)));
+                }
+            }
+        }
+        if last_page {
+            return Ok((members, None));
+        }
+    }
+    Ok((members, Some(after)))
 }

@@ -2,6 +2,7 @@
 
 pub mod report;
 pub mod rollup;
+pub mod segments;
 mod stats;
 
 use crate::domain::CampaignId;

@@ -17,6 +17,7 @@ mod messages;
 pub use crate::limits::rate_limit;
 mod recipients;
 pub mod reports;
+mod segments;
 pub mod webhooks;
 
 pub use crate::app::existing_campaign;
@@ -67,6 +68,8 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getConsent" => ("GET", get(recipients::consents)),
         "withdrawConsent" => ("DELETE", delete(recipients::withdraw_consent)),
         "getRecipientTimeline" => ("GET", get(reports::timeline)),
+        "getCampaignSegments" => ("GET", get(segments::counts)),
+        "listSegmentRecipients" => ("GET", get(segments::list)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),
         "createWebhook" => ("POST", post(webhooks::create)),
         "listWebhooks" => ("GET", get(webhooks::list)),

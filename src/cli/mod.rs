@@ -8,6 +8,7 @@ mod maintenance;
 mod migrate;
 mod ranges;
 mod reports;
+mod segments;
 mod tokens;
 mod webhooks;
 
@@ -106,6 +107,9 @@ pub enum Command {
     /// Write one of a campaign's reports (what the API's report routes answer) as JSON, CSV or
     /// NDJSON.
     Report(reports::ReportArgs),
+    /// Count a campaign's recipients by segment (opened, clicked, machine only, not opened,
+    /// untracked), or list one segment's recipients (per-recipient data, audited).
+    Segments(segments::SegmentArgs),
     /// Show a campaign's numbers.
     Stats {
         #[arg(long, value_name = "ID")]
@@ -187,6 +191,7 @@ async fn run_with_database(
         Command::Erase { recipient, json } => maintenance::erase(ctx, recipient, json, out).await,
         Command::DashboardPassword { scope } => dashboard_password::set(ctx, scope, out).await,
         Command::Report(args) => reports::report(ctx, args, out).await,
+        Command::Segments(args) => segments::segments(ctx, args, out).await,
         Command::Stats { campaign, json } => reports::stats(ctx, campaign, json, out).await,
         Command::Export {
             campaign,

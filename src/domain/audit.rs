@@ -34,6 +34,7 @@ macro_rules! actions {
 actions! {
     ReadEvents => "read_events": "Per-recipient events read through the API.",
     ReadTimeline => "read_timeline": "A recipient's timeline read.",
+    ReadSegment => "read_segment": "The recipients of a campaign's segment listed.",
     ExportEvents => "export_events": "A campaign's events exported.",
     ExportRecipient => "export_recipient": "Everything stored about a recipient exported.",
     OptOut => "opt_out": "A recipient opted out (API, CLI or the stop link).",

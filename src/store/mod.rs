@@ -12,6 +12,7 @@ pub mod sqlite;
 mod traits;
 
 use crate::analytics::rollup::{Dim, DimCount, HourCount, LinkCount};
+use crate::analytics::segments::MessageActivity;
 use crate::classify::Classifier;
 use crate::webhooks::{Attempt, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next, Webhook};
 use async_trait::async_trait;

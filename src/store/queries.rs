@@ -16,6 +16,7 @@ pub(crate) mod paging;
 mod recipients;
 mod reports;
 pub(crate) mod rollups;
+mod segments;
 mod tokens;
 pub(crate) mod webhooks;
 

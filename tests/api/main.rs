@@ -19,6 +19,7 @@ mod openapi_conformance;
 mod privacy;
 mod readme;
 mod reports;
+mod segments;
 mod tls;
 mod tracker;
 mod webhooks;

@@ -108,7 +108,8 @@ async fn json_answers_fit_the_openapi_document() {
             .replace("/recipients/{id}", "/recipients/doc%40example.com")
             .replace("/webhooks/{id}", &format!("/webhooks/{hook}"))
             .replace("{id}", &campaign.to_string())
-            .replace("{by}", "client");
+            .replace("{by}", "client")
+            .replace("{segment}", "opened");
         let url = match path.as_str() {
             "/api/compare" => format!("{url}?campaigns={campaign},{campaign}"),
             "/api/events" => format!("{url}?campaign={campaign}"),

@@ -125,6 +125,16 @@ impl<E: Engine> Reports for SqlStore<E> {
         .await
     }
 
+    async fn message_activity(
+        &self,
+        campaign: CampaignId,
+        after: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageActivity>> {
+        self.read(move |c| segments::message_activity(c, campaign, after, limit))
+            .await
+    }
+
     async fn recent_events(
         &self,
         campaign: CampaignId,

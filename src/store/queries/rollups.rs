@@ -8,9 +8,20 @@ use crate::analytics::rollup::{
 use crate::store::sql::{self, Conn, Value, params};
 use crate::store::{CampaignId, MessageId, StoreResult};
 
-/// The columns a [`Fact`] is read from, for one message in arrival order.
-pub const FACT_QUERY: &str = "SELECT kind, link_no, received_at, class, client, os, device, country
-    FROM events WHERE message_id = ?1 ORDER BY id";
+/// The columns a [`Fact`] is read from ([`fact_from_row`]), in this order.
+macro_rules! fact_columns {
+    () => {
+        "kind, link_no, received_at, class, client, os, device, country"
+    };
+}
+pub const FACT_COLUMNS: &str = fact_columns!();
+
+/// The facts of one message, in arrival order.
+pub const FACT_QUERY: &str = concat!(
+    "SELECT ",
+    fact_columns!(),
+    " FROM events WHERE message_id = ?1 ORDER BY id"
+);
 
 pub fn fact_from_row(r: &sql::Row) -> StoreResult<Fact> {
     Ok(Fact {

@@ -35,6 +35,16 @@ pub trait Reports: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<EventRecord>>;
 
+    /// The campaign's messages with ids above `after`, oldest first, at most `limit`, each with
+    /// what its events came to (retention's representatives of deleted events included): the
+    /// rows of its segments.
+    async fn message_activity(
+        &self,
+        campaign: CampaignId,
+        after: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageActivity>>;
+
     /// The latest events of a campaign, newest first (the dashboard's live feed starts with them).
     async fn recent_events(
         &self,

@@ -1,0 +1,160 @@
+//! A campaign's segments (`analytics::segments`): `GET /api/campaigns/{id}/segments` counts them
+//! (aggregates: every scope), `GET /api/campaigns/{id}/segments/{segment}` lists a segment's
+//! recipients a page at a time (per-recipient data: analysts and admins, audited). JSON, NDJSON or
+//! CSV.
+
+use super::auth::Caller;
+use super::error::{ApiError, Invalid};
+use super::format::{self, negotiate};
+use crate::analytics::segments::{MessageActivity, Segment};
+use crate::app::{AppState, existing_campaign};
+use crate::domain::{AuditAction, MessageId};
+use crate::reports::{SEGMENT_SCAN, segment_counts, segment_members};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CountParams {
+    format: Option<String>,
+}
+
+/// `GET /api/campaigns/{id}/segments`.
+pub async fn counts(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<CountParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
+    let format = negotiate(&headers, q.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let counts = segment_counts(&*app.store, campaign.id).await?;
+    let mut response = format::report(
+        format,
+        &format!("campaign-{}-segments", campaign.id),
+        &counts,
+        std::slice::from_ref(&counts),
+    )?;
+    format::pending_header(response.headers_mut(), app.events.status().pending_events());
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    after: Option<String>,
+    limit: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SegmentPage {
+    campaign_id: crate::domain::CampaignId,
+    segment: &'static str,
+    recipients: Vec<MessageActivity>,
+    /// Where the next page starts (`after`); `null` once every message was looked at.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/campaigns/{id}/segments/{segment}?after=CURSOR&limit=N`.
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, segment)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_recipient_data()?;
+    let Query(q) = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
+    let format = negotiate(&headers, q.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let segment = parse_segment(&segment)?;
+    let (after, limit) = page_params(&q)?;
+    caller
+        .audit(
+            &app,
+            AuditAction::ReadSegment,
+            &format!("campaign {} segment {}", campaign.id, segment.as_str()),
+        )
+        .await?;
+    let (recipients, next) = segment_members(
+        &*app.store,
+        campaign.id,
+        segment,
+        after,
+        limit,
+        SEGMENT_SCAN,
+    )
+    .await?;
+    let next_cursor = next.map(|id| id.to_string());
+    let mut response = format::report(
+        format,
+        &format!("campaign-{}-{}", campaign.id, segment.as_str()),
+        SegmentPage {
+            campaign_id: campaign.id,
+            segment: segment.as_str(),
+            recipients: recipients.clone(),
+            next_cursor: next_cursor.clone(),
+        },
+        &recipients,
+    )?;
+    if let Some(cursor) = next_cursor {
+        let value = HeaderValue::from_str(&cursor).expect("digits");
+        response.headers_mut().insert("next-cursor", value);
+    }
+    Ok(response)
+}
+
+fn parse_segment(name: &str) -> Result<Segment, ApiError> {
+    let names = || Segment::ALL.map(Segment::as_str).join(", ");
+    match Segment::parse(name) {
+        Some(s) if s.lists_recipients() => Ok(s),
+        Some(_) => Err(ApiError::Invalid(
+            Invalid::Segment,
+            "untracked mail names no recipient (tracking level anonymous, or no consent): only \
+             its count is kept, see GET /api/campaigns/{id}/segments"
+                .into(),
+        )),
+        None => Err(ApiError::Invalid(
+            Invalid::Segment,
+            format!("'{name}' is not a segment; the segments are {}", names()),
+        )),
+    }
+}
+
+fn page_params(q: &ListParams) -> Result<(MessageId, usize), ApiError> {
+    let after = match q.after.as_deref() {
+        None | Some("") => MessageId(0),
+        Some(c) => c
+            .parse::<MessageId>()
+            .ok()
+            .filter(|c| c.0 >= 0)
+            .ok_or_else(|| {
+                ApiError::Invalid(
+                    Invalid::Cursor,
+                    format!("'{c}' is not a cursor from this API"),
+                )
+            })?,
+    };
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => (l.parse::<usize>().ok())
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::Invalid(
+                    Invalid::Limit,
+                    format!("limit must be a number from 1 to {MAX_LIMIT}"),
+                )
+            })?,
+    };
+    Ok((after, limit))
+}

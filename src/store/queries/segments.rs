@@ -1,0 +1,45 @@
+//! The rows of a campaign's segments: its messages, a page at a time, with what their events came
+//! to (`analytics::segments` decides which segment each is in).
+
+use super::*;
+use crate::analytics::segments::MessageActivity;
+use rollups::FACT_COLUMNS;
+use std::collections::HashMap;
+
+/// The campaign's messages after `after`, oldest first, at most `limit`, with their activity:
+/// one read of the messages and one of their events, so a page costs the same wherever it is.
+pub(super) fn message_activity(
+    c: &mut dyn Conn,
+    campaign: CampaignId,
+    after: MessageId,
+    limit: usize,
+) -> StoreResult<Vec<MessageActivity>> {
+    let messages = c.query(
+        "SELECT id, recipient_id, sent_at, purged_facts FROM messages
+         WHERE campaign_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        params![campaign, after, limit],
+    )?;
+    let mut facts: HashMap<MessageId, Vec<Fact>> = HashMap::new();
+    let ids: Vec<MessageId> = (messages.iter())
+        .map(|r| r.get(0))
+        .collect::<StoreResult<_>>()?;
+    if !ids.is_empty() {
+        let sql = format!(
+            "SELECT {FACT_COLUMNS}, message_id FROM events WHERE message_id {} ORDER BY id",
+            sql::in_json_array(c.dialect(), true)
+        );
+        for r in c.query(&sql, params![json_array(&ids)])? {
+            let fact = rollups::fact_from_row(&r)?;
+            facts.entry(r.get(8)?).or_default().push(fact);
+        }
+    }
+    messages
+        .iter()
+        .map(|r| {
+            let id: MessageId = r.get(0)?;
+            let mut all = rollups::parse_purged(r.get::<Option<String>>(3)?.as_deref());
+            all.extend(facts.remove(&id).unwrap_or_default());
+            Ok(MessageActivity::from_facts(id, r.get(1)?, r.get(2)?, &all))
+        })
+        .collect()
+}
