@@ -5,9 +5,11 @@
 
 mod charts;
 mod pages;
+mod segments;
 
 use crate::app::AppState;
 use crate::credentials::sessions as session;
+use crate::domain::Actor;
 use crate::error::{ApiError, Invalid};
 use crate::html::{self, answer as html};
 use crate::store::{EventId, EventQuery, Scope};
@@ -33,6 +35,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/logout", post(logout))
         .route("/campaigns/{id}", get(campaign))
         .route("/campaigns/{id}/live", get(live))
+        .route("/campaigns/{id}/segments/{segment}", get(segment))
         .route("/compare", get(compare))
         .route(
             "/assets/style.css",
@@ -76,6 +79,8 @@ fn error_page(scope: Option<Scope>, e: ApiError) -> Response {
 #[derive(Debug, Clone, Copy)]
 pub struct SignedIn {
     pub scope: Scope,
+    /// Who the audit log names: the API token signed in with, or the password.
+    pub actor: Actor,
 }
 
 impl FromRequestParts<Arc<AppState>> for SignedIn {
@@ -83,7 +88,10 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, Response> {
         match session::from_headers(app, &parts.headers).await {
-            Ok(Some(s)) => Ok(SignedIn { scope: s.scope }),
+            Ok(Some(s)) => Ok(SignedIn {
+                scope: s.scope,
+                actor: s.token_id.map_or(Actor::DashboardPassword, Actor::Token),
+            }),
             Ok(None) => {
                 let here = parts
                     .uri
@@ -282,6 +290,24 @@ async fn campaign(
 ) -> Response {
     let interval = q.ok().and_then(|q| q.0.interval);
     match pages::campaign(&app, user.scope, &id, interval).await {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(Some(user.scope), e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct SegmentQuery {
+    after: Option<String>,
+}
+
+async fn segment(
+    State(app): State<Arc<AppState>>,
+    user: SignedIn,
+    Path((id, name)): Path<(String, String)>,
+    q: Result<axum::extract::Query<SegmentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let after = q.ok().and_then(|q| q.0.after);
+    match segments::list(&app, user.scope, user.actor, &id, &name, after.as_deref()).await {
         Ok(body) => html(StatusCode::OK, body),
         Err(e) => error_page(Some(user.scope), e),
     }

@@ -292,6 +292,7 @@ pub async fn campaign(
         breakdowns.push_str(&breakdown_table(&base, title, dim.as_str(), &rows));
     }
 
+    let segments = super::segments::card(app, scope, &campaign).await?;
     let recent = app.store.recent_events(campaign.id, 20).await?;
     let feed: String = recent.iter().map(feed_item).collect();
     let raw_export = if scope == Scope::Viewer {
@@ -318,7 +319,7 @@ pub async fn campaign(
          <th class=\"n\">#</th><th>Destination</th><th class=\"n\">Readers</th><th class=\"n\">Messages</th>\
          <th class=\"n\">Clicks</th></tr></thead><tbody>{link_rows}</tbody></table></div>\
          <a class=\"download\" download href=\"{base}/links?format=csv\">CSV</a></section>\
-         <section class=\"card\"><h2>Who opened, with what</h2><div class=\"grid\">{breakdowns}</div></section>\
+         {segments}<section class=\"card\"><h2>Who opened, with what</h2><div class=\"grid\">{breakdowns}</div></section>\
          <section class=\"card\"><h2>When readers open (UTC)</h2>{heatmap}\
          <a class=\"download\" download href=\"{base}/hour-of-week?format=csv\">CSV</a></section>\
          <section class=\"card\"><h2>Live <span id=\"live-status\" class=\"status\">connecting…</span></h2>\

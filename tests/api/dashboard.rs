@@ -171,6 +171,56 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
         )
         .await;
     assert_eq!(too_wide, serde_json::json!([]), "wider than a phone");
+
+    // The segments card says what the API's segments say, and leads to a segment's recipients.
+    let segments: Value = app
+        .api_get(&format!("/api/campaigns/{campaign}/segments"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let on_card = browser
+        .eval(
+            "Object.fromEntries([...document.querySelectorAll('#segments [data-segment]')].map(r => \
+             [r.dataset.segment, Number(r.querySelector('[data-value]').dataset.value)]))",
+        )
+        .await;
+    for s in [
+        "opened",
+        "clicked",
+        "machine_only",
+        "not_opened",
+        "untracked",
+    ] {
+        assert_eq!(on_card[s], segments[s], "{s}: {on_card} against {segments}");
+    }
+    browser
+        .click("#segments [data-segment=machine_only] a")
+        .await;
+    browser
+        .wait_for(
+            "document.querySelector('table.segment')",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let rows = browser
+        .eval("document.querySelectorAll('table.segment tbody tr').length")
+        .await;
+    let expected = segments["machine_only"].as_i64().unwrap().clamp(1, 500);
+    assert_eq!(rows, expected, "{segments}");
+    let too_wide = browser
+        .eval(
+            "[...document.querySelectorAll('body *')].filter(e => \
+             e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll')) \
+             .map(e => e.tagName + '.' + e.className).slice(0, 5)",
+        )
+        .await;
+    assert_eq!(
+        too_wide,
+        serde_json::json!([]),
+        "the segment page, wider than a phone"
+    );
 }
 
 fn session_cookie(r: &reqwest::Response) -> String {
