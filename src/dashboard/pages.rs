@@ -86,7 +86,7 @@ pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError>
     } else {
         format!(
             "<h1>Campaigns</h1><form method=\"get\" action=\"/compare\">\
-             <div class=\"scroll\"><table class=\"campaigns\"><thead><tr><th></th><th>Campaign</th>\
+             <div class=\"scroll\" tabindex=\"0\"><table class=\"campaigns\"><thead><tr><th></th><th>Campaign</th>\
              <th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch (ceiling)\">Open rate</th>\
              <th class=\"n\">Click rate</th><th class=\"n\">Click-to-open</th><th>Last activity</th>\
              </tr></thead><tbody>{rows}</tbody></table></div>\
@@ -143,7 +143,7 @@ fn webhooks_table(hooks: &[crate::webhooks::Webhook]) -> String {
         );
     }
     format!(
-        "<h2>Webhooks</h2><div class=\"scroll\"><table class=\"webhooks\"><thead><tr><th>#</th>\
+        "<h2>Webhooks</h2><div class=\"scroll\" tabindex=\"0\"><table class=\"webhooks\"><thead><tr><th>#</th>\
          <th>Receiver</th><th>Sends</th><th class=\"n\">Pending</th><th class=\"n\">Delivered</th>\
          <th class=\"n\">Dead</th><th class=\"n\">Latency p50</th><th>Last delivered</th>\
          <th>Status</th></tr></thead><tbody>{rows}</tbody></table></div>\
@@ -155,7 +155,7 @@ fn webhooks_table(hooks: &[crate::webhooks::Webhook]) -> String {
 fn breakdown_table(base: &str, title: &str, dim: &str, rows: &[BreakdownRow]) -> String {
     let mut out = format!(
         "<section class=\"breakdown\" data-breakdown=\"{dim}\"><h3>{title}</h3>\
-         <div class=\"scroll\"><table><thead><tr><th>{title}</th><th class=\"n\">Opened</th>\
+         <div class=\"scroll\" tabindex=\"0\"><table><thead><tr><th>{title}</th><th class=\"n\">Opened</th>\
          <th class=\"n\">by readers</th><th class=\"n\">Clicked</th></tr></thead><tbody>"
     );
     for r in rows.iter().take(10) {
@@ -315,7 +315,7 @@ pub async fn campaign(
          <span class=\"key machine\"></span>machine opens <span class=\"key click\"></span>clicks \
          · per {interval_name} (UTC) · <a href=\"/campaigns/{id}?interval={other}\">per {other}</a></p>\
          {chart}<a class=\"download\" download href=\"{base}/timeseries?interval={interval_name}&amp;format=csv\">CSV</a></section>\
-         <section class=\"card\"><h2>Links</h2><div class=\"scroll\"><table class=\"links\"><thead><tr>\
+         <section class=\"card\"><h2>Links</h2><div class=\"scroll\" tabindex=\"0\"><table class=\"links\"><thead><tr>\
          <th class=\"n\">#</th><th>Destination</th><th class=\"n\">Readers</th><th class=\"n\">Messages</th>\
          <th class=\"n\">Clicks</th></tr></thead><tbody>{link_rows}</tbody></table></div>\
          <a class=\"download\" download href=\"{base}/links?format=csv\">CSV</a></section>\
@@ -324,7 +324,7 @@ pub async fn campaign(
          <a class=\"download\" download href=\"{base}/hour-of-week?format=csv\">CSV</a></section>\
          <section class=\"card\"><h2>Live <span id=\"live-status\" class=\"status\">connecting…</span></h2>\
          <p class=\"hint\"><span id=\"live-count\">0</span> new since this page was opened.</p>\
-         <ol id=\"live-feed\" data-source=\"/campaigns/{id}/live\">{feed}</ol></section>\
+         <ol id=\"live-feed\" tabindex=\"0\" aria-label=\"Latest events\" data-source=\"/campaigns/{id}/live\">{feed}</ol></section>\
          <section class=\"card downloads\"><h2>Downloads</h2>\
          <a class=\"download\" id=\"download-report\" download href=\"{base}/report?format=csv\">Headline figures (CSV)</a>\
          <a class=\"download\" download href=\"{base}/report?format=ndjson\">Headline figures (NDJSON)</a>{raw_export}</section>",
@@ -437,7 +437,7 @@ pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<Str
         "Compare",
         Some(scope),
         &format!(
-            "<h1>Side by side</h1><div class=\"scroll\"><table class=\"compare\"><thead><tr>{head}</tr></thead>\
+            "<h1>Side by side</h1><div class=\"scroll\" tabindex=\"0\"><table class=\"compare\"><thead><tr>{head}</tr></thead>\
              <tbody>{body}</tbody></table></div>\
              <a class=\"download\" download href=\"/api/compare?campaigns={}&amp;format=csv\">CSV</a>",
             ids.join(",")

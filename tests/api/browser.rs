@@ -152,6 +152,32 @@ impl Browser {
         }
     }
 
+    /// What axe-core (npm, injected into the page) finds serious or critical on the page as it
+    /// is now: each rule's id with the first elements it names. `.ci/test` installs axe-core and
+    /// says where (`MAILBEACON_TEST_AXE`).
+    pub async fn serious_accessibility_violations(&self) -> Vec<String> {
+        let path = std::env::var("MAILBEACON_TEST_AXE").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+            format!("{home}/.cache/mailbeacon-npm/node_modules/axe-core/axe.min.js")
+        });
+        let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("axe-core is not at {path} ({e}): run `bash .ci/test`, which installs it")
+        });
+        self.client
+            .execute(&axe, vec![])
+            .await
+            .expect("axe-core loads");
+        let found = self
+            .eval(
+                "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations \
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                 .map(v => v.id + ' (' + v.impact + '): ' + \
+                      v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))",
+            )
+            .await;
+        serde_json::from_value(found).unwrap()
+    }
+
     /// Writes a PNG screenshot of the viewport to `path`.
     pub async fn screenshot(&self, path: impl AsRef<Path>) {
         let png = self.client.screenshot().await.expect("screenshot");

@@ -1,0 +1,46 @@
+//! Every dashboard page, checked by axe-core in the real browser at a desktop's and a phone's
+//! width: no serious or critical violation.
+
+use crate::browser::Browser;
+use crate::helpers::*;
+use std::time::Duration;
+
+#[tokio::test]
+async fn every_dashboard_page_passes_axe_core_at_1280_and_390_px() {
+    let app = TestApp::spawn().await;
+    let first = app.create_campaign("Spring sale").await;
+    seed(&app, first, 60).await;
+    let second = app.create_campaign("Spring sale, subject B").await;
+    seed(&app, second, 40).await;
+
+    let browser = Browser::start().await;
+    let mut found = Vec::new();
+    let mut check = async |path: &str, ready: &str| {
+        for (width, height) in [(1280, 1000), (390, 844)] {
+            browser.set_window_size(width, height).await;
+            browser.goto(&app.url(path)).await;
+            browser
+                .wait_for(ready, Duration::from_secs(10))
+                .await
+                .unwrap();
+            for violation in browser.serious_accessibility_violations().await {
+                found.push(format!("{path} at {width} px: {violation}"));
+            }
+        }
+    };
+    check("/login", "document.querySelector('#secret')").await;
+    browser.fill("#secret", &app.admin_token).await;
+    browser.click("form button[type=submit]").await;
+    browser
+        .wait_for("document.querySelector('h1')", Duration::from_secs(10))
+        .await
+        .unwrap();
+    check("/", "document.querySelector('table')").await;
+    let campaign = format!("/campaigns/{first}");
+    check(&campaign, "document.querySelector('[data-metric=sent]')").await;
+    let segment = format!("/campaigns/{first}/segments/machine_only");
+    check(&segment, "document.querySelector('table.segment')").await;
+    let compare = format!("/compare?campaigns={first},{second}");
+    check(&compare, "document.querySelector('h1')").await;
+    assert!(found.is_empty(), "axe-core:\n{}", found.join("\n"));
+}
