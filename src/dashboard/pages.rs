@@ -86,7 +86,7 @@ pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError>
     } else {
         format!(
             "<h1>Campaigns</h1><form method=\"get\" action=\"/compare\">\
-             <div class=\"scroll\" tabindex=\"0\"><table class=\"campaigns\"><thead><tr><th></th><th>Campaign</th>\
+             <div class=\"scroll\" tabindex=\"0\"><table class=\"campaigns\"><thead><tr><th><span class=\"visually-hidden\">Compare</span></th><th>Campaign</th>\
              <th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch (ceiling)\">Open rate</th>\
              <th class=\"n\">Click rate</th><th class=\"n\">Click-to-open</th><th>Last activity</th>\
              </tr></thead><tbody>{rows}</tbody></table></div>\
@@ -250,6 +250,12 @@ pub async fn campaign(
             machine_opens,
             "Apple prefetch, scanners, bots",
         ),
+        figure(
+            "machine_clicks",
+            "Machine clicks",
+            s.clicks.total - s.clicks.total_excluding_machine,
+            "link scanners, bots",
+        ),
     ]
     .concat();
     let definitions: String = report
@@ -343,12 +349,13 @@ pub async fn campaign(
 
 fn feed_item(e: &EventRecord) -> String {
     format!(
-        "<li data-id=\"{}\"><time>{}</time> <b>{}</b> <span class=\"class {}\">{}</span> {}</li>",
+        "<li data-id=\"{}\"><time>{}</time> <b>{}</b> <span class=\"class {}\">{}</span>{} {}</li>",
         e.id,
         e.received_at.format("%H:%M:%S"),
         e.kind.as_str(),
         esc(&e.class),
         esc(&e.class.replace('_', " ")),
+        reasons(&e.reasons),
         esc(&[
             e.client.as_deref(),
             Some(e.device.as_str()),
@@ -361,6 +368,14 @@ fn feed_item(e: &EventRecord) -> String {
     )
 }
 
+/// Why an event got its class, after the class: ` (ua:apple-mpp)`; nothing for a plain reader.
+fn reasons(reasons: &str) -> String {
+    match reasons.trim() {
+        "" => String::new(),
+        r => format!(" <small class=\"reasons\">({})</small>", esc(r)),
+    }
+}
+
 /// One event for the live feed: what the page shows, without the recipient.
 pub fn live_event(e: &EventRecord) -> Event {
     let data = serde_json::json!({
@@ -368,6 +383,7 @@ pub fn live_event(e: &EventRecord) -> Event {
         "kind": e.kind,
         "received_at": e.received_at,
         "class": e.class,
+        "reasons": e.reasons,
         "client": e.client,
         "device": e.device,
         "country": e.country,

@@ -64,6 +64,18 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
     let machine = api["opens"]["total"].as_i64().unwrap()
         - api["opens"]["total_excluding_machine"].as_i64().unwrap();
     assert_eq!(figure("machine_opens"), machine.to_string());
+    let machine_clicks = api["clicks"]["total"].as_i64().unwrap()
+        - api["clicks"]["total_excluding_machine"].as_i64().unwrap();
+    assert!(machine_clicks > 0, "the seed has scanners' clicks");
+    assert_eq!(figure("machine_clicks"), machine_clicks.to_string());
+    // The live feed says why an event is a machine's.
+    let reasons = browser
+        .eval("[...document.querySelectorAll('#live-feed .reasons')].map(e => e.textContent)")
+        .await;
+    assert!(
+        reasons.as_array().is_some_and(|r| !r.is_empty()),
+        "{reasons}"
+    );
     assert_eq!(figure("sent"), want.sent.to_string());
     let (floor, ceiling) = (
         api["open_rate_range"]["floor"].as_f64().unwrap(),

@@ -23,7 +23,14 @@ document.addEventListener("DOMContentLoaded", () => {
     cls.className = "class " + e.class;
     cls.textContent = e.class.replace(/_/g, " ");
     const rest = [e.client, e.device, e.country].filter(Boolean).join(" · ");
-    item.append(time, " ", kind, " ", cls, " ", rest);
+    item.append(time, " ", kind, " ", cls);
+    if (e.reasons) {
+      const why = document.createElement("small");
+      why.className = "reasons";
+      why.textContent = "(" + e.reasons + ")";
+      item.append(" ", why);
+    }
+    item.append(" ", rest);
     feed.prepend(item);
     while (feed.children.length > 50) feed.lastElementChild.remove();
     received += 1;
