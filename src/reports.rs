@@ -159,7 +159,14 @@ pub fn series_window(
     };
     let to = match p.to.as_deref() {
         Some(s) => parse_time("to", s)?,
-        None => stats.last_activity.unwrap_or_else(Utc::now) + Duration::hours(1),
+        // The hour after the last activity, but not past now: a bucket still to come would be
+        // drawn as a fall to zero.
+        None => match stats.last_activity {
+            Some(last) => {
+                (last + Duration::hours(1)).min(Utc::now().max(last + Duration::seconds(1)))
+            }
+            None => Utc::now() + Duration::hours(1),
+        },
     };
     if to <= from {
         return Err(ApiError::Invalid(
@@ -269,4 +276,47 @@ pub async fn segment_members(
         }
     }
     Ok((members, Some(after)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_series_ends_with_the_hour_now_not_after_it() {
+        let now = Utc::now();
+        let campaign = Campaign {
+            id: CampaignId(1),
+            name: "Now".into(),
+            template_html: None,
+            created_at: now - Duration::hours(3),
+        };
+        let stats = |last: DateTime<Utc>| CampaignStats {
+            first_activity: Some(last - Duration::hours(1)),
+            campaign_id: CampaignId(1),
+            sent: 1,
+            opens: Default::default(),
+            clicks: Default::default(),
+            last_activity: Some(last),
+            click_implied_opens: 0,
+            by_class: Default::default(),
+        };
+        let hour = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
+        // Active a minute ago: the series ends with the current hour, whatever minute it is.
+        let recent = stats(now - Duration::minutes(1));
+        let to_hour = series_window(&campaign, &recent, &Options::default())
+            .unwrap()
+            .to_hour;
+        let after = Utc::now();
+        assert!(
+            hour(now) < to_hour && to_hour <= hour(after) + 1,
+            "{to_hour}"
+        );
+        // Active five hours ago: up to the hour after it, as before.
+        let last = now - Duration::hours(5);
+        let w = series_window(&campaign, &stats(last), &Options::default()).unwrap();
+        let first = last - Duration::hours(1);
+        let expected = Window::new(first, last + Duration::hours(1), Interval::Hour);
+        assert_eq!(w.to_hour, expected.unwrap().to_hour);
+    }
 }

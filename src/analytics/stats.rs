@@ -4,7 +4,7 @@ use crate::domain::CampaignId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Counts {
     pub total: i64,
     pub unique: i64,
