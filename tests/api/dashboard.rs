@@ -183,6 +183,18 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
         )
         .await;
     assert_eq!(too_wide, serde_json::json!([]), "wider than a phone");
+    // The charts' labels stay readable on it.
+    let smallest = browser
+        .eval(
+            "Math.min(...[...document.querySelectorAll('svg text')] \
+             .map(t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a))",
+        )
+        .await;
+    let smallest = smallest.as_f64().unwrap();
+    assert!(
+        smallest >= 8.5,
+        "chart text {smallest:.1} px tall on a phone"
+    );
 
     // The segments card says what the API's segments say, and leads to a segment's recipients.
     let segments: Value = app
