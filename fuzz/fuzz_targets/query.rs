@@ -18,7 +18,7 @@ use mailbeacon::api::reports::{
 };
 use mailbeacon::api::webhooks::CreateWebhook;
 use mailbeacon::classify::Class;
-use mailbeacon::store::{Campaign, CampaignStats, Counts, EventKind};
+use mailbeacon::store::{Campaign, CampaignId, CampaignStats, Counts, EventKind};
 use mailbeacon::webhooks::{self, destination, signature};
 
 fn stats() -> CampaignStats {
@@ -29,7 +29,7 @@ fn stats() -> CampaignStats {
         unique_excluding_machine: 0,
     };
     CampaignStats {
-        campaign_id: 1,
+        campaign_id: CampaignId(1),
         sent: 1,
         opens: counts.clone(),
         clicks: counts,
@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(Query(p)) = Query::<SeriesParams>::try_from_uri(&uri) {
         let campaign = Campaign {
-            id: 1,
+            id: CampaignId(1),
             name: "fuzz".into(),
             template_html: None,
             created_at: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
