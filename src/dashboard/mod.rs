@@ -4,9 +4,11 @@
 //! scope the same way the API does: viewers see aggregates only.
 
 mod charts;
+mod figures;
 mod pages;
 mod segments;
 
+use crate::analytics::CampaignReport;
 use crate::app::AppState;
 use crate::credentials::sessions as session;
 use crate::domain::Actor;
@@ -389,6 +391,13 @@ async fn live(
                 let Ok(events) = app.store.events(query).await else {
                     continue;
                 };
+                // The headline cards' new values after the events (popped last): the rollups
+                // were written in the same transactions as the events.
+                if !events.is_empty()
+                    && let Ok(stats) = app.store.campaign_stats(campaign).await
+                {
+                    ready.push(figures::live_update(&CampaignReport::from(stats)));
+                }
                 for e in events.iter().rev() {
                     ready.push(pages::live_event(e));
                 }

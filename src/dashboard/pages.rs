@@ -35,25 +35,6 @@ pub fn login(next: &str, problem: Option<&str>) -> String {
     )
 }
 
-fn figure(metric: &str, label: &str, value: i64, note: &str) -> String {
-    format!(
-        "<div class=\"figure\" data-metric=\"{metric}\" data-value=\"{value}\">\
-         <span class=\"value\">{}</span><span class=\"label\">{label}</span>\
-         <span class=\"note\">{note}</span></div>",
-        num(value)
-    )
-}
-
-fn rate_figure(metric: &str, label: &str, rate: Option<f64>, note: &str) -> String {
-    format!(
-        "<div class=\"figure\" data-metric=\"{metric}\" data-value=\"{}\">\
-         <span class=\"value\">{}</span><span class=\"label\">{label}</span>\
-         <span class=\"note\">{note}</span></div>",
-        rate.map_or(String::new(), |r| format!("{r:.6}")),
-        pct(rate)
-    )
-}
-
 pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError> {
     let list = app.store.campaigns().await?;
     let mut rows = String::new();
@@ -202,62 +183,7 @@ pub async fn campaign(
     let links = report::links(app.store.report_links(campaign.id).await?);
     let base = format!("/api/campaigns/{}", campaign.id);
 
-    let machine_opens = s.opens.total - s.opens.total_excluding_machine;
-    let figures = [
-        figure("sent", "Sent", s.sent, "messages"),
-        figure(
-            "opens_unique_excluding_machine",
-            "Opened by readers",
-            s.opens.unique_excluding_machine,
-            &format!("{} implied by a click", num(s.click_implied_opens)),
-        ),
-        figure(
-            "opens_unique",
-            "Pixel fetched",
-            s.opens.unique,
-            "messages, any fetch",
-        ),
-        format!(
-            "<div class=\"figure wide\" data-metric=\"open_rate_range\" data-floor=\"{}\" data-ceiling=\"{}\">\
-             <span class=\"value\">{} – {}</span><span class=\"label\">Open rate</span>\
-             <span class=\"note\">readers – every fetch</span></div>",
-            report.open_rate_range.floor.map_or(String::new(), |r| format!("{r:.6}")),
-            report.open_rate_range.ceiling.map_or(String::new(), |r| format!("{r:.6}")),
-            pct(report.open_rate_range.floor),
-            pct(report.open_rate_range.ceiling)
-        ),
-        figure(
-            "clicks_unique_excluding_machine",
-            "Clicked by readers",
-            s.clicks.unique_excluding_machine,
-            &format!("{} clicks in all", num(s.clicks.total)),
-        ),
-        rate_figure(
-            "reader_click_rate",
-            "Click rate",
-            report.reader_click_rate,
-            "readers' clicks / sent",
-        ),
-        rate_figure(
-            "reader_click_to_open_rate",
-            "Click-to-open",
-            report.reader_click_to_open_rate,
-            "readers",
-        ),
-        figure(
-            "machine_opens",
-            "Machine opens",
-            machine_opens,
-            "Apple prefetch, scanners, bots",
-        ),
-        figure(
-            "machine_clicks",
-            "Machine clicks",
-            s.clicks.total - s.clicks.total_excluding_machine,
-            "link scanners, bots",
-        ),
-    ]
-    .concat();
+    let figures = super::figures::cards(&report);
     let definitions: String = report
         .definitions
         .iter()

@@ -135,6 +135,19 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
         )
         .await
         .unwrap();
+    // The headline cards follow it, without a reload.
+    let readers = api["opens"]["unique_excluding_machine"].as_i64().unwrap() + 1;
+    let sent = want.sent + 1;
+    browser
+        .wait_for(
+            &format!(
+                "document.querySelector('[data-metric=opens_unique_excluding_machine]').dataset.value \
+                 === '{readers}' && document.querySelector('[data-metric=sent]').dataset.value === '{sent}'"
+            ),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
     let newest = browser.text_of("#live-feed li:first-child").await;
     assert!(
         newest.contains("open") && newest.contains("human"),

@@ -36,4 +36,15 @@ document.addEventListener("DOMContentLoaded", () => {
     received += 1;
     count.textContent = String(received);
   });
+  // The headline cards' new values, sent after new events.
+  source.addEventListener("figures", (message) => {
+    const figures = JSON.parse(message.data);
+    for (const [metric, update] of Object.entries(figures)) {
+      const card = document.querySelector(`[data-metric="${metric}"]`);
+      if (!card) continue;
+      Object.assign(card.dataset, update.data);
+      card.querySelector(".value").textContent = update.text;
+      card.querySelector(".note").textContent = update.note;
+    }
+  });
 });
