@@ -50,8 +50,8 @@ pub async fn card(app: &AppState, scope: Scope, campaign: &Campaign) -> Result<S
         };
         let _ = write!(
             rows,
-            "<tr data-segment=\"{name}\"><th scope=\"row\">{label}</th>\
-             <td class=\"n\" data-value=\"{value}\">{shown}</td><td>{note}</td><td>{links}</td></tr>",
+            "<tr data-segment=\"{name}\"><th scope=\"row\">{label}<br><small class=\"hint\">{note}</small></th>\
+             <td class=\"n\" data-value=\"{value}\">{shown}</td><td>{links}</td></tr>",
             value = count_of(&counts, segment),
             shown = num(count_of(&counts, segment) as i64),
         );
@@ -60,7 +60,7 @@ pub async fn card(app: &AppState, scope: Scope, campaign: &Campaign) -> Result<S
         "<section class=\"card\" id=\"segments\"><h2>Segments</h2>\
          <p class=\"hint\">Of {sent} messages: opened, machines only, not opened and untracked add up to it.</p>\
          <div class=\"scroll\" tabindex=\"0\"><table><thead><tr><th scope=\"col\">Segment</th>\
-         <th scope=\"col\" class=\"n\">Messages</th><th scope=\"col\">Who</th><th scope=\"col\">Recipients</th>\
+         <th scope=\"col\" class=\"n\">Messages</th><th scope=\"col\">Recipients</th>\
          </tr></thead><tbody>{rows}</tbody></table></div></section>",
         sent = num(counts.sent as i64),
     ))

@@ -186,8 +186,27 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
     browser.screenshot(&shot).await;
     assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
 
+    // No table is cut off at its container's edge (to be scrolled to).
+    let cut_off = "[...document.querySelectorAll('.scroll')].filter(e => e.scrollWidth > e.clientWidth + 1) \
+         .map(e => e.closest('[data-breakdown]')?.dataset.breakdown ?? e.firstElementChild.className)";
+    // For the message: each scrolling box's content width, own width and table.
+    let widths = "[...document.querySelectorAll('.scroll')] \
+         .map(e => [e.scrollWidth, e.clientWidth, e.firstElementChild.className])";
+    let sizes = browser.eval(widths).await;
+    assert_eq!(
+        browser.eval(cut_off).await,
+        serde_json::json!([]),
+        "at 1280 px: {sizes}"
+    );
+
     // Readable on a phone: nothing wider than the screen.
     browser.set_window_size(390, 844).await;
+    let sizes = browser.eval(widths).await;
+    assert_eq!(
+        browser.eval(cut_off).await,
+        serde_json::json!([]),
+        "at 390 px: {sizes}"
+    );
     let too_wide = browser
         .eval(
             "[...document.querySelectorAll('body *')].filter(e => \
