@@ -5,9 +5,9 @@
 use super::auth::Caller;
 use super::error::{ApiError, Invalid};
 use super::format::{self, Format, negotiate};
-use crate::analytics::report;
 use crate::analytics::rollup::Dim;
 use crate::analytics::{CampaignReport, Metric};
+use crate::analytics::{ab_test, report};
 use crate::app::AppState;
 use crate::app::existing_campaign;
 use crate::domain::AuditAction;
@@ -203,6 +203,8 @@ impl CompareParams {
 #[derive(Serialize)]
 struct Comparison {
     campaigns: Vec<Named<CampaignReport>>,
+    /// Which campaign wins on readers who opened and on readers who clicked, or "not yet".
+    winners: Vec<ab_test::Verdict>,
 }
 
 /// `GET /api/compare?campaigns=1,2`: two or more campaigns' headline figures side by side.
@@ -223,7 +225,14 @@ pub async fn compare(
         rows.extend(report.metrics());
         campaigns.push(Named { campaign, report });
     }
-    format::report(format, "comparison", Comparison { campaigns }, &rows)
+    let reports: Vec<&CampaignReport> = campaigns.iter().map(|c| &c.report).collect();
+    let winners = ab_test::winners(&reports);
+    format::report(
+        format,
+        "comparison",
+        Comparison { campaigns, winners },
+        &rows,
+    )
 }
 
 #[derive(Serialize)]

@@ -374,6 +374,33 @@ pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<Str
         }
         body.push_str("</tr>");
     }
+    let reports: Vec<&CampaignReport> = columns.iter().map(|(_, r)| r).collect();
+    let mut winners = String::new();
+    for v in crate::analytics::ab_test::winners(&reports) {
+        let metric = match v.metric {
+            "readers_opened" => "Readers who opened",
+            _ => "Readers who clicked",
+        };
+        let name = |id| {
+            columns
+                .iter()
+                .find(|(c, _)| c.id == id)
+                .map(|(c, _)| esc(&c.name))
+        };
+        let said = match v.outcome {
+            "winner" => format!(
+                "<b>{}</b> wins: {}",
+                name(v.leader).unwrap_or_default(),
+                esc(v.summary.split_once(": ").map_or("", |(_, rest)| rest))
+            ),
+            _ => esc(&v.summary),
+        };
+        let _ = write!(
+            winners,
+            "<li data-winner=\"{}\" data-outcome=\"{}\">{metric}: {said}</li>",
+            v.metric, v.outcome
+        );
+    }
     let ids: Vec<String> = columns.iter().map(|(c, _)| c.id.to_string()).collect();
     Ok(page(
         "Compare",
@@ -381,6 +408,8 @@ pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<Str
         &format!(
             "<h1>Side by side</h1><div class=\"scroll\" tabindex=\"0\"><table class=\"compare\"><thead><tr>{head}</tr></thead>\
              <tbody>{body}</tbody></table></div>\
+             <section class=\"card\"><h2>Which one wins</h2><ul class=\"winners\">{winners}</ul>\
+             <p class=\"hint\">The two best on each, by a two-proportion z-test at 95% confidence.</p></section>\
              <a class=\"download\" download href=\"/api/compare?campaigns={}&amp;format=csv\">CSV</a>",
             ids.join(",")
         ),

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server on a free port and talks HTTP to it (the
 //! browser tests also drive headless Chromium against it).
 
+mod ab_test;
 mod accessibility;
 mod browser;
 mod classification;
