@@ -3,6 +3,7 @@
 //! all render here; and its segments, read a page of messages at a time.
 
 use crate::analytics::CampaignReport;
+use crate::analytics::providers::{ProviderRow, ProviderTally};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::analytics::segments::{MessageActivity, Segment, SegmentCounts};
@@ -222,7 +223,26 @@ const SEGMENT_PAGE: usize = 1000;
 /// and a cursor to go on from, rather than reading the whole campaign in one request.
 pub const SEGMENT_SCAN: usize = 20_000;
 
-/// How many of the campaign's messages are in each segment: every message, a page at a time.
+/// Every message of the campaign with its activity, a page at a time.
+async fn each_message(
+    store: &dyn Store,
+    campaign: CampaignId,
+    mut f: impl FnMut(&MessageActivity),
+) -> Result<(), StoreError> {
+    let mut after = MessageId(0);
+    loop {
+        let page = store
+            .message_activity(campaign, after, SEGMENT_PAGE)
+            .await?;
+        page.iter().for_each(&mut f);
+        match page.last() {
+            Some(last) if page.len() == SEGMENT_PAGE => after = last.message_id,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// How many of the campaign's messages are in each segment.
 pub async fn segment_counts(
     store: &dyn Store,
     campaign: CampaignId,
@@ -231,17 +251,36 @@ pub async fn segment_counts(
         campaign_id: campaign,
         ..SegmentCounts::default()
     };
-    let mut after = MessageId(0);
-    loop {
-        let page = store
-            .message_activity(campaign, after, SEGMENT_PAGE)
-            .await?;
-        page.iter().for_each(|m| counts.add(m));
-        match page.last() {
-            Some(last) if page.len() == SEGMENT_PAGE => after = last.message_id,
-            _ => return Ok(counts),
-        }
-    }
+    each_message(store, campaign, |m| counts.add(m)).await?;
+    Ok(counts)
+}
+
+/// Both of the above from one pass over the messages (the dashboard shows both).
+pub async fn segments_and_providers(
+    store: &dyn Store,
+    campaign: CampaignId,
+) -> Result<(SegmentCounts, Vec<ProviderRow>), StoreError> {
+    let mut counts = SegmentCounts {
+        campaign_id: campaign,
+        ..SegmentCounts::default()
+    };
+    let mut tally = ProviderTally::default();
+    each_message(store, campaign, |m| {
+        counts.add(m);
+        tally.add(m);
+    })
+    .await?;
+    Ok((counts, tally.rows()))
+}
+
+/// Readers' open and click rates per mailbox provider of the campaign's recipients.
+pub async fn provider_rows(
+    store: &dyn Store,
+    campaign: CampaignId,
+) -> Result<Vec<ProviderRow>, StoreError> {
+    let mut tally = ProviderTally::default();
+    each_message(store, campaign, |m| tally.add(m)).await?;
+    Ok(tally.rows())
 }
 
 /// Up to `limit` members of `segment` among the campaign's messages after `after`, looking at

@@ -70,6 +70,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getRecipientTimeline" => ("GET", get(reports::timeline)),
         "getCampaignSegments" => ("GET", get(segments::counts)),
         "listSegmentRecipients" => ("GET", get(segments::list)),
+        "getCampaignProviders" => ("GET", get(segments::providers)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),
         "createWebhook" => ("POST", post(webhooks::create)),
         "listWebhooks" => ("GET", get(webhooks::list)),

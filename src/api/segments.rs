@@ -1,7 +1,8 @@
-//! A campaign's segments (`analytics::segments`): `GET /api/campaigns/{id}/segments` counts them
-//! (aggregates: every scope), `GET /api/campaigns/{id}/segments/{segment}` lists a segment's
-//! recipients a page at a time (per-recipient data: analysts and admins, audited). JSON, NDJSON or
-//! CSV.
+//! A campaign's segments (`analytics::segments`) and its mailbox providers, both from the pages of
+//! its messages: `GET /api/campaigns/{id}/segments` counts the segments and
+//! `GET /api/campaigns/{id}/providers` the readers per provider (aggregates: every scope);
+//! `GET /api/campaigns/{id}/segments/{segment}` lists a segment's recipients a page at a time
+//! (per-recipient data: analysts and admins, audited). JSON, NDJSON or CSV.
 
 use super::auth::Caller;
 use super::error::{ApiError, Invalid};
@@ -9,7 +10,7 @@ use super::format::{self, negotiate};
 use crate::analytics::segments::{MessageActivity, Segment};
 use crate::app::{AppState, existing_campaign};
 use crate::domain::{AuditAction, MessageId};
-use crate::reports::{SEGMENT_SCAN, segment_counts, segment_members};
+use crate::reports::{SEGMENT_SCAN, provider_rows, segment_counts, segment_members};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -43,6 +44,29 @@ pub async fn counts(
         &format!("campaign-{}-segments", campaign.id),
         &counts,
         std::slice::from_ref(&counts),
+    )?;
+    format::pending_header(response.headers_mut(), app.events.status().pending_events());
+    Ok(response)
+}
+
+/// `GET /api/campaigns/{id}/providers`: readers' open and click rates per mailbox provider.
+pub async fn providers(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<CountParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
+    let format = negotiate(&headers, q.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let rows = provider_rows(&*app.store, campaign.id).await?;
+    let json = serde_json::json!({ "campaign_id": campaign.id, "providers": rows });
+    let mut response = format::report(
+        format,
+        &format!("campaign-{}-providers", campaign.id),
+        json,
+        &rows,
     )?;
     format::pending_header(response.headers_mut(), app.events.status().pending_events());
     Ok(response)

@@ -224,7 +224,7 @@ pub async fn campaign(
         breakdowns.push_str(&breakdown_table(&base, title, dim.as_str(), &rows));
     }
 
-    let segments = super::segments::card(app, scope, &campaign).await?;
+    let segments = super::segments::cards(app, scope, &campaign).await?;
     let recent = app.store.recent_events(campaign.id, 20).await?;
     let feed: String = recent.iter().map(feed_item).collect();
     let raw_export = if scope == Scope::Viewer {

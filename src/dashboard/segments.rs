@@ -1,12 +1,13 @@
-//! The campaign page's segments card, and a segment's recipients as a page (analysts and admins:
+//! The campaign page's segments and mailbox providers cards, and a segment's recipients as a page (analysts and admins:
 //! per-recipient data, audited as the API's list is).
 
+use crate::analytics::providers::ProviderRow;
 use crate::analytics::segments::{MessageActivity, Segment, SegmentCounts};
 use crate::app::AppState;
 use crate::domain::{Actor, AuditAction, MessageId, Scope};
 use crate::error::{ApiError, Invalid};
-use crate::html::{esc, num, page};
-use crate::reports::{SEGMENT_SCAN, segment_counts, segment_members};
+use crate::html::{esc, num, page, pct};
+use crate::reports::{SEGMENT_SCAN, segment_members, segments_and_providers};
 use crate::store::{AuditEntry, Campaign};
 use std::fmt::Write;
 
@@ -33,9 +34,18 @@ const LABELS: [(Segment, &str, &str); 5] = [
     ),
 ];
 
-/// The card: each segment's count, with links to its recipients for those who may see them.
-pub async fn card(app: &AppState, scope: Scope, campaign: &Campaign) -> Result<String, ApiError> {
-    let counts = segment_counts(&*app.store, campaign.id).await?;
+/// The cards: each segment's count, with links to its recipients for those who may see them, and
+/// readers per mailbox provider (one pass over the campaign's messages for both).
+pub async fn cards(app: &AppState, scope: Scope, campaign: &Campaign) -> Result<String, ApiError> {
+    let (counts, providers) = segments_and_providers(&*app.store, campaign.id).await?;
+    Ok(format!(
+        "{}{}",
+        segments_card(scope, campaign, &counts),
+        providers_card(campaign, &providers)
+    ))
+}
+
+fn segments_card(scope: Scope, campaign: &Campaign, counts: &SegmentCounts) -> String {
     let mut rows = String::new();
     for (segment, label, note) in LABELS {
         let name = segment.as_str();
@@ -52,18 +62,48 @@ pub async fn card(app: &AppState, scope: Scope, campaign: &Campaign) -> Result<S
             rows,
             "<tr data-segment=\"{name}\"><th scope=\"row\">{label}<br><small class=\"hint\">{note}</small></th>\
              <td class=\"n\" data-value=\"{value}\">{shown}</td><td>{links}</td></tr>",
-            value = count_of(&counts, segment),
-            shown = num(count_of(&counts, segment) as i64),
+            value = count_of(counts, segment),
+            shown = num(count_of(counts, segment) as i64),
         );
     }
-    Ok(format!(
+    format!(
         "<section class=\"card\" id=\"segments\"><h2>Segments</h2>\
          <p class=\"hint\">Of {sent} messages: opened, machines only, not opened and untracked add up to it.</p>\
          <div class=\"scroll\" tabindex=\"0\"><table><thead><tr><th scope=\"col\">Segment</th>\
          <th scope=\"col\" class=\"n\">Messages</th><th scope=\"col\">Recipients</th>\
          </tr></thead><tbody>{rows}</tbody></table></div></section>",
         sent = num(counts.sent as i64),
-    ))
+    )
+}
+
+fn providers_card(campaign: &Campaign, providers: &[ProviderRow]) -> String {
+    let mut rows = String::new();
+    for p in providers {
+        let _ = write!(
+            rows,
+            "<tr data-provider=\"{name}\"><th scope=\"row\">{name}</th><td class=\"n\">{sent}</td>\
+             <td class=\"n\">{opened}</td><td class=\"n\">{open_rate}</td><td class=\"n\">{click_rate}</td></tr>",
+            name = esc(&p.provider),
+            sent = num(p.sent as i64),
+            opened = num(p.opened as i64),
+            open_rate = pct(p.open_rate),
+            click_rate = pct(p.click_rate),
+        );
+    }
+    if providers.is_empty() {
+        rows.push_str("<tr><td colspan=\"5\">No messages yet.</td></tr>");
+    }
+    format!(
+        "<section class=\"card\" id=\"providers\"><h2>Mailbox providers</h2>\
+         <p class=\"hint\">Readers per provider of the recipients' addresses: one far below the others \
+         often means its spam folder.</p>\
+         <div class=\"scroll\" tabindex=\"0\"><table class=\"providers\"><thead><tr><th scope=\"col\">Provider</th>\
+         <th scope=\"col\" class=\"n\">Sent</th><th scope=\"col\" class=\"n\">Readers</th>\
+         <th scope=\"col\" class=\"n\">Open rate</th><th scope=\"col\" class=\"n\">Click rate</th>\
+         </tr></thead><tbody>{rows}</tbody></table></div>\
+         <a class=\"download\" download href=\"/api/campaigns/{id}/providers?format=csv\">CSV</a></section>",
+        id = campaign.id
+    )
 }
 
 fn count_of(counts: &SegmentCounts, segment: Segment) -> u64 {

@@ -246,3 +246,86 @@ async fn segments(app: TestApp) {
     let (ok, _, err) = cli(&app.db_url(), &args, None);
     assert!(!ok && err.contains("names no recipient"), "{err}");
 }
+
+#[tokio::test]
+async fn providers_show_readers_per_mailbox_provider() {
+    providers(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn providers_show_readers_per_mailbox_provider_on_postgres() {
+    providers(TestApp::spawn_postgres("providers", &[]).await).await;
+}
+
+async fn providers(app: TestApp) {
+    let campaign = app.create_campaign("Providers").await;
+    let mut recipients: Vec<String> = (0..6).map(|i| format!("g{i}@gmail.com")).collect();
+    recipients.extend((0..5).map(|i| format!("o{i}@Outlook.com")));
+    recipients.extend([
+        "a@small.example".into(),
+        "b@small.example".into(),
+        "crm-1".into(),
+    ]);
+    let names: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let messages = app.register_sent(campaign, &names, "<p>hi</p>", 2).await;
+    // Four Gmail readers, one Outlook reader, one at the small domain; Apple's prefetch for the
+    // rest of Outlook's is no reader.
+    for (i, agent) in [
+        (0, CHROME),
+        (1, CHROME),
+        (2, CHROME),
+        (3, CHROME),
+        (6, CHROME),
+        (11, CHROME),
+    ]
+    .into_iter()
+    .chain((7..11).map(|i| (i, APPLE_MPP)))
+    {
+        let status = app
+            .hit(messages[i]["pixel_url"].as_str().unwrap(), agent)
+            .await;
+        assert!(status.is_success(), "{status}");
+    }
+    app.settled().await;
+    let (status, body) = get(&app, &format!("/api/campaigns/{campaign}/providers")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows: Vec<(String, i64, i64)> = (body["providers"].as_array().unwrap().iter())
+        .map(|r| {
+            let n = |k: &str| r[k].as_i64().unwrap();
+            (
+                r["provider"].as_str().unwrap().to_string(),
+                n("sent"),
+                n("opened"),
+            )
+        })
+        .collect();
+    let want = [
+        ("Gmail", 6, 4),
+        ("Outlook/Hotmail", 5, 1),
+        ("other", 2, 1),
+        ("not an address", 1, 0),
+    ];
+    let want: Vec<(String, i64, i64)> = want
+        .iter()
+        .map(|(p, s, o)| (p.to_string(), *s, *o))
+        .collect();
+    assert_eq!(rows, want, "{body}");
+    assert_eq!(
+        body["providers"][0]["open_rate"].as_f64().unwrap(),
+        4.0 / 6.0
+    );
+    let csv = app
+        .client
+        .get(app.url(&format!("/api/campaigns/{campaign}/providers?format=csv")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("provider,sent,opened,clicked,open_rate,click_rate\nGmail,6,4,0,"),
+        "{csv}"
+    );
+}
