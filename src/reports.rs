@@ -7,6 +7,7 @@ use crate::analytics::providers::{ProviderRow, ProviderTally};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::analytics::segments::{MessageActivity, Segment, SegmentCounts};
+use crate::analytics::since_send::{SinceSend, SinceSendRow};
 use crate::encode::format::{self, Format};
 use crate::error::{ApiError, Invalid};
 use crate::store::{Campaign, CampaignId, CampaignStats, MessageId, Store, StoreError};
@@ -271,6 +272,16 @@ pub async fn segments_and_providers(
     })
     .await?;
     Ok((counts, tally.rows()))
+}
+
+/// Per hour since each message was sent, the messages first read and first clicked then.
+pub async fn since_send_rows(
+    store: &dyn Store,
+    campaign: CampaignId,
+) -> Result<Vec<SinceSendRow>, StoreError> {
+    let mut curve = SinceSend::default();
+    each_message(store, campaign, |m| curve.add(m)).await?;
+    Ok(curve.rows())
 }
 
 /// Readers' open and click rates per mailbox provider of the campaign's recipients.

@@ -5,6 +5,7 @@ pub mod providers;
 pub mod report;
 pub mod rollup;
 pub mod segments;
+pub mod since_send;
 mod stats;
 
 use crate::domain::CampaignId;

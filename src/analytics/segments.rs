@@ -59,6 +59,8 @@ pub struct MessageActivity {
     pub first_read_at: Option<DateTime<Utc>>,
     /// A reader clicked a link.
     pub clicked: bool,
+    /// The first click of a reader.
+    pub first_click_at: Option<DateTime<Utc>>,
     /// The latest event of anyone or anything (a machine's included).
     pub last_event_at: Option<DateTime<Utc>>,
 }
@@ -78,6 +80,9 @@ impl MessageActivity {
             sent_at,
             first_read_at: reader().map(|f| f.received_at).min(),
             clicked: reader().any(|f| f.kind == EventKind::Click),
+            first_click_at: (reader().filter(|f| f.kind == EventKind::Click))
+                .map(|f| f.received_at)
+                .min(),
             last_event_at: facts.iter().map(|f| f.received_at).max(),
         }
     }

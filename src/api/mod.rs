@@ -71,6 +71,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getCampaignSegments" => ("GET", get(segments::counts)),
         "listSegmentRecipients" => ("GET", get(segments::list)),
         "getCampaignProviders" => ("GET", get(segments::providers)),
+        "getCampaignSinceSend" => ("GET", get(segments::since_send)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),
         "createWebhook" => ("POST", post(webhooks::create)),
         "listWebhooks" => ("GET", get(webhooks::list)),

@@ -10,7 +10,9 @@ use super::format::{self, negotiate};
 use crate::analytics::segments::{MessageActivity, Segment};
 use crate::app::{AppState, existing_campaign};
 use crate::domain::{AuditAction, MessageId};
-use crate::reports::{SEGMENT_SCAN, provider_rows, segment_counts, segment_members};
+use crate::reports::{
+    SEGMENT_SCAN, provider_rows, segment_counts, segment_members, since_send_rows,
+};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -68,6 +70,26 @@ pub async fn providers(
         json,
         &rows,
     )?;
+    format::pending_header(response.headers_mut(), app.events.status().pending_events());
+    Ok(response)
+}
+
+/// `GET /api/campaigns/{id}/since-send`: per hour after sending, the messages first read and
+/// first clicked then.
+pub async fn since_send(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<CountParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
+    let format = negotiate(&headers, q.format.as_deref())?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let rows = since_send_rows(&*app.store, campaign.id).await?;
+    let json = serde_json::json!({ "campaign_id": campaign.id, "hours": rows });
+    let name = format!("campaign-{}-since-send", campaign.id);
+    let mut response = format::report(format, &name, json, &rows)?;
     format::pending_header(response.headers_mut(), app.events.status().pending_events());
     Ok(response)
 }

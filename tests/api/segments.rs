@@ -81,6 +81,24 @@ async fn segments(app: TestApp) {
     let stats = app.stats(campaign).await;
     assert_eq!(n("sent"), stats["sent"].as_i64().unwrap(), "{stats}");
 
+    // Sent two hours ago, read now: hour 2 of the curve after sending.
+    let (status, curve) = get(&app, &format!("/api/campaigns/{campaign}/since-send")).await;
+    assert_eq!(status, StatusCode::OK, "{curve}");
+    let hours = curve["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 73);
+    let hour_2 = (
+        hours[2]["first_reads"].as_i64(),
+        hours[2]["first_clicks"].as_i64(),
+    );
+    assert_eq!(hour_2, (Some(2), Some(1)), "{curve}");
+    let total: i64 = hours
+        .iter()
+        .map(|h| h["first_reads"].as_i64().unwrap())
+        .sum();
+    // The untracked message counts too (counted, naming no one); it was sent just now: hour 0.
+    assert_eq!(hours[0]["first_reads"], 1, "{curve}");
+    assert_eq!(total, n("opened") + 1);
+
     let list =
         |segment: &str, query: &str| format!("/api/campaigns/{campaign}/segments/{segment}{query}");
     let expected = [
@@ -124,13 +142,9 @@ async fn segments(app: TestApp) {
     assert_eq!(csv.status(), StatusCode::OK);
     let text = csv.text().await.unwrap();
     let mut lines = text.lines();
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .starts_with("message_id,recipient_id,sent_at"),
-        "{text}"
-    );
+    let header =
+        "message_id,recipient_id,sent_at,first_read_at,clicked,first_click_at,last_event_at";
+    assert_eq!(lines.next(), Some(header), "{text}");
     assert!(lines.next().unwrap().contains(",quiet,"), "{text}");
     assert_eq!(lines.next(), None, "{text}");
 
