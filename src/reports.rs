@@ -52,8 +52,8 @@ pub struct Options {
     pub interval: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
-    /// UTC offset in minutes, for the hour of week.
-    pub offset_minutes: i32,
+    /// The hour of week's time zone.
+    pub zone: report::Zone,
 }
 
 /// A report, encoded: (file name without extension, bytes).
@@ -113,8 +113,9 @@ pub async fn render(
             let rows = store.report_hours(id, i64::MIN, i64::MAX).await?;
             let grid = HourOfWeek {
                 campaign_id: id,
-                utc_offset_minutes: options.offset_minutes,
-                cells: report::hour_of_week(&rows, options.offset_minutes),
+                time_zone: options.zone.name(),
+                utc_offset_minutes: options.zone.offset_minutes_at(Utc::now()),
+                cells: report::hour_of_week(&rows, options.zone),
             };
             enc(format, &grid, &grid.cells)?
         }
@@ -214,6 +215,10 @@ struct Breakdown {
 #[derive(Serialize)]
 struct HourOfWeek {
     campaign_id: CampaignId,
+    /// `+02:00`, or an IANA name such as `Europe/Berlin`.
+    time_zone: String,
+    /// The zone's offset now (a named zone's changes with daylight saving time; each cell uses
+    /// the offset of its own hour).
     utc_offset_minutes: i32,
     cells: Vec<report::HourOfWeekCell>,
 }

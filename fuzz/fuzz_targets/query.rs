@@ -114,11 +114,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(Query(p)) = Query::<HourOfWeekParams>::try_from_uri(&uri)
-        && let Ok(minutes) = p.offset_minutes()
+        && let Ok(zone) = p.zone()
     {
         // Stored hours: from real event times, before and after 1970.
         let rows = [row(0), row(-500_000), row(493_000), row(493_023)];
-        let cells = report::hour_of_week(&rows, minutes);
+        let cells = report::hour_of_week(&rows, zone);
         assert_eq!(cells.len(), 168);
         assert_eq!(cells.iter().map(|c| c.opens).sum::<i64>(), 4);
     }

@@ -210,8 +210,56 @@ pub struct HourOfWeekCell {
     pub reader_clicks: i64,
 }
 
-/// The 168 cells, Monday 00:00 first, for a UTC offset in whole minutes.
-pub fn hour_of_week(rows: &[HourCount], offset_minutes: i32) -> Vec<HourOfWeekCell> {
+/// The time zone an hour-of-week grid is drawn in: a fixed UTC offset, or a named (IANA) zone,
+/// whose offset follows its daylight saving time hour by hour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    Offset(i32),
+    Named(chrono_tz::Tz),
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone::Offset(0)
+    }
+}
+
+impl Zone {
+    /// A UTC offset as [`parse_offset`] reads it, or an IANA name such as `Europe/Berlin`.
+    pub fn parse(s: &str) -> Option<Zone> {
+        parse_offset(s)
+            .map(Zone::Offset)
+            .or_else(|| s.trim().parse().ok().map(Zone::Named))
+    }
+
+    /// Minutes east of UTC at `t`.
+    pub fn offset_minutes_at(self, t: DateTime<Utc>) -> i32 {
+        use chrono::Offset;
+        match self {
+            Zone::Offset(m) => m,
+            Zone::Named(tz) => {
+                let offset = t.with_timezone(&tz).offset().fix();
+                offset.local_minus_utc() / 60
+            }
+        }
+    }
+
+    /// As a report names it: `+02:00`, or the zone's name.
+    pub fn name(self) -> String {
+        match self {
+            Zone::Offset(m) => format!(
+                "{}{:02}:{:02}",
+                if m < 0 { '-' } else { '+' },
+                m.abs() / 60,
+                m.abs() % 60
+            ),
+            Zone::Named(tz) => tz.name().to_string(),
+        }
+    }
+}
+
+/// The 168 cells, Monday 00:00 first, in `zone`.
+pub fn hour_of_week(rows: &[HourCount], zone: Zone) -> Vec<HourOfWeekCell> {
     let mut cells: Vec<HourOfWeekCell> = (0..168)
         .map(|i| HourOfWeekCell {
             weekday: (i / 24) as u8,
@@ -220,7 +268,8 @@ pub fn hour_of_week(rows: &[HourCount], offset_minutes: i32) -> Vec<HourOfWeekCe
         })
         .collect();
     for r in rows {
-        let local = start_of(r.hour) + Duration::minutes(offset_minutes.into());
+        let at = start_of(r.hour);
+        let local = at + Duration::minutes(zone.offset_minutes_at(at).into());
         let i = local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize;
         let cell = &mut cells[i];
         let reader = !r.class.is_machine();
@@ -334,7 +383,7 @@ mod tests {
             1,
             1,
         )];
-        let cells = hour_of_week(&rows, parse_offset("+02:00").unwrap());
+        let cells = hour_of_week(&rows, Zone::parse("+02:00").unwrap());
         let hit: Vec<_> = cells.iter().filter(|c| c.opens > 0).collect();
         assert_eq!((hit[0].weekday, hit[0].hour), (1, 1));
         assert_eq!(parse_offset("-0530"), Some(-330));
@@ -344,5 +393,25 @@ mod tests {
             Some(120),
             "a URL's + decoded as a space"
         );
+    }
+
+    #[test]
+    fn a_named_zone_follows_its_daylight_saving_time() {
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        assert_eq!(berlin.name(), "Europe/Berlin");
+        assert_eq!(berlin.offset_minutes_at(at("2026-01-15T08:00:00Z")), 60);
+        assert_eq!(berlin.offset_minutes_at(at("2026-07-15T08:00:00Z")), 120);
+        // 08:00 UTC on a Thursday in January and in July: 09:00 and 10:00 in Berlin.
+        let rows = [
+            row("2026-01-15T08:00:00Z", EventKind::Open, Class::Human, 1, 1),
+            row("2026-07-16T08:00:00Z", EventKind::Open, Class::Human, 1, 1),
+        ];
+        let hit: Vec<_> = (hour_of_week(&rows, berlin).into_iter())
+            .filter(|c| c.opens > 0)
+            .map(|c| (c.weekday, c.hour))
+            .collect();
+        assert_eq!(hit, [(3, 9), (3, 10)]);
+        assert_eq!(Zone::parse("-05:30").unwrap().name(), "-05:30");
+        assert_eq!(Zone::parse("Mars/Olympus_Mons"), None);
     }
 }

@@ -82,7 +82,7 @@ impl From<SeriesParams> for Options {
             interval: p.interval,
             from: p.from,
             to: p.to,
-            offset_minutes: 0,
+            zone: Default::default(),
         }
     }
 }
@@ -140,14 +140,17 @@ pub struct HourOfWeekParams {
 }
 
 impl HourOfWeekParams {
-    /// `tz` in minutes east of UTC (0 when absent).
-    pub fn offset_minutes(&self) -> Result<i32, ApiError> {
+    /// `tz`: a UTC offset or an IANA zone (UTC when absent).
+    pub fn zone(&self) -> Result<report::Zone, ApiError> {
         match self.tz.as_deref() {
-            None => Ok(0),
-            Some(tz) => report::parse_offset(tz).ok_or_else(|| {
+            None => Ok(report::Zone::default()),
+            Some(tz) => report::Zone::parse(tz).ok_or_else(|| {
                 ApiError::Invalid(
                     Invalid::Timezone,
-                    format!("tz '{tz}' is not a UTC offset such as +02:00, -05:30 or Z"),
+                    format!(
+                        "tz '{tz}' is neither a UTC offset such as +02:00, -05:30 or Z nor a time \
+                         zone name such as Europe/Berlin"
+                    ),
                 )
             }),
         }
@@ -155,7 +158,7 @@ impl HourOfWeekParams {
 }
 
 /// `GET /api/campaigns/{id}/hour-of-week?tz=+02:00`: when recipients open and click, as 7 x 24
-/// cells (Monday first) in the given UTC offset.
+/// cells (Monday first) in the given UTC offset or time zone (`tz=Europe/Berlin`).
 pub async fn hour_of_week(
     State(app): State<Arc<AppState>>,
     _caller: Caller,
@@ -166,7 +169,7 @@ pub async fn hour_of_week(
     let p = params(q)?;
     let format = negotiate(&headers, p.format.as_deref())?;
     let options = Options {
-        offset_minutes: p.offset_minutes()?,
+        zone: p.zone()?,
         ..Options::default()
     };
     serve(&app, &id, Which::HourOfWeek, options, format).await

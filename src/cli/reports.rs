@@ -32,7 +32,7 @@ pub struct ReportArgs {
     from: Option<String>,
     #[arg(long)]
     to: Option<String>,
-    /// Hour of week: the UTC offset (+02:00).
+    /// Hour of week: a UTC offset (+02:00) or a time zone (Europe/Berlin).
     #[arg(long, allow_hyphen_values = true)]
     tz: Option<String>,
     /// The file to write; stdout when left out.
@@ -52,17 +52,18 @@ pub async fn report(ctx: &Context, args: ReportArgs, out: &mut dyn Write) -> any
         })?;
     let format = crate::encode::format::negotiate(&Default::default(), Some(&args.format))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let offset_minutes = match args.tz.as_deref() {
-        None => 0,
-        Some(tz) => crate::analytics::report::parse_offset(tz)
-            .with_context(|| format!("--tz '{tz}' is not a UTC offset such as +02:00 or -05:30"))?,
+    let zone = match args.tz.as_deref() {
+        None => Default::default(),
+        Some(tz) => crate::analytics::report::Zone::parse(tz).with_context(|| {
+            format!("--tz '{tz}' is neither a UTC offset such as +02:00 nor a zone such as Europe/Berlin")
+        })?,
     };
     let c = ctx.campaign(args.campaign).await?;
     let options = Options {
         interval: args.interval,
         from: args.from,
         to: args.to,
-        offset_minutes,
+        zone,
     };
     let (_, body) = render(&*ctx.store, &c, which, &options, format)
         .await

@@ -179,7 +179,7 @@ pub async fn campaign(
         .report_hours(campaign.id, i64::MIN, i64::MAX)
         .await?;
     let points = report::series(&hours, &window);
-    let cells = report::hour_of_week(&hours, 0);
+    let cells = report::hour_of_week(&hours, report::Zone::default());
     let links = report::links(app.store.report_links(campaign.id).await?);
     let base = format!("/api/campaigns/{}", campaign.id);
 

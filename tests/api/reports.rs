@@ -135,6 +135,15 @@ async fn reports_agree(app: TestApp) {
     )
     .await;
     assert_eq!(grid["utc_offset_minutes"], 120);
+    assert_eq!(grid["time_zone"], "+02:00");
+    // A named zone, whose offset follows daylight saving time cell by cell.
+    let named = get_json(
+        &app,
+        &format!("/api/campaigns/{campaign}/hour-of-week?tz=Europe/Berlin"),
+    )
+    .await;
+    assert_eq!(named["time_zone"], "Europe/Berlin");
+    assert_eq!(sum(&named["cells"], "opens"), want.opens);
 
     // Two campaigns side by side.
     let other = app.create_campaign("Reports B").await;
