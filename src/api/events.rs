@@ -33,30 +33,34 @@ pub struct EventsParams {
 impl EventsParams {
     /// The cursor (`after`, 0 when absent or empty) and page size (`limit`) asked for.
     pub fn page(&self) -> Result<(i64, usize), ApiError> {
-        let after = match self.after.as_deref() {
-            None | Some("") => 0,
-            Some(c) => c.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+        page(self.after.as_deref(), self.limit.as_deref())
+    }
+}
+
+/// A cursor (`after`: 0 when absent or empty) and a page size (`limit`: 1 to 10,000, default
+/// 1,000), as the paged routes take them.
+pub fn page(after: Option<&str>, limit: Option<&str>) -> Result<(i64, usize), ApiError> {
+    let after = match after {
+        None | Some("") => 0,
+        Some(c) => c.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+            ApiError::Invalid(
+                Invalid::Cursor,
+                format!("'{c}' is not a cursor from this API"),
+            )
+        })?,
+    };
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(l) => (l.parse::<usize>().ok())
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
                 ApiError::Invalid(
-                    Invalid::Cursor,
-                    format!("'{c}' is not a cursor from this API"),
+                    Invalid::Limit,
+                    format!("limit must be a number from 1 to {MAX_LIMIT}"),
                 )
             })?,
-        };
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    ApiError::Invalid(
-                        Invalid::Limit,
-                        format!("limit must be a number from 1 to {MAX_LIMIT}"),
-                    )
-                })?,
-        };
-        Ok((after, limit))
-    }
+    };
+    Ok((after, limit))
 }
 
 #[derive(Serialize)]

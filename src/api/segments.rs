@@ -6,13 +6,14 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, Invalid};
-use super::format::{self, negotiate};
+use super::format::{self, Format, negotiate};
 use crate::analytics::segments::{MessageActivity, Segment};
 use crate::app::{AppState, existing_campaign};
 use crate::domain::{AuditAction, MessageId};
 use crate::reports::{
     SEGMENT_SCAN, provider_rows, segment_counts, segment_members, since_send_rows,
 };
+use crate::store::Campaign;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -20,13 +21,35 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-const DEFAULT_LIMIT: usize = 1000;
-const MAX_LIMIT: usize = 10_000;
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CountParams {
     format: Option<String>,
+}
+
+/// The campaign a table route names and the format asked for.
+async fn table_of(
+    app: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    q: Result<Query<CountParams>, QueryRejection>,
+) -> Result<(Campaign, Format), ApiError> {
+    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
+    let format = negotiate(headers, q.format.as_deref())?;
+    Ok((existing_campaign(app, id).await?, format))
+}
+
+/// A campaign table as JSON, or its rows as CSV or NDJSON, with the journal's backlog.
+fn answer<J: Serialize, R: Serialize + Default>(
+    app: &AppState,
+    format: Format,
+    name: String,
+    json: J,
+    rows: &[R],
+) -> Result<Response, ApiError> {
+    let mut response = format::report(format, &name, json, rows)?;
+    format::pending_header(response.headers_mut(), app.events.status().pending_events());
+    Ok(response)
 }
 
 /// `GET /api/campaigns/{id}/segments`.
@@ -37,18 +60,10 @@ pub async fn counts(
     headers: HeaderMap,
     q: Result<Query<CountParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
-    let format = negotiate(&headers, q.format.as_deref())?;
-    let campaign = existing_campaign(&app, &id).await?;
+    let (campaign, format) = table_of(&app, &id, &headers, q).await?;
     let counts = segment_counts(&*app.store, campaign.id).await?;
-    let mut response = format::report(
-        format,
-        &format!("campaign-{}-segments", campaign.id),
-        &counts,
-        std::slice::from_ref(&counts),
-    )?;
-    format::pending_header(response.headers_mut(), app.events.status().pending_events());
-    Ok(response)
+    let name = format!("campaign-{}-segments", campaign.id);
+    answer(&app, format, name, &counts, std::slice::from_ref(&counts))
 }
 
 /// `GET /api/campaigns/{id}/providers`: readers' open and click rates per mailbox provider.
@@ -59,19 +74,16 @@ pub async fn providers(
     headers: HeaderMap,
     q: Result<Query<CountParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
-    let format = negotiate(&headers, q.format.as_deref())?;
-    let campaign = existing_campaign(&app, &id).await?;
+    let (campaign, format) = table_of(&app, &id, &headers, q).await?;
     let rows = provider_rows(&*app.store, campaign.id).await?;
     let json = serde_json::json!({ "campaign_id": campaign.id, "providers": rows });
-    let mut response = format::report(
+    answer(
+        &app,
         format,
-        &format!("campaign-{}-providers", campaign.id),
+        format!("campaign-{}-providers", campaign.id),
         json,
         &rows,
-    )?;
-    format::pending_header(response.headers_mut(), app.events.status().pending_events());
-    Ok(response)
+    )
 }
 
 /// `GET /api/campaigns/{id}/since-send`: per hour after sending, the messages first read and
@@ -83,15 +95,16 @@ pub async fn since_send(
     headers: HeaderMap,
     q: Result<Query<CountParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let q = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
-    let format = negotiate(&headers, q.format.as_deref())?;
-    let campaign = existing_campaign(&app, &id).await?;
+    let (campaign, format) = table_of(&app, &id, &headers, q).await?;
     let rows = since_send_rows(&*app.store, campaign.id).await?;
     let json = serde_json::json!({ "campaign_id": campaign.id, "hours": rows });
-    let name = format!("campaign-{}-since-send", campaign.id);
-    let mut response = format::report(format, &name, json, &rows)?;
-    format::pending_header(response.headers_mut(), app.events.status().pending_events());
-    Ok(response)
+    answer(
+        &app,
+        format,
+        format!("campaign-{}-since-send", campaign.id),
+        json,
+        &rows,
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -103,10 +116,10 @@ pub struct ListParams {
 }
 
 #[derive(Serialize)]
-struct SegmentPage {
+struct SegmentPage<'a> {
     campaign_id: crate::domain::CampaignId,
     segment: &'static str,
-    recipients: Vec<MessageActivity>,
+    recipients: &'a [MessageActivity],
     /// Where the next page starts (`after`); `null` once every message was looked at.
     next_cursor: Option<String>,
 }
@@ -148,7 +161,7 @@ pub async fn list(
         SegmentPage {
             campaign_id: campaign.id,
             segment: segment.as_str(),
-            recipients: recipients.clone(),
+            recipients: &recipients,
             next_cursor: next_cursor.clone(),
         },
         &recipients,
@@ -178,29 +191,6 @@ fn parse_segment(name: &str) -> Result<Segment, ApiError> {
 }
 
 fn page_params(q: &ListParams) -> Result<(MessageId, usize), ApiError> {
-    let after = match q.after.as_deref() {
-        None | Some("") => MessageId(0),
-        Some(c) => c
-            .parse::<MessageId>()
-            .ok()
-            .filter(|c| c.0 >= 0)
-            .ok_or_else(|| {
-                ApiError::Invalid(
-                    Invalid::Cursor,
-                    format!("'{c}' is not a cursor from this API"),
-                )
-            })?,
-    };
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => (l.parse::<usize>().ok())
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::Invalid(
-                    Invalid::Limit,
-                    format!("limit must be a number from 1 to {MAX_LIMIT}"),
-                )
-            })?,
-    };
-    Ok((after, limit))
+    let (after, limit) = super::events::page(q.after.as_deref(), q.limit.as_deref())?;
+    Ok((MessageId(after), limit))
 }

@@ -47,24 +47,8 @@ async fn compare_names_a_clear_winner_and_says_not_yet_otherwise() {
     );
 
     // The dashboard's comparison says the same.
-    let login = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("secret", app.admin_token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap();
-    let page = app
-        .client
-        .get(app.url(&format!("/compare?campaigns={},{}", ids[0], ids[1])))
-        .header("cookie", cookie.split(';').next().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let path = format!("/compare?campaigns={},{}", ids[0], ids[1]);
+    let (_, page) = app.dashboard_page(&app.admin_token, &path).await;
     assert!(
         page.contains(
             "data-outcome=\"winner\">Readers who opened: <b>Subject A</b> wins: 75.0% against 30.0%"

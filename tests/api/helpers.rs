@@ -264,6 +264,22 @@ impl TestApp {
             .clone()
     }
 
+    /// Signs in to the dashboard with `token` and reads the page at `path`: its status and text.
+    pub async fn dashboard_page(&self, token: &str, path: &str) -> (StatusCode, String) {
+        let login = self
+            .client
+            .post(self.url("/login"))
+            .form(&[("secret", token)]);
+        let login = login.send().await.unwrap();
+        let cookie = login.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let page = self.client.get(self.url(path)).header("cookie", cookie);
+        let page = page.send().await.unwrap();
+        (page.status(), page.text().await.unwrap())
+    }
+
     pub async fn stats(&self, campaign: i64) -> Value {
         let r = self
             .api_get(&format!("/api/campaigns/{campaign}/stats"))

@@ -185,29 +185,10 @@ async fn segments(app: TestApp) {
     assert_eq!(as_viewer(counts_path).await, StatusCode::OK);
     assert_eq!(as_viewer(list("opened", "")).await, StatusCode::FORBIDDEN);
     // The same on the dashboard, signed in with each token.
-    let dashboard = |token: String| {
-        let (client, url) = (app.client.clone(), app.url(""));
-        let page = list("opened", "").replacen("/api", "", 1);
-        async move {
-            let r = client
-                .post(format!("{url}/login"))
-                .form(&[("secret", token.as_str())]);
-            let r = r.send().await.unwrap();
-            let cookie = r.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next();
-            let r = client
-                .get(format!("{url}{page}"))
-                .header("cookie", cookie.unwrap());
-            let r = r.send().await.unwrap();
-            (r.status(), r.text().await.unwrap())
-        }
-    };
-    let (status, _) = dashboard(viewer.trim().to_string()).await;
+    let page = list("opened", "").replacen("/api", "", 1);
+    let (status, _) = app.dashboard_page(viewer.trim(), &page).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, page) = dashboard(app.admin_token.clone()).await;
+    let (status, page) = app.dashboard_page(&app.admin_token, &page).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(
         page.contains("<td>reader</td>") && page.contains("<td>images-off</td>"),
