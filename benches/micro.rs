@@ -6,7 +6,7 @@ use divan::{Bencher, black_box, counter::BytesCount};
 use mailbeacon::classify::{Classifier, Internal, StoredHit};
 use mailbeacon::instrument::{InstrumentOptions, instrument};
 use mailbeacon::store::sqlite::SqliteStore;
-use mailbeacon::store::{Campaigns, EventKind, Ingest, NewEvent, NewMessage};
+use mailbeacon::store::{Campaigns, EventKind, Ingest, NewCampaign, NewEvent, NewMessage};
 use mailbeacon::token::{KeyRing, SigningKey};
 use std::sync::Arc;
 
@@ -136,7 +136,11 @@ fn store_with_messages(
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = SqliteStore::open(&dir.path().join("bench.db"), false).unwrap();
     rt.block_on(async {
-        let c = store.create_campaign("bench", None).await.unwrap().id;
+        let c = store
+            .create_campaign(NewCampaign::named("bench"))
+            .await
+            .unwrap()
+            .id;
         let batch: Vec<NewMessage> = (1..=messages)
             .map(|i| NewMessage {
                 recipient_id: format!("r{i}@example.com"),

@@ -14,7 +14,9 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use mailbeacon::classify::{Classifier, Internal};
 use mailbeacon::store::sqlite::SqliteStore;
-use mailbeacon::store::{Campaigns, EventKind, Ingest, NewEvent, NewMessage, RecordOutcome};
+use mailbeacon::store::{
+    Campaigns, EventKind, Ingest, NewCampaign, NewEvent, NewMessage, RecordOutcome,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -318,7 +320,11 @@ async fn main() {
     let messages = counts.len() as u64;
     let started = Instant::now();
 
-    let campaign = store.create_campaign("bench", None).await.unwrap().id;
+    let campaign = store
+        .create_campaign(NewCampaign::named("bench"))
+        .await
+        .unwrap()
+        .id;
     let t0 = (Utc::now() - Duration::days(a.days + 1))
         .duration_trunc(Duration::hours(1))
         .unwrap();

@@ -15,7 +15,7 @@
 use chrono::{Duration, Utc};
 use mailbeacon::classify::{Classifier, Internal};
 use mailbeacon::store::postgres::{PostgresStore, test_schema};
-use mailbeacon::store::{Campaigns, EventKind, Ingest, NewEvent, NewMessage};
+use mailbeacon::store::{Campaigns, EventKind, Ingest, NewCampaign, NewEvent, NewMessage};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -90,7 +90,10 @@ fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
     let sent_at = Utc::now() - Duration::hours(2);
     let tracking: Vec<i64> = (0..a.messages as u64).map(|i| mix(i) as i64).collect();
     runtime.block_on(async {
-        let campaign = stores[0].create_campaign("bench", None).await.unwrap();
+        let campaign = stores[0]
+            .create_campaign(NewCampaign::named("bench"))
+            .await
+            .unwrap();
         for chunk in tracking.chunks(5000) {
             let messages = chunk
                 .iter()

@@ -72,10 +72,12 @@ pub enum Invalid {
     Webhook,
     CrossSite,
     Segment,
+    Subject,
+    Tags,
 }
 
 impl Invalid {
-    pub const ALL: [Invalid; 24] = [
+    pub const ALL: [Invalid; 26] = [
         Invalid::Query,
         Invalid::Body,
         Invalid::Time,
@@ -100,6 +102,8 @@ impl Invalid {
         Invalid::Webhook,
         Invalid::CrossSite,
         Invalid::Segment,
+        Invalid::Subject,
+        Invalid::Tags,
     ];
 
     pub fn code(self) -> &'static str {
@@ -128,6 +132,8 @@ impl Invalid {
             Invalid::Webhook => "invalid_webhook",
             Invalid::CrossSite => "cross_site_request",
             Invalid::Segment => "invalid_segment",
+            Invalid::Subject => "invalid_subject",
+            Invalid::Tags => "invalid_tags",
         }
     }
 }

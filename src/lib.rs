@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod campaigns;
 pub mod classify;
 pub mod cli;
 pub mod client_addr;

@@ -344,6 +344,10 @@ mod tests {
             id: CampaignId(1),
             name: "Now".into(),
             template_html: None,
+            subject: None,
+            sent_at: None,
+            tags: Vec::new(),
+            archived_at: None,
             created_at: now - Duration::hours(3),
         };
         let stats = |last: DateTime<Utc>| CampaignStats {

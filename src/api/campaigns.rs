@@ -1,14 +1,20 @@
-//! `POST /api/campaigns`, `GET /api/campaigns`.
+//! `/api/campaigns`: campaigns made, listed (with their headline rates), read, renamed,
+//! tagged, archived and deleted.
 
 use super::auth::{Caller, Writer};
 use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
-use crate::app::AppState;
-use crate::store::Campaign;
+use crate::app::{AppState, existing_campaign};
+use crate::campaigns::{self, valid_name, valid_subject, valid_tags};
+use crate::store::{
+    Archived, Campaign, CampaignDeletion, CampaignEdit, ListedCampaign, NewCampaign,
+};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
 
 #[derive(Deserialize)]
@@ -17,6 +23,10 @@ pub struct CreateCampaign {
     name: String,
     /// A template every message of the campaign uses when it brings no HTML of its own.
     html: Option<String>,
+    subject: Option<String>,
+    sent_at: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 pub async fn create(
@@ -31,25 +41,132 @@ pub async fn create(
     }
     let campaign = app
         .store
-        .create_campaign(name, body.html.as_deref())
+        .create_campaign(NewCampaign {
+            name,
+            template_html: body.html,
+            subject: body.subject.as_deref().map(valid_subject).transpose()?,
+            sent_at: body.sent_at.map(|t| t.with_timezone(&Utc)),
+            tags: valid_tags(&body.tags)?,
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
 
-pub fn valid_name(name: &str) -> Result<&str, ApiError> {
-    crate::domain::parse_campaign_name(name).map_err(|e| ApiError::Invalid(Invalid::Name, e))
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// `exclude` (the default), `include` or `only`.
+    archived: Option<String>,
+    /// Only campaigns with this tag.
+    tag: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct CampaignList {
-    campaigns: Vec<Campaign>,
+    campaigns: Vec<ListedCampaign>,
 }
 
 pub async fn list(
     State(app): State<Arc<AppState>>,
     _caller: Caller,
+    q: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<CampaignList>, ApiError> {
-    Ok(Json(CampaignList {
-        campaigns: app.store.campaigns().await?,
+    let Query(q) = q.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
+    let archived = match q.archived.as_deref() {
+        None | Some("exclude") => Archived::Exclude,
+        Some("include") => Archived::Include,
+        Some("only") => Archived::Only,
+        Some(other) => {
+            return Err(ApiError::Invalid(
+                Invalid::Query,
+                format!("archived: '{other}' is not one of exclude, include, only"),
+            ));
+        }
+    };
+    let tag = q
+        .tag
+        .as_deref()
+        .map(|t| crate::domain::parse_tag(t).map_err(|e| ApiError::Invalid(Invalid::Tags, e)))
+        .transpose()?;
+    let mut campaigns = app.store.campaigns(archived).await?;
+    if let Some(tag) = tag {
+        campaigns.retain(|c| c.campaign.tags.iter().any(|t| t == tag));
+    }
+    Ok(Json(CampaignList { campaigns }))
+}
+
+/// `GET /api/campaigns/{id}`.
+pub async fn get_one(
+    State(app): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Campaign>, ApiError> {
+    Ok(Json(existing_campaign(&app, &id).await?))
+}
+
+/// A field of a change: absent (left as it is), `null` (removed) or a value.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditCampaign {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    subject: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    sent_at: Option<Option<DateTime<FixedOffset>>>,
+    tags: Option<Vec<String>>,
+    archived: Option<bool>,
+}
+
+/// `PATCH /api/campaigns/{id}`: rename, change the subject, send time or tags, archive or bring
+/// back; fields left out stay as they are.
+pub async fn edit(
+    State(app): State<Arc<AppState>>,
+    _writer: Writer,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<EditCampaign>,
+) -> Result<Json<Campaign>, ApiError> {
+    let campaign = existing_campaign(&app, &id).await?;
+    let edit = CampaignEdit {
+        name: body.name.as_deref().map(valid_name).transpose()?,
+        subject: body
+            .subject
+            .map(|s| s.as_deref().map(valid_subject).transpose())
+            .transpose()?,
+        sent_at: body.sent_at.map(|t| t.map(|t| t.with_timezone(&Utc))),
+        tags: body.tags.as_deref().map(valid_tags).transpose()?,
+        archived: body.archived,
+    };
+    app.store
+        .edit_campaign(campaign.id, edit)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::CampaignNotFound(campaign.id))
+}
+
+#[derive(Serialize)]
+pub struct Deleted {
+    campaign_id: crate::domain::CampaignId,
+    removed: CampaignDeletion,
+}
+
+/// `DELETE /api/campaigns/{id}`: the campaign and everything stored of it, as erasure removes a
+/// recipient's (admins only, audited). Its pixels and links in mail already sent then answer 404.
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    caller.require_admin()?;
+    let campaign = existing_campaign(&app, &id).await?;
+    let removed = campaigns::delete(&app, caller.actor(), caller.scope, campaign.id).await?;
+    Ok(Json(Deleted {
+        campaign_id: campaign.id,
+        removed,
     }))
 }

@@ -23,7 +23,6 @@ pub mod webhooks;
 pub use crate::app::existing_campaign;
 pub use crate::domain::recipient_ref;
 pub use crate::encode::{csv_rows, to_csv, to_ndjson};
-pub use campaigns::valid_name;
 
 /// Request parsers of private modules, reachable for the fuzz targets in `fuzz/`.
 #[doc(hidden)]
@@ -37,7 +36,7 @@ pub mod parsers {
 use crate::app::AppState;
 use axum::Router;
 use axum::http::header;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use std::sync::Arc;
 
 /// The OpenAPI 3.1 document, served at `/api/openapi.json`.
@@ -59,6 +58,9 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getCampaignBreakdown" => ("GET", get(reports::breakdown)),
         "getCampaignHourOfWeek" => ("GET", get(reports::hour_of_week)),
         "compareCampaigns" => ("GET", get(reports::compare)),
+        "getCampaign" => ("GET", get(campaigns::get_one)),
+        "editCampaign" => ("PATCH", patch(campaigns::edit)),
+        "deleteCampaign" => ("DELETE", delete(campaigns::delete)),
         "listEvents" => ("GET", get(events::list)),
         "exportCampaignEvents" => ("GET", get(exports::events)),
         "eraseRecipient" => ("DELETE", delete(recipients::erase)),

@@ -1,9 +1,10 @@
-//! `mailbeacon campaign`, `instrument` and `url`: campaigns made and listed, and mail registered
-//! for a recipient from the command line.
+//! `mailbeacon campaign`, `instrument` and `url`: campaigns made, listed, edited and deleted,
+//! and mail registered for a recipient from the command line.
 
+use crate::domain::{AuditAction, parse_tags};
 use crate::messages::{MessageRequest, RegisteredMessage};
 use crate::startup::Context;
-use crate::store::CampaignId;
+use crate::store::{Archived, CampaignEdit, CampaignId, ListedCampaign, NewCampaign};
 use anyhow::Context as _;
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::{Args, Subcommand};
@@ -20,10 +21,57 @@ pub enum CampaignCommand {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
         #[arg(long)]
+        subject: Option<String>,
+        /// When the mail goes out (RFC 3339); default: the first message's send time.
+        #[arg(long, value_name = "TIME")]
+        sent_at: Option<DateTime<FixedOffset>>,
+        /// Tags, comma separated.
+        #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+        tags: Vec<String>,
+        #[arg(long)]
         json: bool,
     },
-    /// List campaigns, newest first.
+    /// List campaigns, newest first: id, send date, reader open and click rates, name, tags.
     List {
+        /// Archived campaigns too.
+        #[arg(long, conflicts_with = "archived_only")]
+        archived: bool,
+        /// Archived campaigns only.
+        #[arg(long)]
+        archived_only: bool,
+        /// Only campaigns with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a campaign, change its subject, send time or tags, archive it or bring it back.
+    Edit {
+        id: CampaignId,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "no_subject")]
+        subject: Option<String>,
+        #[arg(long)]
+        no_subject: bool,
+        #[arg(long, value_name = "TIME")]
+        sent_at: Option<DateTime<FixedOffset>>,
+        /// Replaces the tags (comma separated; "" for none).
+        #[arg(long, value_name = "TAGS")]
+        tags: Option<String>,
+        #[arg(long, conflicts_with = "unarchive")]
+        archive: bool,
+        #[arg(long)]
+        unarchive: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a campaign with its messages, links, events and rollups (as erasure does; audited).
+    Delete {
+        id: CampaignId,
+        /// Required: deleting cannot be undone.
+        #[arg(long)]
+        yes: bool,
         #[arg(long)]
         json: bool,
     },
@@ -59,7 +107,14 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match command {
-        CampaignCommand::Create { name, html, json } => {
+        CampaignCommand::Create {
+            name,
+            html,
+            subject,
+            sent_at,
+            tags,
+            json,
+        } => {
             let name = crate::domain::parse_campaign_name(&name)
                 .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let template = match html {
@@ -71,7 +126,16 @@ pub async fn run(
                 }
                 None => None,
             };
-            let campaign = ctx.store.create_campaign(name, template.as_deref()).await?;
+            let campaign = ctx
+                .store
+                .create_campaign(NewCampaign {
+                    name: name.to_string(),
+                    template_html: template,
+                    subject: subject.as_deref().map(parse_subject).transpose()?,
+                    sent_at: sent_at.map(|t| t.with_timezone(&Utc)),
+                    tags: parse_tags(&tags).map_err(|e| anyhow::anyhow!("--tags: {e}"))?,
+                })
+                .await?;
             if json {
                 serde_json::to_writer(&mut *out, &campaign)?;
                 writeln!(out)?;
@@ -79,23 +143,139 @@ pub async fn run(
                 writeln!(out, "{}", campaign.id)?;
             }
         }
-        CampaignCommand::List { json } => {
-            let campaigns = ctx.store.campaigns().await?;
+        CampaignCommand::List {
+            archived,
+            archived_only,
+            tag,
+            json,
+        } => {
+            let which = match (archived, archived_only) {
+                (_, true) => Archived::Only,
+                (true, _) => Archived::Include,
+                _ => Archived::Exclude,
+            };
+            let tag = tag
+                .as_deref()
+                .map(crate::domain::parse_tag)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--tag: {e}"))?;
+            let mut campaigns = ctx.store.campaigns(which).await?;
+            if let Some(tag) = tag {
+                campaigns.retain(|c| c.campaign.tags.iter().any(|t| t == tag));
+            }
             if json {
                 serde_json::to_writer(&mut *out, &campaigns)?;
                 writeln!(out)?;
             } else {
-                for c in campaigns {
-                    writeln!(
-                        out,
-                        "{}\t{}\t{}",
-                        c.id,
-                        c.created_at.format("%Y-%m-%d"),
-                        c.name
-                    )?;
-                }
+                list_lines(&campaigns, out)?;
             }
         }
+        CampaignCommand::Edit {
+            id,
+            name,
+            subject,
+            no_subject,
+            sent_at,
+            tags,
+            archive,
+            unarchive,
+            json,
+        } => {
+            let edit = CampaignEdit {
+                name: name
+                    .as_deref()
+                    .map(crate::domain::parse_campaign_name)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--name: {e}"))?
+                    .map(str::to_string),
+                subject: match (subject, no_subject) {
+                    (Some(s), _) => Some(Some(parse_subject(&s)?)),
+                    (None, true) => Some(None),
+                    (None, false) => None,
+                },
+                sent_at: sent_at.map(|t| Some(t.with_timezone(&Utc))),
+                tags: tags
+                    .map(|t| {
+                        let list: Vec<&str> =
+                            t.split(',').filter(|t| !t.trim().is_empty()).collect();
+                        parse_tags(&list)
+                    })
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--tags: {e}"))?,
+                archived: (archive || unarchive).then_some(archive),
+            };
+            let campaign = ctx
+                .store
+                .edit_campaign(id, edit)
+                .await?
+                .with_context(|| format!("campaign {id} does not exist"))?;
+            if json {
+                serde_json::to_writer(&mut *out, &campaign)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "campaign {}: {}", campaign.id, campaign.name)?;
+            }
+        }
+        CampaignCommand::Delete { id, yes, json } => {
+            let campaign = ctx.campaign(id).await?;
+            anyhow::ensure!(
+                yes,
+                "deleting campaign {id} ({:?}) removes its messages, links and events for good: \
+                 add --yes to do it",
+                campaign.name
+            );
+            ctx.audit_cli(AuditAction::DeleteCampaign, &format!("campaign {id}"))
+                .await?;
+            let removed = ctx
+                .store
+                .delete_campaign(id)
+                .await?
+                .with_context(|| format!("campaign {id} does not exist"))?;
+            if json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"campaign_id": id, "removed": removed}),
+                )?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "deleted campaign {id} ({:?}): {} messages, {} links, {} events",
+                    campaign.name, removed.messages, removed.links, removed.events
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_subject(s: &str) -> anyhow::Result<String> {
+    crate::domain::parse_subject(s)
+        .map(str::to_string)
+        .map_err(|e| anyhow::anyhow!("--subject: {e}"))
+}
+
+/// One line per campaign: id, send date, reader open and click rates, name, tags.
+fn list_lines(campaigns: &[ListedCampaign], out: &mut dyn Write) -> anyhow::Result<()> {
+    let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.1}%", 100.0 * r));
+    for c in campaigns {
+        let k = &c.campaign;
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}{}",
+            k.id,
+            k.sent_at
+                .map_or("-".to_string(), |t| t.format("%Y-%m-%d").to_string()),
+            pct(c.reader_open_rate),
+            pct(c.reader_click_rate),
+            k.name,
+            k.tags.join(","),
+            if k.archived_at.is_some() {
+                "\t(archived)"
+            } else {
+                ""
+            }
+        )?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub enum WebhooksCommand {
     Add {
         #[arg(long)]
         url: String,
-        /// open, click, opt_out, erasure (comma separated; default all four).
+        /// open, click, opt_out, erasure, campaign_deleted (comma separated; default all five).
         #[arg(long, value_delimiter = ',')]
         kinds: Vec<String>,
         /// Only events of these classes, or `readers` (default: every class).

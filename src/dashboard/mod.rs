@@ -5,6 +5,7 @@
 
 mod charts;
 mod figures;
+mod manage;
 mod pages;
 mod segments;
 
@@ -37,6 +38,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/logout", post(logout))
         .route("/campaigns/{id}", get(campaign))
         .route("/campaigns/{id}/live", get(live))
+        .route("/campaigns/{id}/edit", post(manage::edit))
+        .route("/campaigns/{id}/archive", post(manage::archive))
+        .route("/campaigns/{id}/delete", post(manage::delete))
         .route("/campaigns/{id}/segments/{segment}", get(segment))
         .route("/compare", get(compare))
         .route(
@@ -272,8 +276,18 @@ async fn logout(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     }
 }
 
-async fn campaigns(State(app): State<Arc<AppState>>, user: SignedIn) -> Response {
-    match pages::campaigns(&app, user.scope).await {
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    archived: Option<String>,
+}
+
+async fn campaigns(
+    State(app): State<Arc<AppState>>,
+    user: SignedIn,
+    q: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let archived = q.is_ok_and(|q| q.0.archived.as_deref() == Some("only"));
+    match pages::campaigns(&app, user.scope, archived).await {
         Ok(body) => html(StatusCode::OK, body),
         Err(e) => error_page(Some(user.scope), e),
     }

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, Invalid};
 use crate::html::{esc, num, page, pct};
 use crate::reports;
-use crate::store::{EventRecord, Scope};
+use crate::store::{Archived, Campaign, EventRecord, Scope};
 use axum::response::sse::Event;
 use std::fmt::Write;
 
@@ -35,20 +35,32 @@ pub fn login(next: &str, problem: Option<&str>) -> String {
     )
 }
 
-pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError> {
-    let list = app.store.campaigns().await?;
+/// The campaign list; `archived`: the archived ones instead.
+pub async fn campaigns(app: &AppState, scope: Scope, archived: bool) -> Result<String, ApiError> {
+    let which = if archived {
+        Archived::Only
+    } else {
+        Archived::Exclude
+    };
+    let list = app.store.campaigns(which).await?;
     let mut rows = String::new();
-    for c in &list {
+    for listed in &list {
+        let c = &listed.campaign;
         let r = CampaignReport::from(app.store.campaign_stats(c.id).await?);
         let _ = write!(
             rows,
             "<tr><td><input type=\"checkbox\" name=\"campaigns\" value=\"{id}\" \
              aria-label=\"compare {name}\"></td>\
-             <td><a href=\"/campaigns/{id}\">{name}</a></td><td class=\"n\">{sent}</td>\
+             <td><a href=\"/campaigns/{id}\">{name}</a>{details}</td><td>{sent_on}</td>\
+             <td class=\"n\">{sent}</td>\
              <td class=\"n\">{floor} – {ceiling}</td><td class=\"n\">{click}</td>\
              <td class=\"n\">{ctor}</td><td>{last}</td></tr>",
             id = c.id,
             name = esc(&c.name),
+            details = campaign_details(c),
+            sent_on = c
+                .sent_at
+                .map_or("–".into(), |t| t.format("%Y-%m-%d").to_string()),
             sent = num(r.stats.sent),
             floor = pct(r.open_rate_range.floor),
             ceiling = pct(r.open_rate_range.ceiling),
@@ -60,20 +72,34 @@ pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError>
                 .map_or("–".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
         );
     }
-    let body = if list.is_empty() {
-        "<h1>Campaigns</h1><p>No campaigns yet. Create one with <code>mailbeacon campaign create \
-         NAME</code> or <code>POST /api/campaigns</code>.</p>"
-            .to_string()
+    let (title, other) = if archived {
+        (
+            "Archived campaigns",
+            "<p><a href=\"/\">Campaigns in use</a></p>",
+        )
+    } else {
+        (
+            "Campaigns",
+            "<p><a href=\"/?archived=only\">Archived campaigns</a></p>",
+        )
+    };
+    let body = if list.is_empty() && archived {
+        format!("<h1>{title}</h1><p>No archived campaigns.</p>{other}")
+    } else if list.is_empty() {
+        format!(
+            "<h1>{title}</h1><p>No campaigns yet. Create one with <code>mailbeacon campaign create \
+             --name NAME</code> or <code>POST /api/campaigns</code>.</p>{other}"
+        )
     } else {
         format!(
-            "<h1>Campaigns</h1><form method=\"get\" action=\"/compare\">\
+            "<h1>{title}</h1><form method=\"get\" action=\"/compare\">\
              <div class=\"scroll\" tabindex=\"0\"><table class=\"campaigns\"><thead><tr><th><span class=\"visually-hidden\">Compare</span></th><th>Campaign</th>\
-             <th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch (ceiling)\">Open rate</th>\
+             <th>Sent on</th><th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch (ceiling)\">Open rate</th>\
              <th class=\"n\">Click rate</th><th class=\"n\">Click-to-open</th><th>Last activity</th>\
              </tr></thead><tbody>{rows}</tbody></table></div>\
              <button type=\"submit\">Compare selected</button></form>\
              <p class=\"hint\">Open rate: readers' opens (and click-implied opens) – every pixel fetch. \
-             Click rates leave out scanners and bots.</p>"
+             Click rates leave out scanners and bots.</p>{other}"
         )
     };
     let hooks = if scope == Scope::Admin {
@@ -82,6 +108,21 @@ pub async fn campaigns(app: &AppState, scope: Scope) -> Result<String, ApiError>
         String::new()
     };
     Ok(page("Campaigns", Some(scope), &format!("{body}{hooks}")))
+}
+
+/// A campaign's subject, tags and archive state, under its name.
+fn campaign_details(c: &Campaign) -> String {
+    let mut out = String::new();
+    if let Some(subject) = &c.subject {
+        let _ = write!(out, "<br><small class=\"subject\">{}</small>", esc(subject));
+    }
+    for tag in &c.tags {
+        let _ = write!(out, " <span class=\"tag\">{}</span>", esc(tag));
+    }
+    if c.archived_at.is_some() {
+        out.push_str(" <span class=\"tag\">archived</span>");
+    }
+    out
 }
 
 /// Admins see how delivery to each webhook endpoint is going.
@@ -239,7 +280,7 @@ pub async fn campaign(
         Interval::Day => "hour",
     };
     let body = format!(
-        "<h1>{name}</h1><p class=\"sub\">Campaign {id} · created {created}</p>\
+        "<h1>{name}</h1><p class=\"sub\">Campaign {id} · created {created}{sent_on}{details}</p>\
          <section class=\"figures\">{figures}</section>\
          <details class=\"definitions\"><summary>What these figures mean</summary><dl>{definitions}</dl></details>\
          <section class=\"card\"><h2>Opens and clicks over time</h2>\
@@ -259,10 +300,15 @@ pub async fn campaign(
          <ol id=\"live-feed\" tabindex=\"0\" aria-label=\"Latest events\" data-source=\"/campaigns/{id}/live\">{feed}</ol></section>\
          <section class=\"card downloads\"><h2>Downloads</h2>\
          <a class=\"download\" id=\"download-report\" download href=\"{base}/report?format=csv\">Headline figures (CSV)</a>\
-         <a class=\"download\" download href=\"{base}/report?format=ndjson\">Headline figures (NDJSON)</a>{raw_export}</section>",
+         <a class=\"download\" download href=\"{base}/report?format=ndjson\">Headline figures (NDJSON)</a>{raw_export}</section>{manage}",
         name = esc(&campaign.name),
         id = campaign.id,
         created = campaign.created_at.format("%Y-%m-%d %H:%M UTC"),
+        sent_on = campaign.sent_at.map_or(String::new(), |t| t
+            .format(" · sent %Y-%m-%d %H:%M UTC")
+            .to_string()),
+        details = campaign_details(&campaign),
+        manage = super::manage::card(&campaign, scope),
         interval_name = match interval {
             Interval::Hour => "hour",
             Interval::Day => "day",

@@ -39,6 +39,7 @@ actions! {
     ExportRecipient => "export_recipient": "Everything stored about a recipient exported.",
     OptOut => "opt_out": "A recipient opted out (API, CLI or the stop link).",
     EraseRecipient => "erase_recipient": "A recipient erased.",
+    DeleteCampaign => "delete_campaign": "A campaign deleted with everything stored of it.",
     PurgeEvents => "purge_events": "Events older than a date deleted.",
     RecordConsent => "record_consent": "A recipient's consent recorded.",
     ReadConsent => "read_consent": "A recipient's consent records read.",

@@ -71,23 +71,6 @@ pub fn parse_recipient_id(id: &str) -> Result<String, &'static str> {
     Ok(id.to_string())
 }
 
-/// The longest campaign name, in characters.
-pub const MAX_CAMPAIGN_NAME: usize = 200;
-
-/// A campaign name as a user gives it: trimmed, 1 to 200 characters.
-pub fn parse_campaign_name(name: &str) -> Result<&str, String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err("name must not be empty".into());
-    }
-    if name.chars().count() > MAX_CAMPAIGN_NAME {
-        return Err(format!(
-            "name must be at most {MAX_CAMPAIGN_NAME} characters"
-        ));
-    }
-    Ok(name)
-}
-
 /// The hidden link's number; real links count from 1.
 pub const HONEYPOT_LINK: u16 = 0;
 

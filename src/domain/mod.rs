@@ -3,6 +3,7 @@
 //! of the crate, so anything may import it.
 
 mod audit;
+mod campaign;
 mod events;
 mod ids;
 mod public_url;
@@ -10,6 +11,7 @@ mod scope;
 mod tracking;
 
 pub use audit::{Actor, AuditAction};
+pub use campaign::*;
 pub use events::{Class, EventKind};
 pub use ids::*;
 pub use public_url::PublicUrl;

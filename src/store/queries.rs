@@ -76,15 +76,6 @@ impl<E: Engine> SqlStore<E> {
     }
 }
 
-fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
-    Ok(Campaign {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        template_html: r.get(2)?,
-        created_at: r.get(3)?,
-    })
-}
-
 /// An earlier click of a burst becomes a scanner click too (which ones,
 /// `classify::rules::burst_members` decides; into what, `burst_relabel`): ?2 the class, ?3 the
 /// reason added.

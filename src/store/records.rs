@@ -13,7 +13,74 @@ pub struct Campaign {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template_html: Option<String>,
+    pub subject: Option<String>,
+    /// When the mail went out: as given, else the send time of the first message registered.
+    pub sent_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    /// Archived campaigns are left out of the list unless asked for; their tracking still works.
+    pub archived_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A campaign as it is made; the texts already checked (`crate::domain::parse_*`).
+#[derive(Debug, Clone, Default)]
+pub struct NewCampaign {
+    pub name: String,
+    pub template_html: Option<String>,
+    pub subject: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+}
+
+impl NewCampaign {
+    pub fn named(name: &str) -> NewCampaign {
+        NewCampaign {
+            name: name.to_string(),
+            ..NewCampaign::default()
+        }
+    }
+}
+
+/// A change to a campaign: `None` leaves a field as it is; `Some(None)` removes it.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignEdit {
+    pub name: Option<String>,
+    pub subject: Option<Option<String>>,
+    pub sent_at: Option<Option<DateTime<Utc>>>,
+    pub tags: Option<Vec<String>>,
+    pub archived: Option<bool>,
+}
+
+/// A campaign in the list, with its headline figures (read from the rollups: constant cost).
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedCampaign {
+    #[serde(flatten)]
+    pub campaign: Campaign,
+    pub sent: i64,
+    /// Messages opened by a reader, click-implied opens included (the open rate's floor).
+    pub reader_opens: i64,
+    pub reader_clicks: i64,
+    pub reader_open_rate: Option<f64>,
+    pub reader_click_rate: Option<f64>,
+}
+
+/// Which campaigns the list holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Archived {
+    #[default]
+    Exclude,
+    Include,
+    Only,
+}
+
+/// What deleting a campaign removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CampaignDeletion {
+    pub messages: u64,
+    pub links: u64,
+    pub events: u64,
+    /// Notices about its events not delivered yet, withdrawn.
+    pub webhook_notices: u64,
 }
 
 /// A message about to be stored: one mail to one recipient, with its tracked links.

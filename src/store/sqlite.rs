@@ -74,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../migrations/sqlite/0017_token_expiry.sql"),
     ),
+    (
+        18,
+        include_str!("../../migrations/sqlite/0018_campaign_details.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

@@ -24,14 +24,16 @@ pub enum NoticeKind {
     Click,
     OptOut,
     Erasure,
+    CampaignDeleted,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 4] = [
+    pub const ALL: [NoticeKind; 5] = [
         NoticeKind::Open,
         NoticeKind::Click,
         NoticeKind::OptOut,
         NoticeKind::Erasure,
+        NoticeKind::CampaignDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +42,7 @@ impl NoticeKind {
             NoticeKind::Click => "click",
             NoticeKind::OptOut => "opt_out",
             NoticeKind::Erasure => "erasure",
+            NoticeKind::CampaignDeleted => "campaign_deleted",
         }
     }
 
@@ -54,6 +57,7 @@ impl NoticeKind {
             NoticeKind::Click => "email.clicked",
             NoticeKind::OptOut => "recipient.opted_out",
             NoticeKind::Erasure => "recipient.erased",
+            NoticeKind::CampaignDeleted => "campaign.deleted",
         }
     }
 

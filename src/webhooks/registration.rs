@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     pub url: String,
-    /// open, click, opt_out, erasure (default: all four).
+    /// open, click, opt_out, erasure, campaign_deleted (default: all five).
     pub kinds: Option<Vec<String>>,
     /// Class names, or `readers` (default: every class).
     pub classes: Option<Vec<String>>,
@@ -41,14 +41,14 @@ impl CreateWebhook {
                         continue;
                     }
                     let kind = NoticeKind::parse(k).ok_or_else(|| {
-                        format!("kinds: unknown kind '{k}': use open, click, opt_out or erasure")
+                        format!("kinds: unknown kind '{k}': use open, click, opt_out, erasure or campaign_deleted")
                     })?;
                     if !kinds.contains(&kind) {
                         kinds.push(kind);
                     }
                 }
                 if kinds.is_empty() {
-                    return Err("kinds: name at least one of open, click, opt_out, erasure".into());
+                    return Err("kinds: name at least one of open, click, opt_out, erasure, campaign_deleted".into());
                 }
                 kinds
             }

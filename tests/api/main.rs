@@ -4,6 +4,7 @@
 mod ab_test;
 mod accessibility;
 mod browser;
+mod campaigns;
 mod classification;
 mod cli;
 mod concurrent_writers;

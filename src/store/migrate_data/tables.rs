@@ -35,7 +35,16 @@ const fn table(
 pub const TABLES: &[Table] = &[
     table(
         "campaigns",
-        &["id", "name", "template_html", "created_at"],
+        &[
+            "id",
+            "name",
+            "template_html",
+            "created_at",
+            "subject",
+            "sent_at",
+            "tags",
+            "archived_at",
+        ],
         &["id"],
         true,
         true,

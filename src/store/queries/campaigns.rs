@@ -4,27 +4,33 @@ use super::*;
 
 #[async_trait]
 impl<E: Engine> Campaigns for SqlStore<E> {
-    async fn create_campaign(
-        &self,
-        name: &str,
-        template_html: Option<&str>,
-    ) -> StoreResult<Campaign> {
-        let name = name.to_string();
-        let template_html = template_html.map(str::to_string);
+    async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
         self.write(move |c| {
             in_tx(c, |c| {
                 // Stored with microseconds: answer with what a later read will return.
                 let created_at = Utc::now().trunc_subsecs(6);
+                let sent_at = new.sent_at.map(|t| t.trunc_subsecs(6));
                 let id: CampaignId = c.query_one(
-                    "INSERT INTO campaigns (name, template_html, created_at) VALUES (?1, ?2, ?3)
-                     RETURNING id",
-                    params![&name, template_html.as_deref(), created_at],
+                    "INSERT INTO campaigns (name, template_html, created_at, subject, sent_at, tags)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                    params![
+                        &new.name,
+                        new.template_html.as_deref(),
+                        created_at,
+                        new.subject.as_deref(),
+                        sent_at,
+                        tags_json(&new.tags)
+                    ],
                 )?;
                 rollups::add_sent(c, id, 0)?;
                 Ok(Campaign {
                     id,
-                    name,
-                    template_html,
+                    name: new.name,
+                    template_html: new.template_html,
+                    subject: new.subject,
+                    sent_at,
+                    tags: new.tags,
+                    archived_at: None,
                     created_at,
                 })
             })
@@ -33,27 +39,130 @@ impl<E: Engine> Campaigns for SqlStore<E> {
     }
 
     async fn campaign(&self, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        self.read(move |c| read_campaign(c, id)).await
+    }
+
+    async fn campaigns(&self, archived: Archived) -> StoreResult<Vec<ListedCampaign>> {
+        let which = match archived {
+            Archived::Exclude => "WHERE c.archived_at IS NULL",
+            Archived::Include => "",
+            Archived::Only => "WHERE c.archived_at IS NOT NULL",
+        };
         self.read(move |c| {
-            c.query_row(
-                "SELECT id, name, template_html, created_at FROM campaigns WHERE id = ?1",
-                params![id],
+            c.query(
+                &format!(
+                    "SELECT c.id, c.name, NULL, c.created_at, c.subject, c.sent_at, c.tags,
+                            c.archived_at, t.sent, t.reader_opens, t.reader_clicks
+                     FROM campaigns c LEFT JOIN campaign_totals t ON t.campaign_id = c.id
+                     {which} ORDER BY c.id DESC"
+                ),
+                params![],
             )?
-            .as_ref()
-            .map(campaign_from_row)
-            .transpose()
+            .iter()
+            .map(|r| {
+                let sent: Option<i64> = r.get(8)?;
+                let sent = sent.unwrap_or(0);
+                let reader_opens = r.get::<Option<i64>>(9)?.unwrap_or(0);
+                let reader_clicks = r.get::<Option<i64>>(10)?.unwrap_or(0);
+                let rate = |n: i64| (sent > 0).then(|| n as f64 / sent as f64);
+                Ok(ListedCampaign {
+                    campaign: campaign_from_row(r)?,
+                    sent,
+                    reader_opens,
+                    reader_clicks,
+                    reader_open_rate: rate(reader_opens),
+                    reader_click_rate: rate(reader_clicks),
+                })
+            })
+            .collect()
         })
         .await
     }
 
-    async fn campaigns(&self) -> StoreResult<Vec<Campaign>> {
-        self.read(|c| {
-            c.query(
-                "SELECT id, name, NULL, created_at FROM campaigns ORDER BY id DESC",
-                params![],
-            )?
-            .iter()
-            .map(campaign_from_row)
-            .collect()
+    async fn edit_campaign(
+        &self,
+        id: CampaignId,
+        edit: CampaignEdit,
+    ) -> StoreResult<Option<Campaign>> {
+        self.write(move |c| {
+            in_tx(c, |c| {
+                let Some(mut campaign) = read_campaign(c, id)? else {
+                    return Ok(None);
+                };
+                if let Some(name) = edit.name {
+                    campaign.name = name;
+                }
+                if let Some(subject) = edit.subject {
+                    campaign.subject = subject;
+                }
+                if let Some(sent_at) = edit.sent_at {
+                    campaign.sent_at = sent_at.map(|t| t.trunc_subsecs(6));
+                }
+                if let Some(tags) = edit.tags {
+                    campaign.tags = tags;
+                }
+                match edit.archived {
+                    Some(true) if campaign.archived_at.is_none() => {
+                        campaign.archived_at = Some(Utc::now().trunc_subsecs(6));
+                    }
+                    Some(false) => campaign.archived_at = None,
+                    _ => {}
+                }
+                c.execute(
+                    "UPDATE campaigns SET name = ?2, subject = ?3, sent_at = ?4, tags = ?5,
+                                          archived_at = ?6
+                     WHERE id = ?1",
+                    params![
+                        id,
+                        &campaign.name,
+                        campaign.subject.as_deref(),
+                        campaign.sent_at,
+                        tags_json(&campaign.tags),
+                        campaign.archived_at
+                    ],
+                )?;
+                Ok(Some(campaign))
+            })
+        })
+        .await
+    }
+
+    async fn delete_campaign(&self, id: CampaignId) -> StoreResult<Option<CampaignDeletion>> {
+        self.write(move |c| {
+            in_exclusive_tx(c, |c| {
+                let Some(campaign) = read_campaign(c, id)? else {
+                    return Ok(None);
+                };
+                let of_campaign = "SELECT id FROM messages WHERE campaign_id = ?1";
+                let deletion = CampaignDeletion {
+                    // Before the events they name are gone.
+                    webhook_notices: webhooks::withdraw_campaign(c, id)?,
+                    events: c.execute("DELETE FROM events WHERE campaign_id = ?1", params![id])?,
+                    links: c.execute(
+                        &format!("DELETE FROM links WHERE message_id IN ({of_campaign})"),
+                        params![id],
+                    )?,
+                    messages: c
+                        .execute("DELETE FROM messages WHERE campaign_id = ?1", params![id])?,
+                };
+                rollups::forget_campaign(c, id)?;
+                c.execute("DELETE FROM campaigns WHERE id = ?1", params![id])?;
+                let now = Utc::now();
+                webhooks::enqueue_notice(
+                    c,
+                    crate::webhooks::NoticeKind::CampaignDeleted,
+                    now,
+                    None,
+                    &serde_json::json!({
+                        "campaign_id": id,
+                        "name": campaign.name,
+                        "deleted_at": now,
+                        "removed": deletion,
+                    }),
+                )?;
+                Ok(Some(deletion))
+            })
+            .and_then(|deletion| sql::truncate_log(c).map(|()| deletion))
         })
         .await
     }
@@ -89,6 +198,12 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                         c.execute(link, params![id, 0, url])?;
                     }
                     ids.push(id);
+                }
+                if let Some(first) = messages.iter().map(|m| m.sent_at).min() {
+                    c.execute(
+                        "UPDATE campaigns SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
+                        params![campaign, first.trunc_subsecs(6)],
+                    )?;
                 }
                 rollups::add_sent(c, campaign, ids.len() as i64)?;
                 Ok(ids)
@@ -128,4 +243,34 @@ impl<E: Engine> Campaigns for SqlStore<E> {
         })
         .await
     }
+}
+
+const CAMPAIGN_COLUMNS: &str = "SELECT id, name, template_html, created_at, subject, sent_at, tags, archived_at FROM campaigns";
+
+fn read_campaign(c: &mut dyn Conn, id: CampaignId) -> StoreResult<Option<Campaign>> {
+    c.query_row(&format!("{CAMPAIGN_COLUMNS} WHERE id = ?1"), params![id])?
+        .as_ref()
+        .map(campaign_from_row)
+        .transpose()
+}
+
+/// The first eight columns of [`CAMPAIGN_COLUMNS`].
+fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
+    let id: CampaignId = r.get(0)?;
+    let tags: String = r.get(6)?;
+    Ok(Campaign {
+        id,
+        name: r.get(1)?,
+        template_html: r.get(2)?,
+        created_at: r.get(3)?,
+        subject: r.get(4)?,
+        sent_at: r.get(5)?,
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| StoreError::Other(format!("campaign {id}: tags: {e}")))?,
+        archived_at: r.get(7)?,
+    })
+}
+
+fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).expect("strings serialize")
 }

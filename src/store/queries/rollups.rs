@@ -207,14 +207,20 @@ const ROLLUP_TABLES: [&str; 4] = [
     "rollup_dims",
 ];
 
-/// Recomputes one campaign's rollups from its messages and events.
-pub fn rebuild_campaign(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<()> {
+/// Deletes every rollup row of a campaign.
+pub fn forget_campaign(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<()> {
     for table in ROLLUP_TABLES {
         c.execute(
             &format!("DELETE FROM {table} WHERE campaign_id = ?1"),
             params![campaign],
         )?;
     }
+    Ok(())
+}
+
+/// Recomputes one campaign's rollups from its messages and events.
+pub fn rebuild_campaign(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<()> {
+    forget_campaign(c, campaign)?;
     c.execute(
         "INSERT INTO campaign_totals (campaign_id, sent, first_at, last_at)
          SELECT CAST(?1 AS BIGINT), (SELECT count(*) FROM messages WHERE campaign_id = ?1),

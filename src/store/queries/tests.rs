@@ -90,7 +90,11 @@ async fn incremental_rollups_equal_a_rebuild_from_the_event_log<E: Engine>(store
     let mut tracking = 0;
     let mut campaigns = Vec::new();
     for name in ["A", "B"] {
-        let campaign = store.create_campaign(name, None).await.unwrap().id;
+        let campaign = store
+            .create_campaign(NewCampaign::named(name))
+            .await
+            .unwrap()
+            .id;
         let messages = (0..6)
             .map(|i| {
                 tracking += 1;
@@ -213,7 +217,11 @@ mod paging {
                 let classifier = Arc::new(Classifier::builtin(Internal::default()));
                 let sent = Utc::now() - Span::hours(3);
                 for (c, name) in ["A", "B"].iter().enumerate() {
-                    let id = store.create_campaign(name, None).await.unwrap().id;
+                    let id = store
+                        .create_campaign(NewCampaign::named(name))
+                        .await
+                        .unwrap()
+                        .id;
                     let messages = (0..30)
                         .map(|i| NewMessage {
                             recipient_id: format!("{name}{i}"),
@@ -311,7 +319,7 @@ mod summaries {
             let (store, _) = SqliteStore::open(&dir.path().join("s.db"), false).unwrap();
             rt.block_on(async {
                 let sent = Utc::now() - Span::days(3);
-                let campaign = store.create_campaign("S", None).await.unwrap().id;
+                let campaign = store.create_campaign(NewCampaign::named("S")).await.unwrap().id;
                 let messages = (1..=3)
                     .map(|i| NewMessage {
                         recipient_id: format!("r{i}@example.net"),
@@ -372,7 +380,11 @@ mod summaries {
         let (store, _) = SqliteStore::open(&dir.path().join("s.db"), false).unwrap();
         let checked = rt.block_on(async {
             let sent = Utc::now() - Span::days(3);
-            let campaign = store.create_campaign("Hot", None).await.unwrap().id;
+            let campaign = store
+                .create_campaign(NewCampaign::named("Hot"))
+                .await
+                .unwrap()
+                .id;
             let message = NewMessage {
                 recipient_id: "hot@example.net".into(),
                 tracking_id: 1,
@@ -417,7 +429,11 @@ mod summaries {
 async fn a_damaged_class_is_an_error_not_a_reader() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = SqliteStore::open(&dir.path().join("t.db"), false).unwrap();
-    let campaign = store.create_campaign("Damaged", None).await.unwrap().id;
+    let campaign = store
+        .create_campaign(NewCampaign::named("Damaged"))
+        .await
+        .unwrap()
+        .id;
     let message = NewMessage {
         recipient_id: "r@example.com".into(),
         tracking_id: 1,

@@ -187,6 +187,15 @@ pub fn withdraw_recipient(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<u
     )
 }
 
+/// Withdraws every notice about a campaign's events not delivered yet, pending or dead.
+pub fn withdraw_campaign(c: &mut dyn Conn, campaign: crate::store::CampaignId) -> StoreResult<u64> {
+    c.execute(
+        "DELETE FROM webhook_outbox
+         WHERE event_id IN (SELECT id FROM events WHERE campaign_id = ?1)",
+        params![campaign],
+    )
+}
+
 pub fn create(c: &mut dyn Conn, w: &NewWebhook) -> StoreResult<i64> {
     c.query_one(
         "INSERT INTO webhook_endpoints (url, secret, kinds, classes, campaign_id, first_only,
