@@ -101,6 +101,10 @@ fuzz_target!(|data: &[u8]| {
             id: CampaignId(1),
             name: "fuzz".into(),
             template_html: None,
+            subject: None,
+            sent_at: None,
+            tags: Vec::new(),
+            archived_at: None,
             created_at: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
         };
         if let Ok(w) = series_window(&campaign, &stats(), &Options::from(p)) {
