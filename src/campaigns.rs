@@ -13,6 +13,12 @@ pub fn valid_name(name: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::Invalid(Invalid::Name, e))
 }
 
+pub fn valid_html(html: String) -> Result<String, ApiError> {
+    crate::instrument::check_html(&html)
+        .map_err(|e| ApiError::Invalid(Invalid::Html, format!("html: {e}")))?;
+    Ok(html)
+}
+
 pub fn valid_subject(subject: &str) -> Result<String, ApiError> {
     crate::domain::parse_subject(subject)
         .map(str::to_string)

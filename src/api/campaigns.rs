@@ -5,7 +5,7 @@ use super::auth::{Caller, Writer};
 use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::{AppState, existing_campaign};
-use crate::campaigns::{self, valid_name, valid_subject, valid_tags};
+use crate::campaigns::{self, valid_html, valid_name, valid_subject, valid_tags};
 use crate::store::{
     Archived, Campaign, CampaignDeletion, CampaignEdit, ListedCampaign, NewCampaign,
 };
@@ -35,15 +35,12 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateCampaign>,
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let name = valid_name(&body.name)?;
-    if let Some(html) = &body.html {
-        crate::instrument::check_html(html)
-            .map_err(|e| ApiError::Invalid(Invalid::Html, format!("html: {e}")))?;
-    }
+    let html = body.html.map(valid_html).transpose()?;
     let campaign = app
         .store
         .create_campaign(NewCampaign {
             name,
-            template_html: body.html,
+            template_html: html,
             subject: body.subject.as_deref().map(valid_subject).transpose()?,
             sent_at: body.sent_at.map(|t| t.with_timezone(&Utc)),
             tags: valid_tags(&body.tags)?,
@@ -116,6 +113,8 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub struct EditCampaign {
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    html: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     subject: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     sent_at: Option<Option<DateTime<FixedOffset>>>,
@@ -134,6 +133,10 @@ pub async fn edit(
     let campaign = existing_campaign(&app, &id).await?;
     let edit = CampaignEdit {
         name: body.name.as_deref().map(valid_name).transpose()?,
+        template_html: body
+            .html
+            .map(|h| h.map(valid_html).transpose())
+            .transpose()?,
         subject: body
             .subject
             .map(|s| s.as_deref().map(valid_subject).transpose())

@@ -50,6 +50,9 @@ pub enum CampaignCommand {
         id: CampaignId,
         #[arg(long)]
         name: Option<String>,
+        /// A new HTML template (what the click map shows, and messages without HTML use).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         #[arg(long, conflicts_with = "no_subject")]
         subject: Option<String>,
         #[arg(long)]
@@ -117,15 +120,7 @@ pub async fn run(
         } => {
             let name = crate::domain::parse_campaign_name(&name)
                 .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-            let template = match html {
-                Some(path) => {
-                    let html = read_html(Some(&path))?;
-                    crate::instrument::check_html(&html)
-                        .with_context(|| format!("{}", path.display()))?;
-                    Some(html)
-                }
-                None => None,
-            };
+            let template = html.map(|path| template(&path)).transpose()?;
             let campaign = ctx
                 .store
                 .create_campaign(NewCampaign {
@@ -173,6 +168,7 @@ pub async fn run(
         CampaignCommand::Edit {
             id,
             name,
+            html,
             subject,
             no_subject,
             sent_at,
@@ -188,6 +184,7 @@ pub async fn run(
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--name: {e}"))?
                     .map(str::to_string),
+                template_html: html.map(|path| template(&path).map(Some)).transpose()?,
                 subject: match (subject, no_subject) {
                     (Some(s), _) => Some(Some(parse_subject(&s)?)),
                     (None, true) => Some(None),
@@ -247,6 +244,13 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// An HTML template read from a file and checked.
+fn template(path: &PathBuf) -> anyhow::Result<String> {
+    let html = read_html(Some(path))?;
+    crate::instrument::check_html(&html).with_context(|| format!("{}", path.display()))?;
+    Ok(html)
 }
 
 fn parse_subject(s: &str) -> anyhow::Result<String> {

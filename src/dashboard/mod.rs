@@ -4,6 +4,7 @@
 //! scope the same way the API does: viewers see aggregates only.
 
 mod charts;
+mod click_map;
 mod figures;
 mod manage;
 mod pages;
@@ -38,6 +39,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/logout", post(logout))
         .route("/campaigns/{id}", get(campaign))
         .route("/campaigns/{id}/live", get(live))
+        .route("/campaigns/{id}/click-map", get(click_map::document))
         .route("/campaigns/{id}/edit", post(manage::edit))
         .route("/campaigns/{id}/archive", post(manage::archive))
         .route("/campaigns/{id}/delete", post(manage::delete))

@@ -292,7 +292,7 @@ pub async fn campaign(
          <th class=\"n\">#</th><th>Destination</th><th class=\"n\">Readers</th><th class=\"n\">Messages</th>\
          <th class=\"n\">Clicks</th></tr></thead><tbody>{link_rows}</tbody></table></div>\
          <a class=\"download\" download href=\"{base}/links?format=csv\">CSV</a></section>\
-         {segments}<section class=\"card\"><h2>Who opened, with what</h2><div class=\"grid\">{breakdowns}</div></section>\
+         {click_map}{segments}<section class=\"card\"><h2>Who opened, with what</h2><div class=\"grid\">{breakdowns}</div></section>\
          <section class=\"card\"><h2>When readers open (UTC)</h2>{heatmap}\
          <a class=\"download\" download href=\"{base}/hour-of-week?format=csv\">CSV</a></section>\
          <section class=\"card\"><h2>Live <span id=\"live-status\" class=\"status\">connecting…</span></h2>\
@@ -309,6 +309,7 @@ pub async fn campaign(
             .to_string()),
         details = campaign_details(&campaign),
         manage = super::manage::card(&campaign, scope),
+        click_map = super::click_map::card(&campaign),
         interval_name = match interval {
             Interval::Hour => "hour",
             Interval::Day => "day",

@@ -45,6 +45,8 @@ impl NewCampaign {
 #[derive(Debug, Clone, Default)]
 pub struct CampaignEdit {
     pub name: Option<String>,
+    /// The template (checked HTML): messages registered without HTML use it; the click map shows it.
+    pub template_html: Option<Option<String>>,
     pub subject: Option<Option<String>>,
     pub sent_at: Option<Option<DateTime<Utc>>>,
     pub tags: Option<Vec<String>>,

@@ -184,6 +184,11 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// The page's title, as WebDriver reads it (no script of ours runs in the page).
+    pub async fn title(&self) -> String {
+        self.client.title().await.expect("title")
+    }
+
     /// Resizes the browser window to `width` x `height` pixels.
     pub async fn set_window_size(&self, width: u32, height: u32) {
         self.client

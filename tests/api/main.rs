@@ -7,6 +7,7 @@ mod browser;
 mod campaigns;
 mod classification;
 mod cli;
+mod click_map;
 mod concurrent_writers;
 mod dashboard;
 mod disk_privacy;

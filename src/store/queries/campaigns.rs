@@ -92,6 +92,9 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 if let Some(name) = edit.name {
                     campaign.name = name;
                 }
+                if let Some(html) = edit.template_html {
+                    campaign.template_html = html;
+                }
                 if let Some(subject) = edit.subject {
                     campaign.subject = subject;
                 }
@@ -110,7 +113,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 }
                 c.execute(
                     "UPDATE campaigns SET name = ?2, subject = ?3, sent_at = ?4, tags = ?5,
-                                          archived_at = ?6
+                                          archived_at = ?6, template_html = ?7
                      WHERE id = ?1",
                     params![
                         id,
@@ -118,7 +121,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                         campaign.subject.as_deref(),
                         campaign.sent_at,
                         tags_json(&campaign.tags),
-                        campaign.archived_at
+                        campaign.archived_at,
+                        campaign.template_html.as_deref()
                     ],
                 )?;
                 Ok(Some(campaign))
