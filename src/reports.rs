@@ -7,12 +7,15 @@ use crate::analytics::providers::{ProviderRow, ProviderTally};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
 use crate::analytics::segments::{MessageActivity, Segment, SegmentCounts};
+use crate::analytics::send_time::{SendTime, send_time};
 use crate::analytics::since_send::{SinceSend, SinceSendRow};
+use crate::domain::ANONYMOUS_RECIPIENT;
 use crate::encode::format::{self, Format};
 use crate::error::{ApiError, Invalid};
 use crate::store::{Campaign, CampaignId, CampaignStats, MessageId, Store, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// The reports of one campaign, for the API and `mailbeacon report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +334,58 @@ pub async fn segment_members(
         }
     }
     Ok((members, Some(after)))
+}
+
+/// A recipient's best hour of the week to send, from every message of theirs.
+pub async fn recipient_send_time(
+    store: &dyn Store,
+    recipient: String,
+    zone: report::Zone,
+) -> Result<SendTime, StoreError> {
+    let messages = store.recipient_activity(vec![recipient.clone()]).await?;
+    Ok(send_time(&recipient, &messages, zone))
+}
+
+/// The best hours of the recipients of up to `limit` of the campaign's messages after `after`
+/// (each from every message of theirs, in every campaign), with the cursor to go on from; `None`
+/// once every message was looked at. Untracked (anonymous) mail names no one and is left out.
+pub async fn campaign_send_times(
+    store: &dyn Store,
+    campaign: CampaignId,
+    after: MessageId,
+    limit: usize,
+    zone: report::Zone,
+) -> Result<(Vec<SendTime>, Option<MessageId>), StoreError> {
+    let page = store.message_activity(campaign, after, limit).await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|m| m.message_id))
+        .flatten();
+    let mut recipients: Vec<String> = Vec::with_capacity(page.len());
+    for m in page {
+        if !m.recipient_id.starts_with(ANONYMOUS_RECIPIENT) && !recipients.contains(&m.recipient_id)
+        {
+            recipients.push(m.recipient_id);
+        }
+    }
+    let activity = store.recipient_activity(recipients.clone()).await?;
+    let mut by_recipient: HashMap<&str, Vec<MessageActivity>> = HashMap::new();
+    for m in &activity {
+        by_recipient
+            .entry(m.recipient_id.as_str())
+            .or_default()
+            .push(m.clone());
+    }
+    let rows = recipients
+        .iter()
+        .map(|r| {
+            send_time(
+                r,
+                by_recipient.get(r.as_str()).map_or(&[], Vec::as_slice),
+                zone,
+            )
+        })
+        .collect();
+    Ok((rows, next))
 }
 
 #[cfg(test)]

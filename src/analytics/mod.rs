@@ -5,6 +5,7 @@ pub mod providers;
 pub mod report;
 pub mod rollup;
 pub mod segments;
+pub mod send_time;
 pub mod since_send;
 mod stats;
 

@@ -18,6 +18,7 @@ pub use crate::limits::rate_limit;
 mod recipients;
 pub mod reports;
 mod segments;
+mod send_times;
 pub mod webhooks;
 
 pub use crate::app::existing_campaign;
@@ -74,6 +75,8 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "listSegmentRecipients" => ("GET", get(segments::list)),
         "getCampaignProviders" => ("GET", get(segments::providers)),
         "getCampaignSinceSend" => ("GET", get(segments::since_send)),
+        "getRecipientSendTime" => ("GET", get(send_times::one)),
+        "listCampaignSendTimes" => ("GET", get(send_times::campaign)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),
         "createWebhook" => ("POST", post(webhooks::create)),
         "listWebhooks" => ("GET", get(webhooks::list)),

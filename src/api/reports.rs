@@ -142,19 +142,24 @@ pub struct HourOfWeekParams {
 impl HourOfWeekParams {
     /// `tz`: a UTC offset or an IANA zone (UTC when absent).
     pub fn zone(&self) -> Result<report::Zone, ApiError> {
-        match self.tz.as_deref() {
-            None => Ok(report::Zone::default()),
-            Some(tz) => report::Zone::parse(tz).ok_or_else(|| {
-                ApiError::Invalid(
-                    Invalid::Timezone,
-                    format!(
-                        "tz '{tz}' is neither a UTC offset such as +02:00, -05:30 or Z nor a time \
-                         zone name such as Europe/Berlin"
-                    ),
-                )
-            }),
-        }
+        zone(self.tz.as_deref())
     }
+}
+
+/// `tz`: a UTC offset or an IANA zone (UTC when absent).
+pub fn zone(tz: Option<&str>) -> Result<report::Zone, ApiError> {
+    let Some(tz) = tz else {
+        return Ok(report::Zone::default());
+    };
+    report::Zone::parse(tz).ok_or_else(|| {
+        ApiError::Invalid(
+            Invalid::Timezone,
+            format!(
+                "tz '{tz}' is neither a UTC offset such as +02:00, -05:30 or Z nor a time zone \
+                 name such as Europe/Berlin"
+            ),
+        )
+    })
 }
 
 /// `GET /api/campaigns/{id}/hour-of-week?tz=+02:00`: when recipients open and click, as 7 x 24

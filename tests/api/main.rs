@@ -24,6 +24,7 @@ mod privacy;
 mod readme;
 mod reports;
 mod segments;
+mod send_times;
 mod tls;
 mod tracker;
 mod webhooks;

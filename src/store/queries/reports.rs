@@ -135,6 +135,14 @@ impl<E: Engine> Reports for SqlStore<E> {
             .await
     }
 
+    async fn recipient_activity(
+        &self,
+        recipients: Vec<String>,
+    ) -> StoreResult<Vec<MessageActivity>> {
+        self.read(move |c| segments::recipient_activity(c, &recipients))
+            .await
+    }
+
     async fn recent_events(
         &self,
         campaign: CampaignId,

@@ -19,6 +19,31 @@ pub(super) fn message_activity(
          WHERE campaign_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         params![campaign, after, limit],
     )?;
+    with_activity(c, messages)
+}
+
+/// Every message of these recipients, in every campaign, with its activity.
+pub(super) fn recipient_activity(
+    c: &mut dyn Conn,
+    recipients: &[String],
+) -> StoreResult<Vec<MessageActivity>> {
+    if recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    let messages = c.query(
+        &format!(
+            "SELECT id, recipient_id, sent_at, purged_facts FROM messages
+             WHERE recipient_id {} ORDER BY id",
+            sql::in_json_array(c.dialect(), false)
+        ),
+        params![json_array(recipients)],
+    )?;
+    with_activity(c, messages)
+}
+
+/// Rows of (id, recipient_id, sent_at, purged_facts) with what their events came to: one read of
+/// the events for all of them.
+fn with_activity(c: &mut dyn Conn, messages: Vec<sql::Row>) -> StoreResult<Vec<MessageActivity>> {
     let mut facts: HashMap<MessageId, Vec<Fact>> = HashMap::new();
     let ids: Vec<MessageId> = (messages.iter())
         .map(|r| r.get(0))

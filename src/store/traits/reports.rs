@@ -45,6 +45,13 @@ pub trait Reports: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<MessageActivity>>;
 
+    /// Every message of these recipients, in every campaign, oldest first, with its activity
+    /// (a recipient's best hour to send).
+    async fn recipient_activity(
+        &self,
+        recipients: Vec<String>,
+    ) -> StoreResult<Vec<MessageActivity>>;
+
     /// The latest events of a campaign, newest first (the dashboard's live feed starts with them).
     async fn recent_events(
         &self,
