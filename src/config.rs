@@ -207,6 +207,14 @@ pub struct Settings {
     #[arg(long, env = "MAILBEACON_TLS_KEY", global = true, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// A mailbox provider whose readers open less than this share of its trailing average in a
+    /// campaign's first day is reported (webhook `provider_drop`, metrics, log); 0 turns it off
+    /// (default 0.5).
+    #[arg(long, env = "MAILBEACON_PROVIDER_DROP_RATIO", global = true, value_name = "RATIO",
+          value_parser = parse_ratio)]
+    #[serde(default, deserialize_with = "deserialize_ratio")]
+    pub provider_drop_ratio: Option<f64>,
+
     /// Seconds a webhook receiver has to answer before the attempt counts as failed (default 10).
     #[arg(long, env = "MAILBEACON_WEBHOOK_TIMEOUT", global = true, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -281,6 +289,7 @@ pub struct Resolved {
     pub body_timeout: std::time::Duration,
     pub retention_days: Option<u32>,
     pub api_rate_limit: u32,
+    pub provider_drop_ratio: f64,
     pub webhooks: crate::webhook_delivery::DeliverySettings,
     /// `--tls-cert` and `--tls-key`, when both are given.
     pub tls_cert: Option<PathBuf>,
@@ -334,6 +343,7 @@ impl Settings {
         self.body_timeout = self.body_timeout.or(file.body_timeout);
         self.retention_days = self.retention_days.or(file.retention_days);
         self.api_rate_limit = self.api_rate_limit.or(file.api_rate_limit);
+        self.provider_drop_ratio = self.provider_drop_ratio.or(file.provider_drop_ratio);
         self.tls_cert = self.tls_cert.or(file.tls_cert);
         self.tls_key = self.tls_key.or(file.tls_key);
         self.webhook_timeout = self.webhook_timeout.or(file.webhook_timeout);
@@ -390,6 +400,7 @@ impl Settings {
             body_timeout: std::time::Duration::from_secs(self.body_timeout.unwrap_or(30)),
             retention_days: self.retention_days,
             api_rate_limit: self.api_rate_limit.unwrap_or(100).max(1),
+            provider_drop_ratio: self.provider_drop_ratio.unwrap_or(0.5),
             webhooks: crate::webhook_delivery::DeliverySettings {
                 timeout: std::time::Duration::from_secs(self.webhook_timeout.unwrap_or(10)),
                 max_attempts: self.webhook_max_attempts.unwrap_or(12),
@@ -436,6 +447,21 @@ fn parse_retry_base(s: &str) -> Result<f64, String> {
 fn deserialize_retry_base<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     let v = f64::deserialize(d)?;
     parse_retry_base(&v.to_string())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| (0.0..=1.0).contains(v))
+        .ok_or_else(|| format!("'{s}' is not a ratio from 0 to 1"))
+}
+
+fn deserialize_ratio<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    parse_ratio(&v.to_string())
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

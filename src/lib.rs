@@ -11,6 +11,7 @@ pub mod client_addr;
 pub mod config;
 pub mod credentials;
 pub mod dashboard;
+pub mod deliverability;
 pub mod domain;
 pub mod encode;
 pub mod error;

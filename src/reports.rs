@@ -233,7 +233,7 @@ const SEGMENT_PAGE: usize = 1000;
 pub const SEGMENT_SCAN: usize = 20_000;
 
 /// Every message of the campaign with its activity, a page at a time.
-async fn each_message(
+pub(crate) async fn each_message(
     store: &dyn Store,
     campaign: CampaignId,
     mut f: impl FnMut(&MessageActivity),

@@ -273,6 +273,11 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         wake,
         state.closing.subscribe(),
     ));
+    tokio::spawn(crate::deliverability::run(
+        ctx.store.clone(),
+        ctx.settings.provider_drop_ratio,
+        state.closing.subscribe(),
+    ));
     if let Some(days) = ctx.settings.retention_days {
         println!("retention: raw events are deleted {days} days after they arrive (rollups stay)");
         tokio::spawn(retention(

@@ -82,6 +82,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "mailbeacon_webhook_requests_total",
         "Webhook requests sent, by endpoint and result.",
     ),
+    (
+        "mailbeacon_provider_drops_total",
+        "Campaigns whose readers at a mailbox provider opened far less in the first day than the provider's trailing average (checked by this process).",
+    ),
 ];
 
 const GAUGES: &[(&str, Unit, &str)] = &[
@@ -99,6 +103,11 @@ const GAUGES: &[(&str, Unit, &str)] = &[
         "mailbeacon_journal_lag_seconds",
         Unit::Seconds,
         "Age of the oldest answered event not yet stored.",
+    ),
+    (
+        "mailbeacon_provider_open_rate_ratio",
+        Unit::Count,
+        "The latest checked campaign's first-day reader open rate at a provider, divided by the provider's trailing average.",
     ),
     (
         "mailbeacon_webhook_lag_seconds",

@@ -60,6 +60,11 @@ pub fn provider(recipient_id: &str) -> Option<String> {
     Some(known.map_or(domain, |(name, _)| name.to_string()))
 }
 
+/// One of the large providers' names (as [`provider`] gives them), not a domain.
+pub fn is_large(name: &str) -> bool {
+    PROVIDERS.iter().any(|(n, _)| *n == name)
+}
+
 /// One provider's row of a campaign.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ProviderRow {
@@ -95,7 +100,7 @@ impl ProviderTally {
     /// The rows, most messages first; domains with fewer than [`MIN_DOMAIN_MESSAGES`] merged
     /// into `other`.
     pub fn rows(self) -> Vec<ProviderRow> {
-        let named = |p: &str| PROVIDERS.iter().any(|(n, _)| *n == p) || p == "not an address";
+        let named = |p: &str| is_large(p) || p == "not an address";
         let mut other = ProviderRow {
             provider: "other".into(),
             ..ProviderRow::default()

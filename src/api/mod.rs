@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod campaigns;
+mod deliverability;
 pub use crate::encode::csv_safe;
 pub use crate::error;
 mod events;
@@ -75,6 +76,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "listSegmentRecipients" => ("GET", get(segments::list)),
         "getCampaignProviders" => ("GET", get(segments::providers)),
         "getCampaignSinceSend" => ("GET", get(segments::since_send)),
+        "getProviderHistory" => ("GET", get(deliverability::history)),
         "getRecipientSendTime" => ("GET", get(send_times::one)),
         "listCampaignSendTimes" => ("GET", get(send_times::campaign)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),

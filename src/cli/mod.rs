@@ -6,6 +6,7 @@ mod dashboard_password;
 mod keys;
 mod maintenance;
 mod migrate;
+mod providers;
 mod ranges;
 mod reports;
 mod segments;
@@ -44,7 +45,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracker, the API and the metrics endpoint.
     Serve,
-    /// Create and list campaigns.
+    /// Create, list, edit and delete campaigns.
     #[command(subcommand)]
     Campaign(campaigns::CampaignCommand),
     /// Instrument one email for one recipient: reads HTML (from FILE or stdin), writes it with a
@@ -107,6 +108,10 @@ pub enum Command {
     /// Write one of a campaign's reports (what the API's report routes answer) as JSON, CSV or
     /// NDJSON.
     Report(reports::ReportArgs),
+    /// Deliverability by mailbox provider: check the campaigns due now (the server does so every
+    /// ten minutes).
+    #[command(subcommand)]
+    Providers(providers::ProvidersCommand),
     /// Count a campaign's recipients by segment (opened, clicked, machine only, not opened,
     /// untracked), or list one segment's recipients (per-recipient data, audited).
     Segments(segments::SegmentArgs),
@@ -192,6 +197,7 @@ async fn run_with_database(
         Command::DashboardPassword { scope } => dashboard_password::set(ctx, scope, out).await,
         Command::Report(args) => reports::report(ctx, args, out).await,
         Command::Segments(args) => segments::segments(ctx, args, out).await,
+        Command::Providers(command) => providers::run(ctx, command, out).await,
         Command::Stats { campaign, json } => reports::stats(ctx, campaign, json, out).await,
         Command::Export {
             campaign,

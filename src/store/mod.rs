@@ -52,7 +52,17 @@ pub use traits::*;
 /// them all on top of [`sql::Conn`] (src/store/queries/).
 #[async_trait]
 pub trait Store:
-    Campaigns + Ingest + Reports + Recipients + Access + Outbox + Maintenance + Send + Sync + 'static
+    Campaigns
+    + Deliverability
+    + Ingest
+    + Reports
+    + Recipients
+    + Access
+    + Outbox
+    + Maintenance
+    + Send
+    + Sync
+    + 'static
 {
     /// Round trip to the database, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

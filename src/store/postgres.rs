@@ -48,6 +48,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_campaign_details.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_provider_checks.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

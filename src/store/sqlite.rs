@@ -78,6 +78,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../../migrations/sqlite/0018_campaign_details.sql"),
     ),
+    (
+        19,
+        include_str!("../../migrations/sqlite/0019_provider_checks.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

@@ -25,15 +25,17 @@ pub enum NoticeKind {
     OptOut,
     Erasure,
     CampaignDeleted,
+    ProviderDrop,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 5] = [
+    pub const ALL: [NoticeKind; 6] = [
         NoticeKind::Open,
         NoticeKind::Click,
         NoticeKind::OptOut,
         NoticeKind::Erasure,
         NoticeKind::CampaignDeleted,
+        NoticeKind::ProviderDrop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,7 +45,13 @@ impl NoticeKind {
             NoticeKind::OptOut => "opt_out",
             NoticeKind::Erasure => "erasure",
             NoticeKind::CampaignDeleted => "campaign_deleted",
+            NoticeKind::ProviderDrop => "provider_drop",
         }
+    }
+
+    /// Every kind's name, comma separated, for messages.
+    pub fn names() -> String {
+        NoticeKind::ALL.map(NoticeKind::as_str).join(", ")
     }
 
     pub fn parse(s: &str) -> Option<NoticeKind> {
@@ -58,6 +66,7 @@ impl NoticeKind {
             NoticeKind::OptOut => "recipient.opted_out",
             NoticeKind::Erasure => "recipient.erased",
             NoticeKind::CampaignDeleted => "campaign.deleted",
+            NoticeKind::ProviderDrop => "deliverability.provider_drop",
         }
     }
 

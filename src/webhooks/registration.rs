@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     pub url: String,
-    /// open, click, opt_out, erasure, campaign_deleted (default: all five).
+    /// open, click, opt_out, erasure, campaign_deleted, provider_drop (default: all).
     pub kinds: Option<Vec<String>>,
     /// Class names, or `readers` (default: every class).
     pub classes: Option<Vec<String>>,
@@ -41,14 +41,17 @@ impl CreateWebhook {
                         continue;
                     }
                     let kind = NoticeKind::parse(k).ok_or_else(|| {
-                        format!("kinds: unknown kind '{k}': use open, click, opt_out, erasure or campaign_deleted")
+                        format!("kinds: unknown kind '{k}': use {}", NoticeKind::names())
                     })?;
                     if !kinds.contains(&kind) {
                         kinds.push(kind);
                     }
                 }
                 if kinds.is_empty() {
-                    return Err("kinds: name at least one of open, click, opt_out, erasure, campaign_deleted".into());
+                    return Err(format!(
+                        "kinds: name at least one of {}",
+                        NoticeKind::names()
+                    ));
                 }
                 kinds
             }

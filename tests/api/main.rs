@@ -21,6 +21,7 @@ mod mmdb;
 mod multinode;
 mod openapi_conformance;
 mod privacy;
+mod providers_over_time;
 mod readme;
 mod reports;
 mod segments;

@@ -150,6 +150,10 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                         .execute("DELETE FROM messages WHERE campaign_id = ?1", params![id])?,
                 };
                 rollups::forget_campaign(c, id)?;
+                c.execute(
+                    "DELETE FROM provider_checks WHERE campaign_id = ?1",
+                    params![id],
+                )?;
                 c.execute("DELETE FROM campaigns WHERE id = ?1", params![id])?;
                 let now = Utc::now();
                 webhooks::enqueue_notice(

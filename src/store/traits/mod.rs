@@ -2,6 +2,7 @@
 
 mod access;
 mod campaigns;
+mod deliverability;
 mod ingest;
 mod maintenance;
 mod outbox;
@@ -10,6 +11,7 @@ mod reports;
 
 pub use access::Access;
 pub use campaigns::Campaigns;
+pub use deliverability::{Deliverability, ProviderHistoryRow};
 pub use ingest::Ingest;
 pub use maintenance::Maintenance;
 pub use outbox::Outbox;
