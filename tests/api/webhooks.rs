@@ -800,7 +800,14 @@ async fn bad_webhook_settings_are_refused_with_the_field_named() {
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(
         created["kinds"],
-        json!(["open", "click", "opt_out", "erasure", "campaign_deleted"])
+        json!([
+            "open",
+            "click",
+            "opt_out",
+            "erasure",
+            "campaign_deleted",
+            "provider_drop"
+        ])
     );
     let (ok, out, _) = cli(&app.db_url(), &["webhooks", "list"], None);
     assert!(ok);
