@@ -3,7 +3,7 @@
 //! journal's stored part forgotten, as after a recipient's erasure).
 
 use crate::app::AppState;
-use crate::domain::{Actor, AuditAction, CampaignId, Scope};
+use crate::domain::{Actor, AuditAction, CampaignId, Scope, Utm};
 use crate::error::{ApiError, Invalid};
 use crate::store::{AuditEntry, CampaignDeletion};
 
@@ -11,6 +11,40 @@ pub fn valid_name(name: &str) -> Result<String, ApiError> {
     crate::domain::parse_campaign_name(name)
         .map(str::to_string)
         .map_err(|e| ApiError::Invalid(Invalid::Name, e))
+}
+
+/// A campaign's UTM parameters as the API takes them: `true` (the defaults: `mailbeacon`,
+/// `email`, the campaign's name), `false`, or an object naming any of them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum UtmInput {
+    On(bool),
+    Given(UtmFields),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UtmFields {
+    source: Option<String>,
+    medium: Option<String>,
+    campaign: Option<String>,
+}
+
+/// The parameters `input` asks for, for the campaign named `name`.
+pub fn valid_utm(input: UtmInput, name: &str) -> Result<Option<Utm>, ApiError> {
+    let defaults = Utm::for_campaign(name);
+    let utm = match input {
+        UtmInput::On(false) => return Ok(None),
+        UtmInput::On(true) => defaults,
+        UtmInput::Given(f) => Utm {
+            source: f.source.unwrap_or(defaults.source),
+            medium: f.medium.unwrap_or(defaults.medium),
+            campaign: f.campaign.unwrap_or(defaults.campaign),
+        },
+    };
+    utm.checked()
+        .map(Some)
+        .map_err(|e| ApiError::Invalid(Invalid::Utm, e))
 }
 
 pub fn valid_html(html: String) -> Result<String, ApiError> {

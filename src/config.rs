@@ -207,6 +207,11 @@ pub struct Settings {
     #[arg(long, env = "MAILBEACON_TLS_KEY", global = true, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// Days after a click in which a conversion reported with its reference counts (default 30).
+    #[arg(long, env = "MAILBEACON_CONVERSION_WINDOW_DAYS", global = true, value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub conversion_window_days: Option<u32>,
+
     /// A mailbox provider whose readers open less than this share of its trailing average in a
     /// campaign's first day is reported (webhook `provider_drop`, metrics, log); 0 turns it off
     /// (default 0.5).
@@ -290,6 +295,7 @@ pub struct Resolved {
     pub retention_days: Option<u32>,
     pub api_rate_limit: u32,
     pub provider_drop_ratio: f64,
+    pub conversion_window_days: u32,
     pub webhooks: crate::webhook_delivery::DeliverySettings,
     /// `--tls-cert` and `--tls-key`, when both are given.
     pub tls_cert: Option<PathBuf>,
@@ -344,6 +350,7 @@ impl Settings {
         self.retention_days = self.retention_days.or(file.retention_days);
         self.api_rate_limit = self.api_rate_limit.or(file.api_rate_limit);
         self.provider_drop_ratio = self.provider_drop_ratio.or(file.provider_drop_ratio);
+        self.conversion_window_days = self.conversion_window_days.or(file.conversion_window_days);
         self.tls_cert = self.tls_cert.or(file.tls_cert);
         self.tls_key = self.tls_key.or(file.tls_key);
         self.webhook_timeout = self.webhook_timeout.or(file.webhook_timeout);
@@ -401,6 +408,7 @@ impl Settings {
             retention_days: self.retention_days,
             api_rate_limit: self.api_rate_limit.unwrap_or(100).max(1),
             provider_drop_ratio: self.provider_drop_ratio.unwrap_or(0.5),
+            conversion_window_days: self.conversion_window_days.unwrap_or(30),
             webhooks: crate::webhook_delivery::DeliverySettings {
                 timeout: std::time::Duration::from_secs(self.webhook_timeout.unwrap_or(10)),
                 max_attempts: self.webhook_max_attempts.unwrap_or(12),

@@ -74,10 +74,12 @@ pub enum Invalid {
     Segment,
     Subject,
     Tags,
+    Utm,
+    Conversion,
 }
 
 impl Invalid {
-    pub const ALL: [Invalid; 26] = [
+    pub const ALL: [Invalid; 28] = [
         Invalid::Query,
         Invalid::Body,
         Invalid::Time,
@@ -104,6 +106,8 @@ impl Invalid {
         Invalid::Segment,
         Invalid::Subject,
         Invalid::Tags,
+        Invalid::Utm,
+        Invalid::Conversion,
     ];
 
     pub fn code(self) -> &'static str {
@@ -134,6 +138,8 @@ impl Invalid {
             Invalid::Segment => "invalid_segment",
             Invalid::Subject => "invalid_subject",
             Invalid::Tags => "invalid_tags",
+            Invalid::Utm => "invalid_utm",
+            Invalid::Conversion => "invalid_conversion",
         }
     }
 }

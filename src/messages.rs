@@ -133,9 +133,10 @@ impl Registrar {
             .collect();
         let this = self.clone();
         let template = campaign.template_html.clone();
+        let utm = campaign.utm.clone();
         // Rewriting thousands of documents is CPU work: keep it off the async workers.
         let prepared = tokio::task::spawn_blocking(move || {
-            this.prepare(requests, &levels, template.as_deref())
+            this.prepare(requests, &levels, template.as_deref(), utm.as_ref())
         })
         .await
         .map_err(|e| StoreError::Other(format!("instrumenting task failed: {e}")))??;
@@ -151,8 +152,13 @@ impl Registrar {
                 opted_out: opted_out.contains(&m.recipient_id),
                 consenting: consenting.contains(&m.recipient_id),
             };
-            self.directory
-                .remember(m.tracking_id, standing, &m.links, m.honeypot.as_deref());
+            self.directory.remember(
+                m.tracking_id,
+                standing,
+                campaign.conversions,
+                &m.links,
+                m.honeypot.as_deref(),
+            );
         }
         if !new.is_empty() {
             let ids = store.insert_messages(campaign.id, new).await?;
@@ -168,6 +174,7 @@ impl Registrar {
         requests: Vec<MessageRequest>,
         levels: &[TrackingLevel],
         template: Option<&str>,
+        utm: Option<&crate::domain::Utm>,
     ) -> Result<Vec<(Option<NewMessage>, RegisteredMessage)>, RegisterError> {
         let now = Utc::now();
         requests
@@ -220,7 +227,13 @@ impl Registrar {
                             },
                         )
                         .map_err(|source| RegisterError::Html { index, source })?;
-                        (Some(done.html), done.links)
+                        let links = match utm {
+                            Some(utm) => (done.links.iter().enumerate())
+                                .map(|(i, url)| utm.apply(url, i + 1))
+                                .collect(),
+                            None => done.links,
+                        };
+                        (Some(done.html), links)
                     }
                     None => (None, Vec::new()),
                 };

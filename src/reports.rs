@@ -398,12 +398,8 @@ mod tests {
         let campaign = Campaign {
             id: CampaignId(1),
             name: "Now".into(),
-            template_html: None,
-            subject: None,
-            sent_at: None,
-            tags: Vec::new(),
-            archived_at: None,
             created_at: now - Duration::hours(3),
+            ..Campaign::default()
         };
         let stats = |last: DateTime<Utc>| CampaignStats {
             first_activity: Some(last - Duration::hours(1)),
@@ -413,7 +409,7 @@ mod tests {
             clicks: Default::default(),
             last_activity: Some(last),
             click_implied_opens: 0,
-            by_class: Default::default(),
+            ..CampaignStats::default()
         };
         let hour = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
         // Active a minute ago: the series ends with the current hour, whatever minute it is.

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -25,6 +25,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/o/{file}", get(track::pixel))
         .route("/c/{token}", get(track::click))
+        .route("/conversions", post(track::conversion::post))
+        .route("/v/{file}", get(track::conversion::pixel))
         .route(
             "/u/{token}",
             get(track::stop::ask).post(track::stop::confirm),

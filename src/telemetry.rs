@@ -83,6 +83,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Webhook requests sent, by endpoint and result.",
     ),
     (
+        "mailbeacon_conversions_total",
+        "Conversions reported back, by result: stored, duplicate (stored before), not_kept (consent or opt-out), refused.",
+    ),
+    (
         "mailbeacon_provider_drops_total",
         "Campaigns whose readers at a mailbox provider opened far less in the first day than the provider's trailing average (checked by this process).",
     ),

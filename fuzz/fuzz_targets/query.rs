@@ -36,7 +36,7 @@ fn stats() -> CampaignStats {
         first_activity: Some(Utc.with_ymd_and_hms(2026, 11, 2, 9, 30, 0).unwrap()),
         last_activity: Some(Utc.with_ymd_and_hms(2026, 11, 4, 17, 0, 0).unwrap()),
         click_implied_opens: 0,
-        by_class: Default::default(),
+        ..CampaignStats::default()
     }
 }
 
@@ -100,12 +100,8 @@ fuzz_target!(|data: &[u8]| {
         let campaign = Campaign {
             id: CampaignId(1),
             name: "fuzz".into(),
-            template_html: None,
-            subject: None,
-            sent_at: None,
-            tags: Vec::new(),
-            archived_at: None,
             created_at: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+            ..Campaign::default()
         };
         if let Ok(w) = series_window(&campaign, &stats(), &Options::from(p)) {
             let step = w.interval.hours();

@@ -12,7 +12,7 @@ mod stats;
 
 use crate::domain::CampaignId;
 use serde::Serialize;
-pub use stats::{CampaignStats, ClassCounts, Counts};
+pub use stats::{CampaignStats, ClassCounts, ConversionCounts, ConversionValue, Counts};
 
 #[derive(Debug, Serialize)]
 pub struct CampaignReport {
@@ -30,6 +30,8 @@ pub struct CampaignReport {
     pub reader_click_rate: Option<f64>,
     /// Clicks by readers / opens by readers (click-implied included).
     pub reader_click_to_open_rate: Option<f64>,
+    /// Messages with a conversion / sent.
+    pub conversion_rate: Option<f64>,
     /// What each figure means, to show beside it.
     pub definitions: std::collections::BTreeMap<&'static str, &'static str>,
 }
@@ -65,6 +67,11 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
          readers' opens.",
     ),
     (
+        "conversion_rate",
+        "Messages whose recipient converted (a goal the sender's site reported back with the \
+         click's reference) divided by messages sent.",
+    ),
+    (
         "machine_activity",
         "Apple Mail Privacy Protection prefetch, security scanners and bots: counted in totals, \
          labelled, never deleted, and left out of every reader figure.",
@@ -90,6 +97,7 @@ impl From<CampaignStats> for CampaignReport {
                 stats.clicks.unique_excluding_machine,
                 stats.opens.unique_excluding_machine,
             ),
+            conversion_rate: ratio(stats.conversions.unique, stats.sent),
             definitions: DEFINITIONS.iter().copied().collect(),
             stats,
         }
@@ -109,7 +117,7 @@ impl CampaignReport {
     pub fn metrics(&self) -> Vec<Metric> {
         let s = &self.stats;
         let n = |v: i64| Some(v as f64);
-        let rows: [(&'static str, Option<f64>); 18] = [
+        let rows: [(&'static str, Option<f64>); 21] = [
             ("sent", n(s.sent)),
             ("opens_total", n(s.opens.total)),
             ("opens_unique", n(s.opens.unique)),
@@ -143,6 +151,9 @@ impl CampaignReport {
                 "machine_opens",
                 n(s.opens.total - s.opens.total_excluding_machine),
             ),
+            ("conversions_total", n(s.conversions.total)),
+            ("conversions_unique", n(s.conversions.unique)),
+            ("conversion_rate", self.conversion_rate),
         ];
         rows.into_iter()
             .map(|(metric, value)| Metric {
@@ -194,6 +205,22 @@ impl std::fmt::Display for CampaignReport {
             .collect();
         if !classes.is_empty() {
             writeln!(f, "by class        {} (opens/clicks)", classes.join(", "))?;
+        }
+        if s.conversions.total > 0 {
+            let values: Vec<String> = (s.conversions.value.iter())
+                .map(|v| format!("{:.2} {}", v.value, v.currency))
+                .collect();
+            writeln!(
+                f,
+                "conversions     {} total, {} unique, conversion rate {}{}",
+                s.conversions.total,
+                s.conversions.unique,
+                pct(self.conversion_rate),
+                match values.is_empty() {
+                    true => String::new(),
+                    false => format!(", worth {}", values.join(" + ")),
+                }
+            )?;
         }
         writeln!(f, "first activity  {}", time(s.first_activity))?;
         write!(f, "last activity   {}", time(s.last_activity))

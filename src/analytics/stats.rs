@@ -23,7 +23,23 @@ pub struct ClassCounts {
     pub clicks: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Conversions reported back by the sender's site (`POST /conversions`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ConversionCounts {
+    pub total: i64,
+    /// Messages with at least one conversion.
+    pub unique: i64,
+    /// Summed per currency, most first.
+    pub value: Vec<ConversionValue>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ConversionValue {
+    pub currency: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct CampaignStats {
     pub campaign_id: CampaignId,
     pub sent: i64,
@@ -36,4 +52,5 @@ pub struct CampaignStats {
     pub click_implied_opens: i64,
     /// Every class, including those with no events, in a fixed order.
     pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,
+    pub conversions: ConversionCounts,
 }

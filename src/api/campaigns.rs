@@ -5,7 +5,9 @@ use super::auth::{Caller, Writer};
 use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::{AppState, existing_campaign};
-use crate::campaigns::{self, valid_html, valid_name, valid_subject, valid_tags};
+use crate::campaigns::{
+    self, UtmInput, valid_html, valid_name, valid_subject, valid_tags, valid_utm,
+};
 use crate::store::{
     Archived, Campaign, CampaignDeletion, CampaignEdit, ListedCampaign, NewCampaign,
 };
@@ -27,6 +29,10 @@ pub struct CreateCampaign {
     sent_at: Option<DateTime<FixedOffset>>,
     #[serde(default)]
     tags: Vec<String>,
+    utm: Option<UtmInput>,
+    /// Clicks carry a signed reference to their destination, for conversions.
+    #[serde(default)]
+    conversions: bool,
 }
 
 pub async fn create(
@@ -39,11 +45,13 @@ pub async fn create(
     let campaign = app
         .store
         .create_campaign(NewCampaign {
-            name,
             template_html: html,
             subject: body.subject.as_deref().map(valid_subject).transpose()?,
             sent_at: body.sent_at.map(|t| t.with_timezone(&Utc)),
             tags: valid_tags(&body.tags)?,
+            utm: body.utm.map(|u| valid_utm(u, &name)).transpose()?.flatten(),
+            conversions: body.conversions,
+            name,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(campaign)))
@@ -120,6 +128,9 @@ pub struct EditCampaign {
     sent_at: Option<Option<DateTime<FixedOffset>>>,
     tags: Option<Vec<String>>,
     archived: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    utm: Option<Option<UtmInput>>,
+    conversions: Option<bool>,
 }
 
 /// `PATCH /api/campaigns/{id}`: rename, change the subject, send time or tags, archive or bring
@@ -144,6 +155,15 @@ pub async fn edit(
         sent_at: body.sent_at.map(|t| t.map(|t| t.with_timezone(&Utc))),
         tags: body.tags.as_deref().map(valid_tags).transpose()?,
         archived: body.archived,
+        utm: match body.utm {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(u)) => {
+                let name = body.name.as_deref().unwrap_or(&campaign.name);
+                Some(valid_utm(u, name)?)
+            }
+        },
+        conversions: body.conversions,
     };
     app.store
         .edit_campaign(campaign.id, edit)

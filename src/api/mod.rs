@@ -13,7 +13,7 @@ pub use crate::error;
 mod events;
 mod exports;
 pub use crate::encode::format;
-mod json_body;
+pub(crate) mod json_body;
 mod messages;
 pub use crate::limits::rate_limit;
 mod recipients;

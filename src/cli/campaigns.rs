@@ -1,7 +1,7 @@
 //! `mailbeacon campaign`, `instrument` and `url`: campaigns made, listed, edited and deleted,
 //! and mail registered for a recipient from the command line.
 
-use crate::domain::{AuditAction, parse_tags};
+use crate::domain::{AuditAction, Utm, parse_tags};
 use crate::messages::{MessageRequest, RegisteredMessage};
 use crate::startup::Context;
 use crate::store::{Archived, CampaignEdit, CampaignId, ListedCampaign, NewCampaign};
@@ -28,6 +28,13 @@ pub enum CampaignCommand {
         /// Tags, comma separated.
         #[arg(long, value_name = "TAGS", value_delimiter = ',')]
         tags: Vec<String>,
+        /// Add UTM parameters to the tracked destinations (utm_source=mailbeacon,
+        /// utm_medium=email, utm_campaign=the name).
+        #[arg(long)]
+        utm: bool,
+        /// Clicks carry a signed reference (mb_ref) to their destination, for conversions.
+        #[arg(long)]
+        conversions: bool,
         #[arg(long)]
         json: bool,
     },
@@ -66,6 +73,16 @@ pub enum CampaignCommand {
         archive: bool,
         #[arg(long)]
         unarchive: bool,
+        /// Add UTM parameters to destinations registered from now on.
+        #[arg(long, conflicts_with = "no_utm")]
+        utm: bool,
+        #[arg(long)]
+        no_utm: bool,
+        /// Clicks carry a signed reference for conversions from now on.
+        #[arg(long, conflicts_with = "no_conversions")]
+        conversions: bool,
+        #[arg(long)]
+        no_conversions: bool,
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +133,8 @@ pub async fn run(
             subject,
             sent_at,
             tags,
+            utm,
+            conversions,
             json,
         } => {
             let name = crate::domain::parse_campaign_name(&name)
@@ -129,6 +148,8 @@ pub async fn run(
                     subject: subject.as_deref().map(parse_subject).transpose()?,
                     sent_at: sent_at.map(|t| t.with_timezone(&Utc)),
                     tags: parse_tags(&tags).map_err(|e| anyhow::anyhow!("--tags: {e}"))?,
+                    utm: utm.then(|| Utm::for_campaign(name)),
+                    conversions,
                 })
                 .await?;
             if json {
@@ -175,8 +196,13 @@ pub async fn run(
             tags,
             archive,
             unarchive,
+            utm,
+            no_utm,
+            conversions,
+            no_conversions,
             json,
         } => {
+            let edit_name = name.clone();
             let edit = CampaignEdit {
                 name: name
                     .as_deref()
@@ -200,6 +226,16 @@ pub async fn run(
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--tags: {e}"))?,
                 archived: (archive || unarchive).then_some(archive),
+                utm: match (utm, no_utm) {
+                    (true, _) => {
+                        let current = ctx.campaign(id).await?;
+                        let name = edit_name.as_deref().unwrap_or(&current.name);
+                        Some(Some(Utm::for_campaign(name)))
+                    }
+                    (_, true) => Some(None),
+                    _ => None,
+                },
+                conversions: (conversions || no_conversions).then_some(conversions),
             };
             let campaign = ctx
                 .store

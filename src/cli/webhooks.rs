@@ -16,8 +16,8 @@ pub enum WebhooksCommand {
     Add {
         #[arg(long)]
         url: String,
-        /// open, click, opt_out, erasure, campaign_deleted, provider_drop (comma separated; default
-        /// all).
+        /// open, click, opt_out, erasure, campaign_deleted, provider_drop, conversion (comma
+        /// separated; default all).
         #[arg(long, value_delimiter = ',')]
         kinds: Vec<String>,
         /// Only events of these classes, or `readers` (default: every class).

@@ -4,6 +4,7 @@
 
 mod audit;
 mod campaign;
+mod conversion;
 mod events;
 mod ids;
 mod public_url;
@@ -12,6 +13,7 @@ mod tracking;
 
 pub use audit::{Actor, AuditAction};
 pub use campaign::*;
+pub use conversion::{REFERENCE_PARAM, Utm, parse_goal, parse_value, with_reference};
 pub use events::{Class, EventKind};
 pub use ids::*;
 pub use public_url::PublicUrl;

@@ -27,14 +27,26 @@ pub enum Found {
     UnknownMessage,
     /// The message exists and has no link with that number.
     UnknownLink,
-    /// The message exists; its recipient's standing; for a link, where it leads.
-    Message(Standing, Option<Arc<str>>),
+    /// The message exists: its recipient's standing; for a link, where it leads; whether its
+    /// campaign tracks conversions (its clicks carry a signed reference).
+    Message {
+        standing: Standing,
+        url: Option<Arc<str>>,
+        conversions: bool,
+    },
+}
+
+/// What is kept of a known message.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    standing: Standing,
+    conversions: bool,
 }
 
 pub struct Directory {
     store: Arc<dyn Store>,
-    /// Known messages, and their recipients' standing.
-    messages: Mutex<Generations<i64, Standing>>,
+    /// Known messages, their recipients' standing, and whether they track conversions.
+    messages: Mutex<Generations<i64, Known>>,
     links: Mutex<Generations<(i64, u16), Arc<str>>>,
 }
 
@@ -49,27 +61,38 @@ impl Directory {
 
     /// The message of `tracking_id`, and with `link_no` where that link leads.
     pub async fn lookup(&self, tracking_id: i64, link_no: Option<u16>) -> StoreResult<Found> {
-        let standing = lock(&self.messages).get(&tracking_id);
-        let cached = match (standing, link_no) {
-            (Some(standing), None) => Some(Found::Message(standing, None)),
-            (Some(standing), Some(no)) => lock(&self.links)
+        let known = lock(&self.messages).get(&tracking_id);
+        let found = |k: Known, url| Found::Message {
+            standing: k.standing,
+            url,
+            conversions: k.conversions,
+        };
+        let cached = match (known, link_no) {
+            (Some(k), None) => Some(found(k, None)),
+            (Some(k), Some(no)) => lock(&self.links)
                 .get(&(tracking_id, no))
-                .map(|url| Found::Message(standing, Some(url))),
+                .map(|url| found(k, Some(url))),
             (None, _) => None,
         };
         if let Some(hit) = cached {
             return Ok(hit);
         }
-        let (standing, url) = match self.store.lookup_link(tracking_id, link_no).await? {
+        let (known, url) = match self.store.lookup_link(tracking_id, link_no).await? {
             None => return Ok(Found::UnknownMessage),
-            Some((_, None)) if link_no.is_some() => return Ok(Found::UnknownLink),
-            Some((standing, url)) => (standing, url.map(Arc::<str>::from)),
+            Some(l) if l.url.is_none() && link_no.is_some() => return Ok(Found::UnknownLink),
+            Some(l) => (
+                Known {
+                    standing: l.standing,
+                    conversions: l.conversions,
+                },
+                l.url.map(Arc::<str>::from),
+            ),
         };
-        lock(&self.messages).insert(tracking_id, standing);
+        lock(&self.messages).insert(tracking_id, known);
         if let (Some(no), Some(url)) = (link_no, &url) {
             lock(&self.links).insert((tracking_id, no), url.clone());
         }
-        Ok(Found::Message(standing, url))
+        Ok(found(known, url))
     }
 
     /// A message registered by this process: its hits need no read. `links[i]` is link i+1.
@@ -77,10 +100,15 @@ impl Directory {
         &self,
         tracking_id: i64,
         standing: Standing,
+        conversions: bool,
         links: &[String],
         honeypot: Option<&str>,
     ) {
-        lock(&self.messages).insert(tracking_id, standing);
+        let known = Known {
+            standing,
+            conversions,
+        };
+        lock(&self.messages).insert(tracking_id, known);
         let mut cached = lock(&self.links);
         for (i, url) in links.iter().enumerate() {
             cached.insert((tracking_id, i as u16 + 1), Arc::from(url.as_str()));

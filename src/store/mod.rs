@@ -43,7 +43,7 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-pub use crate::analytics::{CampaignStats, ClassCounts, Counts};
+pub use crate::analytics::{CampaignStats, ClassCounts, ConversionCounts, ConversionValue, Counts};
 pub use database_url::DatabaseUrl;
 pub use records::*;
 pub use traits::*;
@@ -53,6 +53,7 @@ pub use traits::*;
 #[async_trait]
 pub trait Store:
     Campaigns
+    + Conversions
     + Deliverability
     + Ingest
     + Reports

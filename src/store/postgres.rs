@@ -52,6 +52,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_provider_checks.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_conversions.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

@@ -8,6 +8,7 @@ mod batch;
 mod campaigns;
 mod checks;
 mod consent;
+mod conversions;
 mod deliverability;
 mod history;
 mod ingest;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Campaign {
     pub id: CampaignId,
     pub name: String,
@@ -19,6 +19,10 @@ pub struct Campaign {
     pub tags: Vec<String>,
     /// Archived campaigns are left out of the list unless asked for; their tracking still works.
     pub archived_at: Option<DateTime<Utc>>,
+    /// UTM parameters added to its tracked destinations as its mail is registered.
+    pub utm: Option<crate::domain::Utm>,
+    /// Its clicks carry a signed reference to their destination, for conversions.
+    pub conversions: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -30,6 +34,8 @@ pub struct NewCampaign {
     pub subject: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub tags: Vec<String>,
+    pub utm: Option<crate::domain::Utm>,
+    pub conversions: bool,
 }
 
 impl NewCampaign {
@@ -51,6 +57,8 @@ pub struct CampaignEdit {
     pub sent_at: Option<Option<DateTime<Utc>>>,
     pub tags: Option<Vec<String>>,
     pub archived: Option<bool>,
+    pub utm: Option<Option<crate::domain::Utm>>,
+    pub conversions: Option<bool>,
 }
 
 /// A campaign in the list, with its headline figures (read from the rollups: constant cost).
@@ -83,6 +91,16 @@ pub struct CampaignDeletion {
     pub events: u64,
     /// Notices about its events not delivered yet, withdrawn.
     pub webhook_notices: u64,
+}
+
+/// What a tracking request learns of its message before it is answered.
+#[derive(Debug, Clone)]
+pub struct LinkLookup {
+    pub standing: crate::domain::Standing,
+    /// Where link `link_no` leads; `None` when there is no such link or none was asked for.
+    pub url: Option<String>,
+    /// Its campaign tracks conversions.
+    pub conversions: bool,
 }
 
 /// A message about to be stored: one mail to one recipient, with its tracked links.

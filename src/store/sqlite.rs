@@ -82,6 +82,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../migrations/sqlite/0019_provider_checks.sql"),
     ),
+    (
+        20,
+        include_str!("../../migrations/sqlite/0020_conversions.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

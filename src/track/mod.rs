@@ -6,6 +6,7 @@
 //! per request; outcomes are counted in metrics (labels are fixed words, never tokens or
 //! recipients).
 
+pub mod conversion;
 mod images;
 pub mod stop;
 
@@ -57,7 +58,7 @@ pub async fn pixel(
         }
     };
     let standing = match app.directory.lookup(token.tracking_id, None).await {
-        Ok(Found::Message(standing, _)) => Some(standing),
+        Ok(Found::Message { standing, .. }) => Some(standing),
         Ok(_) => return refused("pixel", "unknown_message"),
         // The database cannot say: the pixel is answered all the same, and the store worker
         // drops the event later if the message is unknown (or keeps only what the recipient's
@@ -110,13 +111,17 @@ pub async fn click(
             return refused("click", e.label());
         }
     };
-    let (standing, url) = match app
+    let (standing, url, conversions) = match app
         .directory
         .lookup(token.tracking_id, Some(token.link_no))
         .await
     {
         Ok(Found::UnknownMessage) => return refused("click", "unknown_message"),
-        Ok(Found::Message(standing, Some(url))) => (standing, url),
+        Ok(Found::Message {
+            standing,
+            url: Some(url),
+            conversions,
+        }) => (standing, url, conversions),
         Ok(_) => return refused("click", "unknown_link"),
         Err(e) => {
             let why = format!("the database cannot say where this link leads: {e}");
@@ -133,8 +138,18 @@ pub async fn click(
         &headers,
     );
     minimise(standing, &mut event);
+    // A conversion is tracked as the click is: not for someone whose clicks are not stored.
+    let reference =
+        (conversions && standing.keep(event.without_consent) != Keep::Nothing).then(|| {
+            let minute = (event.received_at.timestamp() / 60) as u32;
+            app.keys
+                .sign_reference(token.tracking_id, token.link_no, minute)
+        });
     match app.events.record(event).await {
-        Ok(()) => redirect(&url),
+        Ok(()) => match reference {
+            Some(r) => redirect(&crate::domain::with_reference(&url, &r)),
+            None => redirect(&url),
+        },
         Err(e) => unavailable("click", &e.to_string()),
     }
 }
@@ -242,7 +257,7 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn no_cache(h: &mut HeaderMap) {
+pub(crate) fn no_cache(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, NO_CACHE);
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     h.insert(header::EXPIRES, HeaderValue::from_static("0"));

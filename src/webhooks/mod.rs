@@ -26,16 +26,18 @@ pub enum NoticeKind {
     Erasure,
     CampaignDeleted,
     ProviderDrop,
+    Conversion,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 6] = [
+    pub const ALL: [NoticeKind; 7] = [
         NoticeKind::Open,
         NoticeKind::Click,
         NoticeKind::OptOut,
         NoticeKind::Erasure,
         NoticeKind::CampaignDeleted,
         NoticeKind::ProviderDrop,
+        NoticeKind::Conversion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +48,7 @@ impl NoticeKind {
             NoticeKind::Erasure => "erasure",
             NoticeKind::CampaignDeleted => "campaign_deleted",
             NoticeKind::ProviderDrop => "provider_drop",
+            NoticeKind::Conversion => "conversion",
         }
     }
 
@@ -67,6 +70,7 @@ impl NoticeKind {
             NoticeKind::Erasure => "recipient.erased",
             NoticeKind::CampaignDeleted => "campaign.deleted",
             NoticeKind::ProviderDrop => "deliverability.provider_drop",
+            NoticeKind::Conversion => "email.converted",
         }
     }
 

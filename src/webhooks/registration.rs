@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     pub url: String,
-    /// open, click, opt_out, erasure, campaign_deleted, provider_drop (default: all).
+    /// open, click, opt_out, erasure, campaign_deleted, provider_drop, conversion (default: all).
     pub kinds: Option<Vec<String>>,
     /// Class names, or `readers` (default: every class).
     pub classes: Option<Vec<String>>,

@@ -806,7 +806,8 @@ async fn bad_webhook_settings_are_refused_with_the_field_named() {
             "opt_out",
             "erasure",
             "campaign_deleted",
-            "provider_drop"
+            "provider_drop",
+            "conversion"
         ])
     );
     let (ok, out, _) = cli(&app.db_url(), &["webhooks", "list"], None);

@@ -11,15 +11,18 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 let created_at = Utc::now().trunc_subsecs(6);
                 let sent_at = new.sent_at.map(|t| t.trunc_subsecs(6));
                 let id: CampaignId = c.query_one(
-                    "INSERT INTO campaigns (name, template_html, created_at, subject, sent_at, tags)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                    "INSERT INTO campaigns (name, template_html, created_at, subject, sent_at, tags,
+                                            utm, conversions)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
                     params![
                         &new.name,
                         new.template_html.as_deref(),
                         created_at,
                         new.subject.as_deref(),
                         sent_at,
-                        tags_json(&new.tags)
+                        tags_json(&new.tags),
+                        utm_json(new.utm.as_ref()),
+                        new.conversions
                     ],
                 )?;
                 rollups::add_sent(c, id, 0)?;
@@ -31,6 +34,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                     sent_at,
                     tags: new.tags,
                     archived_at: None,
+                    utm: new.utm,
+                    conversions: new.conversions,
                     created_at,
                 })
             })
@@ -52,7 +57,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
             c.query(
                 &format!(
                     "SELECT c.id, c.name, NULL, c.created_at, c.subject, c.sent_at, c.tags,
-                            c.archived_at, t.sent, t.reader_opens, t.reader_clicks
+                            c.archived_at, c.utm, c.conversions, t.sent, t.reader_opens,
+                            t.reader_clicks
                      FROM campaigns c LEFT JOIN campaign_totals t ON t.campaign_id = c.id
                      {which} ORDER BY c.id DESC"
                 ),
@@ -60,10 +66,10 @@ impl<E: Engine> Campaigns for SqlStore<E> {
             )?
             .iter()
             .map(|r| {
-                let sent: Option<i64> = r.get(8)?;
+                let sent: Option<i64> = r.get(10)?;
                 let sent = sent.unwrap_or(0);
-                let reader_opens = r.get::<Option<i64>>(9)?.unwrap_or(0);
-                let reader_clicks = r.get::<Option<i64>>(10)?.unwrap_or(0);
+                let reader_opens = r.get::<Option<i64>>(11)?.unwrap_or(0);
+                let reader_clicks = r.get::<Option<i64>>(12)?.unwrap_or(0);
                 let rate = |n: i64| (sent > 0).then(|| n as f64 / sent as f64);
                 Ok(ListedCampaign {
                     campaign: campaign_from_row(r)?,
@@ -104,6 +110,12 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 if let Some(tags) = edit.tags {
                     campaign.tags = tags;
                 }
+                if let Some(utm) = edit.utm {
+                    campaign.utm = utm;
+                }
+                if let Some(conversions) = edit.conversions {
+                    campaign.conversions = conversions;
+                }
                 match edit.archived {
                     Some(true) if campaign.archived_at.is_none() => {
                         campaign.archived_at = Some(Utc::now().trunc_subsecs(6));
@@ -113,7 +125,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 }
                 c.execute(
                     "UPDATE campaigns SET name = ?2, subject = ?3, sent_at = ?4, tags = ?5,
-                                          archived_at = ?6, template_html = ?7
+                                          archived_at = ?6, template_html = ?7, utm = ?8,
+                                          conversions = ?9
                      WHERE id = ?1",
                     params![
                         id,
@@ -122,7 +135,9 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                         campaign.sent_at,
                         tags_json(&campaign.tags),
                         campaign.archived_at,
-                        campaign.template_html.as_deref()
+                        campaign.template_html.as_deref(),
+                        utm_json(campaign.utm.as_ref()),
+                        campaign.conversions
                     ],
                 )?;
                 Ok(Some(campaign))
@@ -138,6 +153,10 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                     return Ok(None);
                 };
                 let of_campaign = "SELECT id FROM messages WHERE campaign_id = ?1";
+                c.execute(
+                    "DELETE FROM conversions WHERE campaign_id = ?1",
+                    params![id],
+                )?;
                 let deletion = CampaignDeletion {
                     // Before the events they name are gone.
                     webhook_notices: webhooks::withdraw_campaign(c, id)?,
@@ -161,6 +180,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                     crate::webhooks::NoticeKind::CampaignDeleted,
                     now,
                     None,
+                    Some(id),
                     &serde_json::json!({
                         "campaign_id": id,
                         "name": campaign.name,
@@ -224,7 +244,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
         &self,
         tracking_id: i64,
         link_no: Option<u16>,
-    ) -> StoreResult<Option<(Standing, Option<String>)>> {
+    ) -> StoreResult<Option<LinkLookup>> {
         // -1 names no link: a pixel only asks whether the message exists.
         let link_no = link_no.map_or(-1, i64::from);
         self.read(move |c| {
@@ -232,8 +252,10 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 "SELECT l.url, m.recipient_id,
                      EXISTS (SELECT 1 FROM opt_outs o WHERE o.recipient_id = m.recipient_id),
                      EXISTS (SELECT 1 FROM consents k
-                             WHERE k.recipient_id = m.recipient_id AND k.withdrawn_at IS NULL)
+                             WHERE k.recipient_id = m.recipient_id AND k.withdrawn_at IS NULL),
+                     c.conversions
                  FROM messages m
+                 JOIN campaigns c ON c.id = m.campaign_id
                  LEFT JOIN links l ON l.message_id = m.id AND l.link_no = ?2
                  WHERE m.tracking_id = ?1",
                 params![tracking_id, link_no],
@@ -245,7 +267,11 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                     opted_out: r.get(2)?,
                     consenting: r.get(3)?,
                 };
-                Ok((standing, r.get(0)?))
+                Ok(LinkLookup {
+                    standing,
+                    url: r.get(0)?,
+                    conversions: r.get(4)?,
+                })
             })
             .transpose()
         })
@@ -253,7 +279,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
     }
 }
 
-const CAMPAIGN_COLUMNS: &str = "SELECT id, name, template_html, created_at, subject, sent_at, tags, archived_at FROM campaigns";
+const CAMPAIGN_COLUMNS: &str = "SELECT id, name, template_html, created_at, subject, sent_at, tags,
+                                       archived_at, utm, conversions FROM campaigns";
 
 fn read_campaign(c: &mut dyn Conn, id: CampaignId) -> StoreResult<Option<Campaign>> {
     c.query_row(&format!("{CAMPAIGN_COLUMNS} WHERE id = ?1"), params![id])?
@@ -262,7 +289,7 @@ fn read_campaign(c: &mut dyn Conn, id: CampaignId) -> StoreResult<Option<Campaig
         .transpose()
 }
 
-/// The first eight columns of [`CAMPAIGN_COLUMNS`].
+/// The first ten columns of [`CAMPAIGN_COLUMNS`].
 fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
     let id: CampaignId = r.get(0)?;
     let tags: String = r.get(6)?;
@@ -276,7 +303,17 @@ fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
         tags: serde_json::from_str(&tags)
             .map_err(|e| StoreError::Other(format!("campaign {id}: tags: {e}")))?,
         archived_at: r.get(7)?,
+        utm: r
+            .get::<Option<String>>(8)?
+            .map(|u| serde_json::from_str(&u))
+            .transpose()
+            .map_err(|e| StoreError::Other(format!("campaign {id}: utm: {e}")))?,
+        conversions: r.get(9)?,
     })
+}
+
+fn utm_json(utm: Option<&crate::domain::Utm>) -> Option<String> {
+    utm.map(|u| serde_json::to_string(u).expect("strings serialize"))
 }
 
 fn tags_json(tags: &[String]) -> String {

@@ -105,6 +105,7 @@ impl<E: Engine> Deliverability for SqlStore<E> {
                             NoticeKind::ProviderDrop,
                             now,
                             None,
+                            Some(campaign.id),
                             &serde_json::json!({
                                 "campaign_id": campaign.id,
                                 "campaign_name": campaign.name,

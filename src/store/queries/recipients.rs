@@ -20,6 +20,7 @@ impl<E: Engine> Recipients for SqlStore<E> {
                         crate::webhooks::NoticeKind::OptOut,
                         now,
                         Some(&recipient_id),
+                        None,
                         &serde_json::json!({
                             "recipient_id": recipient_id,
                             "opted_out_at": now,
@@ -140,6 +141,10 @@ impl<E: Engine> Recipients for SqlStore<E> {
                 }
                 rollups::apply(c, &delta)?;
                 let of_recipient = "SELECT id FROM messages WHERE recipient_id = ?1";
+                c.execute(
+                    &format!("DELETE FROM conversions WHERE message_id IN ({of_recipient})"),
+                    params![&recipient_id],
+                )?;
                 let erasure = Erasure {
                     events: c.execute(
                         &format!("DELETE FROM events WHERE message_id IN ({of_recipient})"),
@@ -169,6 +174,7 @@ impl<E: Engine> Recipients for SqlStore<E> {
                     c,
                     crate::webhooks::NoticeKind::Erasure,
                     now,
+                    None,
                     None,
                     &serde_json::json!({
                         "recipient_id": recipient_id,

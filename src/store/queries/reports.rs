@@ -41,6 +41,7 @@ impl<E: Engine> Reports for SqlStore<E> {
                 last_activity: t.last_at,
                 click_implied_opens,
                 by_class,
+                conversions: conversion_counts(c, id)?,
             })
         })
         .await
@@ -156,4 +157,37 @@ impl<E: Engine> Reports for SqlStore<E> {
         })
         .await
     }
+}
+
+/// A campaign's conversions: counted from their own table (a campaign has few next to its
+/// events), values summed per currency in millionths, so the sums are exact.
+fn conversion_counts(c: &mut dyn Conn, id: CampaignId) -> StoreResult<ConversionCounts> {
+    let (total, unique): (i64, i64) = c
+        .query_row(
+            "SELECT count(*), count(DISTINCT message_id) FROM conversions WHERE campaign_id = ?1",
+            params![id],
+        )?
+        .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?)))
+        .transpose()?
+        .unwrap_or((0, 0));
+    let value = c
+        .query(
+            "SELECT currency, sum(value_micros) FROM conversions
+             WHERE campaign_id = ?1 AND currency IS NOT NULL
+             GROUP BY currency ORDER BY sum(value_micros) DESC, currency",
+            params![id],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(ConversionValue {
+                currency: r.get(0)?,
+                value: r.get::<i64>(1)? as f64 / 1e6,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(ConversionCounts {
+        total,
+        unique,
+        value,
+    })
 }

@@ -3,7 +3,7 @@
 
 use crate::classify::Class;
 use crate::store::sql::{self, Conn, params};
-use crate::store::{EventId, EventKind, EventRecord, StoreResult};
+use crate::store::{CampaignId, EventId, EventKind, EventRecord, StoreResult};
 use crate::webhooks::{
     self, Attempt, CLICK_HOLD_MS, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next,
     NoticeKind, Route, Webhook, WebhookStatus,
@@ -143,16 +143,24 @@ pub fn enqueue_notice(
     kind: NoticeKind,
     at: DateTime<Utc>,
     about: Option<&str>,
+    campaign: Option<CampaignId>,
     data: &serde_json::Value,
 ) -> StoreResult<u64> {
     let routes = routes(c)?;
     let notice_id = webhooks::random_id(match kind {
         NoticeKind::OptOut => "opt",
+        NoticeKind::Conversion => "cnv",
+        NoticeKind::ProviderDrop => "prv",
         _ => "era",
     });
     let payload = data.to_string();
     let mut n = 0;
-    for route in routes.iter().filter(|r| r.wants(kind)) {
+    // About one campaign: not for endpoints that take another campaign's only.
+    let for_campaign = |r: &&Route| match (campaign, r.campaign_id) {
+        (Some(about), Some(only)) => about == only,
+        _ => true,
+    };
+    for route in routes.iter().filter(|r| r.wants(kind)).filter(for_campaign) {
         c.execute(
             INSERT_NOTICE,
             params![

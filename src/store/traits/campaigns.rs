@@ -37,5 +37,5 @@ pub trait Campaigns: Send + Sync {
         &self,
         tracking_id: i64,
         link_no: Option<u16>,
-    ) -> StoreResult<Option<(Standing, Option<String>)>>;
+    ) -> StoreResult<Option<LinkLookup>>;
 }

@@ -2,6 +2,7 @@
 
 mod access;
 mod campaigns;
+mod conversions;
 mod deliverability;
 mod ingest;
 mod maintenance;
@@ -11,6 +12,7 @@ mod reports;
 
 pub use access::Access;
 pub use campaigns::Campaigns;
+pub use conversions::{ConversionOutcome, Conversions, NewConversion};
 pub use deliverability::{Deliverability, ProviderHistoryRow};
 pub use ingest::Ingest;
 pub use maintenance::Maintenance;
