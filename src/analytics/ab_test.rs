@@ -95,7 +95,8 @@ pub fn verdict(metric: &'static str, variants: &[Variant]) -> Option<Verdict> {
     Some(v)
 }
 
-/// The verdicts of a comparison: on readers who opened and on readers who clicked.
+/// The verdicts of a comparison: on readers who opened, on readers who clicked, and (when any of
+/// the campaigns has conversions) on messages converted.
 pub fn winners(reports: &[&super::CampaignReport]) -> Vec<Verdict> {
     let variants = |count: fn(&super::CampaignStats) -> i64| -> Vec<Variant> {
         (reports.iter())
@@ -106,6 +107,7 @@ pub fn winners(reports: &[&super::CampaignReport]) -> Vec<Verdict> {
             })
             .collect()
     };
+    let any_conversions = reports.iter().any(|r| r.stats.conversions.total > 0);
     [
         (
             "readers_opened",
@@ -115,8 +117,10 @@ pub fn winners(reports: &[&super::CampaignReport]) -> Vec<Verdict> {
             "readers_clicked",
             variants(|s| s.clicks.unique_excluding_machine),
         ),
+        ("converted", variants(|s| s.conversions.unique)),
     ]
     .into_iter()
+    .filter(|(metric, _)| *metric != "converted" || any_conversions)
     .filter_map(|(metric, variants)| verdict(metric, &variants))
     .collect()
 }

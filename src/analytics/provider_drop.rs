@@ -177,6 +177,7 @@ mod tests {
             clicked: false,
             first_click_at: None,
             last_event_at: None,
+            converted: false,
         };
         let mut tally = FirstDayTally::default();
         for m in [

@@ -138,6 +138,9 @@ pub struct LinkReport {
     pub reader_clicks: i64,
     pub unique_clicks: i64,
     pub reader_unique_clicks: i64,
+    /// Conversions reported with this link's clicks' references, and their messages.
+    pub conversions: i64,
+    pub converted_messages: i64,
 }
 
 pub fn links(rows: Vec<LinkCount>) -> Vec<LinkReport> {
@@ -150,6 +153,8 @@ pub fn links(rows: Vec<LinkCount>) -> Vec<LinkReport> {
             reader_clicks: l.tally.reader_events,
             unique_clicks: l.tally.messages,
             reader_unique_clicks: l.tally.reader_messages,
+            conversions: l.conversions,
+            converted_messages: l.converted_messages,
         })
         .collect()
 }

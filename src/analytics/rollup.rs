@@ -390,6 +390,9 @@ pub struct LinkCount {
     /// The destination in the campaign's first message that has this link.
     pub url: Option<String>,
     pub tally: Tally,
+    /// Conversions reported with this link's clicks' references, and the messages they came from.
+    pub conversions: i64,
+    pub converted_messages: i64,
 }
 
 /// One value of a breakdown (client, OS, device, country, class) for one kind of event.

@@ -18,15 +18,18 @@ pub enum Segment {
     MachineOnly,
     NotOpened,
     Untracked,
+    /// Messages the sender's site reported a conversion for (`POST /conversions`).
+    Converted,
 }
 
 impl Segment {
-    pub const ALL: [Segment; 5] = [
+    pub const ALL: [Segment; 6] = [
         Segment::Opened,
         Segment::Clicked,
         Segment::MachineOnly,
         Segment::NotOpened,
         Segment::Untracked,
+        Segment::Converted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Segment {
             Segment::MachineOnly => "machine_only",
             Segment::NotOpened => "not_opened",
             Segment::Untracked => "untracked",
+            Segment::Converted => "converted",
         }
     }
 
@@ -63,6 +67,8 @@ pub struct MessageActivity {
     pub first_click_at: Option<DateTime<Utc>>,
     /// The latest event of anyone or anything (a machine's included).
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The sender's site reported a conversion of it.
+    pub converted: bool,
 }
 
 impl MessageActivity {
@@ -84,6 +90,7 @@ impl MessageActivity {
                 .map(|f| f.received_at)
                 .min(),
             last_event_at: facts.iter().map(|f| f.received_at).max(),
+            converted: false,
         }
     }
 
@@ -103,6 +110,7 @@ impl MessageActivity {
     pub fn is_in(&self, segment: Segment) -> bool {
         match segment {
             Segment::Clicked => self.segment() == Segment::Opened && self.clicked,
+            Segment::Converted => self.converted,
             other => self.segment() == other,
         }
     }
@@ -120,6 +128,8 @@ pub struct SegmentCounts {
     pub machine_only: u64,
     pub not_opened: u64,
     pub untracked: u64,
+    /// Messages with a conversion (usually part of opened).
+    pub converted: u64,
 }
 
 impl SegmentCounts {
@@ -130,11 +140,14 @@ impl SegmentCounts {
             Segment::MachineOnly => &mut self.machine_only,
             Segment::NotOpened => &mut self.not_opened,
             Segment::Untracked => &mut self.untracked,
-            Segment::Clicked => unreachable!("clicked is part of opened"),
+            Segment::Clicked | Segment::Converted => unreachable!("not a segment of its own"),
         };
         *counter += 1;
         if message.is_in(Segment::Clicked) {
             self.clicked += 1;
+        }
+        if message.converted {
+            self.converted += 1;
         }
     }
 }

@@ -81,6 +81,7 @@ mod tests {
             clicked: false,
             first_click_at: None,
             last_event_at: at,
+            converted: false,
         }
     }
 

@@ -141,6 +141,7 @@ mod tests {
             reader_clicks: readers,
             unique_clicks: readers,
             reader_unique_clicks: readers,
+            ..LinkReport::default()
         }
     }
 

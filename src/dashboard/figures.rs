@@ -29,7 +29,23 @@ fn figures(report: &CampaignReport) -> Vec<Figure> {
         note,
     };
     use Shown::*;
-    vec![
+    let worth: Vec<String> = (s.conversions.value.iter())
+        .map(|v| format!("{:.2} {}", v.value, v.currency))
+        .collect();
+    let conversions = f(
+        "conversions_unique",
+        "Converted",
+        Count(s.conversions.unique),
+        match worth.is_empty() {
+            true => format!("{} rate", pct(report.conversion_rate)),
+            false => format!(
+                "{} rate, worth {}",
+                pct(report.conversion_rate),
+                worth.join(" + ")
+            ),
+        },
+    );
+    let mut all = vec![
         f("sent", "Sent", Count(s.sent), "messages".into()),
         f(
             "opens_unique_excluding_machine",
@@ -79,7 +95,12 @@ fn figures(report: &CampaignReport) -> Vec<Figure> {
             Count(s.clicks.total - s.clicks.total_excluding_machine),
             "link scanners, bots".into(),
         ),
-    ]
+    ];
+    // Only for campaigns with conversions: a card of zeros says nothing to the others.
+    if s.conversions.total > 0 {
+        all.push(conversions);
+    }
+    all
 }
 
 fn rate_value(rate: Option<f64>) -> String {

@@ -14,7 +14,7 @@ use std::fmt::Write;
 /// Rows a segment's page shows at a time.
 const PAGE_ROWS: usize = 500;
 
-const LABELS: [(Segment, &str, &str); 5] = [
+const LABELS: [(Segment, &str, &str); 6] = [
     (Segment::Opened, "Opened", "a reader opened or clicked"),
     (
         Segment::Clicked,
@@ -31,6 +31,11 @@ const LABELS: [(Segment, &str, &str); 5] = [
         Segment::Untracked,
         "Untracked",
         "tracked anonymously: counted, naming no one",
+    ),
+    (
+        Segment::Converted,
+        "Converted",
+        "the shop reported a conversion",
     ),
 ];
 
@@ -113,6 +118,7 @@ fn count_of(counts: &SegmentCounts, segment: Segment) -> u64 {
         Segment::MachineOnly => counts.machine_only,
         Segment::NotOpened => counts.not_opened,
         Segment::Untracked => counts.untracked,
+        Segment::Converted => counts.converted,
     }
 }
 

@@ -169,6 +169,55 @@ async fn conversions(postgres: bool) {
         "{report}"
     );
     assert_eq!(report["conversion_rate"].as_f64(), Some(0.5));
+    // Per link, per segment, and in an A/B comparison.
+    let links: Value = app
+        .api_get(&format!("/api/campaigns/{id}/links"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = &links["links"][0];
+    assert_eq!(
+        (
+            &first["link_no"],
+            &first["conversions"],
+            &first["converted_messages"]
+        ),
+        (&json!(1), &json!(3), &json!(1)),
+        "{links}"
+    );
+    let counts: Value = app
+        .api_get(&format!("/api/campaigns/{id}/segments"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counts["converted"], 1, "{counts}");
+    let converted: Value = app
+        .api_get(&format!("/api/campaigns/{id}/segments/converted"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let who: Vec<&str> = (converted["recipients"].as_array().unwrap().iter())
+        .map(|m| m["recipient_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["ada@example.com"]);
+    let other = app.create_campaign("Spring Sale B").await;
+    let compared: Value = app
+        .api_get(&format!("/api/compare?campaigns={id},{other}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        compared["winners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["metric"] == "converted"),
+        "{compared}"
+    );
     let deliveries: Value = app
         .api_get(&format!("/api/webhooks/{hook}/deliveries"))
         .await

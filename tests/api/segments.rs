@@ -142,8 +142,7 @@ async fn segments(app: TestApp) {
     assert_eq!(csv.status(), StatusCode::OK);
     let text = csv.text().await.unwrap();
     let mut lines = text.lines();
-    let header =
-        "message_id,recipient_id,sent_at,first_read_at,clicked,first_click_at,last_event_at";
+    let header = "message_id,recipient_id,sent_at,first_read_at,clicked,first_click_at,last_event_at,converted";
     assert_eq!(lines.next(), Some(header), "{text}");
     assert!(lines.next().unwrap().contains(",quiet,"), "{text}");
     assert_eq!(lines.next(), None, "{text}");

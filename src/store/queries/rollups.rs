@@ -397,7 +397,11 @@ pub fn links(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<Vec<LinkCoun
                  JOIN links l ON l.message_id = m.id AND l.link_no = r.link_no
                  WHERE m.campaign_id = r.campaign_id
                  ORDER BY m.id LIMIT 1),
-                r.clicks, r.reader_clicks, r.messages, r.reader_messages
+                r.clicks, r.reader_clicks, r.messages, r.reader_messages,
+                (SELECT count(*) FROM conversions v
+                 WHERE v.campaign_id = r.campaign_id AND v.link_no = r.link_no),
+                (SELECT count(DISTINCT v.message_id) FROM conversions v
+                 WHERE v.campaign_id = r.campaign_id AND v.link_no = r.link_no)
          FROM rollup_links r WHERE r.campaign_id = ?1 AND r.clicks <> 0 ORDER BY r.link_no",
         params![campaign],
     )?
@@ -407,6 +411,8 @@ pub fn links(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<Vec<LinkCoun
             link_no: r.get(0)?,
             url: r.get(1)?,
             tally: tally(r, 2)?,
+            conversions: r.get(6)?,
+            converted_messages: r.get(7)?,
         })
     })
     .collect()

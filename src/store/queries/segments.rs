@@ -4,7 +4,7 @@
 use super::*;
 use crate::analytics::segments::MessageActivity;
 use rollups::FACT_COLUMNS;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The campaign's messages after `after`, oldest first, at most `limit`, with their activity:
 /// one read of the messages and one of their events, so a page costs the same wherever it is.
@@ -45,17 +45,22 @@ pub(super) fn recipient_activity(
 /// the events for all of them.
 fn with_activity(c: &mut dyn Conn, messages: Vec<sql::Row>) -> StoreResult<Vec<MessageActivity>> {
     let mut facts: HashMap<MessageId, Vec<Fact>> = HashMap::new();
+    let mut converted: HashSet<MessageId> = HashSet::new();
     let ids: Vec<MessageId> = (messages.iter())
         .map(|r| r.get(0))
         .collect::<StoreResult<_>>()?;
     if !ids.is_empty() {
+        let among = sql::in_json_array(c.dialect(), true);
         let sql = format!(
-            "SELECT {FACT_COLUMNS}, message_id FROM events WHERE message_id {} ORDER BY id",
-            sql::in_json_array(c.dialect(), true)
+            "SELECT {FACT_COLUMNS}, message_id FROM events WHERE message_id {among} ORDER BY id"
         );
         for r in c.query(&sql, params![json_array(&ids)])? {
             let fact = rollups::fact_from_row(&r)?;
             facts.entry(r.get(8)?).or_default().push(fact);
+        }
+        let sql = format!("SELECT DISTINCT message_id FROM conversions WHERE message_id {among}");
+        for r in c.query(&sql, params![json_array(&ids)])? {
+            converted.insert(r.get(0)?);
         }
     }
     messages
@@ -64,7 +69,9 @@ fn with_activity(c: &mut dyn Conn, messages: Vec<sql::Row>) -> StoreResult<Vec<M
             let id: MessageId = r.get(0)?;
             let mut all = rollups::parse_purged(r.get::<Option<String>>(3)?.as_deref());
             all.extend(facts.remove(&id).unwrap_or_default());
-            Ok(MessageActivity::from_facts(id, r.get(1)?, r.get(2)?, &all))
+            let mut activity = MessageActivity::from_facts(id, r.get(1)?, r.get(2)?, &all);
+            activity.converted = converted.contains(&id);
+            Ok(activity)
         })
         .collect()
 }
