@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod campaigns;
+mod conversions;
 mod deliverability;
 pub use crate::encode::csv_safe;
 pub use crate::error;
@@ -77,6 +78,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getCampaignProviders" => ("GET", get(segments::providers)),
         "getCampaignSinceSend" => ("GET", get(segments::since_send)),
         "getProviderHistory" => ("GET", get(deliverability::history)),
+        "listCampaignConversions" => ("GET", get(conversions::list)),
         "getRecipientSendTime" => ("GET", get(send_times::one)),
         "listCampaignSendTimes" => ("GET", get(send_times::campaign)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),

@@ -35,6 +35,7 @@ actions! {
     ReadEvents => "read_events": "Per-recipient events read through the API.",
     ReadTimeline => "read_timeline": "A recipient's timeline read.",
     ReadSegment => "read_segment": "The recipients of a campaign's segment listed.",
+    ReadConversions => "read_conversions": "A campaign's conversions listed.",
     ReadSendTimes => "read_send_times": "A recipient's best hour to send, or a campaign's recipients', read.",
     ExportEvents => "export_events": "A campaign's events exported.",
     ExportRecipient => "export_recipient": "Everything stored about a recipient exported.",

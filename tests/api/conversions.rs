@@ -169,7 +169,28 @@ async fn conversions(postgres: bool) {
         "{report}"
     );
     assert_eq!(report["conversion_rate"].as_f64(), Some(0.5));
-    // Per link, per segment, and in an A/B comparison.
+    // Listed (CSV for a spreadsheet), per link, per segment, and in an A/B comparison.
+    let csv = app
+        .api_get(&format!("/api/campaigns/{id}/conversions?format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "id,received_at,campaign_id,message_id,recipient_id,link_no,link_url,goal,value,currency,clicked_at"
+        )
+    );
+    let first_row = lines.next().unwrap();
+    assert!(
+        first_row
+            .contains(",ada@example.com,1,https://shop.example.com/a?x=1&utm_source=mailbeacon")
+            && first_row.contains(",purchase,12.5,EUR,"),
+        "{csv}"
+    );
+    assert_eq!(lines.count(), 2, "{csv}");
     let links: Value = app
         .api_get(&format!("/api/campaigns/{id}/links"))
         .await

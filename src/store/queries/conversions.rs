@@ -71,4 +71,42 @@ impl<E: Engine> Conversions for SqlStore<E> {
         })
         .await
     }
+
+    async fn conversion_page(
+        &self,
+        campaign: CampaignId,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversionRecord>> {
+        self.read(move |c| {
+            c.query(
+                "SELECT v.id, v.received_at, v.campaign_id, v.message_id, m.recipient_id,
+                        v.link_no, l.url, v.goal, v.value_micros, v.currency, v.clicked_at
+                 FROM conversions v JOIN messages m ON m.id = v.message_id
+                 LEFT JOIN links l ON l.message_id = v.message_id AND l.link_no = v.link_no
+                 WHERE v.campaign_id = ?1 AND v.id > ?2 ORDER BY v.id LIMIT ?3",
+                params![campaign, after, limit],
+            )?
+            .iter()
+            .map(|r| {
+                let recipient: String = r.get(4)?;
+                Ok(ConversionRecord {
+                    id: r.get(0)?,
+                    received_at: r.get(1)?,
+                    campaign_id: r.get(2)?,
+                    message_id: r.get(3)?,
+                    recipient_id: (!recipient.starts_with(ANONYMOUS_RECIPIENT))
+                        .then_some(recipient),
+                    link_no: r.get(5)?,
+                    link_url: r.get(6)?,
+                    goal: r.get(7)?,
+                    value: r.get::<Option<i64>>(8)?.map(|v| v as f64 / 1e6),
+                    currency: r.get(9)?,
+                    clicked_at: r.get(10)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
 }

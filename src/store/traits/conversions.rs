@@ -26,8 +26,33 @@ pub enum ConversionOutcome {
     UnknownMessage,
 }
 
+/// A stored conversion, as the API lists it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConversionRecord {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub campaign_id: CampaignId,
+    pub message_id: MessageId,
+    /// `null` for mail tracked anonymously.
+    pub recipient_id: Option<String>,
+    pub link_no: u16,
+    pub link_url: Option<String>,
+    pub goal: String,
+    pub value: Option<f64>,
+    pub currency: Option<String>,
+    pub clicked_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Conversions: Send + Sync {
     /// Stores a conversion and queues its webhook notices, in one transaction.
     async fn record_conversion(&self, conversion: NewConversion) -> StoreResult<ConversionOutcome>;
+
+    /// The campaign's conversions with ids above `after`, oldest first, at most `limit`.
+    async fn conversion_page(
+        &self,
+        campaign: CampaignId,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversionRecord>>;
 }

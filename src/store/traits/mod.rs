@@ -12,7 +12,7 @@ mod reports;
 
 pub use access::Access;
 pub use campaigns::Campaigns;
-pub use conversions::{ConversionOutcome, Conversions, NewConversion};
+pub use conversions::{ConversionOutcome, ConversionRecord, Conversions, NewConversion};
 pub use deliverability::{Deliverability, ProviderHistoryRow};
 pub use ingest::Ingest;
 pub use maintenance::Maintenance;
