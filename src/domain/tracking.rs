@@ -75,6 +75,18 @@ impl Standing {
             (false, None) => Keep::Everything,
         }
     }
+
+    /// Whether a conversion of this recipient's mail is kept, and so whether a click carries a
+    /// reference at all: as the click is, except that a message that still names its recipient
+    /// is not converted into an anonymous one for a conversion (the store worker renames it at
+    /// its next hit).
+    pub fn keeps_conversions(self, without_consent: Option<WithoutConsent>) -> bool {
+        match self.keep(without_consent) {
+            Keep::Everything => true,
+            Keep::Anonymous => self.anonymous,
+            Keep::Nothing => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +119,14 @@ mod tests {
         assert_eq!(lacking.keep(REQUIRED_OR_NOTHING), Keep::Nothing);
         let consenting = standing(false, false, true);
         assert_eq!(consenting.keep(REQUIRED_OR_NOTHING), Keep::Everything);
+    }
+
+    #[test]
+    fn conversions_are_kept_as_clicks_are_and_never_rename_a_message() {
+        assert!(standing(false, false, true).keeps_conversions(REQUIRED));
+        assert!(standing(true, false, false).keeps_conversions(REQUIRED_OR_NOTHING));
+        assert!(!standing(false, false, false).keeps_conversions(REQUIRED));
+        assert!(!standing(false, true, true).keeps_conversions(None));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use super::{images, no_cache};
 use crate::api::json_body::JsonBody;
 use crate::app::AppState;
-use crate::domain::{Keep, parse_goal, parse_value};
+use crate::domain::{parse_goal, parse_value};
 use crate::error::{ApiError, Invalid};
 use crate::ingest::directory::Found;
 use crate::store::{ConversionOutcome, NewConversion};
@@ -134,13 +134,7 @@ async fn accept(app: &AppState, body: ConversionBody) -> Result<(), ApiError> {
         .settings
         .require_consent
         .then_some(app.settings.without_consent);
-    let kept = match standing.keep(without_consent) {
-        Keep::Everything => true,
-        // Only where the message itself names no one.
-        Keep::Anonymous => standing.anonymous,
-        Keep::Nothing => false,
-    };
-    if !kept {
+    if !standing.keeps_conversions(without_consent) {
         metrics::counter!("mailbeacon_conversions_total", "result" => "not_kept").increment(1);
         return Ok(());
     }

@@ -139,12 +139,11 @@ pub async fn click(
     );
     minimise(standing, &mut event);
     // A conversion is tracked as the click is: not for someone whose clicks are not stored.
-    let reference =
-        (conversions && standing.keep(event.without_consent) != Keep::Nothing).then(|| {
-            let minute = (event.received_at.timestamp() / 60) as u32;
-            app.keys
-                .sign_reference(token.tracking_id, token.link_no, minute)
-        });
+    let reference = (conversions && standing.keeps_conversions(event.without_consent)).then(|| {
+        let minute = (event.received_at.timestamp() / 60) as u32;
+        app.keys
+            .sign_reference(token.tracking_id, token.link_no, minute)
+    });
     match app.events.record(event).await {
         Ok(()) => match reference {
             Some(r) => redirect(&crate::domain::with_reference(&url, &r)),

@@ -9,6 +9,7 @@ mod classification;
 mod cli;
 mod click_map;
 mod concurrent_writers;
+mod conversion_consent;
 mod conversions;
 mod dashboard;
 mod disk_privacy;
