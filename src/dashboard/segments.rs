@@ -53,6 +53,10 @@ pub async fn cards(app: &AppState, scope: Scope, campaign: &Campaign) -> Result<
 fn segments_card(scope: Scope, campaign: &Campaign, counts: &SegmentCounts) -> String {
     let mut rows = String::new();
     for (segment, label, note) in LABELS {
+        // A campaign that tracks no conversions has none to show.
+        if segment == Segment::Converted && !campaign.conversions && counts.converted == 0 {
+            continue;
+        }
         let name = segment.as_str();
         let links = if scope == Scope::Viewer || !segment.lists_recipients() {
             String::new()
