@@ -217,7 +217,9 @@ async fn reports_agree(app: TestApp) {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("link_no,url,honeypot,clicks,reader_clicks,unique_clicks,reader_unique_clicks")
+        Some(
+            "link_no,url,honeypot,clicks,reader_clicks,unique_clicks,reader_unique_clicks,conversions,converted_messages"
+        )
     );
     assert!(
         lines
@@ -251,7 +253,7 @@ async fn reports_agree(app: TestApp) {
         .unwrap();
     assert_eq!(
         empty,
-        "link_no,url,honeypot,clicks,reader_clicks,unique_clicks,reader_unique_clicks\n"
+        "link_no,url,honeypot,clicks,reader_clicks,unique_clicks,reader_unique_clicks,conversions,converted_messages\n"
     );
 
     // A recipient's timeline.
