@@ -9,7 +9,7 @@ use crate::domain::AuditAction;
 use crate::store::ConversionRecord;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -63,9 +63,6 @@ pub async fn list(
         },
         &rows,
     )?;
-    if let Some(cursor) = next_cursor {
-        let value = HeaderValue::from_str(&cursor).expect("digits");
-        response.headers_mut().insert("next-cursor", value);
-    }
+    format::cursor_header(response.headers_mut(), next_cursor);
     Ok(response)
 }

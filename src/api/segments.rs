@@ -16,7 +16,7 @@ use crate::reports::{
 use crate::store::Campaign;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -166,10 +166,7 @@ pub async fn list(
         },
         &recipients,
     )?;
-    if let Some(cursor) = next_cursor {
-        let value = HeaderValue::from_str(&cursor).expect("digits");
-        response.headers_mut().insert("next-cursor", value);
-    }
+    format::cursor_header(response.headers_mut(), next_cursor);
     Ok(response)
 }
 

@@ -11,7 +11,7 @@ use crate::domain::{AuditAction, MessageId};
 use crate::reports::{campaign_send_times, recipient_send_time};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -100,9 +100,6 @@ pub async fn campaign(
         },
         &rows,
     )?;
-    if let Some(cursor) = next_cursor {
-        let value = HeaderValue::from_str(&cursor).expect("digits");
-        response.headers_mut().insert("next-cursor", value);
-    }
+    format::cursor_header(response.headers_mut(), next_cursor);
     Ok(response)
 }

@@ -68,11 +68,7 @@ impl Utm {
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
             return url.to_string();
         }
-        let (base, fragment) = match url.find('#') {
-            Some(i) => url.split_at(i),
-            None => (url, ""),
-        };
-        let query = base.split_once('?').map_or("", |(_, q)| q);
+        let query = split_fragment(url).0.split_once('?').map_or("", |(_, q)| q);
         let present: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, _)| k.into_owned())
             .collect();
@@ -88,28 +84,21 @@ impl Utm {
                 added.append_pair(k, v);
             }
         }
-        let added = added.finish();
-        if added.is_empty() {
-            return url.to_string();
+        match added.finish() {
+            added if added.is_empty() => url.to_string(),
+            added => with_query(url, &added),
         }
-        let joiner = match (
-            base.contains('?'),
-            base.ends_with('?') || base.ends_with('&'),
-        ) {
-            (false, _) => "?",
-            (true, true) => "",
-            (true, false) => "&",
-        };
-        format!("{base}{joiner}{added}{fragment}")
     }
 }
 
 /// `url` with the click's reference added as [`REFERENCE_PARAM`], before any `#fragment`.
 pub fn with_reference(url: &str, reference: &str) -> String {
-    let (base, fragment) = match url.find('#') {
-        Some(i) => url.split_at(i),
-        None => (url, ""),
-    };
+    with_query(url, &format!("{REFERENCE_PARAM}={reference}"))
+}
+
+/// `url` with `pairs` (encoded) added to its query, before any `#fragment`.
+fn with_query(url: &str, pairs: &str) -> String {
+    let (base, fragment) = split_fragment(url);
     let joiner = match (
         base.contains('?'),
         base.ends_with('?') || base.ends_with('&'),
@@ -118,7 +107,14 @@ pub fn with_reference(url: &str, reference: &str) -> String {
         (true, true) => "",
         (true, false) => "&",
     };
-    format!("{base}{joiner}{REFERENCE_PARAM}={reference}{fragment}")
+    format!("{base}{joiner}{pairs}{fragment}")
+}
+
+fn split_fragment(url: &str) -> (&str, &str) {
+    match url.find('#') {
+        Some(i) => url.split_at(i),
+        None => (url, ""),
+    }
 }
 
 /// A goal's name: 1 to 64 characters of letters, digits, `_`, `-` and `.` (`purchase`,

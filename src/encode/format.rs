@@ -129,6 +129,13 @@ pub fn respond(format: Format, name: &str, body: Vec<u8>) -> Response {
 /// `pending-events`: events this process has answered that were not yet in the database when the
 /// answer was made, so at least that many are missing from its figures or log (the journal's
 /// backlog; usually 0 within a second).
+/// `Next-Cursor`: where the next page starts (`after=`); none on the last page.
+pub fn cursor_header(h: &mut HeaderMap, cursor: Option<impl ToString>) {
+    if let Some(c) = cursor.and_then(|c| HeaderValue::from_str(&c.to_string()).ok()) {
+        h.insert("next-cursor", c);
+    }
+}
+
 pub fn pending_header(h: &mut HeaderMap, pending: u64) {
     h.insert("pending-events", HeaderValue::from(pending));
 }
