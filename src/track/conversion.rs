@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::domain::{parse_goal, parse_value};
 use crate::error::{ApiError, Invalid};
 use crate::ingest::directory::Found;
-use crate::store::{ConversionOutcome, NewConversion};
+use crate::store::{ConversionOutcome, MAX_CONVERSIONS_PER_MESSAGE, NewConversion};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -154,6 +154,12 @@ async fn accept(app: &AppState, body: ConversionBody) -> Result<(), ApiError> {
         ConversionOutcome::Stored => "stored",
         ConversionOutcome::Duplicate => "duplicate",
         ConversionOutcome::UnknownMessage => return Err(gone()),
+        ConversionOutcome::TooMany => {
+            return Err(refused(format!(
+                "ref: its message has {MAX_CONVERSIONS_PER_MESSAGE} conversions already; more \
+                 are refused"
+            )));
+        }
     };
     metrics::counter!("mailbeacon_conversions_total", "result" => result).increment(1);
     if outcome == ConversionOutcome::Stored {

@@ -286,3 +286,42 @@ async fn without_conversions_a_click_leads_where_it_was_written() {
     let to = follow(&app, &click_urls(m[0]["html"].as_str().unwrap())[0]).await;
     assert_eq!(to, "https://shop.example.com/a");
 }
+
+/// A reference is a credential whoever holds it may use: one message takes at most 100
+/// conversions, and the 101st is refused with the reason.
+#[tokio::test]
+async fn one_message_takes_at_most_a_hundred_conversions() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .api_post(
+            "/api/campaigns",
+            &json!({"name": "Capped", "conversions": true}),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let html = r#"<p><a href="https://shop.example.com/a">A</a></p>"#;
+    let m = app.register_sent(id, &["dee@example.com"], html, 2).await;
+    let to = follow(&app, &click_urls(m[0]["html"].as_str().unwrap())[0]).await;
+    let reference = to.split_once("mb_ref=").unwrap().1.to_string();
+    for n in 0..100 {
+        let body = json!({"ref": reference, "goal": "purchase", "id": format!("order-{n}")});
+        assert_eq!(
+            post(&app, body).await.0,
+            StatusCode::NO_CONTENT,
+            "order {n}"
+        );
+    }
+    let (status, answer) = post(
+        &app,
+        json!({"ref": reference, "goal": "purchase", "id": "order-100"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("100 conversions already"),
+        "{answer}"
+    );
+}

@@ -21,6 +21,13 @@ impl<E: Engine> Conversions for SqlStore<E> {
                 let campaign: CampaignId = message.get(1)?;
                 let recipient: String = message.get(2)?;
                 let url: Option<String> = message.get(3)?;
+                let stored: i64 = c.query_one(
+                    "SELECT count(*) FROM conversions WHERE message_id = ?1",
+                    params![message_id],
+                )?;
+                if stored >= MAX_CONVERSIONS_PER_MESSAGE {
+                    return Ok(ConversionOutcome::TooMany);
+                }
                 let (value, currency) = match &new.value {
                     Some((v, c)) => (Some(*v), Some(c.as_str())),
                     None => (None, None),

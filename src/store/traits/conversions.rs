@@ -24,7 +24,13 @@ pub enum ConversionOutcome {
     Duplicate,
     /// No message has this tracking id (erased, or its campaign deleted).
     UnknownMessage,
+    /// The message has [`MAX_CONVERSIONS_PER_MESSAGE`] already: a reference is a credential
+    /// anyone holding it may use, so what one click can add is bounded.
+    TooMany,
 }
+
+/// The most conversions one message (one recipient's mail) may have.
+pub const MAX_CONVERSIONS_PER_MESSAGE: i64 = 100;
 
 /// A stored conversion, as the API lists it.
 #[derive(Debug, Clone, Default, Serialize)]

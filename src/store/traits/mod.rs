@@ -12,7 +12,9 @@ mod reports;
 
 pub use access::Access;
 pub use campaigns::Campaigns;
-pub use conversions::{ConversionOutcome, ConversionRecord, Conversions, NewConversion};
+pub use conversions::{
+    ConversionOutcome, ConversionRecord, Conversions, MAX_CONVERSIONS_PER_MESSAGE, NewConversion,
+};
 pub use deliverability::{Deliverability, ProviderHistoryRow};
 pub use ingest::Ingest;
 pub use maintenance::Maintenance;
