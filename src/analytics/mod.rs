@@ -177,10 +177,11 @@ impl std::fmt::Display for CampaignReport {
         writeln!(f, "sent            {}", s.sent)?;
         writeln!(
             f,
-            "opens           {} total, {} unique, open rate {}",
+            "opens           {} total, {} unique, open rate {} – {} (readers – every fetch)",
             s.opens.total,
             s.opens.unique,
-            pct(self.open_rate)
+            pct(self.open_rate_range.floor),
+            pct(self.open_rate_range.ceiling)
         )?;
         writeln!(
             f,
