@@ -15,7 +15,7 @@ use crate::error::{ApiError, Invalid};
 use crate::store::{Campaign, CampaignId, CampaignStats, MessageId, Store, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The reports of one campaign, for the API and `mailbeacon report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,30 +360,22 @@ pub async fn campaign_send_times(
     let next = (page.len() == limit)
         .then(|| page.last().map(|m| m.message_id))
         .flatten();
-    let mut recipients: Vec<String> = Vec::with_capacity(page.len());
-    for m in page {
-        if !m.recipient_id.starts_with(ANONYMOUS_RECIPIENT) && !recipients.contains(&m.recipient_id)
-        {
-            recipients.push(m.recipient_id);
-        }
-    }
-    let activity = store.recipient_activity(recipients.clone()).await?;
-    let mut by_recipient: HashMap<&str, Vec<MessageActivity>> = HashMap::new();
-    for m in &activity {
+    // Each named recipient once, in the page's order (a page may hold several of their mails).
+    let mut seen = HashSet::with_capacity(page.len());
+    let recipients: Vec<String> = (page.into_iter())
+        .map(|m| m.recipient_id)
+        .filter(|r| !r.starts_with(ANONYMOUS_RECIPIENT) && seen.insert(r.clone()))
+        .collect();
+    let mut by_recipient: HashMap<String, Vec<MessageActivity>> = HashMap::new();
+    for m in store.recipient_activity(recipients.clone()).await? {
         by_recipient
-            .entry(m.recipient_id.as_str())
+            .entry(m.recipient_id.clone())
             .or_default()
-            .push(m.clone());
+            .push(m);
     }
     let rows = recipients
         .iter()
-        .map(|r| {
-            send_time(
-                r,
-                by_recipient.get(r.as_str()).map_or(&[], Vec::as_slice),
-                zone,
-            )
-        })
+        .map(|r| send_time(r, by_recipient.get(r).map_or(&[], Vec::as_slice), zone))
         .collect();
     Ok((rows, next))
 }
