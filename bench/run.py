@@ -68,6 +68,35 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
+def cpu_ticks(pids, by_thread=False):
+    """CPU time (user + system, in clock ticks) of processes, or of one process's threads by name."""
+    out = {}
+    for pid in pids:
+        stats = [f"/proc/{pid}/task/{t}/stat" for t in os.listdir(f"/proc/{pid}/task")] if by_thread \
+            else [f"/proc/{pid}/stat"]
+        for path in stats:
+            try:
+                with open(path) as f:
+                    line = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            name = line[line.index("(") + 1:line.rindex(")")] if by_thread else "all"
+            fields = line[line.rindex(")") + 2:].split()
+            out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
+def cpu_us_per_request(before, after, requests):
+    """Microseconds of CPU per request, by thread name, from two cpu_ticks readings."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return {k: (after.get(k, 0) - before.get(k, 0)) * 1e6 / tick / max(requests, 1) for k in after}
+
+
+def postgres_pids():
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
 def reset_peak_rss(pid):
     """Resets VmHWM to the current RSS (Linux >= 4.0), so the next reading is the peak of one phase.
     Returns False where that is not allowed; the readings are then peaks since the start."""
@@ -273,6 +302,13 @@ def start_nginx(workdir, port):
     sys.exit("nginx did not start")
 
 
+def nginx_workers(workdir):
+    with open(os.path.join(workdir, "nginx.pid")) as f:
+        master = f.read().strip()
+    out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
 def stop_nginx(workdir, conf):
     subprocess.run(["nginx", "-p", workdir, "-c", conf, "-s", "quit"], check=False,
                    stderr=subprocess.DEVNULL)
@@ -320,8 +356,16 @@ def run_mailbeacon(args, workdir, backend, database, nport, store_rows):
         for kind, paths, pace in loads(args, opens, clicks):
             f = write_paths(workdir, f"mb-{backend}-{kind.replace(' ', '-')}.txt", paths)
             per_phase = reset_peak_rss(proc.pid) and per_phase
+            cpu0, pg0 = cpu_ticks([proc.pid], by_thread=True), cpu_ticks(postgres_pids())
             results[kind] = wrk(base + "/", f, args.connections, args.seconds, args.threads, pace)
             results[kind]["catch_up_s"] = catch_up(base)
+            # Until every answered event is stored: the store worker's whole cost of the load.
+            cpu = cpu_us_per_request(cpu0, cpu_ticks([proc.pid], by_thread=True), results[kind]["requests"])
+            results[kind]["cpu_http"] = cpu.get("tokio-rt-worker", 0.0)
+            results[kind]["cpu_store"] = cpu.get("mailbeacon-stor", 0.0)
+            if backend == "postgres":
+                results[kind]["cpu_store"] += cpu_us_per_request(
+                    pg0, cpu_ticks(postgres_pids()), results[kind]["requests"]).get("all", 0.0)
             results[kind]["peak_mb"] = peak_rss_mb(proc.pid)
             peaks.append(results[kind]["peak_mb"])
         results["peak_mb"] = max(peaks)
@@ -412,8 +456,12 @@ def main():
             for kind, paths, pace in loads(args, nginx_paths(args.recipients, False),
                                            nginx_paths(args.recipients, True)):
                 f = write_paths(workdir, f"nginx-{kind.replace(' ', '-')}.txt", paths)
+                workers = nginx_workers(workdir)
+                cpu0 = cpu_ticks(workers)
                 nresults[kind] = wrk(f"http://127.0.0.1:{nport}/", f, args.connections, args.seconds,
                                      args.threads, pace)
+                nresults[kind]["cpu_http"] = cpu_us_per_request(
+                    cpu0, cpu_ticks(workers), nresults[kind]["requests"]).get("all", 0.0)
         finally:
             stop_nginx(workdir, conf)
             conf = None
@@ -430,8 +478,11 @@ def main():
                  " (could not reset it between loads: peaks since start-up)"))
         print("catch-up s: from the end of the load until every answered event is in the database "
               "and its reports")
+        print("cpu us/req: CPU time per answered request, from the start of the load to the end of its catch-up, of the threads that answer "
+              "(nginx's workers, mailbeacon's HTTP workers) + of storing (mailbeacon's store worker, "
+              "and on PostgreSQL every postgres process)")
         print(f"{'':34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'x nginx':>9}{'non-2xx/3xx':>13}"
-              f"{'catch-up s':>12}")
+              f"{'catch-up s':>12}{'cpu us/req':>14}")
 
         def bad(r, ok_status):
             return sum(n for code, n in r["statuses"].items() if code != ok_status) + r["errors"]
@@ -445,14 +496,15 @@ def main():
                       "each round with the same server's fresh-recipient pixel load")
             n = nresults[kind]
             print(f"{'nginx ' + kind:34}{n['rps']:>9.0f}{n['p50_us'] / 1000:>9.2f}{n['p99_us'] / 1000:>9.2f}"
-                  f"{'-':>9}{'1.00':>9}{bad(n, status[kind]):>13}")
+                  f"{'-':>9}{'1.00':>9}{bad(n, status[kind]):>13}{'-':>12}{n['cpu_http']:>8.1f}")
             for backend in backends:
                 r = results[backend][kind]
                 fresh = (f"  x fresh {r['rps'] / results[backend]['pixel']['rps']:.2f}"
                          if kind.startswith("hot") else "")
                 print(f"{'mailbeacon ' + backend + ' ' + kind:34}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}"
                       f"{r['p99_us'] / 1000:>9.2f}{r['peak_mb']:>9.1f}{r['rps'] / n['rps']:>9.2f}"
-                      f"{bad(r, status[kind]):>13}{r['catch_up_s']:>12.2f}{fresh}")
+                      f"{bad(r, status[kind]):>13}{r['catch_up_s']:>12.2f}"
+                      f"{r['cpu_http']:>8.1f} + {r['cpu_store']:.1f}{fresh}")
         # Every request answered 200 (pixel loads) or 302 (clicks) must be a row in the database.
         for table, ok_status in (("open", "200"), ("click", "302")):
             phases = [k for k in nresults if status[k] == ok_status]
