@@ -109,10 +109,7 @@ pub fn winners(reports: &[&super::CampaignReport]) -> Vec<Verdict> {
     };
     let any_conversions = reports.iter().any(|r| r.stats.conversions.total > 0);
     [
-        (
-            "readers_opened",
-            variants(|s| s.opens.unique_excluding_machine),
-        ),
+        ("readers_opened", variants(|s| s.opened_by_readers)),
         (
             "readers_clicked",
             variants(|s| s.clicks.unique_excluding_machine),

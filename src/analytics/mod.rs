@@ -18,17 +18,17 @@ pub use stats::{CampaignStats, ClassCounts, ConversionCounts, ConversionValue, C
 pub struct CampaignReport {
     #[serde(flatten)]
     pub stats: CampaignStats,
-    /// Unique opens / sent: every message whose pixel anything fetched (what most tools show).
+    /// Messages opened in the widest sense / sent (what most tools show): the ceiling.
     pub open_rate: Option<f64>,
     /// Unique clicks / sent.
     pub click_rate: Option<f64>,
-    /// Unique clicks / unique opens.
+    /// Unique clicks / messages opened in the widest sense (a click implies an open): at most 1.
     pub click_to_open_rate: Option<f64>,
     /// The open rate as an honest range.
     pub open_rate_range: RateRange,
     /// Clicks by readers (machine activity left out) / sent.
     pub reader_click_rate: Option<f64>,
-    /// Clicks by readers / opens by readers (click-implied included).
+    /// Messages clicked by readers / messages opened by readers (click-implied included).
     pub reader_click_to_open_rate: Option<f64>,
     /// Messages with a conversion / sent.
     pub conversion_rate: Option<f64>,
@@ -38,9 +38,10 @@ pub struct CampaignReport {
 
 #[derive(Debug, Serialize)]
 pub struct RateRange {
-    /// Opens by readers (Apple's prefetch, scanners and bots left out) plus click-implied opens, / sent.
+    /// Messages opened by readers (Apple's prefetch, scanners and bots left out), click-implied
+    /// opens included, / sent.
     pub floor: Option<f64>,
-    /// Every message whose pixel was fetched at all, / sent.
+    /// Messages whose pixel was fetched or a link clicked at all, / sent. Never below the floor.
     pub ceiling: Option<f64>,
 }
 
@@ -53,8 +54,9 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "open_rate_ceiling",
-        "Messages whose tracking pixel was fetched at all, by anyone or anything, divided by \
-         messages sent. This is what most email platforms call the open rate.",
+        "Messages whose tracking pixel was fetched or a link clicked at all, by anyone or \
+         anything, divided by messages sent. This is what most email platforms call the open \
+         rate (`open_rate`); it is never below the floor.",
     ),
     (
         "click_rate",
@@ -63,13 +65,20 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "click_to_open_rate",
-        "Messages clicked divided by messages opened; the reader variant uses readers' clicks and \
-         readers' opens.",
+        "Messages clicked divided by messages opened in the same sense as the ceiling (a click \
+         implies an open, so it is at most 100%); the reader variant divides messages readers \
+         clicked by messages readers opened, click-implied opens included.",
     ),
     (
         "conversion_rate",
         "Messages whose recipient converted (a goal the sender's site reported back with the \
          click's reference) divided by messages sent.",
+    ),
+    (
+        "unique_and_total",
+        "A total counts events, unique counts messages (each once, however often it was opened \
+         or clicked); `excluding_machine` leaves out machine activity in both, so unique is never \
+         above total and the reader figure never above the figure for everything.",
     ),
     (
         "machine_activity",
@@ -85,17 +94,17 @@ fn ratio(a: i64, b: i64) -> Option<f64> {
 impl From<CampaignStats> for CampaignReport {
     fn from(stats: CampaignStats) -> Self {
         CampaignReport {
-            open_rate: ratio(stats.opens.unique, stats.sent),
+            open_rate: ratio(stats.opened, stats.sent),
             click_rate: ratio(stats.clicks.unique, stats.sent),
-            click_to_open_rate: ratio(stats.clicks.unique, stats.opens.unique),
+            click_to_open_rate: ratio(stats.clicks.unique, stats.opened),
             open_rate_range: RateRange {
-                floor: ratio(stats.opens.unique_excluding_machine, stats.sent),
-                ceiling: ratio(stats.opens.unique, stats.sent),
+                floor: ratio(stats.opened_by_readers, stats.sent),
+                ceiling: ratio(stats.opened, stats.sent),
             },
             reader_click_rate: ratio(stats.clicks.unique_excluding_machine, stats.sent),
             reader_click_to_open_rate: ratio(
                 stats.clicks.unique_excluding_machine,
-                stats.opens.unique_excluding_machine,
+                stats.opened_by_readers,
             ),
             conversion_rate: ratio(stats.conversions.unique, stats.sent),
             definitions: DEFINITIONS.iter().copied().collect(),
@@ -117,7 +126,7 @@ impl CampaignReport {
     pub fn metrics(&self) -> Vec<Metric> {
         let s = &self.stats;
         let n = |v: i64| Some(v as f64);
-        let rows: [(&'static str, Option<f64>); 21] = [
+        let rows: [(&'static str, Option<f64>); 23] = [
             ("sent", n(s.sent)),
             ("opens_total", n(s.opens.total)),
             ("opens_unique", n(s.opens.unique)),
@@ -129,6 +138,8 @@ impl CampaignReport {
                 "opens_unique_excluding_machine",
                 n(s.opens.unique_excluding_machine),
             ),
+            ("opened", n(s.opened)),
+            ("opened_by_readers", n(s.opened_by_readers)),
             ("click_implied_opens", n(s.click_implied_opens)),
             ("clicks_total", n(s.clicks.total)),
             ("clicks_unique", n(s.clicks.unique)),
@@ -177,7 +188,7 @@ impl std::fmt::Display for CampaignReport {
         writeln!(f, "sent            {}", s.sent)?;
         writeln!(
             f,
-            "opens           {} total, {} unique, open rate {} – {} (readers – every fetch)",
+            "opens           {} total, {} unique, open rate {} – {} (readers – every fetch or click)",
             s.opens.total,
             s.opens.unique,
             pct(self.open_rate_range.floor),
@@ -194,9 +205,7 @@ impl std::fmt::Display for CampaignReport {
         writeln!(
             f,
             "readers         {} opened ({} implied by a click), {} clicked (machine activity left out)",
-            s.opens.unique_excluding_machine,
-            s.click_implied_opens,
-            s.clicks.unique_excluding_machine
+            s.opened_by_readers, s.click_implied_opens, s.clicks.unique_excluding_machine
         )?;
         let classes: Vec<String> = s
             .by_class

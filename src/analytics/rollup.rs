@@ -88,11 +88,11 @@ pub enum Row {
 }
 
 /// Counter deltas of one row; rows use as many leading counters as their table has.
-pub type Counters = [i64; 9];
+pub type Counters = [i64; TOTALS.len()];
 
 /// The columns of `campaign_totals` that are counters, in [`Row::Totals`] order. "Reader" means
 /// any class but machine activity (see `Class::is_machine`).
-pub const TOTALS: [&str; 9] = [
+pub const TOTALS: [&str; 10] = [
     "opens",
     "clicks",
     "reader_open_events",
@@ -104,7 +104,17 @@ pub const TOTALS: [&str; 9] = [
     // Messages with a reader's open (pixel loaded).
     "reader_pixel_opens",
     "reader_clicks",
+    // Messages with any open or click, by anyone or anything (the open rate's ceiling: a click
+    // implies the mail was opened, as most email platforms count it).
+    "opened",
 ];
+
+/// Counters that start with `leading` and are zero after it.
+fn lead(leading: &[i64]) -> Counters {
+    let mut counters = [0; TOTALS.len()];
+    counters[..leading.len()].copy_from_slice(leading);
+    counters
+}
 
 fn add_counters(sum: &mut Counters, counters: &Counters, sign: i64) {
     for (s, c) in sum.iter_mut().zip(counters) {
@@ -118,7 +128,7 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
     // writer runs this for every event, so it allocates as little as it can.
     let mut rows: BTreeMap<Row, Counters> = BTreeMap::new();
     let mut add = |row: Row, counters: Counters| {
-        add_counters(rows.entry(row).or_insert([0; 9]), &counters, 1);
+        add_counters(rows.entry(row).or_insert([0; TOTALS.len()]), &counters, 1);
     };
     let one = |flag: bool| i64::from(flag);
     let mut first_of_kind = BTreeSet::new();
@@ -129,7 +139,7 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
     for f in facts {
         let reader = !f.class.is_machine();
         let click = f.kind == EventKind::Click;
-        let mut totals = [0; 9];
+        let mut totals = [0; TOTALS.len()];
         totals[usize::from(click)] = 1;
         totals[2 + usize::from(click)] = one(reader);
         add(Row::Totals, totals);
@@ -147,14 +157,14 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
                 kind: f.kind,
                 class: f.class,
             },
-            [1, one(first), 0, 0, 0, 0, 0, 0, 0],
+            lead(&[1, one(first)]),
         );
         if let (true, Some(link_no)) = (click, f.link_no) {
             let new = links_seen.insert((link_no, false));
             let new_reader = reader && links_seen.insert((link_no, true));
             add(
                 Row::Link { link_no },
-                [1, one(reader), one(new), one(new_reader), 0, 0, 0, 0, 0],
+                lead(&[1, one(reader), one(new), one(new_reader)]),
             );
         }
         for dim in Dim::ALL {
@@ -167,17 +177,18 @@ pub fn contributions(facts: &[Fact]) -> BTreeMap<Row, Counters> {
                     value: value.to_string(),
                     kind: f.kind,
                 },
-                [1, one(reader), one(new), one(new_reader), 0, 0, 0, 0, 0],
+                lead(&[1, one(reader), one(new), one(new_reader)]),
             );
         }
     }
-    let mut totals = [0; 9];
+    let mut totals = [0; TOTALS.len()];
     for (flag, counter) in [
         (opened, 4),
         (clicked, 5),
         (reader_opened || reader_clicked, 6),
         (reader_opened, 7),
         (reader_clicked, 8),
+        (opened || clicked, 9),
     ] {
         totals[counter] = one(flag);
     }
@@ -267,7 +278,7 @@ impl Delta {
                 }
             }
         }
-        let mut totals = [0; 9];
+        let mut totals = [0; TOTALS.len()];
         totals[usize::from(click)] = 1;
         totals[2 + usize::from(click)] = one(reader);
         totals[4] = one(!click && !opened);
@@ -275,9 +286,12 @@ impl Delta {
         totals[6] = one(reader && !reader_seen);
         totals[7] = one(reader && !click && !reader_opened);
         totals[8] = one(reader && click && !reader_clicked);
+        totals[9] = one(!opened && !clicked);
         let mut add = |row: Row, counters: Counters| {
             add_counters(
-                self.rows.entry((campaign, row)).or_insert([0; 9]),
+                self.rows
+                    .entry((campaign, row))
+                    .or_insert([0; TOTALS.len()]),
                 &counters,
                 1,
             );
@@ -289,22 +303,17 @@ impl Delta {
                 kind: new.kind,
                 class: new.class,
             },
-            [1, one(!kind_seen), 0, 0, 0, 0, 0, 0, 0],
+            lead(&[1, one(!kind_seen)]),
         );
         if let Some(link_no) = link {
             add(
                 Row::Link { link_no },
-                [
+                lead(&[
                     1,
                     one(reader),
                     one(!link_seen),
                     one(reader && !reader_link_seen),
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ],
+                ]),
             );
         }
         for (i, dim) in Dim::ALL.into_iter().enumerate() {
@@ -314,17 +323,12 @@ impl Delta {
                     value: values[i].to_string(),
                     kind: new.kind,
                 },
-                [
+                lead(&[
                     1,
                     one(reader),
                     one(!dim_seen[i]),
                     one(reader && !reader_dim_seen[i]),
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ],
+                ]),
             );
         }
     }
@@ -333,7 +337,9 @@ impl Delta {
     pub fn add(&mut self, campaign: CampaignId, rows: BTreeMap<Row, Counters>, sign: i64) {
         for (row, counters) in rows {
             add_counters(
-                self.rows.entry((campaign, row)).or_insert([0; 9]),
+                self.rows
+                    .entry((campaign, row))
+                    .or_insert([0; TOTALS.len()]),
                 &counters,
                 sign,
             );
@@ -440,6 +446,21 @@ mod tests {
         assert_eq!(t["reader_opens"], 1, "the click implies a reader opened it");
         assert_eq!(t["reader_pixel_opens"], 0);
         assert_eq!(t["reader_clicks"], 1);
+        assert_eq!(t["opened"], 1);
+    }
+
+    #[test]
+    fn a_scanners_click_alone_counts_the_message_as_opened_only_in_the_widest_sense() {
+        let t = totals(&contributions(&[fact(
+            EventKind::Click,
+            Some(1),
+            0,
+            Class::Scanner,
+        )]));
+        assert_eq!(
+            (t["opened"], t["unique_opens"], t["reader_opens"]),
+            (1, 0, 0)
+        );
     }
 
     #[test]

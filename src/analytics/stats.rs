@@ -11,8 +11,8 @@ pub struct Counts {
     /// Events that are not machine activity.
     pub total_excluding_machine: i64,
     /// Messages with at least one event of this kind that is not machine activity (Apple's
-    /// prefetch, scanners, bots). For opens this includes click-implied opens: a message clicked
-    /// by a reader was opened, even when its images were blocked.
+    /// prefetch, scanners, bots). For opens: messages whose pixel a reader loaded (click-implied
+    /// opens are in [`CampaignStats::opened_by_readers`]), so unique never exceeds total.
     pub unique_excluding_machine: i64,
 }
 
@@ -47,8 +47,14 @@ pub struct CampaignStats {
     pub clicks: Counts,
     pub first_activity: Option<DateTime<Utc>>,
     pub last_activity: Option<DateTime<Utc>>,
+    /// Messages opened in the widest sense: pixel fetched or a link clicked, by anyone or anything
+    /// (the open rate's ceiling; a click implies an open, as most email platforms count it).
+    pub opened: i64,
+    /// Messages a reader opened: pixel loaded by a reader, or a link clicked by one (the open
+    /// rate's floor). Never more than `opened`.
+    pub opened_by_readers: i64,
     /// Messages a reader clicked although no reader's pixel load was recorded (images blocked):
-    /// opened all the same, and counted in `opens.unique_excluding_machine`.
+    /// `opened_by_readers` minus `opens.unique_excluding_machine`.
     pub click_implied_opens: i64,
     /// Every class, including those with no events, in a fixed order.
     pub by_class: std::collections::BTreeMap<&'static str, ClassCounts>,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 enum Shown {
     Count(i64),
     Rate(Option<f64>),
-    /// The open rate as a range: readers' opens (floor) to every fetch (ceiling).
+    /// The open rate as a range: readers' opens (floor) to every fetch or click (ceiling).
     Range(Option<f64>, Option<f64>),
 }
 
@@ -48,9 +48,9 @@ fn figures(report: &CampaignReport) -> Vec<Figure> {
     let mut all = vec![
         f("sent", "Sent", Count(s.sent), "messages".into()),
         f(
-            "opens_unique_excluding_machine",
+            "opened_by_readers",
             "Opened by readers",
-            Count(s.opens.unique_excluding_machine),
+            Count(s.opened_by_readers),
             format!("{} implied by a click", num(s.click_implied_opens)),
         ),
         f(
@@ -63,7 +63,7 @@ fn figures(report: &CampaignReport) -> Vec<Figure> {
             "open_rate_range",
             "Open rate",
             Range(report.open_rate_range.floor, report.open_rate_range.ceiling),
-            "readers – every fetch".into(),
+            "readers – every fetch or click".into(),
         ),
         f(
             "clicks_unique_excluding_machine",

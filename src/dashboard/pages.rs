@@ -94,11 +94,11 @@ pub async fn campaigns(app: &AppState, scope: Scope, archived: bool) -> Result<S
         format!(
             "<h1>{title}</h1><form method=\"get\" action=\"/compare\">\
              <div class=\"scroll\" tabindex=\"0\"><table class=\"campaigns\"><thead><tr><th><span class=\"visually-hidden\">Compare</span></th><th>Campaign</th>\
-             <th>Sent on</th><th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch (ceiling)\">Open rate</th>\
+             <th>Sent on</th><th class=\"n\">Sent</th><th class=\"n\" title=\"readers (floor) – every fetch or click (ceiling)\">Open rate</th>\
              <th class=\"n\">Click rate</th><th class=\"n\">Click-to-open</th><th>Last activity</th>\
              </tr></thead><tbody>{rows}</tbody></table></div>\
              <button type=\"submit\">Compare selected</button></form>\
-             <p class=\"hint\">Open rate: readers' opens (and click-implied opens) – every pixel fetch. \
+             <p class=\"hint\">Open rate: readers' opens (and click-implied opens) – every pixel fetch or click. \
              Click rates leave out scanners and bots.</p>{other}"
         )
     };
@@ -392,11 +392,11 @@ pub async fn compare(app: &AppState, scope: Scope, ids: &[String]) -> Result<Str
     type Cell = fn(&CampaignReport) -> String;
     let rows: [(&str, Cell); 9] = [
         ("Sent", |r| num(r.stats.sent)),
-        ("Opened by readers", |r| {
-            num(r.stats.opens.unique_excluding_machine)
-        }),
+        ("Opened by readers", |r| num(r.stats.opened_by_readers)),
         ("Open rate, readers", |r| pct(r.open_rate_range.floor)),
-        ("Open rate, every fetch", |r| pct(r.open_rate_range.ceiling)),
+        ("Open rate, every fetch or click", |r| {
+            pct(r.open_rate_range.ceiling)
+        }),
         ("Clicked by readers", |r| {
             num(r.stats.clicks.unique_excluding_machine)
         }),

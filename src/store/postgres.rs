@@ -56,6 +56,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/postgres/0009_conversions.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_opened.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

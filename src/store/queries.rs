@@ -201,4 +201,6 @@ fn read_keys(c: &mut dyn Conn) -> StoreResult<Vec<(u8, [u8; 32])>> {
 }
 
 #[cfg(test)]
+mod figures_tests;
+#[cfg(test)]
 mod tests;

@@ -86,6 +86,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../../migrations/sqlite/0020_conversions.sql"),
     ),
+    (21, include_str!("../../migrations/sqlite/0021_opened.sql")),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

@@ -161,9 +161,10 @@ async fn the_labelled_corpus_is_classified_as_labelled() {
         .iter()
         .filter(|r| !is_machine(r) && r.kind == "click")
         .count();
+    assert_eq!(stats["opened_by_readers"], readers.len(), "{stats}");
     assert_eq!(
         stats["opens"]["unique_excluding_machine"],
-        readers.len(),
+        readers.len() - reader_clicks,
         "{stats}"
     );
     assert_eq!(
@@ -243,7 +244,7 @@ async fn reclassify_and_the_reports_follow(postgres: bool) {
         assert!(ok, "{err}");
         serde_json::from_str(&out).unwrap()
     };
-    assert_eq!(stats(&db)["opens"]["unique_excluding_machine"], 3);
+    assert_eq!(stats(&db)["opened_by_readers"], 3);
 
     let (ok, out, err) = cli(
         &db,
@@ -262,7 +263,7 @@ async fn reclassify_and_the_reports_follow(postgres: bool) {
         "{out}"
     );
     let s = stats(&db);
-    assert_eq!(s["opens"]["unique_excluding_machine"], 1, "{s}");
+    assert_eq!(s["opened_by_readers"], 1, "{s}");
     assert_eq!(s["clicks"]["unique_excluding_machine"], 0, "{s}");
     assert_eq!(s["by_class"]["apple_mpp"], json!({"opens": 1, "clicks": 0}));
     assert_eq!(s["by_class"]["bot"], json!({"opens": 0, "clicks": 1}));

@@ -53,8 +53,8 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
     let figure = |name: &str| on_page[name].as_str().unwrap().to_string();
     assert_eq!(figure("sent"), api["sent"].to_string());
     assert_eq!(
-        figure("opens_unique_excluding_machine"),
-        api["opens"]["unique_excluding_machine"].to_string()
+        figure("opened_by_readers"),
+        api["opened_by_readers"].to_string()
     );
     assert_eq!(figure("opens_unique"), api["opens"]["unique"].to_string());
     assert_eq!(
@@ -136,12 +136,12 @@ async fn an_analyst_reads_a_campaign_in_the_browser_and_sees_it_live() {
         .await
         .unwrap();
     // The headline cards follow it, without a reload.
-    let readers = api["opens"]["unique_excluding_machine"].as_i64().unwrap() + 1;
+    let readers = api["opened_by_readers"].as_i64().unwrap() + 1;
     let sent = want.sent + 1;
     browser
         .wait_for(
             &format!(
-                "document.querySelector('[data-metric=opens_unique_excluding_machine]').dataset.value \
+                "document.querySelector('[data-metric=opened_by_readers]').dataset.value \
                  === '{readers}' && document.querySelector('[data-metric=sent]').dataset.value === '{sent}'"
             ),
             Duration::from_secs(10),

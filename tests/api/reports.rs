@@ -46,6 +46,7 @@ async fn reports_agree(app: TestApp) {
         r["opens"]["unique_excluding_machine"],
         want.reader_unique_opens
     );
+    assert_eq!(r["opened_by_readers"], want.reader_unique_opens, "{r}");
     let rate = |v: &Value| v.as_f64().unwrap();
     let sent = want.sent as f64;
     assert_eq!(

@@ -154,6 +154,7 @@ pub const TABLES: &[Table] = &[
             "reader_opens",
             "reader_pixel_opens",
             "reader_clicks",
+            "opened",
             "first_at",
             "last_at",
         ],

@@ -29,7 +29,7 @@ impl<E: Engine> Reports for SqlStore<E> {
                     total: t.get("opens"),
                     unique: t.get("unique_opens"),
                     total_excluding_machine: t.get("reader_open_events"),
-                    unique_excluding_machine: t.get("reader_opens"),
+                    unique_excluding_machine: t.get("reader_pixel_opens"),
                 },
                 clicks: Counts {
                     total: t.get("clicks"),
@@ -39,6 +39,8 @@ impl<E: Engine> Reports for SqlStore<E> {
                 },
                 first_activity: t.first_at,
                 last_activity: t.last_at,
+                opened: t.get("opened"),
+                opened_by_readers: t.get("reader_opens"),
                 click_implied_opens,
                 by_class,
                 conversions: conversion_counts(c, id)?,

@@ -230,7 +230,11 @@ pub fn rebuild_campaign(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<(
     )?;
     let messages: Vec<MessageId> = c
         .query(
-            "SELECT DISTINCT message_id FROM events WHERE campaign_id = ?1 ORDER BY message_id",
+            // Also those whose events retention deleted all of: their facts are kept.
+            "SELECT id FROM messages WHERE campaign_id = ?1
+               AND (purged_facts IS NOT NULL
+                    OR EXISTS (SELECT 1 FROM events e WHERE e.message_id = messages.id))
+             ORDER BY id",
             params![campaign],
         )?
         .iter()
@@ -311,7 +315,7 @@ pub fn dump(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<Vec<String>> 
 /// `campaign_totals` as (column, value) in [`TOTALS`] order plus sent, first_at, last_at.
 pub struct Totals {
     pub sent: i64,
-    pub counters: [i64; 9],
+    pub counters: [i64; TOTALS.len()],
     pub first_at: Option<chrono::DateTime<chrono::Utc>>,
     pub last_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -335,12 +339,12 @@ pub fn totals(c: &mut dyn Conn, campaign: CampaignId) -> StoreResult<Totals> {
     let Some(r) = c.query_row(&SQL, params![campaign])? else {
         return Ok(Totals {
             sent: 0,
-            counters: [0; 9],
+            counters: [0; TOTALS.len()],
             first_at: None,
             last_at: None,
         });
     };
-    let mut counters = [0; 9];
+    let mut counters = [0; TOTALS.len()];
     for (i, n) in counters.iter_mut().enumerate() {
         *n = r.get(3 + i)?;
     }
