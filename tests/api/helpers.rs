@@ -93,8 +93,11 @@ impl TestApp {
         // reqwest is built without a TLS crypto provider (the server's webhook client installs
         // ring); the tests' client needs one too, although it only speaks plain HTTP.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // No kept-alive connections: the server closes an idle one after --header-timeout, and
+        // a request sent on it just then fails (IncompleteMessage) when the machine is slow.
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap();
         let mut child = Command::new(BIN)
