@@ -76,10 +76,11 @@ pub enum Invalid {
     Tags,
     Utm,
     Conversion,
+    Engagement,
 }
 
 impl Invalid {
-    pub const ALL: [Invalid; 28] = [
+    pub const ALL: [Invalid; 29] = [
         Invalid::Query,
         Invalid::Body,
         Invalid::Time,
@@ -108,6 +109,7 @@ impl Invalid {
         Invalid::Tags,
         Invalid::Utm,
         Invalid::Conversion,
+        Invalid::Engagement,
     ];
 
     pub fn code(self) -> &'static str {
@@ -140,6 +142,7 @@ impl Invalid {
             Invalid::Tags => "invalid_tags",
             Invalid::Utm => "invalid_utm",
             Invalid::Conversion => "invalid_conversion",
+            Invalid::Engagement => "invalid_engagement",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! all render here; and its segments, read a page of messages at a time.
 
 use crate::analytics::CampaignReport;
+use crate::analytics::engagement::{Engagement, engagement};
 use crate::analytics::providers::{ProviderRow, ProviderTally};
 use crate::analytics::report::{self, Interval, Window};
 use crate::analytics::rollup::Dim;
@@ -344,6 +345,49 @@ pub async fn recipient_send_time(
 ) -> Result<SendTime, StoreError> {
     let messages = store.recipient_activity(vec![recipient.clone()]).await?;
     Ok(send_time(&recipient, &messages, zone))
+}
+
+/// One recipient's engagement, from every message of theirs.
+pub async fn recipient_engagement(
+    store: &dyn Store,
+    recipient: String,
+    recent: usize,
+    days: i64,
+) -> Result<Engagement, StoreError> {
+    let messages = store.recipient_activity(vec![recipient.clone()]).await?;
+    Ok(engagement(&recipient, &messages, recent, days, Utc::now()))
+}
+
+/// The engagement of up to `limit` recipients after `after` (in order of their id), those `only`
+/// asks for (engaged or not); with the cursor to go on from, `None` once every recipient was
+/// looked at.
+pub async fn engagement_page(
+    store: &dyn Store,
+    after: String,
+    limit: usize,
+    (recent, days): (usize, i64),
+    only: Option<bool>,
+) -> Result<(Vec<Engagement>, Option<String>), StoreError> {
+    let recipients = store.recipients_after(after, limit).await?;
+    let next = (recipients.len() == limit)
+        .then(|| recipients.last().cloned())
+        .flatten();
+    let mut by_recipient: HashMap<String, Vec<MessageActivity>> = HashMap::new();
+    for m in store.recipient_activity(recipients.clone()).await? {
+        by_recipient
+            .entry(m.recipient_id.clone())
+            .or_default()
+            .push(m);
+    }
+    let now = Utc::now();
+    let rows = (recipients.iter())
+        .map(|r| {
+            let messages = by_recipient.get(r).map_or(&[][..], Vec::as_slice);
+            engagement(r, messages, recent, days, now)
+        })
+        .filter(|e| only.is_none_or(|engaged| e.engaged == engaged))
+        .collect();
+    Ok((rows, next))
 }
 
 /// The best hours of the recipients of up to `limit` of the campaign's messages after `after`

@@ -1,6 +1,7 @@
 //! Campaign figures as reports show them: the stored counts plus the rates derived from them.
 
 pub mod ab_test;
+pub mod engagement;
 pub mod provider_drop;
 pub mod providers;
 pub mod report;

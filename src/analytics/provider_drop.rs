@@ -174,10 +174,7 @@ mod tests {
             recipient_id: who.into(),
             sent_at,
             first_read_at: read.map(|t| t.parse().unwrap()),
-            clicked: false,
-            first_click_at: None,
-            last_event_at: None,
-            converted: false,
+            ..MessageActivity::default()
         };
         let mut tally = FirstDayTally::default();
         for m in [

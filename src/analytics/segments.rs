@@ -65,6 +65,12 @@ pub struct MessageActivity {
     pub clicked: bool,
     /// The first click of a reader.
     pub first_click_at: Option<DateTime<Utc>>,
+    /// The latest pixel load of a reader, and the latest click of one (engagement's; segment
+    /// lists keep their columns).
+    #[serde(skip)]
+    pub last_open_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub last_click_at: Option<DateTime<Utc>>,
     /// The latest event of anyone or anything (a machine's included).
     pub last_event_at: Option<DateTime<Utc>>,
     /// The sender's site reported a conversion of it.
@@ -89,6 +95,12 @@ impl MessageActivity {
             first_click_at: (reader().filter(|f| f.kind == EventKind::Click))
                 .map(|f| f.received_at)
                 .min(),
+            last_open_at: (reader().filter(|f| f.kind == EventKind::Open))
+                .map(|f| f.received_at)
+                .max(),
+            last_click_at: (reader().filter(|f| f.kind == EventKind::Click))
+                .map(|f| f.received_at)
+                .max(),
             last_event_at: facts.iter().map(|f| f.received_at).max(),
             converted: false,
         }

@@ -78,10 +78,8 @@ mod tests {
             recipient_id: "ada@example.com".into(),
             sent_at: "2026-11-01T00:00:00Z".parse().unwrap(),
             first_read_at: at,
-            clicked: false,
-            first_click_at: None,
             last_event_at: at,
-            converted: false,
+            ..MessageActivity::default()
         }
     }
 

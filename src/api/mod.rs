@@ -9,6 +9,7 @@ pub mod auth;
 mod campaigns;
 mod conversions;
 mod deliverability;
+mod engagement;
 pub use crate::encode::csv_safe;
 pub use crate::error;
 mod events;
@@ -81,6 +82,8 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "listCampaignConversions" => ("GET", get(conversions::list)),
         "getRecipientSendTime" => ("GET", get(send_times::one)),
         "listCampaignSendTimes" => ("GET", get(send_times::campaign)),
+        "getRecipientEngagement" => ("GET", get(engagement::one)),
+        "listEngagement" => ("GET", get(engagement::list)),
         "getAuditLog" => ("GET", get(recipients::audit_log)),
         "createWebhook" => ("POST", post(webhooks::create)),
         "listWebhooks" => ("GET", get(webhooks::list)),

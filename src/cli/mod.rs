@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod dashboard_password;
+mod engagement;
 mod keys;
 mod maintenance;
 mod migrate;
@@ -115,6 +116,10 @@ pub enum Command {
     /// Count a campaign's recipients by segment (opened, clicked, machine only, not opened,
     /// untracked), or list one segment's recipients (per-recipient data, audited).
     Segments(segments::SegmentArgs),
+    /// When a reader last opened or clicked each recipient's mail and how many of their latest
+    /// messages they read (machine activity never counts): engaged-in-90-days and sunset lists
+    /// (per-recipient data, audited).
+    Engagement(engagement::EngagementArgs),
     /// Show a campaign's numbers.
     Stats {
         #[arg(long, value_name = "ID")]
@@ -197,6 +202,7 @@ async fn run_with_database(
         Command::DashboardPassword { scope } => dashboard_password::set(ctx, scope, out).await,
         Command::Report(args) => reports::report(ctx, args, out).await,
         Command::Segments(args) => segments::segments(ctx, args, out).await,
+        Command::Engagement(args) => engagement::engagement(ctx, args, out).await,
         Command::Providers(command) => providers::run(ctx, command, out).await,
         Command::Stats { campaign, json } => reports::stats(ctx, campaign, json, out).await,
         Command::Export {

@@ -37,6 +37,7 @@ actions! {
     ReadSegment => "read_segment": "The recipients of a campaign's segment listed.",
     ReadConversions => "read_conversions": "A campaign's conversions listed.",
     ReadSendTimes => "read_send_times": "A recipient's best hour to send, or a campaign's recipients', read.",
+    ReadEngagement => "read_engagement": "A recipient's engagement, or every recipient's, read.",
     ExportEvents => "export_events": "A campaign's events exported.",
     ExportRecipient => "export_recipient": "Everything stored about a recipient exported.",
     OptOut => "opt_out": "A recipient opted out (API, CLI or the stop link).",

@@ -14,6 +14,7 @@ mod conversions;
 mod dashboard;
 mod disk_privacy;
 mod durability;
+mod engagement;
 mod errors;
 mod exports;
 mod hardening;

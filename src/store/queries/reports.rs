@@ -146,6 +146,11 @@ impl<E: Engine> Reports for SqlStore<E> {
             .await
     }
 
+    async fn recipients_after(&self, after: String, limit: usize) -> StoreResult<Vec<String>> {
+        self.read(move |c| segments::recipients_after(c, &after, limit))
+            .await
+    }
+
     async fn recent_events(
         &self,
         campaign: CampaignId,

@@ -41,6 +41,23 @@ pub(super) fn recipient_activity(
     with_activity(c, messages)
 }
 
+/// The named recipients with stored messages, in order of their id, after `after`, at most
+/// `limit` (anonymous messages name no one). Walks the recipient index: a page costs the same
+/// wherever it is.
+pub(super) fn recipients_after(
+    c: &mut dyn Conn,
+    after: &str,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let rows = c.query(
+        "SELECT DISTINCT recipient_id FROM messages
+         WHERE recipient_id > ?1 AND recipient_id NOT LIKE 'anonymous:%'
+         ORDER BY recipient_id LIMIT ?2",
+        params![after, limit],
+    )?;
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 /// Rows of (id, recipient_id, sent_at, purged_facts) with what their events came to: one read of
 /// the events for all of them.
 fn with_activity(c: &mut dyn Conn, messages: Vec<sql::Row>) -> StoreResult<Vec<MessageActivity>> {

@@ -52,6 +52,10 @@ pub trait Reports: Send + Sync {
         recipients: Vec<String>,
     ) -> StoreResult<Vec<MessageActivity>>;
 
+    /// The named recipients with stored messages, in order of their id, after `after`, at most
+    /// `limit` (per-recipient engagement's pages).
+    async fn recipients_after(&self, after: String, limit: usize) -> StoreResult<Vec<String>>;
+
     /// The latest events of a campaign, newest first (the dashboard's live feed starts with them).
     async fn recent_events(
         &self,
