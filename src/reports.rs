@@ -347,6 +347,21 @@ pub async fn recipient_send_time(
     Ok(send_time(&recipient, &messages, zone))
 }
 
+/// Every message of these recipients, in every campaign, with its activity, by recipient.
+async fn activity_by_recipient(
+    store: &dyn Store,
+    recipients: &[String],
+) -> Result<HashMap<String, Vec<MessageActivity>>, StoreError> {
+    let mut by_recipient: HashMap<String, Vec<MessageActivity>> = HashMap::new();
+    for m in store.recipient_activity(recipients.to_vec()).await? {
+        by_recipient
+            .entry(m.recipient_id.clone())
+            .or_default()
+            .push(m);
+    }
+    Ok(by_recipient)
+}
+
 /// One recipient's engagement, from every message of theirs.
 pub async fn recipient_engagement(
     store: &dyn Store,
@@ -372,13 +387,7 @@ pub async fn engagement_page(
     let next = (recipients.len() == limit)
         .then(|| recipients.last().cloned())
         .flatten();
-    let mut by_recipient: HashMap<String, Vec<MessageActivity>> = HashMap::new();
-    for m in store.recipient_activity(recipients.clone()).await? {
-        by_recipient
-            .entry(m.recipient_id.clone())
-            .or_default()
-            .push(m);
-    }
+    let by_recipient = activity_by_recipient(store, &recipients).await?;
     let now = Utc::now();
     let rows = (recipients.iter())
         .map(|r| {
@@ -410,13 +419,7 @@ pub async fn campaign_send_times(
         .map(|m| m.recipient_id)
         .filter(|r| !r.starts_with(ANONYMOUS_RECIPIENT) && seen.insert(r.clone()))
         .collect();
-    let mut by_recipient: HashMap<String, Vec<MessageActivity>> = HashMap::new();
-    for m in store.recipient_activity(recipients.clone()).await? {
-        by_recipient
-            .entry(m.recipient_id.clone())
-            .or_default()
-            .push(m);
-    }
+    let by_recipient = activity_by_recipient(store, &recipients).await?;
     let rows = recipients
         .iter()
         .map(|r| send_time(r, by_recipient.get(r).map_or(&[], Vec::as_slice), zone))

@@ -3,7 +3,7 @@
 
 use crate::analytics::engagement::{DEFAULT_DAYS, DEFAULT_RECENT, MAX_RECENT};
 use crate::domain::AuditAction;
-use crate::encode::format::{Format, encode, negotiate};
+use crate::encode::format::{encode, negotiate};
 use crate::reports::{engagement_page, recipient_engagement};
 use crate::startup::Context;
 use clap::Args;
@@ -64,20 +64,7 @@ pub async fn engagement(
             args.engaged,
         )
         .await?;
-        let body = encode(format, &rows, &rows).map_err(|e| anyhow::anyhow!("{e}"))?;
-        // CSV: the header once, before the first page's rows (a page may hold none).
-        let body = match (format, first) {
-            (Format::Csv, false) => body
-                .splitn(2, |b| *b == b'\n')
-                .nth(1)
-                .unwrap_or_default()
-                .to_vec(),
-            _ => body,
-        };
-        out.write_all(&body)?;
-        if format == Format::Json {
-            writeln!(out)?;
-        }
+        super::write_page(out, format, &rows, first)?;
         first = false;
         match next {
             Some(cursor) => after = cursor,

@@ -213,3 +213,24 @@ async fn run_with_database(
         Command::Serve | Command::MigrateData { .. } => unreachable!("handled in run"),
     })
 }
+
+/// Writes one page of a paged listing as `format` gives it: CSV's header only before the first
+/// page's rows, JSON as one array per line (a page each).
+fn write_page<R: serde::Serialize + Default>(
+    out: &mut dyn Write,
+    format: crate::encode::format::Format,
+    rows: &[R],
+    first: bool,
+) -> anyhow::Result<()> {
+    use crate::encode::format::{Format, encode};
+    let body = encode(format, &rows, rows).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body = match (format, first) {
+        (Format::Csv, false) => body.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),
+        _ => &body[..],
+    };
+    out.write_all(body)?;
+    if format == Format::Json {
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -3,7 +3,7 @@
 
 use crate::analytics::segments::Segment;
 use crate::domain::{AuditAction, MessageId};
-use crate::encode::format::{Format, encode, negotiate};
+use crate::encode::format::negotiate;
 use crate::reports::{SEGMENT_SCAN, segment_counts, segment_members};
 use crate::startup::Context;
 use crate::store::CampaignId;
@@ -57,20 +57,7 @@ pub async fn segments(ctx: &Context, args: SegmentArgs, out: &mut dyn Write) -> 
     loop {
         let (members, next) =
             segment_members(&*ctx.store, c.id, segment, after, 10_000, SEGMENT_SCAN).await?;
-        let body = encode(format, &members, &members).map_err(|e| anyhow::anyhow!("{e}"))?;
-        // CSV: the header once, before the first page's rows.
-        let body = match (format, first) {
-            (Format::Csv, false) => body
-                .splitn(2, |b| *b == b'\n')
-                .nth(1)
-                .unwrap_or_default()
-                .to_vec(),
-            _ => body,
-        };
-        out.write_all(&body)?;
-        if format == Format::Json {
-            writeln!(out)?;
-        }
+        super::write_page(out, format, &members, first)?;
         first = false;
         match next {
             Some(cursor) => after = cursor,

@@ -3,11 +3,10 @@
 //! population, reader <= all, and click-to-open <= 1; and they equal what the stored events say.
 //! On both engines, over random event mixes.
 
-use super::tests::postgres_store;
+use super::tests::fresh_store;
 use super::*;
 use crate::analytics::CampaignReport;
 use crate::classify::Internal;
-use crate::store::sqlite::SqliteStore;
 use chrono::Duration as Span;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -35,15 +34,8 @@ fn fixture(postgres: bool) -> &'static Fixture {
     static SQLITE: OnceLock<Fixture> = OnceLock::new();
     static POSTGRES: OnceLock<Fixture> = OnceLock::new();
     (if postgres { &POSTGRES } else { &SQLITE }).get_or_init(|| {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (store, dir): (Arc<dyn Store>, _) = if postgres {
-            (Arc::new(postgres_store()), None)
-        } else {
-            let dir = tempfile::tempdir().unwrap();
-            let (store, _) = SqliteStore::open(&dir.path().join("f.db"), false).unwrap();
-            (Arc::new(store), Some(dir))
-        };
-        (rt, store, dir)
+        let (store, dir) = fresh_store(postgres);
+        (tokio::runtime::Runtime::new().unwrap(), store, dir)
     })
 }
 

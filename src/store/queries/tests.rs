@@ -66,6 +66,16 @@ async fn assert_rollups_match_a_rebuild<E: Engine>(store: &SqlStore<E>) {
     assert_eq!(kept, rebuilt);
 }
 
+/// A fresh store of either engine (SQLite in a temporary directory, kept alive with it).
+pub(crate) fn fresh_store(postgres: bool) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    if postgres {
+        return (Arc::new(postgres_store()), None);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SqliteStore::open(&dir.path().join("t.db"), false).unwrap();
+    (Arc::new(store), Some(dir))
+}
+
 /// A fresh PostgreSQL store in a schema of its own (see `postgres::test_schema`).
 pub(crate) fn postgres_store() -> super::super::postgres::PostgresStore {
     let url = super::super::postgres::test_schema("unit").unwrap_or_else(|e| panic!("{e}"));
@@ -206,13 +216,7 @@ mod paging {
         static POSTGRES: OnceLock<Fixture> = OnceLock::new();
         (if postgres { &POSTGRES } else { &SQLITE }).get_or_init(|| {
             let rt = tokio::runtime::Runtime::new().unwrap();
-            let (store, dir): (Arc<dyn Store>, _) = if postgres {
-                (Arc::new(postgres_store()), None)
-            } else {
-                let dir = tempfile::tempdir().unwrap();
-                let (store, _) = SqliteStore::open(&dir.path().join("p.db"), false).unwrap();
-                (Arc::new(store), Some(dir))
-            };
+            let (store, dir) = fresh_store(postgres);
             rt.block_on(async {
                 let classifier = Arc::new(Classifier::builtin(Internal::default()));
                 let sent = Utc::now() - Span::hours(3);
