@@ -27,6 +27,7 @@ mod privacy;
 mod providers_over_time;
 mod readme;
 mod reports;
+mod seed;
 mod segments;
 mod send_times;
 mod tls;
