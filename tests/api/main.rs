@@ -24,6 +24,7 @@ mod mmdb;
 mod multinode;
 mod openapi_conformance;
 mod privacy;
+mod privacy_levels;
 mod providers_over_time;
 mod readme;
 mod reports;
