@@ -33,4 +33,6 @@ mod segments;
 mod send_times;
 mod tls;
 mod tracker;
+mod webhook_receiver;
+mod webhook_settings;
 mod webhooks;
