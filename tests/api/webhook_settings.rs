@@ -306,6 +306,8 @@ async fn an_endpoints_rate_limit_spaces_its_requests() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
+    // Answered is journaled; the notices follow what the store worker has stored.
+    app.settled().await;
     let want = stored_notice_ids(&app).await;
     assert_eq!(want.len(), 25);
     receiver

@@ -47,7 +47,8 @@ async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wa
     .await;
     let campaign = app.create_campaign("webhooks").await;
     let before = pixel_latencies(&app, campaign, 200, "before").await;
-    // Endpoints get what is stored after they are registered.
+    // Endpoints get what is stored after they are registered: wait until every answered event is.
+    app.settled().await;
     let earlier = stored_notice_ids(&app).await;
 
     let single = add_webhook(
@@ -64,6 +65,8 @@ async fn a_flaky_slow_receiver_gets_every_event_signed_and_the_pixel_does_not_wa
     // Measured while the receivers are still being sent the seed's notices.
     let during = pixel_latencies(&app, campaign, 200, "during").await;
 
+    // The store worker trails the answers: every answered event, once stored.
+    app.settled().await;
     let want: HashSet<String> = stored_notice_ids(&app)
         .await
         .difference(&earlier)
@@ -204,6 +207,7 @@ async fn notices_not_delivered_at_a_kill_9_are_delivered_after_the_restart() {
     )
     .await;
     seed(&app, campaign, 300).await;
+    app.settled().await;
     let want = stored_notice_ids(&app).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while receiver.ids("hook").len() < 20 {
