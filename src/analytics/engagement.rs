@@ -14,6 +14,8 @@ pub const DEFAULT_RECENT: usize = 5;
 pub const MAX_RECENT: usize = 100;
 /// "Engaged" means a reader's open or click within this many days, by default.
 pub const DEFAULT_DAYS: i64 = 90;
+/// The longest "engaged within" window, in days (a hundred years).
+pub const MAX_DAYS: i64 = 36_500;
 
 /// One recipient, flat so that it is one CSV row.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

@@ -5,7 +5,9 @@
 use super::auth::Caller;
 use super::error::{ApiError, Invalid};
 use super::format::{self, negotiate};
-use crate::analytics::engagement::{DEFAULT_DAYS, DEFAULT_RECENT, Engagement, MAX_RECENT};
+use crate::analytics::engagement::{
+    DEFAULT_DAYS, DEFAULT_RECENT, Engagement, MAX_DAYS, MAX_RECENT,
+};
 use crate::app::AppState;
 use crate::domain::AuditAction;
 use crate::reports::{engagement_page, recipient_engagement};
@@ -15,9 +17,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// The longest "engaged within" window, in days (a hundred years).
-const MAX_DAYS: i64 = 36_500;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

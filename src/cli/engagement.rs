@@ -1,7 +1,7 @@
 //! `mailbeacon engagement`: one recipient's engagement, or every recipient's (every page, as CSV,
 //! NDJSON or JSON arrays), as the API's engagement routes give them.
 
-use crate::analytics::engagement::{DEFAULT_DAYS, DEFAULT_RECENT, MAX_RECENT};
+use crate::analytics::engagement::{DEFAULT_DAYS, DEFAULT_RECENT, MAX_DAYS, MAX_RECENT};
 use crate::domain::AuditAction;
 use crate::encode::format::{encode, negotiate};
 use crate::reports::{engagement_page, recipient_engagement};
@@ -22,7 +22,7 @@ pub struct EngagementArgs {
     recent: usize,
     /// Engaged means a reader's open or click within this many days.
     #[arg(long, default_value_t = DEFAULT_DAYS,
-          value_parser = clap::value_parser!(i64).range(1..=36_500))]
+          value_parser = clap::value_parser!(i64).range(1..=MAX_DAYS))]
     days: i64,
     /// Only engaged recipients (true) or only the others (false): a sunset list.
     #[arg(long, value_name = "true|false")]
