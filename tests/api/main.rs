@@ -19,6 +19,7 @@ mod errors;
 mod exports;
 mod hardening;
 mod helpers;
+mod labelled;
 mod migrate_data;
 mod mmdb;
 mod multinode;
