@@ -11,6 +11,7 @@ pub mod agents;
 pub mod ranges;
 pub mod replay;
 pub mod rules;
+pub mod versions;
 
 use crate::domain::{EventId, EventKind};
 use chrono::{DateTime, Utc};
@@ -69,6 +70,34 @@ impl Verdict {
 
 /// The address-list tag given at arrival to addresses in `--internal-network`.
 pub const INTERNAL_NETWORK_TAG: &str = "internal-network";
+
+/// The tag given at arrival to loopback, private and other non-routable addresses: a request
+/// that came through a proxy mailbeacon does not trust (`--trusted-proxy`), whose address says
+/// nothing about the client, so no rule reads it as "not Apple's" or "not a datacenter".
+pub const PRIVATE_ADDRESS_TAG: &str = "private-address";
+
+/// Whether an address is one no client on the internet has (see [`PRIVATE_ADDRESS_TAG`]).
+pub fn is_private_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                // Carrier-grade NAT's shared space (RFC 6598).
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_private_address(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+            }
+        },
+    }
+}
 
 /// Which recipients and addresses are the sender's own (test sends, the office network).
 #[derive(Debug, Clone, Default)]

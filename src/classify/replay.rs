@@ -71,7 +71,8 @@ pub fn replay(
         }
         let mut tags: Vec<&str> = e.ip_tags.split_whitespace().collect();
         if let Some(ip) = e.client_ip.as_deref().and_then(|s| s.parse().ok()) {
-            for tag in classifier.ranges.tags(ip) {
+            let private = super::is_private_address(ip).then_some(super::PRIVATE_ADDRESS_TAG);
+            for tag in classifier.ranges.tags(ip).into_iter().chain(private) {
                 if !tags.contains(&tag) {
                     tags.push(tag);
                 }

@@ -109,10 +109,19 @@ fn proxies_and_apple_prefetch() {
         class_of(open(GMAIL, "66.249.84.1", 600)).0,
         Class::GmailProxy
     );
-    // Google's address alone says Gmail's proxy too.
+    // Google's address says Gmail's proxy for an agent that names no browser; a browser's agent
+    // from there is one of Google's other fetchers, and a click from there too.
+    assert_eq!(
+        class_of(open(IPHONE_MAIL, "66.249.84.1", 600)),
+        (Class::GmailProxy, vec!["ip:google-image-proxy"])
+    );
     assert_eq!(
         class_of(open(CHROME, "66.249.84.1", 600)),
-        (Class::GmailProxy, vec!["ip:google-image-proxy"])
+        (Class::Bot, vec!["ip:datacenter"])
+    );
+    assert_eq!(
+        class_of(click(1, CHROME, "66.249.84.1", 600)),
+        (Class::Bot, vec!["ip:google-fetcher"])
     );
     assert_eq!(
         class_of(open(IPHONE_MAIL, "172.224.226.9", 5)),
@@ -129,7 +138,7 @@ fn proxies_and_apple_prefetch() {
         "a Safari reader behind Private Relay"
     );
     assert_eq!(
-        class_of(open("Mozilla/5.0", "203.0.113.9", 5)),
+        class_of(open("Mozilla/5.0", "172.224.226.9", 5)),
         (Class::AppleMpp, vec!["ua:bare-mozilla"])
     );
     assert_eq!(
@@ -277,4 +286,52 @@ fn a_burst_of_links_makes_every_click_of_it_a_scanner() {
     );
     // Replaying again changes nothing: the function is stable.
     assert!(replay(&CLASSIFIER, &message, &mut events).is_empty());
+}
+
+#[test]
+fn gateways_datacenters_and_old_browsers() {
+    // A security vendor's network on delivery: the gateway's scan, opens and clicks alike.
+    let proofpoint = "148.163.137.20";
+    assert_eq!(
+        class_of(open(CHROME, proofpoint, 5)),
+        (
+            Class::Scanner,
+            vec!["ip:security-gateway", "timing:delivery-window"]
+        )
+    );
+    // Later, a person behind the vendor's browser isolation.
+    assert_eq!(class_of(click(1, CHROME, proofpoint, 5400)).0, Class::Human);
+    // Microsoft's whole network: its clicks on delivery, never its opens (Outlook.com's proxy).
+    let microsoft = "20.65.8.21";
+    assert_eq!(class_of(click(1, CHROME, microsoft, 40)).0, Class::Scanner);
+    assert_eq!(class_of(open(CHROME, microsoft, 40)).0, Class::Human);
+    // A cloud network with a browser's agent: a scan on delivery, a script later; a mail
+    // client's agent from there (a cloud desktop) stays a reader.
+    let aws = "34.201.72.208";
+    assert_eq!(class_of(open(CHROME, aws, 60)).0, Class::Scanner);
+    assert_eq!(
+        class_of(click(1, CHROME, aws, 3600)),
+        (Class::Bot, vec!["ip:datacenter"])
+    );
+    assert_eq!(class_of(open(IPHONE_MAIL, aws, 3600)).0, Class::Human);
+    // Apple's bare agent outside Apple's networks is a script.
+    assert_eq!(
+        class_of(open("Mozilla/5.0", aws, 8)),
+        (Class::Bot, vec!["ua:bare-mozilla-not-apple"])
+    );
+    assert_eq!(
+        class_of(open("Mozilla/5.0", "172.224.226.9", 8)).0,
+        Class::AppleMpp
+    );
+    // A browser from a decade before the event; Outlook's old engine token is not one.
+    assert_eq!(
+        class_of(open(
+            "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)",
+            "203.0.113.9",
+            3600
+        )),
+        (Class::Bot, vec!["ua:outdated-browser"])
+    );
+    let outlook = "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 10.0; WOW64; Trident/7.0; Microsoft Outlook 16.0.4266; ms-office; MSOffice 16)";
+    assert_eq!(class_of(open(outlook, "203.0.113.9", 3600)).0, Class::Human);
 }

@@ -8,7 +8,7 @@
 //! JSON of one appended group, a `Vec<JournaledEvent>`). Builds before the journal called the same
 //! files the spool (`.spool`); they are taken over as they are.
 
-use crate::classify::{INTERNAL_NETWORK_TAG, ranges};
+use crate::classify::{INTERNAL_NETWORK_TAG, PRIVATE_ADDRESS_TAG, ranges};
 use crate::store::{EventKind, NewEvent, WithoutConsent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,7 @@ impl JournaledEvent {
                 .iter()
                 .filter_map(|t| match t.as_str() {
                     INTERNAL_NETWORK_TAG => Some(INTERNAL_NETWORK_TAG),
+                    PRIVATE_ADDRESS_TAG => Some(PRIVATE_ADDRESS_TAG),
                     name => ranges::known_list(name),
                 })
                 .collect(),

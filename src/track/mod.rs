@@ -225,6 +225,9 @@ fn event(
             {
                 tags.push(crate::classify::INTERNAL_NETWORK_TAG);
             }
+            if crate::classify::is_private_address(addr) {
+                tags.push(crate::classify::PRIVATE_ADDRESS_TAG);
+            }
             tags
         },
         failed_check: false,

@@ -140,10 +140,14 @@ async fn an_imported_address_list_replaces_the_shipped_one() {
     let app = TestApp::spawn_with(&["--trusted-proxy", "127.0.0.1"]).await;
     let campaign = app.create_campaign("Import").await;
     let msgs = app.register_sent(campaign, &["r1"], "<p>hi</p>", 1).await;
+    // An agent that names no browser (Apple Mail's): Google's proxy by address alone.
     let r = app
         .client
         .get(msgs[0]["pixel_url"].as_str().unwrap())
-        .header(USER_AGENT, CHROME)
+        .header(
+            USER_AGENT,
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+        )
         .header("x-forwarded-for", "192.0.2.50")
         .send()
         .await
