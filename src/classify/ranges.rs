@@ -4,6 +4,9 @@
 //!
 //! File format: `#` comment lines (name, source, date), then one CIDR or address per line.
 
+mod import;
+
+pub use import::{ImportError, parse_import};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -264,77 +267,6 @@ pub fn list_names() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(tag, _)| *tag)
 }
 
-/// Microsoft 365 endpoint sets that make up a list, for imports of Microsoft's endpoints JSON.
-fn microsoft_endpoint_ids(list: &str) -> &'static [u64] {
-    match list {
-        "microsoft-eop" => &[9, 10],
-        "microsoft-exchange-online" => &[1],
-        _ => &[],
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Range(#[from] RangeError),
-    #[error("{0}")]
-    Format(String),
-}
-
-/// Reads a downloaded list in any of the formats its publisher uses: a plain list (one address or
-/// CIDR per line), Apple's `egress-ip-ranges.csv`, Google's `goog.json`-style JSON, or Microsoft's
-/// endpoints JSON (the entries that make up `list`). Returns the ranges and the format's name.
-pub fn parse_import(list: &str, text: &str) -> Result<(Vec<IpNet>, &'static str), ImportError> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let json: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ImportError::Format(format!("not valid JSON: {e}")))?;
-        let (raw, format): (Vec<String>, _) = if let Some(prefixes) = json["prefixes"].as_array() {
-            let raw = prefixes
-                .iter()
-                .filter_map(|p| p["ipv4Prefix"].as_str().or(p["ipv6Prefix"].as_str()))
-                .map(String::from)
-                .collect();
-            (raw, "Google JSON")
-        } else if let Some(entries) = json.as_array() {
-            let ids = microsoft_endpoint_ids(list);
-            if ids.is_empty() {
-                return Err(ImportError::Format(format!(
-                    "Microsoft endpoints JSON only feeds microsoft-eop or microsoft-exchange-online, not {list}"
-                )));
-            }
-            let raw = entries
-                .iter()
-                .filter(|e| e["id"].as_u64().is_some_and(|id| ids.contains(&id)))
-                .flat_map(|e| e["ips"].as_array().cloned().unwrap_or_default())
-                .filter_map(|ip| ip.as_str().map(String::from))
-                .collect();
-            (raw, "Microsoft endpoints JSON")
-        } else {
-            return Err(ImportError::Format(
-                "JSON that is neither Google's {\"prefixes\": [...]} nor Microsoft's endpoints array"
-                    .into(),
-            ));
-        };
-        let nets = parse_list(&raw.join("\n"))?;
-        return Ok((nets, format));
-    }
-    let csv = text
-        .lines()
-        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .is_some_and(|l| l.contains(','));
-    if csv {
-        // Apple's egress-ip-ranges.csv: prefix,country,region,city,
-        let firsts: String = text
-            .lines()
-            .map(|l| l.split(',').next().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n");
-        return Ok((parse_list(&firsts)?, "CSV (first column)"));
-    }
-    Ok((parse_list(text)?, "plain list"))
-}
-
 pub fn parse_list(text: &str) -> Result<Vec<IpNet>, RangeError> {
     text.lines()
         .enumerate()
@@ -424,39 +356,6 @@ mod tests {
         let e = parse_list("10.0.0.0/8\n\nnot-an-address\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert_eq!(e.text, "not-an-address");
-    }
-
-    #[test]
-    fn imports_read_each_publishers_format() {
-        let apple =
-            "172.224.226.0/27,GB,GB-EN,London,\n2a02:26f7:b3c0:4000::/64,FR,FR-IDF,Paris,\n";
-        let (nets, format) = parse_import("apple-mpp-egress", apple).unwrap();
-        assert_eq!(format, "CSV (first column)");
-        assert_eq!(nets.len(), 2);
-        let google = r#"{"syncToken": "1", "creationTime": "2026-11-01T00:00:00", "prefixes": [{"ipv4Prefix": "66.249.80.0/20"}, {"ipv6Prefix": "2001:4860::/32"}]}"#;
-        assert_eq!(
-            parse_import("google-image-proxy", google).unwrap().0.len(),
-            2
-        );
-        let microsoft = r#"[{"id": 1, "ips": ["40.96.0.0/13"]}, {"id": 9, "ips": ["40.92.0.0/15", "2a01:111:f403::/48"]}, {"id": 10, "ips": ["104.47.0.0/17"]}]"#;
-        assert_eq!(parse_import("microsoft-eop", microsoft).unwrap().0.len(), 3);
-        assert_eq!(
-            parse_import("microsoft-exchange-online", microsoft)
-                .unwrap()
-                .0
-                .len(),
-            1
-        );
-        assert!(parse_import("apple-network", microsoft).is_err());
-        let plain = "# mine\n17.0.0.0/8\n";
-        assert_eq!(
-            parse_import("apple-network", plain).unwrap(),
-            (vec!["17.0.0.0/8".parse().unwrap()], "plain list")
-        );
-        assert!(matches!(
-            parse_import("apple-network", "17.0.0.0/8\nnonsense\n"),
-            Err(ImportError::Range(RangeError { line: 2, .. }))
-        ));
     }
 
     #[test]

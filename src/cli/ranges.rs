@@ -13,11 +13,13 @@ use std::path::PathBuf;
 #[derive(Subcommand, Debug)]
 pub enum RangesCommand {
     /// Replace a shipped list with a file you downloaded from its publisher: a plain list (one
-    /// CIDR per line), Apple's egress-ip-ranges.csv, Google's goog.json or Microsoft's endpoints
-    /// JSON. Restart running servers and run `reclassify` to apply it.
+    /// CIDR per line), Apple's egress-ip-ranges.csv or a geofeed CSV, Google's goog.json or
+    /// cloud.json, Microsoft's endpoints JSON, AWS's ip-ranges.json, Oracle's
+    /// public_ip_ranges.json or a per-ASN JSON. Restart running servers and run `reclassify` to
+    /// apply it.
     Import {
-        /// Which list: apple-mpp-egress, apple-network, google-image-proxy, microsoft-eop,
-        /// microsoft-exchange-online, barracuda-egd or mailru-image-proxy.
+        /// Which list (`mailbeacon ranges list` names them all): apple-mpp-egress,
+        /// google-image-proxy, microsoft-eop, proofpoint, cloud-aws, ...
         #[arg(long, value_name = "NAME")]
         list: String,
         /// Where the file came from (default: its name).

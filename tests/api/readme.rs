@@ -258,7 +258,7 @@ fn keys(text: &str) -> Vec<&str> {
 }
 
 /// Excerpts of the files the classification section downloads, in their publishers' formats.
-const DOWNLOADS: [(&str, &str); 3] = [
+const DOWNLOADS: [(&str, &str); 4] = [
     (
         "egress-ip-ranges.csv",
         "172.224.226.0/27,GB,GB-EN,London,\n2a02:26f7:b3c0:4000::/64,FR,FR-IDF,Paris,\n",
@@ -270,6 +270,10 @@ const DOWNLOADS: [(&str, &str); 3] = [
     (
         "endpoints.json",
         r#"[{"id": 1, "ips": ["40.96.0.0/13"]}, {"id": 9, "ips": ["40.92.0.0/15", "2a01:111:f403::/48"]}, {"id": 10, "ips": ["104.47.0.0/17"]}]"#,
+    ),
+    (
+        "ip-ranges.json",
+        r#"{"syncToken": "1", "createDate": "2025-07-24-20-23-14", "prefixes": [{"ip_prefix": "3.5.140.0/22", "region": "ap-northeast-2", "service": "EC2", "network_border_group": "ap-northeast-2"}], "ipv6_prefixes": []}"#,
     ),
 ];
 
@@ -295,7 +299,7 @@ fn the_address_list_and_migration_examples_run_as_written() {
     };
     let url = "http://127.0.0.1:8080";
     let ranges = block("Readers or machines: classification", "ranges import");
-    assert_eq!(ranges.len(), 5, "{ranges:?}");
+    assert_eq!(ranges.len(), 6, "{ranges:?}");
     for command in &ranges {
         let (ok, printed) = sh(dir.path(), command, url);
         assert!(ok, "{command}\n{printed}");
@@ -304,7 +308,12 @@ fn the_address_list_and_migration_examples_run_as_written() {
         }
     }
     let (_, listed) = sh(dir.path(), &ranges[0], url);
-    for list in ["apple-mpp-egress", "google-image-proxy", "microsoft-eop"] {
+    for list in [
+        "apple-mpp-egress",
+        "google-image-proxy",
+        "microsoft-eop",
+        "cloud-aws",
+    ] {
         let line = listed.lines().find(|l| l.starts_with(list)).unwrap();
         assert!(line.contains("imported"), "{line}");
     }
