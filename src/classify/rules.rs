@@ -235,7 +235,9 @@ fn first_rule(
         };
         return decided(class, &[reason]);
     }
-    let browser = super::versions::browser_version(ua).is_some();
+    // What browser the agent names, worked out when a rule first asks.
+    let named = std::cell::OnceCell::new();
+    let version = || *named.get_or_init(|| super::versions::browser_version(ua));
     for (tag, open_class, click_class, reason) in ADDRESS_RULES {
         if !tagged(tag) {
             continue;
@@ -244,7 +246,8 @@ fn first_rule(
         // A Safari user behind iCloud Private Relay is a reader; Apple's prefetch is not Safari.
         let safari = *tag == "apple-mpp-egress" && ua.contains("Safari/");
         // Gmail's proxy says so in its agent; a browser or a Cloud customer is something else.
-        let not_gmail = class == Some(Class::GmailProxy) && (browser || tagged("cloud-gcp"));
+        let not_gmail =
+            class == Some(Class::GmailProxy) && (tagged("cloud-gcp") || version().is_some());
         if let Some(class) = class
             && !safari
             && !not_gmail
@@ -304,12 +307,13 @@ fn first_rule(
             return decided(Class::Scanner, &[REASON_BURST]);
         }
     }
-    if let Some(released) = super::versions::released(ua)
+    if let Some(released) = version().and_then(|(b, major)| super::versions::release_of(b, major))
         && (hit.received_at.date_naive() - released).num_days() > OUTDATED_BROWSER_DAYS
     {
         return decided(Class::Bot, &["ua:outdated-browser"]);
     }
-    if (browser || ua == "Mozilla/5.0") && DATACENTER_NETWORKS.iter().any(|t| tagged(t)) {
+    if DATACENTER_NETWORKS.iter().any(|t| tagged(t)) && (ua == "Mozilla/5.0" || version().is_some())
+    {
         return if on_delivery {
             decided(Class::Scanner, &["ip:datacenter", "timing:delivery-window"])
         } else {
