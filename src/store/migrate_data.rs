@@ -489,9 +489,12 @@ fn reset_sequences(
             // "handed out so far" bounds readers paging by id: store/queries/paging.rs).
             Dialect::Postgres => dst.query_one(
                 &format!(
-                    "SELECT CASE WHEN h > 0 THEN setval(pg_get_serial_sequence(?1, 'id'), h) + 1
+                    "SELECT CASE WHEN h > 0
+                                 THEN setval(pg_get_serial_sequence(?1, 'id'), h) + s.seqincrement
                                  ELSE setval(pg_get_serial_sequence(?1, 'id'), 1, false) END
-                     FROM (SELECT greatest(coalesce(max(id), 0), ?2) AS h FROM {}) handed_out",
+                     FROM (SELECT greatest(coalesce(max(id), 0), ?2) AS h FROM {}) handed_out,
+                          pg_sequence s
+                     WHERE s.seqrelid = CAST(pg_get_serial_sequence(?1, 'id') AS regclass)",
                     t.name
                 ),
                 params![t.name, floor],

@@ -60,6 +60,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../migrations/postgres/0010_opened.sql"),
     ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_event_id_blocks.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

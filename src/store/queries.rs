@@ -22,6 +22,8 @@ mod segments;
 mod tokens;
 pub(crate) mod webhooks;
 
+pub(crate) use batch::EVENT_ID_BLOCK;
+
 use super::sql::{Conn, Row, in_exclusive_tx, in_tx, params};
 use super::*;
 use crate::analytics::rollup::{

@@ -27,16 +27,18 @@ pub fn committed(c: &mut dyn Conn, ids: Ids, column: &str, n: usize) -> StoreRes
     if c.dialect() == Dialect::Sqlite {
         return Ok((format!("{column} <= ?{n}"), i64::MAX));
     }
-    let (table, from) = match ids {
-        Ids::Events => ("events", "events_from"),
-        Ids::Outbox => ("webhook_outbox", "outbox_from"),
+    // Event ids are handed out a block at a time: the last block given is handed out whole.
+    let (table, from, block) = match ids {
+        Ids::Events => ("events", "events_from", super::batch::EVENT_ID_BLOCK),
+        Ids::Outbox => ("webhook_outbox", "outbox_from", 1),
     };
     // Read in a statement of its own, before the page's snapshot: a transaction that registers
     // later gets ids above this, whether or not the page sees it.
     let handed_out: i64 = c.query_one(
         &format!(
             "SELECT coalesce(pg_sequence_last_value(
-                 CAST(pg_get_serial_sequence('{table}', 'id') AS regclass)), 0)"
+                 CAST(pg_get_serial_sequence('{table}', 'id') AS regclass)) + {}, 0)",
+            block - 1
         ),
         params![],
     )?;

@@ -122,6 +122,10 @@ fn row_values(row: EventRow) -> Vec<sql::Value> {
     ]
 }
 
+/// How many event ids one call of the PostgreSQL sequence hands out: its increment (migration
+/// 0011). A batch takes ceil(n / block) calls and uses each block's ids from its first.
+pub const EVENT_ID_BLOCK: i64 = 1024;
+
 /// Ids for `n` new events, in order: above every id the table has had.
 fn next_event_ids(c: &mut dyn Conn, n: usize) -> StoreResult<Vec<EventId>> {
     if n == 0 {
@@ -138,17 +142,23 @@ fn next_event_ids(c: &mut dyn Conn, n: usize) -> StoreResult<Vec<EventId>> {
             Ok((1..=n as i64).map(|i| EventId(base + i)).collect())
         }
         sql::Dialect::Postgres => {
-            let mut ids: Vec<EventId> = c
+            let blocks = (n as i64 + EVENT_ID_BLOCK - 1) / EVENT_ID_BLOCK;
+            let mut starts: Vec<i64> = c
                 .query(
                     "SELECT nextval(pg_get_serial_sequence('events', 'id'))
                      FROM generate_series(1, CAST(?1 AS BIGINT))",
-                    params![n],
+                    params![blocks],
                 )?
                 .iter()
                 .map(|r| r.get(0))
                 .collect::<StoreResult<_>>()?;
-            ids.sort_unstable();
-            Ok(ids)
+            starts.sort_unstable();
+            Ok(starts
+                .into_iter()
+                .flat_map(|start| start..start + EVENT_ID_BLOCK)
+                .take(n)
+                .map(EventId)
+                .collect())
         }
     }
 }

@@ -253,3 +253,12 @@ fn an_anonymous_messages_rows_keep_nothing_of_the_reader() {
     assert_eq!(named.country, Some("DE"));
     assert!(decision.notices.is_empty(), "no endpoint, no notices");
 }
+
+#[test]
+fn the_postgres_sequence_hands_out_the_block_the_group_commit_expects() {
+    let migration = include_str!("../../../../migrations/postgres/0011_event_id_blocks.sql");
+    assert!(
+        migration.contains(&format!("INCREMENT BY {}", super::EVENT_ID_BLOCK)),
+        "{migration}"
+    );
+}
