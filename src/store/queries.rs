@@ -22,6 +22,7 @@ mod segments;
 mod tokens;
 pub(crate) mod webhooks;
 
+#[cfg(test)]
 pub(crate) use batch::EVENT_ID_BLOCK;
 
 use super::sql::{Conn, Row, in_exclusive_tx, in_tx, params};
