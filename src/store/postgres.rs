@@ -64,6 +64,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/postgres/0011_event_id_blocks.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_messages_fillfactor.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's
