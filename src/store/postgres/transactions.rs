@@ -25,12 +25,15 @@ pub const SHARED: &str =
 pub const EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(1835164526, hashtext(current_schema()))";
 
 /// Registers this connection's transaction, in its own transaction, committed before the write
-/// transaction begins (a row the readers cannot see yet would protect nothing).
+/// transaction begins (a row the readers cannot see yet would protect nothing). Event ids are
+/// handed out in blocks of 1,024 (`EVENT_ID_BLOCK`): every id of the last block given out is
+/// someone else's, so this transaction's own ids start above it.
 pub const REGISTER: &str = "BEGIN;
     INSERT INTO write_transactions (pid, backend_start, events_from, outbox_from)
     SELECT pg_backend_pid(),
            (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()),
-           coalesce(pg_sequence_last_value(pg_get_serial_sequence('events', 'id')::regclass), 0),
+           coalesce(pg_sequence_last_value(
+               pg_get_serial_sequence('events', 'id')::regclass) + 1023, 0),
            coalesce(pg_sequence_last_value(
                pg_get_serial_sequence('webhook_outbox', 'id')::regclass), 0)
     ON CONFLICT (pid) DO UPDATE SET backend_start = excluded.backend_start,
@@ -76,4 +79,17 @@ pub fn forget_departed(c: &mut dyn Conn) -> StoreResult<()> {
     c.execute_batch(&format!(
         "DELETE FROM write_transactions w WHERE NOT {LIVE}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_registration_counts_the_last_event_id_block_as_handed_out() {
+        let last_of_block = format!("+ {}, 0)", crate::store::queries::EVENT_ID_BLOCK - 1);
+        assert!(
+            super::REGISTER.contains(&last_of_block),
+            "{}",
+            super::REGISTER
+        );
+    }
 }
