@@ -132,6 +132,42 @@ async fn a_transaction_held_open_neither_stops_other_messages_nor_lets_paging_sk
     assert!(agents[6].ends_with(" held"), "{agents:?}");
 }
 
+/// Another process's transaction that has registered but taken no id yet (a webhook delivery, a
+/// maintenance run) holds back nothing committed before it: ids are handed out in blocks, and
+/// every id of the last block given out is already someone else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_transaction_hides_nothing_committed_before_it() {
+    let url = postgres_schema("registered");
+    let app = TestApp::spawn_on(tempfile::tempdir().unwrap(), &url, &[], None).await;
+    let campaign = app.create_campaign("Registered").await;
+    let messages = app
+        .register_sent(campaign, &["a@example.com"], "<p>x</p>", 2)
+        .await;
+    let pixel = messages[0]["pixel_url"].as_str().unwrap();
+    for n in 0..3 {
+        load_pixel(&app, pixel, &format!("{CHROME} before-{n}")).await;
+    }
+    app.settled().await;
+
+    // The synchronous client runs on a thread of its own, not on the test's runtime.
+    let other_url = url.clone();
+    let mut c = tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&other_url, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("{REGISTER} BEGIN; {SHARED}"))
+            .unwrap();
+        c
+    })
+    .await
+    .unwrap();
+    let path = format!("/api/events?campaign={campaign}&");
+    let ids = page_all(&app, &path, "events").await;
+    tokio::task::spawn_blocking(move || c.batch_execute(&format!("{UNREGISTER}; COMMIT")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
 /// Two processes take a load on the same messages while a reader pages through the events and
 /// an endpoint's webhook notices with `?after=` as they are written: every event and notice is
 /// read once, in order, none skipped.
