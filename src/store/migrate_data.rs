@@ -440,6 +440,11 @@ fn row_hash(r: &Row) -> u64 {
                 4u8.hash(&mut h);
                 b.hash(&mut h);
             }
+            // Rows read from a database hold no lists.
+            Value::List(l) => {
+                5u8.hash(&mut h);
+                format!("{l:?}").hash(&mut h);
+            }
         }
     }
     h.finish()

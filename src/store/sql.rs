@@ -5,8 +5,11 @@
 //! parameters (the PostgreSQL engine rewrites them to `$1`). Rows come back as owned [`Value`]s.
 //! Integers are 64-bit on both sides and times are RFC 3339 text, so one statement text serves both.
 
+mod multi_row;
+
 use super::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
+pub use multi_row::{Column, MultiRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -21,6 +24,9 @@ pub enum Value {
     Real(f64),
     Text(String),
     Blob(Vec<u8>),
+    /// A column of values bound as one PostgreSQL array (`CAST(?1 AS BIGINT[])`), so that one
+    /// statement takes any number of rows ([`MultiRow`]); SQLite gets it as a JSON array.
+    List(Vec<Value>),
 }
 
 /// A connection of either engine. Transactions are opened with [`Conn::begin`] and ended with
@@ -368,51 +374,6 @@ pub fn numbered_to_dollar(sql: &str) -> String {
         }
     }
     out
-}
-
-/// Row counts a multi-row statement is prepared for. Any count is written as a sum of these, one
-/// statement per size at most below 128: each statement is a round trip to PostgreSQL, and a few
-/// texts per table stay prepared.
-const ROW_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
-
-/// One multi-row statement (`head VALUES (?1, …), (…) tail`) prepared for each size of
-/// [`ROW_CHUNKS`]; built once, run by [`MultiRow::execute`].
-pub struct MultiRow {
-    width: usize,
-    texts: Vec<String>,
-}
-
-impl MultiRow {
-    /// `head` ends before `VALUES`; `tail` (an `ON CONFLICT` clause, or empty) follows the rows.
-    pub fn new(head: &str, width: usize, tail: &str) -> MultiRow {
-        let texts = ROW_CHUNKS
-            .iter()
-            .map(|&rows| {
-                let values: Vec<String> = (0..rows)
-                    .map(|r| {
-                        let params: Vec<String> =
-                            (1..=width).map(|c| format!("?{}", r * width + c)).collect();
-                        format!("({})", params.join(", "))
-                    })
-                    .collect();
-                format!("{head} VALUES {} {tail}", values.join(", "))
-            })
-            .collect();
-        MultiRow { width, texts }
-    }
-
-    /// Writes `rows` (each `width` values) in order, in as few statements as the sizes allow.
-    pub fn execute(&self, c: &mut dyn Conn, rows: Vec<Vec<Value>>) -> StoreResult<()> {
-        debug_assert!(rows.iter().all(|r| r.len() == self.width));
-        let mut rows = rows.into_iter();
-        for (size, statement) in ROW_CHUNKS.iter().zip(&self.texts) {
-            while rows.len() >= *size {
-                let values: Vec<Value> = rows.by_ref().take(*size).flatten().collect();
-                c.execute(statement, &values)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `IN` the numbers, or texts, of a JSON array given as parameter ?1: what follows a column in a

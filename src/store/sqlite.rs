@@ -229,13 +229,36 @@ fn on_writer<T>(
 
 fn to_sqlite(v: &Value) -> rusqlite::types::ToSqlOutput<'_> {
     use rusqlite::types::{ToSqlOutput, ValueRef};
+    if let Value::List(items) = v {
+        return ToSqlOutput::Owned(rusqlite::types::Value::Text(json_list(items)));
+    }
     ToSqlOutput::Borrowed(match v {
         Value::Null => ValueRef::Null,
         Value::Int(i) => ValueRef::Integer(*i),
         Value::Real(f) => ValueRef::Real(*f),
         Value::Text(s) => ValueRef::Text(s.as_bytes()),
         Value::Blob(b) => ValueRef::Blob(b),
+        Value::List(_) => unreachable!("bound as JSON above"),
     })
+}
+
+/// A list as SQLite's JSON functions read it (`json_each(?1)`); a blob as its bytes' numbers.
+fn json_list(items: &[Value]) -> String {
+    fn json(v: &Value) -> serde_json::Value {
+        match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Int(i) => (*i).into(),
+            Value::Real(f) => (*f).into(),
+            Value::Text(s) => s.as_str().into(),
+            Value::Blob(b) => b.clone().into(),
+            Value::List(l) => l.iter().map(json).collect(),
+        }
+    }
+    items
+        .iter()
+        .map(json)
+        .collect::<serde_json::Value>()
+        .to_string()
 }
 
 fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {

@@ -1,7 +1,7 @@
 //! How mailbeacon's [`Value`]s travel to and from PostgreSQL's binary formats.
 
 use super::Value;
-use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 
 impl ToSql for Value {
     fn to_sql(
@@ -35,6 +35,11 @@ impl ToSql for Value {
                 }
             },
             Value::Blob(b) => b.as_slice().to_sql(&Type::BYTEA, out),
+            // Each element as the array's member type, as for a scalar parameter of that type.
+            Value::List(items) => match ty.kind() {
+                Kind::Array(_) => items.to_sql(ty, out),
+                _ => Err(format!("a list bound to a parameter of type {ty}, not an array").into()),
+            },
         }
     }
 

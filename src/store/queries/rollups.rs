@@ -71,13 +71,15 @@ struct Upserts {
     dims: sql::MultiRow,
 }
 
-static UPSERTS: std::sync::LazyLock<Upserts> = std::sync::LazyLock::new(|| Upserts {
+static UPSERTS: std::sync::LazyLock<Upserts> = std::sync::LazyLock::new(|| {
+    use sql::Column::{Int, Text};
+    Upserts {
     totals: sql::MultiRow::new(
         &format!(
             "INSERT INTO campaign_totals (campaign_id, {})",
             TOTALS.join(", ")
         ),
-        TOTALS.len() + 1,
+        &[sql::Column::Int; TOTALS.len() + 1],
         &format!(
             "ON CONFLICT (campaign_id) DO UPDATE SET {}",
             TOTALS
@@ -89,7 +91,7 @@ static UPSERTS: std::sync::LazyLock<Upserts> = std::sync::LazyLock::new(|| Upser
     ),
     hours: sql::MultiRow::new(
         "INSERT INTO rollup_hours (campaign_id, hour, kind, class, events, firsts)",
-        6,
+        &[Int, Int, Text, Text, Int, Int],
         "ON CONFLICT (campaign_id, hour, kind, class) DO UPDATE SET
              events = rollup_hours.events + excluded.events,
              firsts = rollup_hours.firsts + excluded.firsts",
@@ -97,7 +99,7 @@ static UPSERTS: std::sync::LazyLock<Upserts> = std::sync::LazyLock::new(|| Upser
     links: sql::MultiRow::new(
         "INSERT INTO rollup_links (campaign_id, link_no, clicks, reader_clicks, messages,
                                    reader_messages)",
-        6,
+        &[Int; 6],
         "ON CONFLICT (campaign_id, link_no) DO UPDATE SET
              clicks = rollup_links.clicks + excluded.clicks,
              reader_clicks = rollup_links.reader_clicks + excluded.reader_clicks,
@@ -107,13 +109,14 @@ static UPSERTS: std::sync::LazyLock<Upserts> = std::sync::LazyLock::new(|| Upser
     dims: sql::MultiRow::new(
         "INSERT INTO rollup_dims (campaign_id, dim, value, kind, events, reader_events, messages,
                                   reader_messages)",
-        8,
+        &[Int, Text, Text, Text, Int, Int, Int, Int],
         "ON CONFLICT (campaign_id, dim, value, kind) DO UPDATE SET
              events = rollup_dims.events + excluded.events,
              reader_events = rollup_dims.reader_events + excluded.reader_events,
              messages = rollup_dims.messages + excluded.messages,
              reader_messages = rollup_dims.reader_messages + excluded.reader_messages",
     ),
+}
 });
 
 /// Writes the changed counters (and widened activity spans) of `delta`: table by table, each

@@ -20,12 +20,15 @@ use decide::{Decision, EventRow, admit, decide};
 const EVENT_INSERT_COLUMNS: &str = "id, received_at, kind, campaign_id, message_id, link_no,
     method, user_agent, client_ip, headers, class, reasons, duplicate, internal, ip_tags, client,
     os, device, country, region, ua_reduced";
-const EVENT_INSERT_WIDTH: usize = 21;
 /// The group commit's INSERT of a batch's events.
 static EVENT_INSERT: std::sync::LazyLock<sql::MultiRow> = std::sync::LazyLock::new(|| {
+    use sql::Column::{Int, Text};
     sql::MultiRow::new(
         &format!("INSERT INTO events ({EVENT_INSERT_COLUMNS})"),
-        EVENT_INSERT_WIDTH,
+        &[
+            Int, Text, Text, Int, Int, Int, Text, Text, Text, Text, Text, Text, Int, Int, Text,
+            Text, Text, Text, Text, Text, Int,
+        ],
         "",
     )
 });
