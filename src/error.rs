@@ -21,6 +21,11 @@ pub enum ApiError {
     NoRoute,
     #[error("webhook {0} does not exist")]
     WebhookNotFound(String),
+    #[error("tracking domain {0} is not listed")]
+    TrackingDomainNotFound(String),
+    /// The request conflicts with what is stored (409).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     BadJson(String),
     #[error("the request body is larger than this endpoint accepts ({0} bytes)")]
@@ -77,10 +82,11 @@ pub enum Invalid {
     Utm,
     Conversion,
     Engagement,
+    TrackingDomain,
 }
 
 impl Invalid {
-    pub const ALL: [Invalid; 29] = [
+    pub const ALL: [Invalid; 30] = [
         Invalid::Query,
         Invalid::Body,
         Invalid::Time,
@@ -110,6 +116,7 @@ impl Invalid {
         Invalid::Utm,
         Invalid::Conversion,
         Invalid::Engagement,
+        Invalid::TrackingDomain,
     ];
 
     pub fn code(self) -> &'static str {
@@ -143,6 +150,7 @@ impl Invalid {
             Invalid::Utm => "invalid_utm",
             Invalid::Conversion => "invalid_conversion",
             Invalid::Engagement => "invalid_engagement",
+            Invalid::TrackingDomain => "invalid_tracking_domain",
         }
     }
 }
@@ -157,6 +165,8 @@ impl ApiError {
             "campaign_not_found",
             "not_found",
             "webhook_not_found",
+            "tracking_domain_not_found",
+            "conflict",
             "bad_json",
             "body_too_large",
             "body_timeout",
@@ -181,6 +191,10 @@ impl ApiError {
             ApiError::CampaignNotFound(_) => (StatusCode::NOT_FOUND, "campaign_not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::WebhookNotFound(_) => (StatusCode::NOT_FOUND, "webhook_not_found"),
+            ApiError::TrackingDomainNotFound(_) => {
+                (StatusCode::NOT_FOUND, "tracking_domain_not_found")
+            }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
@@ -241,6 +255,7 @@ impl From<RegisterError> for ApiError {
                 ApiError::Invalid(Invalid::RecipientId, e.to_string())
             }
             RegisterError::Html { .. } => ApiError::Invalid(Invalid::Html, e.to_string()),
+            RegisterError::TrackingDomain(why) => ApiError::Invalid(Invalid::TrackingDomain, why),
         }
     }
 }
@@ -258,6 +273,8 @@ mod tests {
             ApiError::CampaignNotFound(CampaignId(1)),
             ApiError::NoRoute,
             ApiError::WebhookNotFound("1".into()),
+            ApiError::TrackingDomainNotFound("t.example.com".into()),
+            ApiError::Conflict(String::new()),
             ApiError::BadJson(String::new()),
             ApiError::BodyTooLarge(1),
             ApiError::BodyTimeout(1),

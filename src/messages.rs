@@ -45,6 +45,8 @@ pub enum RegisterError {
         index: usize,
         source: InstrumentError,
     },
+    #[error("{0}")]
+    TrackingDomain(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -131,7 +133,10 @@ impl Registrar {
                 }
             })
             .collect();
-        let this = self.clone();
+        let mut this = self.clone();
+        if let Some(domain) = &campaign.tracking_domain {
+            this.public_url = usable_domain_url(store, domain).await?;
+        }
         let template = campaign.template_html.clone();
         let utm = campaign.utm.clone();
         // Rewriting thousands of documents is CPU work: keep it off the async workers.
@@ -263,6 +268,24 @@ impl Registrar {
                 ))
             })
             .collect()
+    }
+}
+
+/// The base URL of a campaign's tracking domain, which new mail may use only while it is listed
+/// and not retired.
+async fn usable_domain_url(store: &dyn Store, domain: &str) -> Result<PublicUrl, RegisterError> {
+    let unusable = |why: &str| {
+        RegisterError::TrackingDomain(format!(
+            "the campaign's tracking domain {domain} {why}: give the campaign another \
+             (PATCH its tracking_domain) or none, which uses the public URL"
+        ))
+    };
+    match store.tracking_domain(domain.to_string()).await? {
+        None => Err(unusable("is no longer listed")),
+        Some(d) if d.retired_at.is_some() => Err(unusable("is retired for new mail")),
+        Some(d) => d.url.parse().map_err(|e: String| {
+            StoreError::Other(format!("tracking domain {domain}: {e}")).into()
+        }),
     }
 }
 

@@ -6,7 +6,8 @@ use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::{AppState, existing_campaign};
 use crate::campaigns::{
-    self, UtmInput, valid_html, valid_name, valid_subject, valid_tags, valid_utm,
+    self, UtmInput, usable_tracking_domain, valid_html, valid_name, valid_subject, valid_tags,
+    valid_utm,
 };
 use crate::store::{
     Archived, Campaign, CampaignDeletion, CampaignEdit, ListedCampaign, NewCampaign,
@@ -33,6 +34,8 @@ pub struct CreateCampaign {
     /// Clicks carry a signed reference to their destination, for conversions.
     #[serde(default)]
     conversions: bool,
+    /// A listed tracking domain its mail's links use (else the public URL).
+    tracking_domain: Option<String>,
 }
 
 pub async fn create(
@@ -42,6 +45,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let name = valid_name(&body.name)?;
     let html = body.html.map(valid_html).transpose()?;
+    let tracking_domain = match &body.tracking_domain {
+        Some(d) => Some(usable_tracking_domain(app.store.as_ref(), d).await?),
+        None => None,
+    };
     let campaign = app
         .store
         .create_campaign(NewCampaign {
@@ -51,6 +58,7 @@ pub async fn create(
             tags: valid_tags(&body.tags)?,
             utm: body.utm.map(|u| valid_utm(u, &name)).transpose()?.flatten(),
             conversions: body.conversions,
+            tracking_domain,
             name,
         })
         .await?;
@@ -131,6 +139,8 @@ pub struct EditCampaign {
     #[serde(default, deserialize_with = "present")]
     utm: Option<Option<UtmInput>>,
     conversions: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    tracking_domain: Option<Option<String>>,
 }
 
 /// `PATCH /api/campaigns/{id}`: rename, change the subject, send time or tags, archive or bring
@@ -142,6 +152,11 @@ pub async fn edit(
     JsonBody(body): JsonBody<EditCampaign>,
 ) -> Result<Json<Campaign>, ApiError> {
     let campaign = existing_campaign(&app, &id).await?;
+    let tracking_domain = match &body.tracking_domain {
+        Some(Some(d)) => Some(Some(usable_tracking_domain(app.store.as_ref(), d).await?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let edit = CampaignEdit {
         name: body.name.as_deref().map(valid_name).transpose()?,
         template_html: body
@@ -164,6 +179,7 @@ pub async fn edit(
             }
         },
         conversions: body.conversions,
+        tracking_domain,
     };
     app.store
         .edit_campaign(campaign.id, edit)

@@ -22,6 +22,7 @@ mod recipients;
 pub mod reports;
 mod segments;
 mod send_times;
+mod tracking_domains;
 pub mod webhooks;
 
 pub use crate::app::existing_campaign;
@@ -89,6 +90,11 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "listWebhooks" => ("GET", get(webhooks::list)),
         "getWebhook" => ("GET", get(webhooks::get_one)),
         "deleteWebhook" => ("DELETE", delete(webhooks::remove)),
+        "listTrackingDomains" => ("GET", get(tracking_domains::list)),
+        "addTrackingDomain" => ("POST", post(tracking_domains::add)),
+        "getTrackingDomain" => ("GET", get(tracking_domains::get_one)),
+        "editTrackingDomain" => ("PATCH", patch(tracking_domains::edit)),
+        "removeTrackingDomain" => ("DELETE", delete(tracking_domains::remove)),
         "replayWebhook" => ("POST", post(webhooks::replay)),
         "listWebhookDeliveries" => ("GET", get(webhooks::deliveries)),
         _ => return None,

@@ -35,6 +35,10 @@ pub enum CampaignCommand {
         /// Clicks carry a signed reference (mb_ref) to their destination, for conversions.
         #[arg(long)]
         conversions: bool,
+        /// A listed tracking domain (`mailbeacon domains list`) its mail's links use; default:
+        /// the public URL.
+        #[arg(long, value_name = "DOMAIN")]
+        tracking_domain: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -83,6 +87,12 @@ pub enum CampaignCommand {
         conversions: bool,
         #[arg(long)]
         no_conversions: bool,
+        /// Mail registered from now on uses this listed tracking domain.
+        #[arg(long, value_name = "DOMAIN", conflicts_with = "no_tracking_domain")]
+        tracking_domain: Option<String>,
+        /// Mail registered from now on uses the public URL.
+        #[arg(long)]
+        no_tracking_domain: bool,
         #[arg(long)]
         json: bool,
     },
@@ -135,8 +145,13 @@ pub async fn run(
             tags,
             utm,
             conversions,
+            tracking_domain,
             json,
         } => {
+            let tracking_domain = match tracking_domain {
+                Some(d) => Some(crate::campaigns::usable_tracking_domain(&*ctx.store, &d).await?),
+                None => None,
+            };
             let name = crate::domain::parse_campaign_name(&name)
                 .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let template = html.map(|path| template(&path)).transpose()?;
@@ -150,6 +165,7 @@ pub async fn run(
                     tags: parse_tags(&tags).map_err(|e| anyhow::anyhow!("--tags: {e}"))?,
                     utm: utm.then(|| Utm::for_campaign(name)),
                     conversions,
+                    tracking_domain,
                 })
                 .await?;
             if json {
@@ -200,8 +216,17 @@ pub async fn run(
             no_utm,
             conversions,
             no_conversions,
+            tracking_domain,
+            no_tracking_domain,
             json,
         } => {
+            let tracking_domain = match (tracking_domain, no_tracking_domain) {
+                (Some(d), _) => Some(Some(
+                    crate::campaigns::usable_tracking_domain(&*ctx.store, &d).await?,
+                )),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
             let edit_name = name.clone();
             let edit = CampaignEdit {
                 name: name
@@ -236,6 +261,7 @@ pub async fn run(
                     _ => None,
                 },
                 conversions: (conversions || no_conversions).then_some(conversions),
+                tracking_domain,
             };
             let campaign = ctx
                 .store

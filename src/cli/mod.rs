@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod dashboard_password;
+mod domains;
 mod engagement;
 mod keys;
 mod maintenance;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Send opens, clicks, opt-outs and erasures to your own systems as signed HTTP requests.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Manage the tracking domains of your own that campaigns' links may use.
+    #[command(subcommand)]
+    Domains(domains::DomainsCommand),
     /// Manage the published address lists classification uses (Apple, Google, Microsoft, ...).
     #[command(subcommand)]
     Ranges(ranges::RangesCommand),
@@ -194,6 +198,7 @@ async fn run_with_database(
         Command::Key(command) => keys::run(ctx, command, out).await,
         Command::Webhooks(command) => webhooks::run(ctx, command, out).await,
         Command::Ranges(command) => ranges::run(ctx, command, out).await,
+        Command::Domains(command) => domains::run(ctx, command, out).await,
         Command::Check { repair } => return maintenance::check(ctx, repair, out).await,
         Command::RebuildRollups => maintenance::rebuild_rollups(ctx, out).await,
         Command::Purge { older_than_days } => maintenance::purge(ctx, older_than_days, out).await,

@@ -54,6 +54,9 @@ actions! {
     CreateWebhook => "create_webhook": "A webhook endpoint registered.",
     DeleteWebhook => "delete_webhook": "A webhook endpoint deleted.",
     ReplayWebhook => "replay_webhook": "A webhook's notices sent again.",
+    AddTrackingDomain => "add_tracking_domain": "A tracking domain added.",
+    RetireTrackingDomain => "retire_tracking_domain": "A tracking domain retired for new mail, or taken back into use.",
+    RemoveTrackingDomain => "remove_tracking_domain": "A retired tracking domain removed.",
     ChangeSettings => "change_settings": "Started with settings about recipients' data that differ from the last start's.",
 }
 

@@ -10,6 +10,7 @@ mod ids;
 mod public_url;
 mod scope;
 mod tracking;
+mod tracking_domain;
 
 pub use audit::{Actor, AuditAction};
 pub use campaign::*;
@@ -19,3 +20,4 @@ pub use ids::*;
 pub use public_url::PublicUrl;
 pub use scope::Scope;
 pub use tracking::{Keep, Standing, TrackingLevel, WithoutConsent};
+pub use tracking_domain::{DomainUrl, parse_tracking_domain};

@@ -61,6 +61,7 @@ pub trait Store:
     + Access
     + Outbox
     + Maintenance
+    + TrackingDomains
     + Send
     + Sync
     + 'static

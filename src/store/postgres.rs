@@ -68,6 +68,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_messages_fillfactor.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_tracking_domains.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

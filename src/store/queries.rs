@@ -20,6 +20,7 @@ mod reports;
 pub(crate) mod rollups;
 mod segments;
 mod tokens;
+mod tracking_domains;
 pub(crate) mod webhooks;
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct Campaign {
     pub utm: Option<crate::domain::Utm>,
     /// Its clicks carry a signed reference to their destination, for conversions.
     pub conversions: bool,
+    /// The tracking domain its mail's links use; `None`: the public URL.
+    pub tracking_domain: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -36,6 +38,8 @@ pub struct NewCampaign {
     pub tags: Vec<String>,
     pub utm: Option<crate::domain::Utm>,
     pub conversions: bool,
+    /// A tracking domain known and not retired (checked by the caller).
+    pub tracking_domain: Option<String>,
 }
 
 impl NewCampaign {
@@ -59,6 +63,19 @@ pub struct CampaignEdit {
     pub archived: Option<bool>,
     pub utm: Option<Option<crate::domain::Utm>>,
     pub conversions: Option<bool>,
+    pub tracking_domain: Option<Option<String>>,
+}
+
+/// A tracking domain of the sender's own, as the admin manages it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackingDomain {
+    /// The host name (lower case, no port).
+    pub domain: String,
+    /// The base URL mail links under it use.
+    pub url: String,
+    pub added_at: DateTime<Utc>,
+    /// Since then no new mail uses it; mail already sent keeps working.
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// A campaign in the list, with its headline figures (read from the rollups: constant cost).

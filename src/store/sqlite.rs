@@ -87,6 +87,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0020_conversions.sql"),
     ),
     (21, include_str!("../../migrations/sqlite/0021_opened.sql")),
+    (
+        22,
+        include_str!("../../migrations/sqlite/0022_tracking_domains.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

@@ -34,6 +34,7 @@ mod segments;
 mod send_times;
 mod tls;
 mod tracker;
+mod tracking_domains;
 mod webhook_receiver;
 mod webhook_settings;
 mod webhooks;

@@ -1,7 +1,7 @@
 //! The OpenAPI document says what the answers are: every GET with a JSON answer is called on a
-//! campaign with events, a recipient, a webhook, and its answer checked against the document's
-//! schema (types, nullability, required and undeclared properties, enums), so the document
-//! cannot drift from the code unnoticed.
+//! campaign with events, a recipient, a webhook and a tracking domain, and its answer checked
+//! against the document's schema (types, nullability, required and undeclared properties, enums),
+//! so the document cannot drift from the code unnoticed.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -93,6 +93,10 @@ async fn json_answers_fit_the_openapi_document() {
         )
         .await;
     assert!(r.status().is_success(), "{}", r.status());
+    let r = app
+        .api_post("/api/tracking-domains", &json!({"domain": "t.doc.example"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
     app.settled().await;
 
     let doc: Value = app.api_get("/api/openapi.json").await.json().await.unwrap();
@@ -107,6 +111,7 @@ async fn json_answers_fit_the_openapi_document() {
         let url = path
             .replace("/recipients/{id}", "/recipients/doc%40example.com")
             .replace("/webhooks/{id}", &format!("/webhooks/{hook}"))
+            .replace("{domain}", "t.doc.example")
             .replace("{id}", &campaign.to_string())
             .replace("{by}", "client")
             .replace("{segment}", "opened");

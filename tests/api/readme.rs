@@ -376,3 +376,34 @@ fn the_settings_table_lists_every_flag_of_serve() {
     }
     assert_eq!(offered, documented);
 }
+
+/// The tracking-domain commands, as written, in a fresh directory (the default SQLite database):
+/// each succeeds, and the campaign's mail is then registered under the domain.
+#[test]
+fn the_tracking_domain_examples_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let found: Vec<Block> = blocks()
+        .into_iter()
+        .filter(|b| b.lang == "sh" && b.section == "Tracking domains of your own")
+        .collect();
+    assert_eq!(found.len(), 1, "one shell block");
+    let mut printed = String::new();
+    for (command, _) in commands(&found[0].text) {
+        let (ok, out) = sh(dir.path(), &command, "http://127.0.0.1:8080");
+        assert!(ok, "{command}\n{out}");
+        printed = out;
+    }
+    assert!(
+        printed.starts_with("t.yourbrand.example\thttps://t.yourbrand.example\tadded "),
+        "{printed}"
+    );
+    let (ok, url) = sh(
+        dir.path(),
+        "mailbeacon url open --campaign 1 --recipient alice@example.com",
+        "http://127.0.0.1:8080",
+    );
+    assert!(
+        ok && url.starts_with("https://t.yourbrand.example/o/"),
+        "{url}"
+    );
+}

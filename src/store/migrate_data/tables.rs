@@ -47,10 +47,18 @@ pub const TABLES: &[Table] = &[
             "providers_checked_at",
             "utm",
             "conversions",
+            "tracking_domain",
         ],
         &["id"],
         true,
         true,
+    ),
+    table(
+        "tracking_domains",
+        &["domain", "url", "added_at", "retired_at"],
+        &["domain"],
+        false,
+        false,
     ),
     table(
         "messages",

@@ -12,8 +12,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 let sent_at = new.sent_at.map(|t| t.trunc_subsecs(6));
                 let id: CampaignId = c.query_one(
                     "INSERT INTO campaigns (name, template_html, created_at, subject, sent_at, tags,
-                                            utm, conversions)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                                            utm, conversions, tracking_domain)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
                     params![
                         &new.name,
                         new.template_html.as_deref(),
@@ -22,7 +22,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                         sent_at,
                         tags_json(&new.tags),
                         utm_json(new.utm.as_ref()),
-                        new.conversions
+                        new.conversions,
+                        new.tracking_domain.as_deref()
                     ],
                 )?;
                 rollups::add_sent(c, id, 0)?;
@@ -36,6 +37,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                     archived_at: None,
                     utm: new.utm,
                     conversions: new.conversions,
+                    tracking_domain: new.tracking_domain,
                     created_at,
                 })
             })
@@ -57,8 +59,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
             c.query(
                 &format!(
                     "SELECT c.id, c.name, NULL, c.created_at, c.subject, c.sent_at, c.tags,
-                            c.archived_at, c.utm, c.conversions, t.sent, t.reader_opens,
-                            t.reader_clicks
+                            c.archived_at, c.utm, c.conversions, c.tracking_domain, t.sent,
+                            t.reader_opens, t.reader_clicks
                      FROM campaigns c LEFT JOIN campaign_totals t ON t.campaign_id = c.id
                      {which} ORDER BY c.id DESC"
                 ),
@@ -66,10 +68,10 @@ impl<E: Engine> Campaigns for SqlStore<E> {
             )?
             .iter()
             .map(|r| {
-                let sent: Option<i64> = r.get(10)?;
+                let sent: Option<i64> = r.get(11)?;
                 let sent = sent.unwrap_or(0);
-                let reader_opens = r.get::<Option<i64>>(11)?.unwrap_or(0);
-                let reader_clicks = r.get::<Option<i64>>(12)?.unwrap_or(0);
+                let reader_opens = r.get::<Option<i64>>(12)?.unwrap_or(0);
+                let reader_clicks = r.get::<Option<i64>>(13)?.unwrap_or(0);
                 let rate = |n: i64| (sent > 0).then(|| n as f64 / sent as f64);
                 Ok(ListedCampaign {
                     campaign: campaign_from_row(r)?,
@@ -116,6 +118,9 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 if let Some(conversions) = edit.conversions {
                     campaign.conversions = conversions;
                 }
+                if let Some(domain) = edit.tracking_domain {
+                    campaign.tracking_domain = domain;
+                }
                 match edit.archived {
                     Some(true) if campaign.archived_at.is_none() => {
                         campaign.archived_at = Some(Utc::now().trunc_subsecs(6));
@@ -126,7 +131,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                 c.execute(
                     "UPDATE campaigns SET name = ?2, subject = ?3, sent_at = ?4, tags = ?5,
                                           archived_at = ?6, template_html = ?7, utm = ?8,
-                                          conversions = ?9
+                                          conversions = ?9, tracking_domain = ?10
                      WHERE id = ?1",
                     params![
                         id,
@@ -137,7 +142,8 @@ impl<E: Engine> Campaigns for SqlStore<E> {
                         campaign.archived_at,
                         campaign.template_html.as_deref(),
                         utm_json(campaign.utm.as_ref()),
-                        campaign.conversions
+                        campaign.conversions,
+                        campaign.tracking_domain.as_deref()
                     ],
                 )?;
                 Ok(Some(campaign))
@@ -280,7 +286,7 @@ impl<E: Engine> Campaigns for SqlStore<E> {
 }
 
 const CAMPAIGN_COLUMNS: &str = "SELECT id, name, template_html, created_at, subject, sent_at, tags,
-                                       archived_at, utm, conversions FROM campaigns";
+                                       archived_at, utm, conversions, tracking_domain FROM campaigns";
 
 fn read_campaign(c: &mut dyn Conn, id: CampaignId) -> StoreResult<Option<Campaign>> {
     c.query_row(&format!("{CAMPAIGN_COLUMNS} WHERE id = ?1"), params![id])?
@@ -289,7 +295,7 @@ fn read_campaign(c: &mut dyn Conn, id: CampaignId) -> StoreResult<Option<Campaig
         .transpose()
 }
 
-/// The first ten columns of [`CAMPAIGN_COLUMNS`].
+/// The first eleven columns of [`CAMPAIGN_COLUMNS`].
 fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
     let id: CampaignId = r.get(0)?;
     let tags: String = r.get(6)?;
@@ -309,6 +315,7 @@ fn campaign_from_row(r: &Row) -> StoreResult<Campaign> {
             .transpose()
             .map_err(|e| StoreError::Other(format!("campaign {id}: utm: {e}")))?,
         conversions: r.get(9)?,
+        tracking_domain: r.get(10)?,
     })
 }
 

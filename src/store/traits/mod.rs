@@ -9,6 +9,7 @@ mod maintenance;
 mod outbox;
 mod recipients;
 mod reports;
+mod tracking_domains;
 
 pub use access::Access;
 pub use campaigns::Campaigns;
@@ -21,3 +22,4 @@ pub use maintenance::Maintenance;
 pub use outbox::Outbox;
 pub use recipients::Recipients;
 pub use reports::Reports;
+pub use tracking_domains::{DomainRemoval, TrackingDomains};

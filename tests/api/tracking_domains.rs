@@ -1,0 +1,348 @@
+//! Tracking domains of the sender's own, over HTTP on both engines: an admin lists, adds, retires
+//! and removes them (audited); a campaign names one and its mail's links use it; a token works
+//! whichever domain the request reaches the tracker under, so mail already sent keeps working
+//! after its domain is retired for new mail; bad names and unknown or retired domains get
+//! specific answers; the CLI does the same.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn campaigns_send_links_under_the_domains_an_admin_manages() {
+    domains(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn campaigns_send_links_under_the_domains_an_admin_manages_on_postgres() {
+    domains(TestApp::spawn_postgres("domains", &[]).await).await;
+}
+
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn domains(app: TestApp) {
+    let admin = app.admin_token.clone();
+    let (ok, viewer, err) = cli(
+        &app.db_url(),
+        &["token", "create", "--scope", "analyst"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let analyst = viewer.trim().to_string();
+
+    // None at first; analysts may list but not add.
+    let (status, list) = send(&app, Method::GET, "/api/tracking-domains", &analyst, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["tracking_domains"], json!([]));
+    let add = |domain: &str| Some(json!({ "domain": domain }));
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/api/tracking-domains",
+        &analyst,
+        add("t.brand.example"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A bare name means HTTPS; a URL is kept as given (this test's server is plain HTTP on a
+    // loopback address, which is what the second domain names).
+    let (status, brand) = send(
+        &app,
+        Method::POST,
+        "/api/tracking-domains",
+        &admin,
+        add("T.Brand.Example"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{brand}");
+    assert_eq!(brand["domain"], "t.brand.example");
+    assert_eq!(brand["url"], "https://t.brand.example");
+    assert!(brand["retired_at"].is_null());
+    let local_url = app.base.replace("127.0.0.1", "localhost");
+    let (status, local) = send(
+        &app,
+        Method::POST,
+        "/api/tracking-domains",
+        &admin,
+        add(&local_url),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{local}");
+    assert_eq!(local["domain"], "localhost");
+    let (status, again) = send(
+        &app,
+        Method::POST,
+        "/api/tracking-domains",
+        &admin,
+        add("t.brand.example"),
+    )
+    .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    for bad in [
+        "*.brand.example",
+        "t_1.example",
+        "ftp://t.example",
+        "https://u@t.example",
+    ] {
+        let (status, e) = send(
+            &app,
+            Method::POST,
+            "/api/tracking-domains",
+            &admin,
+            add(bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(e["error"]["code"], "invalid_tracking_domain", "{bad}");
+    }
+
+    // A campaign names a listed domain; an unknown one is refused with what to do.
+    let (status, e) = send(
+        &app,
+        Method::POST,
+        "/api/campaigns",
+        &analyst,
+        Some(json!({"name": "x", "tracking_domain": "nope.example"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(e["error"]["code"], "invalid_tracking_domain");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not listed"),
+        "{e}"
+    );
+    let (status, campaign) = send(
+        &app,
+        Method::POST,
+        "/api/campaigns",
+        &analyst,
+        Some(json!({"name": "local", "tracking_domain": "LOCALHOST"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    assert_eq!(campaign["tracking_domain"], "localhost");
+    let id = campaign["id"].as_i64().unwrap();
+    let plain = app.create_campaign("plain").await;
+
+    // Its mail's pixel and links are under the domain's URL; another campaign's under the public URL.
+    let html = r#"<p><a href="https://shop.example/sale">Sale</a></p>"#;
+    let message = app.add_message(id, "reader@example.com", html).await;
+    let pixel = message["pixel_url"].as_str().unwrap().to_string();
+    assert!(pixel.starts_with(&format!("{local_url}/o/")), "{pixel}");
+    let links = click_urls(message["html"].as_str().unwrap());
+    assert!(
+        links
+            .iter()
+            .all(|l| l.starts_with(&format!("{local_url}/c/"))),
+        "{links:?}"
+    );
+    let other = app.add_message(plain, "reader@example.com", html).await;
+    assert!(
+        other["pixel_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/o/", app.base))
+    );
+
+    // The tracker answers the token under either name: the token, not the host, names the mail.
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    assert_eq!(app.hit(&pixel, chrome).await, StatusCode::OK);
+    assert_eq!(
+        app.hit(&pixel.replace("localhost", "127.0.0.1"), chrome)
+            .await,
+        StatusCode::OK
+    );
+
+    // Retired: new mail may not use it, mail sent keeps working, the campaign says what to do.
+    let (status, retired) = send(
+        &app,
+        Method::PATCH,
+        "/api/tracking-domains/localhost",
+        &admin,
+        Some(json!({"retired": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{retired}");
+    assert!(retired["retired_at"].is_string());
+    let r = app
+        .api_post(
+            &format!("/api/campaigns/{id}/messages"),
+            &json!({"recipient_id": "late@example.com", "html": html}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "invalid_tracking_domain");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("retired"),
+        "{e}"
+    );
+    assert_eq!(app.hit(&links[0], chrome).await, StatusCode::FOUND);
+    let (status, e) = send(
+        &app,
+        Method::POST,
+        "/api/campaigns",
+        &analyst,
+        Some(json!({"name": "y", "tracking_domain": "localhost"})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_tracking_domain")
+        )
+    );
+    // Moved to the other domain, its new mail goes out under that one.
+    let (status, moved) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/campaigns/{id}"),
+        &analyst,
+        Some(json!({"tracking_domain": "t.brand.example"})),
+    )
+    .await;
+    assert_eq!(
+        (status, moved["tracking_domain"].as_str()),
+        (StatusCode::OK, Some("t.brand.example"))
+    );
+    let later = app.add_message(id, "late@example.com", html).await;
+    assert!(
+        later["pixel_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://t.brand.example/o/")
+    );
+
+    // Only a retired domain is removed; the events it carried stay.
+    let (status, e) = send(
+        &app,
+        Method::DELETE,
+        "/api/tracking-domains/t.brand.example",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    let (status, _) = send(
+        &app,
+        Method::DELETE,
+        "/api/tracking-domains/localhost",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, e) = send(
+        &app,
+        Method::GET,
+        "/api/tracking-domains/localhost",
+        &analyst,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("tracking_domain_not_found"))
+    );
+    assert_eq!(app.events(id).await.len(), 3, "two opens and a click");
+
+    // The same from the command line.
+    let db = app.db_url();
+    let (ok, out, err) = cli(&db, &["domains", "add", "links.shop.example"], None);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("links.shop.example\thttps://links.shop.example\tadded "),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&db, &["domains", "add", "links.shop.example"], None);
+    assert!(!ok && err.contains("listed already"), "{err}");
+    let (ok, _, err) = cli(&db, &["domains", "remove", "links.shop.example"], None);
+    assert!(!ok && err.contains("retire it first"), "{err}");
+    let (ok, out, err) = cli(
+        &db,
+        &[
+            "campaign",
+            "create",
+            "--name",
+            "cli",
+            "--tracking-domain",
+            "links.shop.example",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(made["tracking_domain"], "links.shop.example");
+    let (ok, out, err) = cli(&db, &["domains", "retire", "links.shop.example"], None);
+    assert!(ok && out.contains("\tretired "), "{out}{err}");
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "campaign",
+            "create",
+            "--name",
+            "cli2",
+            "--tracking-domain",
+            "links.shop.example",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("retired"), "{err}");
+    let (ok, _, err) = cli(&db, &["domains", "remove", "links.shop.example"], None);
+    assert!(ok, "{err}");
+    let (ok, out, _) = cli(&db, &["domains", "list"], None);
+    assert!(
+        ok && out.starts_with("t.brand.example\thttps://t.brand.example\t"),
+        "{out}"
+    );
+
+    // Every change is in the audit log.
+    let audit: Value = app.api_get("/api/audit").await.json().await.unwrap();
+    let actions: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().contains("tracking_domain"))
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        ("add_tracking_domain", "t.brand.example"),
+        ("add_tracking_domain", "localhost"),
+        ("retire_tracking_domain", "localhost retired"),
+        ("remove_tracking_domain", "localhost"),
+        ("add_tracking_domain", "links.shop.example"),
+        ("retire_tracking_domain", "links.shop.example retired"),
+        ("remove_tracking_domain", "links.shop.example"),
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} not in {actions:?}"
+        );
+    }
+}
