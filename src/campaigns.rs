@@ -7,24 +7,6 @@ use crate::domain::{Actor, AuditAction, CampaignId, Scope, Utm};
 use crate::error::{ApiError, Invalid};
 use crate::store::{AuditEntry, CampaignDeletion};
 
-/// A tracking domain a campaign may name for new mail: listed and not retired.
-pub async fn usable_tracking_domain(
-    store: &dyn crate::store::Store,
-    domain: &str,
-) -> Result<String, ApiError> {
-    let domain = domain.trim().to_ascii_lowercase();
-    let invalid = |why: String| ApiError::Invalid(Invalid::TrackingDomain, why);
-    match store.tracking_domain(domain.clone()).await? {
-        None => Err(invalid(format!(
-            "tracking_domain: {domain} is not listed (an admin adds it: POST /api/tracking-domains)"
-        ))),
-        Some(d) if d.retired_at.is_some() => Err(invalid(format!(
-            "tracking_domain: {domain} is retired for new mail"
-        ))),
-        Some(d) => Ok(d.domain),
-    }
-}
-
 pub fn valid_name(name: &str) -> Result<String, ApiError> {
     crate::domain::parse_campaign_name(name)
         .map(str::to_string)

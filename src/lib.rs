@@ -31,5 +31,6 @@ pub mod telemetry;
 pub mod tls;
 pub mod token;
 pub mod track;
+pub mod tracking_domains;
 pub mod webhook_delivery;
 pub mod webhooks;

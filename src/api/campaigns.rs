@@ -6,8 +6,7 @@ use super::error::{ApiError, Invalid};
 use super::json_body::JsonBody;
 use crate::app::{AppState, existing_campaign};
 use crate::campaigns::{
-    self, UtmInput, usable_tracking_domain, valid_html, valid_name, valid_subject, valid_tags,
-    valid_utm,
+    self, UtmInput, valid_html, valid_name, valid_subject, valid_tags, valid_utm,
 };
 use crate::store::{
     Archived, Campaign, CampaignDeletion, CampaignEdit, ListedCampaign, NewCampaign,
@@ -46,7 +45,7 @@ pub async fn create(
     let name = valid_name(&body.name)?;
     let html = body.html.map(valid_html).transpose()?;
     let tracking_domain = match &body.tracking_domain {
-        Some(d) => Some(usable_tracking_domain(app.store.as_ref(), d).await?),
+        Some(d) => Some(crate::tracking_domains::usable(app.store.as_ref(), d).await?),
         None => None,
     };
     let campaign = app
@@ -153,7 +152,9 @@ pub async fn edit(
 ) -> Result<Json<Campaign>, ApiError> {
     let campaign = existing_campaign(&app, &id).await?;
     let tracking_domain = match &body.tracking_domain {
-        Some(Some(d)) => Some(Some(usable_tracking_domain(app.store.as_ref(), d).await?)),
+        Some(Some(d)) => Some(Some(
+            crate::tracking_domains::usable(app.store.as_ref(), d).await?,
+        )),
         Some(None) => Some(None),
         None => None,
     };

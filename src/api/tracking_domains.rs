@@ -1,17 +1,25 @@
 //! `/api/tracking-domains`: the sender's own domains mail links may use. Anyone with a token
-//! lists them (to choose one for a campaign); admins add, retire and remove them, audited.
+//! lists them (to choose one for a campaign); admins add, retire and remove them, audited
+//! (`crate::tracking_domains`, shared with the dashboard and the CLI).
 
 use super::auth::{Admin, Caller};
-use super::error::{ApiError, Invalid};
+use super::error::ApiError;
 use super::json_body::JsonBody;
 use crate::app::AppState;
-use crate::domain::{AuditAction, parse_tracking_domain};
-use crate::store::{DomainRemoval, TrackingDomain};
+use crate::store::TrackingDomain;
+use crate::tracking_domains::{self as domains, Changer};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+fn changer(caller: Caller) -> Changer {
+    Changer {
+        actor: caller.actor(),
+        scope: caller.scope,
+    }
+}
 
 #[derive(Serialize)]
 pub struct DomainList {
@@ -39,16 +47,7 @@ pub async fn add(
     Admin(caller): Admin,
     JsonBody(body): JsonBody<AddDomain>,
 ) -> Result<(StatusCode, Json<TrackingDomain>), ApiError> {
-    let new = parse_tracking_domain(&body.domain)
-        .map_err(|e| ApiError::Invalid(Invalid::TrackingDomain, format!("domain: {e}")))?;
-    let name = new.domain.clone();
-    let added =
-        app.store.add_tracking_domain(new).await?.ok_or_else(|| {
-            ApiError::Conflict(format!("tracking domain {name} is listed already"))
-        })?;
-    caller
-        .audit(&app, AuditAction::AddTrackingDomain, &added.domain)
-        .await?;
+    let added = domains::add(app.store.as_ref(), changer(caller), &body.domain).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -57,12 +56,7 @@ pub async fn get_one(
     _caller: Caller,
     Path(domain): Path<String>,
 ) -> Result<Json<TrackingDomain>, ApiError> {
-    let domain = domain.to_ascii_lowercase();
-    app.store
-        .tracking_domain(domain.clone())
-        .await?
-        .map(Json)
-        .ok_or(ApiError::TrackingDomainNotFound(domain))
+    Ok(Json(domains::existing(app.store.as_ref(), &domain).await?))
 }
 
 #[derive(Deserialize)]
@@ -78,21 +72,10 @@ pub async fn edit(
     Path(domain): Path<String>,
     JsonBody(body): JsonBody<EditDomain>,
 ) -> Result<Json<TrackingDomain>, ApiError> {
-    let domain = domain.to_ascii_lowercase();
-    let edited = app
-        .store
-        .retire_tracking_domain(domain.clone(), body.retired)
-        .await?
-        .ok_or(ApiError::TrackingDomainNotFound(domain))?;
-    let what = if body.retired { "retired" } else { "in use" };
-    caller
-        .audit(
-            &app,
-            AuditAction::RetireTrackingDomain,
-            &format!("{} {what}", edited.domain),
-        )
-        .await?;
-    Ok(Json(edited))
+    let store = app.store.as_ref();
+    Ok(Json(
+        domains::retire(store, changer(caller), &domain, body.retired).await?,
+    ))
 }
 
 pub async fn remove(
@@ -100,18 +83,6 @@ pub async fn remove(
     Admin(caller): Admin,
     Path(domain): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let domain = domain.to_ascii_lowercase();
-    match app.store.remove_tracking_domain(domain.clone()).await? {
-        DomainRemoval::Removed => {
-            caller
-                .audit(&app, AuditAction::RemoveTrackingDomain, &domain)
-                .await?;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        DomainRemoval::NotFound => Err(ApiError::TrackingDomainNotFound(domain)),
-        DomainRemoval::NotRetired => Err(ApiError::Conflict(format!(
-            "tracking domain {domain} is in use: retire it first (PATCH with {{\"retired\": true}}), \
-             then remove it once no mail under it needs answering"
-        ))),
-    }
+    domains::remove(app.store.as_ref(), changer(caller), &domain).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

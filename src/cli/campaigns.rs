@@ -149,7 +149,7 @@ pub async fn run(
             json,
         } => {
             let tracking_domain = match tracking_domain {
-                Some(d) => Some(crate::campaigns::usable_tracking_domain(&*ctx.store, &d).await?),
+                Some(d) => Some(crate::tracking_domains::usable(&*ctx.store, &d).await?),
                 None => None,
             };
             let name = crate::domain::parse_campaign_name(&name)
@@ -222,7 +222,7 @@ pub async fn run(
         } => {
             let tracking_domain = match (tracking_domain, no_tracking_domain) {
                 (Some(d), _) => Some(Some(
-                    crate::campaigns::usable_tracking_domain(&*ctx.store, &d).await?,
+                    crate::tracking_domains::usable(&*ctx.store, &d).await?,
                 )),
                 (None, true) => Some(None),
                 (None, false) => None,

@@ -1,10 +1,10 @@
 //! `mailbeacon domains`: the tracking domains of the sender's own that campaigns' links may use
 //! (admin work; changes are in the audit log).
 
-use crate::domain::{AuditAction, parse_tracking_domain};
+use crate::domain::{Actor, Scope};
 use crate::startup::Context;
-use crate::store::{DomainRemoval, TrackingDomain};
-use anyhow::bail;
+use crate::store::TrackingDomain;
+use crate::tracking_domains::{self as domains, Changer};
 use clap::Subcommand;
 use std::io::Write;
 
@@ -35,78 +35,45 @@ pub async fn run(
     command: DomainsCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let store = &ctx.store;
-    match command {
+    let store = ctx.store.as_ref();
+    let cli = Changer {
+        actor: Actor::Cli,
+        scope: Scope::Admin,
+    };
+    let (domain, json) = match command {
         DomainsCommand::List { json } => {
-            let domains = store.tracking_domains().await?;
+            let listed = store.tracking_domains().await?;
             if json {
-                serde_json::to_writer(&mut *out, &domains)?;
+                serde_json::to_writer(&mut *out, &listed)?;
                 writeln!(out)?;
-            } else if domains.is_empty() {
+            } else if listed.is_empty() {
                 writeln!(out, "no tracking domain: links use the public URL")?;
-            }
-            if !json {
-                for d in &domains {
+            } else {
+                for d in &listed {
                     line(d, out)?;
                 }
             }
+            return Ok(());
         }
-        DomainsCommand::Add { domain, json } => {
-            let new = parse_tracking_domain(&domain).map_err(anyhow::Error::msg)?;
-            let name = new.domain.clone();
-            let Some(added) = store.add_tracking_domain(new).await? else {
-                bail!("tracking domain {name} is listed already");
-            };
-            ctx.audit_cli(AuditAction::AddTrackingDomain, &added.domain)
-                .await?;
-            if json {
-                serde_json::to_writer(&mut *out, &added)?;
-                writeln!(out)?;
-            } else {
-                line(&added, out)?;
-            }
+        DomainsCommand::Add { domain, json } => (domains::add(store, cli, &domain).await?, json),
+        DomainsCommand::Retire { domain } => {
+            (domains::retire(store, cli, &domain, true).await?, false)
         }
-        DomainsCommand::Retire { domain } => retire(ctx, &domain, true, out).await?,
-        DomainsCommand::Restore { domain } => retire(ctx, &domain, false, out).await?,
+        DomainsCommand::Restore { domain } => {
+            (domains::retire(store, cli, &domain, false).await?, false)
+        }
         DomainsCommand::Remove { domain } => {
-            let domain = domain.trim().to_ascii_lowercase();
-            match store.remove_tracking_domain(domain.clone()).await? {
-                DomainRemoval::Removed => {
-                    ctx.audit_cli(AuditAction::RemoveTrackingDomain, &domain)
-                        .await?;
-                    writeln!(out, "removed {domain}")?;
-                }
-                DomainRemoval::NotFound => bail!("tracking domain {domain} is not listed"),
-                DomainRemoval::NotRetired => bail!(
-                    "tracking domain {domain} is in use: retire it first (mailbeacon domains retire {domain})"
-                ),
-            }
+            domains::remove(store, cli, &domain).await?;
+            writeln!(out, "removed {}", domain.trim().to_ascii_lowercase())?;
+            return Ok(());
         }
-    }
-    Ok(())
-}
-
-async fn retire(
-    ctx: &Context,
-    domain: &str,
-    retired: bool,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let domain = domain.trim().to_ascii_lowercase();
-    let Some(edited) = ctx
-        .store
-        .retire_tracking_domain(domain.clone(), retired)
-        .await?
-    else {
-        bail!("tracking domain {domain} is not listed");
     };
-    let what = if retired { "retired" } else { "in use" };
-    ctx.audit_cli(
-        AuditAction::RetireTrackingDomain,
-        &format!("{domain} {what}"),
-    )
-    .await?;
-    line(&edited, out)
+    if json {
+        serde_json::to_writer(&mut *out, &domain)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    line(&domain, out)
 }
 
 fn line(d: &TrackingDomain, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use crate::campaigns::{self, valid_name, valid_subject, valid_tags};
 use crate::domain::Scope;
 use crate::error::{ApiError, Invalid};
 use crate::html::esc;
-use crate::store::{Campaign, CampaignEdit};
+use crate::store::{Campaign, CampaignEdit, TrackingDomain};
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// The card, or nothing for viewers.
-pub fn card(campaign: &Campaign, scope: Scope) -> String {
+pub fn card(campaign: &Campaign, scope: Scope, domains: &[TrackingDomain]) -> String {
     if scope == Scope::Viewer {
         return String::new();
     }
@@ -54,12 +54,15 @@ pub fn card(campaign: &Campaign, scope: Scope) -> String {
          <input id=\"subject-{id}\" name=\"subject\" value=\"{subject}\" maxlength=\"998\">\
          <label for=\"tags-{id}\">Tags (comma separated)</label>\
          <input id=\"tags-{id}\" name=\"tags\" value=\"{tags}\">\
+         <label for=\"domain-{id}\">Links of mail registered from now on under</label>\
+         <select id=\"domain-{id}\" name=\"tracking_domain\">{domain_options}</select>\
          <button type=\"submit\">Save</button></form>\
          <form class=\"manage\" method=\"post\" action=\"/campaigns/{id}/archive\">{archive}</form>\
          {delete}</section>",
         name = esc(&campaign.name),
         subject = esc(campaign.subject.as_deref().unwrap_or("")),
         tags = esc(&campaign.tags.join(", ")),
+        domain_options = super::domains::options(domains, campaign.tracking_domain.as_deref()),
     )
 }
 
@@ -68,6 +71,8 @@ pub struct EditForm {
     name: String,
     subject: String,
     tags: String,
+    /// Empty: the public URL. Left out (an older form): unchanged.
+    tracking_domain: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +135,14 @@ pub async fn edit(
                 s => Some(valid_subject(s)?),
             }),
             tags: Some(valid_tags(&tags)?),
+            tracking_domain: match form.tracking_domain.as_deref().map(str::trim) {
+                None => None,
+                Some("") => Some(None),
+                Some(d) if campaign.tracking_domain.as_deref() == Some(d) => None,
+                Some(d) => Some(Some(
+                    crate::tracking_domains::usable(app.store.as_ref(), d).await?,
+                )),
+            },
             ..CampaignEdit::default()
         };
         app.store.edit_campaign(campaign.id, edit).await?;

@@ -5,6 +5,7 @@
 
 mod charts;
 mod click_map;
+mod domains;
 mod figures;
 mod manage;
 mod pages;
@@ -44,6 +45,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/campaigns/{id}/archive", post(manage::archive))
         .route("/campaigns/{id}/delete", post(manage::delete))
         .route("/campaigns/{id}/segments/{segment}", get(segment))
+        .route("/tracking-domains", post(domains::add))
+        .route("/tracking-domains/{domain}/retire", post(domains::retire))
+        .route("/tracking-domains/{domain}/remove", post(domains::remove))
         .route("/compare", get(compare))
         .route(
             "/assets/style.css",

@@ -107,7 +107,12 @@ pub async fn campaigns(app: &AppState, scope: Scope, archived: bool) -> Result<S
     } else {
         String::new()
     };
-    Ok(page("Campaigns", Some(scope), &format!("{body}{hooks}")))
+    let domains = super::domains::card(&app.store.tracking_domains().await?, scope);
+    Ok(page(
+        "Campaigns",
+        Some(scope),
+        &format!("{body}{domains}{hooks}"),
+    ))
 }
 
 /// A campaign's subject, tags and archive state, under its name.
@@ -121,6 +126,9 @@ fn campaign_details(c: &Campaign) -> String {
     }
     if c.archived_at.is_some() {
         out.push_str(" <span class=\"tag\">archived</span>");
+    }
+    if let Some(domain) = &c.tracking_domain {
+        let _ = write!(out, " · links under {}", esc(domain));
     }
     out
 }
@@ -308,7 +316,7 @@ pub async fn campaign(
             .format(" · sent %Y-%m-%d %H:%M UTC")
             .to_string()),
         details = campaign_details(&campaign),
-        manage = super::manage::card(&campaign, scope),
+        manage = super::manage::card(&campaign, scope, &app.store.tracking_domains().await?),
         click_map = super::click_map::card(&campaign),
         interval_name = match interval {
             Interval::Hour => "hour",

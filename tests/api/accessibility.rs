@@ -12,14 +12,35 @@ async fn every_dashboard_page_passes_axe_core_at_1280_and_390_px() {
     seed(&app, first, 60).await;
     let second = app.create_campaign("Spring sale, subject B").await;
     seed(&app, second, 40).await;
-    // The first gets a template (its page then has the click map), the second is archived.
+    // Two tracking domains, one retired (the list's forms, and the Manage card's choice).
+    for domain in ["t.spring.example", "old.spring.example"] {
+        let r = app
+            .api_post(
+                "/api/tracking-domains",
+                &serde_json::json!({ "domain": domain }),
+            )
+            .await;
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    }
+    let r = app
+        .client
+        .patch(app.url("/api/tracking-domains/old.spring.example"))
+        .bearer_auth(&app.admin_token)
+        .json(&serde_json::json!({"retired": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    // The first gets a template (its page then has the click map) and a tracking domain, the
+    // second is archived.
     let template = "<!doctype html><html lang=\"en\"><head><title>Spring sale</title></head><body>\
                     <h1>Spring sale</h1><p><a href=\"https://shop.example.com/\">Shop now</a></p>\
                     </body></html>";
     for (id, change) in [
         (
             first,
-            serde_json::json!({"html": template, "subject": "Spring is here", "tags": ["spring"]}),
+            serde_json::json!({"html": template, "subject": "Spring is here", "tags": ["spring"],
+                "tracking_domain": "t.spring.example"}),
         ),
         (second, serde_json::json!({"archived": true})),
     ] {

@@ -346,3 +346,178 @@ async fn domains(app: TestApp) {
         );
     }
 }
+
+/// The dashboard: everyone signed in sees the list; admins add, retire, take back and remove
+/// with its forms (from this site only), and a campaign's Manage card chooses its domain.
+#[tokio::test]
+async fn the_dashboard_manages_domains_and_chooses_a_campaigns() {
+    use reqwest::header::{COOKIE, SET_COOKIE};
+    let app = TestApp::spawn().await;
+    let id = app.create_campaign("Winter").await;
+    let (ok, viewer, err) = cli(
+        &app.db_url(),
+        &["token", "create", "--scope", "viewer"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let sign_in = async |secret: &str| {
+        let r = app
+            .client
+            .post(app.url("/login"))
+            .form(&[("secret", secret)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()[SET_COOKIE].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    };
+    let admin = sign_in(&app.admin_token).await;
+    let viewer = sign_in(viewer.trim()).await;
+    let post = async |path: &str, cookie: &str, form: &[(&str, &str)], origin: Option<&str>| {
+        let mut r = app
+            .client
+            .post(app.url(path))
+            .header(COOKIE, cookie)
+            .form(&form);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send().await.unwrap().status()
+    };
+    let page = async |path: &str, cookie: &str| {
+        let r = app.client.get(app.url(path)).header(COOKIE, cookie);
+        r.send().await.unwrap().text().await.unwrap()
+    };
+
+    let add = [("domain", "t.winter.example")];
+    assert!(
+        post(
+            "/tracking-domains",
+            &admin,
+            &add,
+            Some("https://evil.example")
+        )
+        .await
+        .is_client_error()
+    );
+    assert_eq!(
+        post("/tracking-domains", &viewer, &add, None).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post("/tracking-domains", &admin, &add, None).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(
+            "/tracking-domains",
+            &admin,
+            &[("domain", "bad_name.example")],
+            None
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let listed = page("/", &viewer).await;
+    assert!(
+        listed.contains("<td>t.winter.example</td><td>https:&#x2F;&#x2F;t.winter.example</td>"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("action=\"/tracking-domains\""),
+        "viewers get no forms"
+    );
+
+    // The Manage card offers the domains in use; saving it moves the campaign's new mail.
+    let manage = page(&format!("/campaigns/{id}"), &admin).await;
+    assert!(
+        manage.contains("<option value=\"t.winter.example\">t.winter.example</option>"),
+        "{manage}"
+    );
+    let edit = [
+        ("name", "Winter"),
+        ("subject", ""),
+        ("tags", ""),
+        ("tracking_domain", "t.winter.example"),
+    ];
+    assert_eq!(
+        post(&format!("/campaigns/{id}/edit"), &admin, &edit, None).await,
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        page(&format!("/campaigns/{id}"), &admin)
+            .await
+            .contains("links under t.winter.example")
+    );
+    let message = app.add_message(id, "snow@example.com", "<p>hi</p>").await;
+    assert!(
+        message["pixel_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://t.winter.example/o/")
+    );
+
+    // Retired: still the campaign's own choice in its card, marked; removed once retired.
+    let path = "/tracking-domains/t.winter.example";
+    assert_eq!(
+        post(&format!("{path}/remove"), &admin, &[], None).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(
+            &format!("{path}/retire"),
+            &admin,
+            &[("retired", "true")],
+            None
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        page(&format!("/campaigns/{id}"), &admin)
+            .await
+            .contains("t.winter.example (retired)</option>")
+    );
+    assert_eq!(
+        post(
+            &format!("{path}/retire"),
+            &admin,
+            &[("retired", "false")],
+            None
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(
+            &format!("{path}/retire"),
+            &admin,
+            &[("retired", "true")],
+            None
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(&format!("{path}/remove"), &viewer, &[], None).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(&format!("{path}/remove"), &admin, &[], None).await,
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        page("/", &admin)
+            .await
+            .contains("None: links use the public URL.")
+    );
+    let audit: Value = app.api_get("/api/audit").await.json().await.unwrap();
+    let targets: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().contains("tracking_domain"))
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets.len(), 5, "{targets:?}");
+}
