@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/u/{token}",
             get(track::stop::ask).post(track::stop::confirm),
         )
+        .route(track::domain_check::PATH, get(track::domain_check::answer))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

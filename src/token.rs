@@ -186,6 +186,27 @@ impl KeyRing {
         URL_SAFE_NO_PAD.encode(buf)
     }
 
+    /// What this installation answers at a host name's domain-check path: a proof, made with the
+    /// active key (a kind of its own), that the name reaches a server holding this ring.
+    pub fn domain_proof(&self, host: &str) -> String {
+        let tag = self.tag(b'd', self.active, host.as_bytes());
+        format!("{}.{}", self.active, URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Whether `proof` is what a server holding one of this ring's keys answers for `host`.
+    pub fn is_domain_proof(&self, host: &str, proof: &str) -> bool {
+        let Some((id, tag)) = proof.trim().split_once('.') else {
+            return false;
+        };
+        let Ok(id) = id.parse::<u8>() else {
+            return false;
+        };
+        if id == 0 || self.macs[usize::from(id)].is_none() {
+            return false;
+        }
+        URL_SAFE_NO_PAD.encode(self.tag(b'd', id, host.as_bytes())) == tag
+    }
+
     /// The reference a click adds to its destination when its campaign tracks conversions: what
     /// the sender's site reports a conversion with (a kind of its own: no other token passes).
     pub fn sign_reference(&self, tracking_id: i64, link_no: u16, clicked_minute: u32) -> String {
@@ -291,6 +312,22 @@ fn decode<'b>(token: &str, len: usize, buf: &'b mut [u8]) -> Result<&'b [u8], To
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_proof_holds_for_its_host_and_the_keys_that_made_it() {
+        let old = SigningKey::generate(1);
+        let ring = KeyRing::new(std::slice::from_ref(&old)).unwrap();
+        let proof = ring.domain_proof("t.example.com");
+        assert!(ring.is_domain_proof("t.example.com", &proof));
+        assert!(!ring.is_domain_proof("u.example.com", &proof));
+        let rotated = KeyRing::new(&[old, SigningKey::generate(2)]).unwrap();
+        assert!(rotated.is_domain_proof("t.example.com", &proof));
+        let other = KeyRing::new(&[SigningKey::generate(1)]).unwrap();
+        assert!(!other.is_domain_proof("t.example.com", &proof));
+        for junk in ["", "x", "0.abc", "9.abc", "1.", &proof[..proof.len() - 1]] {
+            assert!(!ring.is_domain_proof("t.example.com", junk), "{junk}");
+        }
+    }
 
     proptest::proptest! {
         #[test]

@@ -40,21 +40,27 @@ fn name(domain: &str) -> String {
     domain.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Adds a host name (links use HTTPS) or a base URL.
-pub async fn add(store: &dyn Store, by: Changer, input: &str) -> Result<TrackingDomain, ApiError> {
+/// Adds a host name (links use HTTPS) or a base URL, and checks at once whether it reaches this
+/// installation (the answer says so; a domain that does not yet is listed all the same).
+pub async fn add(
+    store: &dyn Store,
+    by: Changer,
+    check: Check<'_>,
+    input: &str,
+) -> Result<TrackingDomain, ApiError> {
     if by.scope != Scope::Admin {
         return Err(ApiError::Forbidden(by.scope.as_str()));
     }
     let new = parse_tracking_domain(input)
         .map_err(|e| ApiError::Invalid(Invalid::TrackingDomain, format!("domain: {e}")))?;
     let domain = new.domain.clone();
-    let added = store
+    store
         .add_tracking_domain(new)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("tracking domain {domain} is listed already")))?;
-    by.audit(store, AuditAction::AddTrackingDomain, domain)
+    by.audit(store, AuditAction::AddTrackingDomain, domain.clone())
         .await?;
-    Ok(added)
+    check_now(store, check, &domain).await
 }
 
 /// Retires a domain for new mail (`true`), or takes it back into use.
@@ -123,4 +129,115 @@ pub async fn usable(store: &dyn Store, domain: &str) -> Result<String, ApiError>
         ))),
         Some(d) => Ok(d.domain),
     }
+}
+
+/// What a domain check needs: the keys whose proof it looks for, and the public URL whose host
+/// the DNS record to create points at.
+#[derive(Clone, Copy)]
+pub struct Check<'a> {
+    pub keys: &'a crate::token::KeyRing,
+    pub public_url: &'a crate::domain::PublicUrl,
+}
+
+/// Runs the domain check of a listed domain now and notes its outcome.
+pub async fn check_now(
+    store: &dyn Store,
+    check: Check<'_>,
+    domain: &str,
+) -> Result<TrackingDomain, ApiError> {
+    let d = existing(store, domain).await?;
+    let error = reaches_here(check, &d).await.err();
+    store
+        .record_domain_check(d.domain.clone(), chrono::Utc::now(), error)
+        .await?
+        .ok_or(ApiError::TrackingDomainNotFound(d.domain))
+}
+
+/// Whether the domain's name reaches a server of this installation: its check path answers the
+/// proof only our keys make. Tried under the domain's URL, and for an https URL also over plain
+/// HTTP on port 80 (a name whose certificate is not there yet). The error names the DNS record
+/// to create.
+pub async fn reaches_here(check: Check<'_>, d: &TrackingDomain) -> Result<(), String> {
+    use crate::track::domain_check::PATH;
+    let mut urls = vec![format!("{}{PATH}", d.url)];
+    if d.url.starts_with("https://") {
+        let path = d
+            .url
+            .splitn(4, '/')
+            .nth(3)
+            .map_or(String::new(), |p| format!("/{p}"));
+        let host = if d.domain.contains(':') {
+            format!("[{}]", d.domain)
+        } else {
+            d.domain.clone()
+        };
+        urls.push(format!("http://{host}{path}{PATH}"));
+    }
+    let client = client().map_err(|e| format!("the check could not start: {e}"))?;
+    let mut reasons = Vec::new();
+    for url in &urls {
+        let answer = async {
+            let r = client.get(url).send().await?;
+            let status = r.status();
+            Ok::<_, reqwest::Error>((status, r.text().await?))
+        };
+        match answer.await {
+            Ok((status, proof))
+                if status.is_success() && check.keys.is_domain_proof(&d.domain, &proof) =>
+            {
+                return Ok(());
+            }
+            Ok((status, _)) if status.is_success() => reasons.push(format!(
+                "{url} answered, but not with this installation's proof (the name reaches another server)"
+            )),
+            Ok((status, _)) => reasons.push(format!("{url} answered {status}")),
+            Err(e) => reasons.push(format!("{url}: {}", describe(&e))),
+        }
+    }
+    let target = crate::track::domain_check::host_name(
+        check
+            .public_url
+            .as_str()
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default(),
+    );
+    let record = match target.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => format!("`{}. A {ip}`", d.domain),
+        Ok(std::net::IpAddr::V6(ip)) => format!("`{}. AAAA {ip}`", d.domain),
+        Err(_) => format!(
+            "`{}. CNAME {target}.` (or A/AAAA records with this server's addresses)",
+            d.domain
+        ),
+    };
+    Err(format!(
+        "{domain} does not reach this installation yet ({reasons}). Create a DNS record \
+         {record}, then check again once it has spread",
+        domain = d.domain,
+        reasons = reasons.join("; "),
+    ))
+}
+
+fn client() -> reqwest::Result<reqwest::Client> {
+    // reqwest is built without a crypto provider: ring, not aws-lc (a long C build).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .no_proxy()
+        .user_agent(concat!(
+            "mailbeacon-domain-check/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+}
+
+/// The innermost cause of a request's failure (the DNS or connection error), which says most.
+fn describe(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(inner) = source.source() {
+        source = inner;
+    }
+    source.to_string()
 }

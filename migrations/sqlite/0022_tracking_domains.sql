@@ -5,6 +5,10 @@ CREATE TABLE tracking_domains (
     domain     TEXT PRIMARY KEY,
     url        TEXT NOT NULL,
     added_at   TEXT NOT NULL,
-    retired_at TEXT
+    retired_at TEXT,
+    -- The last domain check (src/tracking_domains.rs): when, when it last passed, and why not.
+    checked_at  TEXT,
+    verified_at TEXT,
+    check_error TEXT
 );
 ALTER TABLE campaigns ADD COLUMN tracking_domain TEXT;

@@ -95,6 +95,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "getTrackingDomain" => ("GET", get(tracking_domains::get_one)),
         "editTrackingDomain" => ("PATCH", patch(tracking_domains::edit)),
         "removeTrackingDomain" => ("DELETE", delete(tracking_domains::remove)),
+        "checkTrackingDomain" => ("POST", post(tracking_domains::check)),
         "replayWebhook" => ("POST", post(webhooks::replay)),
         "listWebhookDeliveries" => ("GET", get(webhooks::deliveries)),
         _ => return None,

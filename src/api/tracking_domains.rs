@@ -47,7 +47,11 @@ pub async fn add(
     Admin(caller): Admin,
     JsonBody(body): JsonBody<AddDomain>,
 ) -> Result<(StatusCode, Json<TrackingDomain>), ApiError> {
-    let added = domains::add(app.store.as_ref(), changer(caller), &body.domain).await?;
+    let check = domains::Check {
+        keys: &app.keys,
+        public_url: &app.registrar.public_url,
+    };
+    let added = domains::add(app.store.as_ref(), changer(caller), check, &body.domain).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -85,4 +89,19 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     domains::remove(app.store.as_ref(), changer(caller), &domain).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/tracking-domains/{domain}/check`: the domain check, now.
+pub async fn check(
+    State(app): State<Arc<AppState>>,
+    Admin(_caller): Admin,
+    Path(domain): Path<String>,
+) -> Result<Json<TrackingDomain>, ApiError> {
+    let check = domains::Check {
+        keys: &app.keys,
+        public_url: &app.registrar.public_url,
+    };
+    Ok(Json(
+        domains::check_now(app.store.as_ref(), check, &domain).await?,
+    ))
 }

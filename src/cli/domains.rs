@@ -28,6 +28,9 @@ pub enum DomainsCommand {
     Restore { domain: String },
     /// Remove a retired domain.
     Remove { domain: String },
+    /// Check again whether a domain reaches this installation (after changing its DNS); exits
+    /// with 1 when it does not yet.
+    Check { domain: String },
 }
 
 pub async fn run(
@@ -39,6 +42,11 @@ pub async fn run(
     let cli = Changer {
         actor: Actor::Cli,
         scope: Scope::Admin,
+    };
+    let public_url = ctx.public_url()?;
+    let check = domains::Check {
+        keys: &ctx.keys,
+        public_url: &public_url,
     };
     let (domain, json) = match command {
         DomainsCommand::List { json } => {
@@ -55,7 +63,17 @@ pub async fn run(
             }
             return Ok(());
         }
-        DomainsCommand::Add { domain, json } => (domains::add(store, cli, &domain).await?, json),
+        DomainsCommand::Add { domain, json } => {
+            (domains::add(store, cli, check, &domain).await?, json)
+        }
+        DomainsCommand::Check { domain } => {
+            let checked = domains::check_now(store, check, &domain).await?;
+            line(&checked, out)?;
+            if let Some(why) = checked.check_error {
+                anyhow::bail!("{why}");
+            }
+            return Ok(());
+        }
         DomainsCommand::Retire { domain } => {
             (domains::retire(store, cli, &domain, true).await?, false)
         }
@@ -71,18 +89,27 @@ pub async fn run(
     if json {
         serde_json::to_writer(&mut *out, &domain)?;
         writeln!(out)?;
-        return Ok(());
+    } else {
+        line(&domain, out)?;
     }
-    line(&domain, out)
+    if let Some(why) = &domain.check_error {
+        eprintln!("note: {why}");
+    }
+    Ok(())
 }
 
 fn line(d: &TrackingDomain, out: &mut dyn Write) -> anyhow::Result<()> {
     let retired = d
         .retired_at
         .map_or(String::new(), |t| format!("\tretired {}", t.to_rfc3339()));
+    let reaches = match (&d.check_error, d.checked_at) {
+        (_, None) => "not checked",
+        (None, Some(_)) => "reaches this installation",
+        (Some(_), Some(_)) => "does not reach this installation yet",
+    };
     writeln!(
         out,
-        "{}\t{}\tadded {}{retired}",
+        "{}\t{}\tadded {}{retired}\t{reaches}",
         d.domain,
         d.url,
         d.added_at.to_rfc3339()

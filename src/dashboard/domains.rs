@@ -27,15 +27,25 @@ pub fn card(list: &[TrackingDomain], scope: Scope) -> String {
             Some(t) => format!("retired {}", t.format("%Y-%m-%d")),
             None => "in use".into(),
         };
+        let reaches = match (&d.check_error, d.checked_at) {
+            (_, None) => "not checked".to_string(),
+            (None, Some(t)) => format!(
+                "reaches this installation (checked {})",
+                t.format("%Y-%m-%d %H:%M UTC")
+            ),
+            (Some(why), Some(_)) => esc(why),
+        };
+        let check = form(&d.domain, "check", "", "Check");
         let actions = if !admin {
             String::new()
         } else if d.retired_at.is_none() {
-            form(
-                &d.domain,
-                "retire",
-                "<input type=\"hidden\" name=\"retired\" value=\"true\">",
-                "Retire",
-            )
+            check
+                + &form(
+                    &d.domain,
+                    "retire",
+                    "<input type=\"hidden\" name=\"retired\" value=\"true\">",
+                    "Retire",
+                )
         } else {
             form(
                 &d.domain,
@@ -46,7 +56,7 @@ pub fn card(list: &[TrackingDomain], scope: Scope) -> String {
         };
         let _ = write!(
             rows,
-            "<tr><td>{name}</td><td>{url}</td><td>{added}</td><td>{state}</td>{actions_cell}</tr>",
+            "<tr><td>{name}</td><td>{url}</td><td>{added}</td><td>{state}</td><td>{reaches}</td>{actions_cell}</tr>",
             name = esc(&d.domain),
             url = esc(&d.url),
             added = d.added_at.format("%Y-%m-%d"),
@@ -62,7 +72,7 @@ pub fn card(list: &[TrackingDomain], scope: Scope) -> String {
     } else {
         format!(
             "<div class=\"scroll\" tabindex=\"0\"><table class=\"domains\"><thead><tr><th>Domain</th>\
-             <th>Links under</th><th>Added</th><th>State</th>{actions}</tr></thead><tbody>{rows}</tbody></table></div>",
+             <th>Links under</th><th>Added</th><th>State</th><th>DNS</th>{actions}</tr></thead><tbody>{rows}</tbody></table></div>",
             actions = if admin { "<th>Change</th>" } else { "" },
         )
     };
@@ -165,7 +175,11 @@ pub async fn add(
 ) -> Response {
     let result = async {
         let by = changer(&user, &headers)?;
-        domains::add(app.store.as_ref(), by, &body(form)?.domain).await?;
+        let check = domains::Check {
+            keys: &app.keys,
+            public_url: &app.registrar.public_url,
+        };
+        domains::add(app.store.as_ref(), by, check, &body(form)?.domain).await?;
         Ok(())
     };
     done(result.await, user.scope)
@@ -182,6 +196,27 @@ pub async fn retire(
         let by = changer(&user, &headers)?;
         let retired = body(form)?.retired;
         domains::retire(app.store.as_ref(), by, &domain, retired).await?;
+        Ok(())
+    };
+    done(result.await, user.scope)
+}
+
+pub async fn check(
+    State(app): State<Arc<AppState>>,
+    user: SignedIn,
+    Path(domain): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let by = changer(&user, &headers)?;
+        if by.scope != Scope::Admin {
+            return Err(ApiError::Forbidden(by.scope.as_str()));
+        }
+        let check = domains::Check {
+            keys: &app.keys,
+            public_url: &app.registrar.public_url,
+        };
+        domains::check_now(app.store.as_ref(), check, &domain).await?;
         Ok(())
     };
     done(result.await, user.scope)

@@ -48,6 +48,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/tracking-domains", post(domains::add))
         .route("/tracking-domains/{domain}/retire", post(domains::retire))
         .route("/tracking-domains/{domain}/remove", post(domains::remove))
+        .route("/tracking-domains/{domain}/check", post(domains::check))
         .route("/compare", get(compare))
         .route(
             "/assets/style.css",

@@ -76,6 +76,12 @@ pub struct TrackingDomain {
     pub added_at: DateTime<Utc>,
     /// Since then no new mail uses it; mail already sent keeps working.
     pub retired_at: Option<DateTime<Utc>>,
+    /// When its domain check last ran.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// When the check last found the name reaching this installation.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Why the last check failed, with the DNS record to create; `None` when it passed.
+    pub check_error: Option<String>,
 }
 
 /// A campaign in the list, with its headline figures (read from the rollups: constant cost).

@@ -7,6 +7,7 @@
 //! recipients).
 
 pub mod conversion;
+pub mod domain_check;
 mod images;
 pub mod stop;
 

@@ -73,6 +73,15 @@ async fn domains(app: TestApp) {
     assert_eq!(brand["domain"], "t.brand.example");
     assert_eq!(brand["url"], "https://t.brand.example");
     assert!(brand["retired_at"].is_null());
+    // Adding checks at once whether the name reaches this installation, and says what DNS record
+    // to create when it does not (this test's server is at 127.0.0.1).
+    let why = brand["check_error"].as_str().unwrap();
+    assert!(
+        why.contains("t.brand.example does not reach this installation yet")
+            && why.contains("`t.brand.example. A 127.0.0.1`"),
+        "{why}"
+    );
+    assert!(brand["verified_at"].is_null() && brand["checked_at"].is_string());
     let local_url = app.base.replace("127.0.0.1", "localhost");
     let (status, local) = send(
         &app,
@@ -84,6 +93,45 @@ async fn domains(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{local}");
     assert_eq!(local["domain"], "localhost");
+    assert!(
+        local["check_error"].is_null() && local["verified_at"].is_string(),
+        "{local}"
+    );
+    // A name that reaches another installation (its own keys) fails the check, now and when
+    // checked again; only admins check.
+    let other = TestApp::spawn().await;
+    let (status, elsewhere) = send(
+        &app,
+        Method::POST,
+        "/api/tracking-domains",
+        &admin,
+        add(&other.base),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{elsewhere}");
+    assert!(
+        elsewhere["check_error"]
+            .as_str()
+            .unwrap()
+            .contains("not with this installation's proof"),
+        "{elsewhere}"
+    );
+    let recheck = "/api/tracking-domains/127.0.0.1/check";
+    let (status, _) = send(&app, Method::POST, recheck, &analyst, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, again) = send(&app, Method::POST, recheck, &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(again["check_error"].is_string() && again["verified_at"].is_null());
+    let (ok, out, err) = cli(&app.db_url(), &["domains", "check", "localhost"], None);
+    assert!(
+        ok && out.contains("\treaches this installation"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = cli(&app.db_url(), &["domains", "check", "127.0.0.1"], None);
+    assert!(
+        !ok && err.contains("does not reach this installation yet"),
+        "{err}"
+    );
     let (status, again) = send(
         &app,
         Method::POST,
@@ -318,7 +366,9 @@ async fn domains(app: TestApp) {
     assert!(ok, "{err}");
     let (ok, out, _) = cli(&db, &["domains", "list"], None);
     assert!(
-        ok && out.starts_with("t.brand.example\thttps://t.brand.example\t"),
+        ok && out
+            .lines()
+            .any(|l| l.starts_with("t.brand.example\thttps://t.brand.example\t")),
         "{out}"
     );
 

@@ -55,7 +55,15 @@ pub const TABLES: &[Table] = &[
     ),
     table(
         "tracking_domains",
-        &["domain", "url", "added_at", "retired_at"],
+        &[
+            "domain",
+            "url",
+            "added_at",
+            "retired_at",
+            "checked_at",
+            "verified_at",
+            "check_error",
+        ],
         &["domain"],
         false,
         false,

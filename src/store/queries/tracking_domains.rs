@@ -4,7 +4,8 @@ use super::*;
 use crate::domain::DomainUrl;
 use crate::store::traits::DomainRemoval;
 
-const COLUMNS: &str = "SELECT domain, url, added_at, retired_at FROM tracking_domains";
+const COLUMNS: &str = "SELECT domain, url, added_at, retired_at, checked_at, verified_at,
+                              check_error FROM tracking_domains";
 
 fn from_row(r: &Row) -> StoreResult<TrackingDomain> {
     Ok(TrackingDomain {
@@ -12,6 +13,9 @@ fn from_row(r: &Row) -> StoreResult<TrackingDomain> {
         url: r.get(1)?,
         added_at: r.get(2)?,
         retired_at: r.get(3)?,
+        checked_at: r.get(4)?,
+        verified_at: r.get(5)?,
+        check_error: r.get(6)?,
     })
 }
 
@@ -52,6 +56,9 @@ impl<E: Engine> TrackingDomains for SqlStore<E> {
                     url: new.url,
                     added_at,
                     retired_at: None,
+                    checked_at: None,
+                    verified_at: None,
+                    check_error: None,
                 }))
             })
         })
@@ -77,6 +84,27 @@ impl<E: Engine> TrackingDomains for SqlStore<E> {
                         params![&domain],
                     )?;
                 }
+                read(c, &domain)
+            })
+        })
+        .await
+    }
+
+    async fn record_domain_check(
+        &self,
+        domain: String,
+        at: DateTime<Utc>,
+        error: Option<String>,
+    ) -> StoreResult<Option<TrackingDomain>> {
+        self.write(move |c| {
+            in_tx(c, |c| {
+                let at = at.trunc_subsecs(6);
+                c.execute(
+                    "UPDATE tracking_domains SET checked_at = ?2, check_error = ?3,
+                         verified_at = CASE WHEN ?4 = 1 THEN ?2 ELSE verified_at END
+                     WHERE domain = ?1",
+                    params![&domain, at, error.as_deref(), error.is_none()],
+                )?;
                 read(c, &domain)
             })
         })

@@ -32,5 +32,13 @@ pub trait TrackingDomains: Send + Sync {
         retired: bool,
     ) -> StoreResult<Option<TrackingDomain>>;
 
+    /// Notes a domain check's outcome (`error`: why it failed); `None` when there is no such domain.
+    async fn record_domain_check(
+        &self,
+        domain: String,
+        at: DateTime<Utc>,
+        error: Option<String>,
+    ) -> StoreResult<Option<TrackingDomain>>;
+
     async fn remove_tracking_domain(&self, domain: String) -> StoreResult<DomainRemoval>;
 }
