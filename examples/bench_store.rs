@@ -2,8 +2,8 @@
 //! a thread with a store of its own (its own connections, as another mailbeacon process has)
 //! doing what the store worker does with the journal, `Store::record_journaled` of batches of
 //! pixel opens, all writers on the same campaign's messages (each on its own share of them with
-//! `--disjoint`). Prints events stored per second for
-//! each number of writers, so the same run shows whether a second process adds throughput.
+//! `--disjoint`). Prints events stored per second for each number of writers, so the same run
+//! shows whether a second process adds throughput, and how fast the messages were registered.
 //!
 //! ```sh
 //! cargo run --release --example bench_store -- --events 200000 --writers 1,2
@@ -81,14 +81,16 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Events per second stored by `writers` writers sharing `a.events` events.
-fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
+/// Events per second stored by `writers` writers sharing `a.events` events, and the seconds the
+/// registration of the messages took (`Campaigns::insert_messages`, 5,000 at a time).
+fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> (f64, f64) {
     let url = test_schema("benchstore").expect("PostgreSQL");
     let stores: Vec<Arc<PostgresStore>> = (0..writers)
         .map(|_| Arc::new(PostgresStore::open(&url).expect("open").0))
         .collect();
     let sent_at = Utc::now() - Duration::hours(2);
     let tracking: Vec<i64> = (0..a.messages as u64).map(|i| mix(i) as i64).collect();
+    let registering = Instant::now();
     runtime.block_on(async {
         let campaign = stores[0]
             .create_campaign(NewCampaign::named("bench"))
@@ -112,6 +114,7 @@ fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
                 .unwrap();
         }
     });
+    let registered = registering.elapsed().as_secs_f64();
     let classifier = Arc::new(Classifier::builtin(Internal::default()));
     classifier.agents.warm_up();
     let tracking = Arc::new(tracking);
@@ -168,7 +171,8 @@ fn measure(a: &Args, runtime: &tokio::runtime::Runtime, writers: usize) -> f64 {
     for t in threads {
         t.join().unwrap();
     }
-    (a.events / writers * writers) as f64 / started.elapsed().as_secs_f64()
+    let rate = (a.events / writers * writers) as f64 / started.elapsed().as_secs_f64();
+    (rate, registered)
 }
 
 fn main() {
@@ -187,11 +191,12 @@ fn main() {
         a.rounds,
         if a.disjoint { " --disjoint" } else { "" }
     );
-    println!("round  writers  events/s");
+    println!("round  writers  events/s  registered messages/s");
     for round in 1..=a.rounds {
         for &w in &a.writers {
-            let rate = measure(&a, &runtime, w);
-            println!("{round:>5}  {w:>7}  {rate:>8.0}");
+            let (rate, registered) = measure(&a, &runtime, w);
+            let per_second = a.messages as f64 / registered;
+            println!("{round:>5}  {w:>7}  {rate:>8.0}  {per_second:>21.0}");
         }
     }
 }
