@@ -2,6 +2,26 @@
 
 use super::*;
 
+/// A registration's messages, one statement whatever their number (see `sql::MultiRow`); their
+/// ids come back by tracking id.
+static MESSAGE_INSERT: std::sync::LazyLock<sql::MultiRow> = std::sync::LazyLock::new(|| {
+    use sql::Column::{Int, Text};
+    sql::MultiRow::new(
+        "INSERT INTO messages (campaign_id, recipient_id, tracking_id, sent_at, created_at, history)",
+        &[Int, Text, Int, Text, Text, Text],
+        "RETURNING id, tracking_id",
+    )
+});
+
+static LINK_INSERT: std::sync::LazyLock<sql::MultiRow> = std::sync::LazyLock::new(|| {
+    use sql::Column::{Int, Text};
+    sql::MultiRow::new(
+        "INSERT INTO links (message_id, link_no, url)",
+        &[Int, Int, Text],
+        "",
+    )
+});
+
 #[async_trait]
 impl<E: Engine> Campaigns for SqlStore<E> {
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
@@ -208,31 +228,36 @@ impl<E: Engine> Campaigns for SqlStore<E> {
     ) -> StoreResult<Vec<MessageId>> {
         self.write(move |c| {
             in_tx(c, |c| {
-                let mut ids = Vec::with_capacity(messages.len());
                 let now = Utc::now();
-                for m in &messages {
-                    let id: MessageId = c.query_one(
-                        "INSERT INTO messages (campaign_id, recipient_id, tracking_id, sent_at,
-                                               created_at, history)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-                        params![
-                            campaign,
-                            &m.recipient_id,
-                            m.tracking_id,
-                            m.sent_at,
-                            now,
-                            history::EMPTY
-                        ],
-                    )?;
-                    let link = "INSERT INTO links (message_id, link_no, url) VALUES (?1, ?2, ?3)";
+                let rows = (messages.iter())
+                    .map(|m| {
+                        vec![
+                            campaign.into(),
+                            (&m.recipient_id).into(),
+                            m.tracking_id.into(),
+                            m.sent_at.into(),
+                            now.into(),
+                            history::EMPTY.into(),
+                        ]
+                    })
+                    .collect();
+                let by_tracking: std::collections::HashMap<i64, MessageId> =
+                    (MESSAGE_INSERT.query(c, rows)?.iter())
+                        .map(|r| Ok((r.get(1)?, r.get(0)?)))
+                        .collect::<StoreResult<_>>()?;
+                let ids: Vec<MessageId> = (messages.iter())
+                    .map(|m| by_tracking[&m.tracking_id])
+                    .collect();
+                let mut links = Vec::new();
+                for (m, id) in messages.iter().zip(&ids) {
                     for (i, url) in m.links.iter().enumerate() {
-                        c.execute(link, params![id, i as i64 + 1, url])?;
+                        links.push(vec![(*id).into(), (i as i64 + 1).into(), url.into()]);
                     }
                     if let Some(url) = &m.honeypot {
-                        c.execute(link, params![id, 0, url])?;
+                        links.push(vec![(*id).into(), 0.into(), url.into()]);
                     }
-                    ids.push(id);
                 }
+                LINK_INSERT.execute(c, links)?;
                 if let Some(first) = messages.iter().map(|m| m.sent_at).min() {
                     c.execute(
                         "UPDATE campaigns SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",

@@ -4,7 +4,7 @@
 //! statements of 64 rows x 21 parameters per 2,048 events). SQLite runs in the process, where a
 //! statement costs no round trip: multi-row `VALUES` of a few prepared sizes.
 
-use super::{Conn, Dialect, Value};
+use super::{Conn, Dialect, Row, Value};
 use crate::store::StoreResult;
 
 /// A column's SQL type, which PostgreSQL needs to read its array. The schema keeps to these two
@@ -70,10 +70,34 @@ impl MultiRow {
 
     /// Writes `rows` (each `width` values), in order.
     pub fn execute(&self, c: &mut dyn Conn, rows: Vec<Vec<Value>>) -> StoreResult<()> {
+        self.run(c, rows, false).map(drop)
+    }
+
+    /// [`MultiRow::execute`] of a statement whose tail returns rows (`RETURNING …`): those rows,
+    /// in no particular order.
+    pub fn query(&self, c: &mut dyn Conn, rows: Vec<Vec<Value>>) -> StoreResult<Vec<Row>> {
+        self.run(c, rows, true)
+    }
+
+    fn run(
+        &self,
+        c: &mut dyn Conn,
+        rows: Vec<Vec<Value>>,
+        returning: bool,
+    ) -> StoreResult<Vec<Row>> {
         debug_assert!(rows.iter().all(|r| r.len() == self.width));
+        let mut out = Vec::new();
         if rows.is_empty() {
-            return Ok(());
+            return Ok(out);
         }
+        let mut run = |c: &mut dyn Conn, sql: &str, values: &[Value]| -> StoreResult<()> {
+            if returning {
+                out.extend(c.query(sql, values)?);
+            } else {
+                c.execute(sql, values)?;
+            }
+            Ok(())
+        };
         match c.dialect() {
             Dialect::Postgres => {
                 let mut columns: Vec<Vec<Value>> = (0..self.width)
@@ -85,19 +109,19 @@ impl MultiRow {
                     }
                 }
                 let lists: Vec<Value> = columns.into_iter().map(Value::List).collect();
-                c.execute(&self.unnest, &lists)?;
+                run(c, &self.unnest, &lists)?;
             }
             Dialect::Sqlite => {
                 let mut rows = rows.into_iter();
                 for (size, statement) in ROW_CHUNKS.iter().zip(&self.values) {
                     while rows.len() >= *size {
                         let values: Vec<Value> = rows.by_ref().take(*size).flatten().collect();
-                        c.execute(statement, &values)?;
+                        run(c, statement, &values)?;
                     }
                 }
             }
         }
-        Ok(())
+        Ok(out)
     }
 }
 
