@@ -13,6 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod seen;
+pub use seen::Seen;
+
 /// What the rollups need to know of one stored event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
@@ -234,102 +237,6 @@ impl Delta {
         self.add(campaign, contributions(after), 1);
         if !before.is_empty() {
             self.add(campaign, contributions(before), -1);
-        }
-    }
-
-    /// Adds what the last of `facts` (a message's events, in arrival order) adds to the message's
-    /// contributions: the same as `change(campaign, &facts[..n - 1], facts)`, in one pass over the
-    /// earlier facts and without recomputing them (the writer does this for every new event).
-    pub fn append(&mut self, campaign: CampaignId, facts: &[Fact]) {
-        let Some((new, prior)) = facts.split_last() else {
-            return;
-        };
-        let one = |flag: bool| i64::from(flag);
-        let reader = !new.class.is_machine();
-        let click = new.kind == EventKind::Click;
-        let link = new.link_no.filter(|_| click);
-        let values = Dim::ALL.map(|d| d.value(new));
-        // What the earlier facts had already seen, as `contributions` tracks it.
-        let (mut kind_seen, mut opened, mut clicked) = (false, false, false);
-        let (mut reader_seen, mut reader_opened, mut reader_clicked) = (false, false, false);
-        let (mut link_seen, mut reader_link_seen) = (false, false);
-        let mut dim_seen = [false; 5];
-        let mut reader_dim_seen = [false; 5];
-        for f in prior {
-            let f_reader = !f.class.is_machine();
-            let f_click = f.kind == EventKind::Click;
-            opened |= !f_click;
-            clicked |= f_click;
-            reader_seen |= f_reader;
-            reader_opened |= f_reader && !f_click;
-            reader_clicked |= f_reader && f_click;
-            if f.kind != new.kind {
-                continue;
-            }
-            kind_seen = true;
-            if link.is_some() && f.link_no == link {
-                link_seen = true;
-                reader_link_seen |= f_reader;
-            }
-            for (i, dim) in Dim::ALL.into_iter().enumerate() {
-                if dim.value(f) == values[i] {
-                    dim_seen[i] = true;
-                    reader_dim_seen[i] |= f_reader;
-                }
-            }
-        }
-        let mut totals = [0; TOTALS.len()];
-        totals[usize::from(click)] = 1;
-        totals[2 + usize::from(click)] = one(reader);
-        totals[4] = one(!click && !opened);
-        totals[5] = one(click && !clicked);
-        totals[6] = one(reader && !reader_seen);
-        totals[7] = one(reader && !click && !reader_opened);
-        totals[8] = one(reader && click && !reader_clicked);
-        totals[9] = one(!opened && !clicked);
-        let mut add = |row: Row, counters: Counters| {
-            add_counters(
-                self.rows
-                    .entry((campaign, row))
-                    .or_insert([0; TOTALS.len()]),
-                &counters,
-                1,
-            );
-        };
-        add(Row::Totals, totals);
-        add(
-            Row::Hour {
-                hour: new.received_at.timestamp().div_euclid(3600),
-                kind: new.kind,
-                class: new.class,
-            },
-            lead(&[1, one(!kind_seen)]),
-        );
-        if let Some(link_no) = link {
-            add(
-                Row::Link { link_no },
-                lead(&[
-                    1,
-                    one(reader),
-                    one(!link_seen),
-                    one(reader && !reader_link_seen),
-                ]),
-            );
-        }
-        for (i, dim) in Dim::ALL.into_iter().enumerate() {
-            add(
-                Row::Dim {
-                    dim,
-                    value: values[i].to_string(),
-                    kind: new.kind,
-                },
-                lead(&[
-                    1,
-                    one(reader),
-                    one(!dim_seen[i]),
-                    one(reader && !reader_dim_seen[i]),
-                ]),
-            );
         }
     }
 

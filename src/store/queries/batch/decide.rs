@@ -4,7 +4,7 @@
 //! `tests.rs` run them without a database, and `mod.rs` writes what they return.
 
 use super::load::Loaded;
-use crate::analytics::rollup::{Delta, Fact};
+use crate::analytics::rollup::{Delta, Fact, Seen};
 use crate::classify::rules::{REASON_BURST, burst_members, burst_relabel};
 use crate::classify::{Class, Classifier, Prior, StoredHit};
 use crate::domain::{Keep, Standing};
@@ -276,7 +276,7 @@ pub(super) fn decide<'a>(
             received_at: e.received_at,
             class: verdict.class,
         });
-        m.facts.push(Fact {
+        let fact = Fact {
             kind: e.kind,
             link_no: e.link_no,
             received_at: e.received_at,
@@ -285,10 +285,20 @@ pub(super) fn decide<'a>(
             os: info.os,
             device: info.device.as_str().to_string(),
             country: country.map(str::to_string),
-        });
+        };
         match before {
-            Some(before) => decision.delta.change(m.campaign_id, &before, &m.facts),
-            None => decision.delta.append(m.campaign_id, &m.facts),
+            Some(before) => {
+                m.facts.push(fact);
+                decision.delta.change(m.campaign_id, &before, &m.facts);
+                // Relabelled readers changed what the earlier facts show.
+                m.seen = None;
+            }
+            None => {
+                let seen = m.seen.get_or_insert_with(|| Seen::of(&m.facts));
+                decision.delta.append_seen(m.campaign_id, seen, &fact);
+                seen.add(&fact);
+                m.facts.push(fact);
+            }
         }
         decision.delta.activity(m.campaign_id, e.received_at);
         m.compact_when_long();

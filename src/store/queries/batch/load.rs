@@ -138,6 +138,7 @@ fn messages(c: &mut dyn Conn, events: &[&NewEvent]) -> StoreResult<HashMap<i64, 
                 kept: 0,
                 summarised,
                 stored: false,
+                seen: None,
             },
         );
     }

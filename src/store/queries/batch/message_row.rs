@@ -2,7 +2,7 @@
 //! events are added (kept bounded inside the batch, see [`MessageRow::compact_when_long`]).
 
 use super::history::History;
-use crate::analytics::rollup::Fact;
+use crate::analytics::rollup::{Fact, Seen};
 use crate::classify::Prior;
 use crate::store::{CampaignId, EventKind, MessageId};
 use chrono::{DateTime, Utc};
@@ -36,6 +36,9 @@ pub(super) struct MessageRow {
     pub(super) summarised: bool,
     /// Events of this batch were stored for it.
     pub(super) stored: bool,
+    /// What `facts` have shown the rollups, built at the first event of the batch and kept
+    /// current as events are added (`None` again whenever `facts` change otherwise).
+    pub(super) seen: Option<Seen>,
 }
 
 impl MessageRow {
@@ -76,5 +79,6 @@ impl MessageRow {
         self.cutoff = h.cutoff;
         self.last = h.last;
         self.kept = h.recent.len();
+        self.seen = None;
     }
 }

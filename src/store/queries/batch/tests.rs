@@ -38,6 +38,7 @@ fn message(tracking_id: i64, recipient: &str) -> MessageRow {
         kept: 0,
         summarised: true,
         stored: false,
+        seen: None,
     }
 }
 
