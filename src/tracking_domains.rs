@@ -13,15 +13,19 @@ pub struct Changer {
 }
 
 impl Changer {
+    fn require_admin(self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Admin => Ok(()),
+            other => Err(ApiError::Forbidden(other.as_str())),
+        }
+    }
+
     async fn audit(
         self,
         store: &dyn Store,
         action: AuditAction,
         target: String,
     ) -> Result<(), ApiError> {
-        if self.scope != Scope::Admin {
-            return Err(ApiError::Forbidden(self.scope.as_str()));
-        }
         store
             .audit(AuditEntry {
                 at: chrono::Utc::now(),
@@ -48,9 +52,7 @@ pub async fn add(
     check: Check<'_>,
     input: &str,
 ) -> Result<TrackingDomain, ApiError> {
-    if by.scope != Scope::Admin {
-        return Err(ApiError::Forbidden(by.scope.as_str()));
-    }
+    by.require_admin()?;
     let new = parse_tracking_domain(input)
         .map_err(|e| ApiError::Invalid(Invalid::TrackingDomain, format!("domain: {e}")))?;
     let domain = new.domain.clone();
@@ -60,7 +62,7 @@ pub async fn add(
         .ok_or_else(|| ApiError::Conflict(format!("tracking domain {domain} is listed already")))?;
     by.audit(store, AuditAction::AddTrackingDomain, domain.clone())
         .await?;
-    check_now(store, check, &domain).await
+    check_now(store, by, check, &domain).await
 }
 
 /// Retires a domain for new mail (`true`), or takes it back into use.
@@ -70,9 +72,7 @@ pub async fn retire(
     domain: &str,
     retired: bool,
 ) -> Result<TrackingDomain, ApiError> {
-    if by.scope != Scope::Admin {
-        return Err(ApiError::Forbidden(by.scope.as_str()));
-    }
+    by.require_admin()?;
     let domain = name(domain);
     let edited = store
         .retire_tracking_domain(domain.clone(), retired)
@@ -90,9 +90,7 @@ pub async fn retire(
 
 /// Removes a retired domain.
 pub async fn remove(store: &dyn Store, by: Changer, domain: &str) -> Result<(), ApiError> {
-    if by.scope != Scope::Admin {
-        return Err(ApiError::Forbidden(by.scope.as_str()));
-    }
+    by.require_admin()?;
     let domain = name(domain);
     match store.remove_tracking_domain(domain.clone()).await? {
         DomainRemoval::Removed => {
@@ -131,6 +129,14 @@ pub async fn usable(store: &dyn Store, domain: &str) -> Result<String, ApiError>
     }
 }
 
+/// A campaign's choice as given: `None` for none (the public URL), else a usable domain.
+pub async fn chosen(store: &dyn Store, domain: Option<&str>) -> Result<Option<String>, ApiError> {
+    match domain {
+        Some(d) => usable(store, d).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// What a domain check needs: the keys whose proof it looks for, and the public URL whose host
 /// the DNS record to create points at.
 #[derive(Clone, Copy)]
@@ -139,12 +145,25 @@ pub struct Check<'a> {
     pub public_url: &'a crate::domain::PublicUrl,
 }
 
-/// Runs the domain check of a listed domain now and notes its outcome.
+impl Check<'_> {
+    /// What a running server checks with.
+    pub fn of(app: &crate::app::AppState) -> Check<'_> {
+        Check {
+            keys: &app.keys,
+            public_url: &app.registrar.public_url,
+        }
+    }
+}
+
+/// Runs the domain check of a listed domain now and notes its outcome (admins: it makes requests
+/// from the server).
 pub async fn check_now(
     store: &dyn Store,
+    by: Changer,
     check: Check<'_>,
     domain: &str,
 ) -> Result<TrackingDomain, ApiError> {
+    by.require_admin()?;
     let d = existing(store, domain).await?;
     let error = reaches_here(check, &d).await.err();
     store
@@ -158,7 +177,7 @@ pub async fn check_now(
 /// HTTP on port 80 (a name whose certificate is not there yet). The error names the DNS record
 /// to create.
 pub async fn reaches_here(check: Check<'_>, d: &TrackingDomain) -> Result<(), String> {
-    use crate::track::domain_check::PATH;
+    use crate::domain::DOMAIN_CHECK_PATH as PATH;
     let mut urls = vec![format!("{}{PATH}", d.url)];
     if d.url.starts_with("https://") {
         let path = d
@@ -194,7 +213,7 @@ pub async fn reaches_here(check: Check<'_>, d: &TrackingDomain) -> Result<(), St
             Err(e) => reasons.push(format!("{url}: {}", describe(&e))),
         }
     }
-    let target = crate::track::domain_check::host_name(
+    let target = crate::domain::host_name(
         check
             .public_url
             .as_str()

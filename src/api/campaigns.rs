@@ -44,10 +44,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let name = valid_name(&body.name)?;
     let html = body.html.map(valid_html).transpose()?;
-    let tracking_domain = match &body.tracking_domain {
-        Some(d) => Some(crate::tracking_domains::usable(app.store.as_ref(), d).await?),
-        None => None,
-    };
+    let store = app.store.as_ref();
+    let tracking_domain =
+        crate::tracking_domains::chosen(store, body.tracking_domain.as_deref()).await?;
     let campaign = app
         .store
         .create_campaign(NewCampaign {
@@ -152,10 +151,7 @@ pub async fn edit(
 ) -> Result<Json<Campaign>, ApiError> {
     let campaign = existing_campaign(&app, &id).await?;
     let tracking_domain = match &body.tracking_domain {
-        Some(Some(d)) => Some(Some(
-            crate::tracking_domains::usable(app.store.as_ref(), d).await?,
-        )),
-        Some(None) => Some(None),
+        Some(d) => Some(crate::tracking_domains::chosen(app.store.as_ref(), d.as_deref()).await?),
         None => None,
     };
     let edit = CampaignEdit {

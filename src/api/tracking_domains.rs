@@ -47,10 +47,7 @@ pub async fn add(
     Admin(caller): Admin,
     JsonBody(body): JsonBody<AddDomain>,
 ) -> Result<(StatusCode, Json<TrackingDomain>), ApiError> {
-    let check = domains::Check {
-        keys: &app.keys,
-        public_url: &app.registrar.public_url,
-    };
+    let check = domains::Check::of(&app);
     let added = domains::add(app.store.as_ref(), changer(caller), check, &body.domain).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
@@ -94,14 +91,11 @@ pub async fn remove(
 /// `POST /api/tracking-domains/{domain}/check`: the domain check, now.
 pub async fn check(
     State(app): State<Arc<AppState>>,
-    Admin(_caller): Admin,
+    Admin(caller): Admin,
     Path(domain): Path<String>,
 ) -> Result<Json<TrackingDomain>, ApiError> {
-    let check = domains::Check {
-        keys: &app.keys,
-        public_url: &app.registrar.public_url,
-    };
+    let (store, check) = (app.store.as_ref(), domains::Check::of(&app));
     Ok(Json(
-        domains::check_now(app.store.as_ref(), check, &domain).await?,
+        domains::check_now(store, changer(caller), check, &domain).await?,
     ))
 }

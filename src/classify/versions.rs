@@ -32,17 +32,6 @@ static TABLE: LazyLock<HashMap<&'static str, BTreeMap<u32, NaiveDate>>> = LazyLo
 /// that does not update itself (Mailbird's Chrome 51, NetEase MailMaster's Chrome 49; their agents
 /// in device-detector's mail-client fixtures, tests/corpus/sources/mail-providers.md): people,
 /// however old the engine.
-static MAIL_CLIENT: LazyLock<regex::Regex> = LazyLock::new(|| {
-    let alternatives: Vec<String> = MAIL_CLIENT_TOKENS
-        .iter()
-        .map(|t| regex::escape(t))
-        .collect();
-    regex::RegexBuilder::new(&alternatives.join("|"))
-        .case_insensitive(true)
-        .build()
-        .expect("mail client tokens")
-});
-
 const MAIL_CLIENT_TOKENS: &[&str] = &[
     "outlook",
     "msoffice",
@@ -61,6 +50,18 @@ const MAIL_CLIENT_TOKENS: &[&str] = &[
     "em client",
     "postbox",
 ];
+
+/// [`MAIL_CLIENT_TOKENS`], any of them, in any case.
+static MAIL_CLIENT: LazyLock<regex::Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = MAIL_CLIENT_TOKENS
+        .iter()
+        .map(|t| regex::escape(t))
+        .collect();
+    regex::RegexBuilder::new(&alternatives.join("|"))
+        .case_insensitive(true)
+        .build()
+        .expect("mail client tokens")
+});
 
 /// The browser and major version a user agent names, in caniuse's names; `None` for mail clients,
 /// apps and anything that names no browser version.
@@ -97,12 +98,6 @@ pub fn browser_version(ua: &str) -> Option<(&'static str, u32)> {
     None
 }
 
-/// When the browser version the user agent names first came out (see [`release_of`]).
-pub fn released(ua: &str) -> Option<NaiveDate> {
-    let (browser, major) = browser_version(ua)?;
-    release_of(browser, major)
-}
-
 /// When a browser's major version first came out: a version the table skips (no Chrome 82 was
 /// released) counts from the one before it; one newer than the table is `None`.
 pub fn release_of(browser: &str, major: u32) -> Option<NaiveDate> {
@@ -129,6 +124,11 @@ fn major_after(ua: &str, token: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn released(ua: &str) -> Option<NaiveDate> {
+        let (browser, major) = browser_version(ua)?;
+        release_of(browser, major)
+    }
 
     #[test]
     fn the_browser_and_version_an_agent_names() {

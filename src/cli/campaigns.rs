@@ -148,10 +148,8 @@ pub async fn run(
             tracking_domain,
             json,
         } => {
-            let tracking_domain = match tracking_domain {
-                Some(d) => Some(crate::tracking_domains::usable(&*ctx.store, &d).await?),
-                None => None,
-            };
+            let tracking_domain =
+                crate::tracking_domains::chosen(&*ctx.store, tracking_domain.as_deref()).await?;
             let name = crate::domain::parse_campaign_name(&name)
                 .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let template = html.map(|path| template(&path)).transpose()?;
@@ -220,12 +218,9 @@ pub async fn run(
             no_tracking_domain,
             json,
         } => {
-            let tracking_domain = match (tracking_domain, no_tracking_domain) {
-                (Some(d), _) => Some(Some(
-                    crate::tracking_domains::usable(&*ctx.store, &d).await?,
-                )),
-                (None, true) => Some(None),
+            let tracking_domain = match (tracking_domain.as_deref(), no_tracking_domain) {
                 (None, false) => None,
+                (d, _) => Some(crate::tracking_domains::chosen(&*ctx.store, d).await?),
             };
             let edit_name = name.clone();
             let edit = CampaignEdit {

@@ -67,7 +67,7 @@ pub async fn run(
             (domains::add(store, cli, check, &domain).await?, json)
         }
         DomainsCommand::Check { domain } => {
-            let checked = domains::check_now(store, check, &domain).await?;
+            let checked = domains::check_now(store, cli, check, &domain).await?;
             line(&checked, out)?;
             if let Some(why) = checked.check_error {
                 anyhow::bail!("{why}");

@@ -175,11 +175,8 @@ pub async fn add(
 ) -> Response {
     let result = async {
         let by = changer(&user, &headers)?;
-        let check = domains::Check {
-            keys: &app.keys,
-            public_url: &app.registrar.public_url,
-        };
-        domains::add(app.store.as_ref(), by, check, &body(form)?.domain).await?;
+        let domain = body(form)?.domain;
+        domains::add(app.store.as_ref(), by, domains::Check::of(&app), &domain).await?;
         Ok(())
     };
     done(result.await, user.scope)
@@ -209,14 +206,7 @@ pub async fn check(
 ) -> Response {
     let result = async {
         let by = changer(&user, &headers)?;
-        if by.scope != Scope::Admin {
-            return Err(ApiError::Forbidden(by.scope.as_str()));
-        }
-        let check = domains::Check {
-            keys: &app.keys,
-            public_url: &app.registrar.public_url,
-        };
-        domains::check_now(app.store.as_ref(), check, &domain).await?;
+        domains::check_now(app.store.as_ref(), by, domains::Check::of(&app), &domain).await?;
         Ok(())
     };
     done(result.await, user.scope)

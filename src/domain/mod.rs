@@ -20,4 +20,4 @@ pub use ids::*;
 pub use public_url::PublicUrl;
 pub use scope::Scope;
 pub use tracking::{Keep, Standing, TrackingLevel, WithoutConsent};
-pub use tracking_domain::{DomainUrl, parse_tracking_domain};
+pub use tracking_domain::{DOMAIN_CHECK_PATH, DomainUrl, host_name, parse_tracking_domain};

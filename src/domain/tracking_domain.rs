@@ -5,6 +5,9 @@ use super::PublicUrl;
 use serde::Serialize;
 use std::net::IpAddr;
 
+/// Where a tracking domain's check finds this installation's proof (`track::domain_check`).
+pub const DOMAIN_CHECK_PATH: &str = "/.well-known/mailbeacon-domain-check";
+
 /// A host name or address, checked and in lower case, with the base URL links under it use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DomainUrl {
@@ -34,10 +37,7 @@ pub fn parse_tracking_domain(input: &str) -> Result<DomainUrl, String> {
             "'{input}': a tracking domain's URL holds no user name"
         ));
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
-        None => authority.split(':').next().unwrap_or_default().to_string(),
-    };
+    let host = host_name(authority);
     let port = authority.rsplit_once("]:").map(|(_, p)| p).or_else(|| {
         (!authority.starts_with('['))
             .then(|| authority.split_once(':').map(|(_, p)| p))
@@ -50,7 +50,6 @@ pub fn parse_tracking_domain(input: &str) -> Result<DomainUrl, String> {
             "'{input}': the port must be a number from 1 to 65535"
         ));
     }
-    let host = host.trim_end_matches('.').to_string();
     if host.parse::<IpAddr>().is_err() {
         valid_host_name(&host).map_err(|why| format!("'{input}': {why}"))?;
     }
@@ -60,6 +59,16 @@ pub fn parse_tracking_domain(input: &str) -> Result<DomainUrl, String> {
         domain: host,
         url: format!("{}{}", &lower[..head], &url.as_str()[head..]),
     })
+}
+
+/// A `Host` header's name: lower case, without port or trailing dot (`[::1]:8080` gives `::1`).
+pub fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// A DNS host name (RFC 1123): labels of letters, digits and hyphens.
@@ -92,6 +101,19 @@ fn valid_host_name(host: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_headers_give_their_names() {
+        for (header, name) in [
+            ("T.Example.com", "t.example.com"),
+            ("t.example.com:8080", "t.example.com"),
+            ("t.example.com.", "t.example.com"),
+            ("[::1]:8443", "::1"),
+            ("127.0.0.1:80", "127.0.0.1"),
+        ] {
+            assert_eq!(host_name(header), name, "{header}");
+        }
+    }
 
     #[test]
     fn host_names_and_urls_are_read() {

@@ -4,12 +4,13 @@
 //! points at another server (another mailbeacon included) fails the check.
 
 use crate::app::AppState;
+use crate::domain::host_name;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-pub const PATH: &str = "/.well-known/mailbeacon-domain-check";
+pub use crate::domain::DOMAIN_CHECK_PATH as PATH;
 
 pub async fn answer(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let Some(host) = headers
@@ -27,30 +28,4 @@ pub async fn answer(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
         app.keys.domain_proof(&host),
     )
         .into_response()
-}
-
-/// A `Host` header's name: lower case, without port or trailing dot (`[::1]:8080` gives `::1`).
-pub fn host_name(host: &str) -> String {
-    let host = host.trim();
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn host_headers_give_their_names() {
-        for (header, name) in [
-            ("T.Example.com", "t.example.com"),
-            ("t.example.com:8080", "t.example.com"),
-            ("t.example.com.", "t.example.com"),
-            ("[::1]:8443", "::1"),
-            ("127.0.0.1:80", "127.0.0.1"),
-        ] {
-            assert_eq!(super::host_name(header), name, "{header}");
-        }
-    }
 }

@@ -65,16 +65,9 @@ impl Seen {
 }
 
 impl Delta {
-    /// Adds what the last of `facts` (a message's events, in arrival order) adds to the message's
-    /// contributions: the same as `change(campaign, &facts[..n - 1], facts)`.
-    pub fn append(&mut self, campaign: CampaignId, facts: &[Fact]) {
-        if let Some((new, prior)) = facts.split_last() {
-            self.append_seen(campaign, &Seen::of(prior), new);
-        }
-    }
-
-    /// [`Delta::append`] of `new` after the events `seen` stands for, without looking at them
-    /// (the writer does this for every new event).
+    /// Adds what `new` adds to a message's contributions after the events `seen` stands for:
+    /// the same as `change(campaign, earlier, earlier + new)`, without looking at them (the
+    /// writer does this for every new event).
     pub fn append_seen(&mut self, campaign: CampaignId, seen: &Seen, new: &Fact) {
         let one = |flag: bool| i64::from(flag);
         let reader = !new.class.is_machine();
