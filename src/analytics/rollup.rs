@@ -454,6 +454,9 @@ mod tests {
             let (new, earlier) = facts.split_last().unwrap();
             quick.append_seen(CampaignId(3), &Seen::of(earlier), new);
             proptest::prop_assert_eq!(rows(&quick), rows(&full));
+            let mut scanned = Delta::default();
+            scanned.append(CampaignId(3), &facts);
+            proptest::prop_assert_eq!(rows(&scanned), rows(&full));
         }
     }
 

@@ -14,6 +14,10 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 
+/// Up to this many facts a message's rollup delta scans them; from there on it keeps a [`Seen`].
+/// A Seen costs a dozen allocations to start, a scan a few string comparisons per fact.
+const SCAN_UP_TO: usize = 16;
+
 /// Which events of a batch are stored: the first decision, made before event ids are taken.
 pub(super) struct Admission {
     /// One per event of the batch; a stored one's `event_id` is given by [`decide`].
@@ -292,6 +296,11 @@ pub(super) fn decide<'a>(
                 decision.delta.change(m.campaign_id, &before, &m.facts);
                 // Relabelled readers changed what the earlier facts show.
                 m.seen = None;
+            }
+            // Most messages hold a few facts: a pass over them allocates nothing.
+            None if m.seen.is_none() && m.facts.len() < SCAN_UP_TO => {
+                m.facts.push(fact);
+                decision.delta.append(m.campaign_id, &m.facts);
             }
             None => {
                 let seen = m.seen.get_or_insert_with(|| Seen::of(&m.facts));
