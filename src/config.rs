@@ -207,6 +207,70 @@ pub struct Settings {
     #[arg(long, env = "MAILBEACON_TLS_KEY", global = true, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// Also serve HTTPS on this address (e.g. 0.0.0.0:443) with certificates obtained by ACME
+    /// for every tracking domain that passed its check and for the public URL's host; --listen
+    /// then stays plain HTTP for ACME's challenges, pixels and clicks, and sends the dashboard on
+    /// to HTTPS.
+    #[arg(
+        long,
+        env = "MAILBEACON_HTTPS_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub https_listen: Option<SocketAddr>,
+
+    /// The ACME directory certificates are ordered from (default Let's Encrypt's).
+    #[arg(
+        long,
+        env = "MAILBEACON_ACME_DIRECTORY",
+        global = true,
+        value_name = "URL"
+    )]
+    pub acme_directory: Option<String>,
+
+    /// A contact address the ACME server may write to about the certificates (optional).
+    #[arg(
+        long,
+        env = "MAILBEACON_ACME_EMAIL",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub acme_email: Option<String>,
+
+    /// Trust only this PEM CA for the ACME directory's own HTTPS (a private ACME server).
+    #[arg(
+        long,
+        env = "MAILBEACON_ACME_CA_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub acme_ca_file: Option<PathBuf>,
+
+    /// Seconds before a failed certificate order is tried again; each later try waits twice as
+    /// long, up to a day (default 60).
+    #[arg(long, env = "MAILBEACON_ACME_RETRY_BASE", global = true, value_name = "SECONDS",
+          value_parser = parse_retry_base)]
+    #[serde(default, deserialize_with = "deserialize_retry_base")]
+    pub acme_retry_base: Option<f64>,
+
+    /// How the ACME server validates a name: `http-01` (plain HTTP on port 80, --listen; the
+    /// default) or `tls-alpn-01` (a TLS handshake on port 443, --https-listen).
+    #[arg(
+        long,
+        env = "MAILBEACON_ACME_CHALLENGE",
+        global = true,
+        value_name = "KIND"
+    )]
+    pub acme_challenge: Option<crate::acme::Challenge>,
+
+    /// NAME=ADDR: the domain check reaches NAME at ADDR instead of what DNS says (like curl's
+    /// --resolve), for a server that cannot reach its own public address or a record not yet
+    /// public. Repeat the flag, or separate with commas in the environment variable.
+    #[arg(long, env = "MAILBEACON_RESOLVE", global = true, value_name = "NAME=ADDR",
+          value_delimiter = ',', value_parser = Pinned::parse)]
+    #[serde(default)]
+    pub resolve: Vec<Pinned>,
+
     /// Days after a click in which a conversion reported with its reference counts (default 30).
     #[arg(long, env = "MAILBEACON_CONVERSION_WINDOW_DAYS", global = true, value_name = "DAYS",
           value_parser = clap::value_parser!(u32).range(1..=365))]
@@ -300,6 +364,9 @@ pub struct Resolved {
     /// `--tls-cert` and `--tls-key`, when both are given.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// `--https-listen` and how its certificates are ordered.
+    pub acme: Option<crate::acme::AcmeSettings>,
+    pub resolve: Vec<Pinned>,
 }
 
 impl Settings {
@@ -353,6 +420,15 @@ impl Settings {
         self.conversion_window_days = self.conversion_window_days.or(file.conversion_window_days);
         self.tls_cert = self.tls_cert.or(file.tls_cert);
         self.tls_key = self.tls_key.or(file.tls_key);
+        self.https_listen = self.https_listen.or(file.https_listen);
+        self.acme_directory = self.acme_directory.or(file.acme_directory);
+        self.acme_email = self.acme_email.or(file.acme_email);
+        self.acme_ca_file = self.acme_ca_file.or(file.acme_ca_file);
+        self.acme_retry_base = self.acme_retry_base.or(file.acme_retry_base);
+        self.acme_challenge = self.acme_challenge.or(file.acme_challenge);
+        if self.resolve.is_empty() {
+            self.resolve = file.resolve;
+        }
         self.webhook_timeout = self.webhook_timeout.or(file.webhook_timeout);
         self.webhook_max_attempts = self.webhook_max_attempts.or(file.webhook_max_attempts);
         self.webhook_retry_base = self.webhook_retry_base.or(file.webhook_retry_base);
@@ -419,6 +495,19 @@ impl Settings {
             },
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
+            acme: self.https_listen.map(|listen| crate::acme::AcmeSettings {
+                listen,
+                directory: self
+                    .acme_directory
+                    .unwrap_or_else(|| crate::acme::LETS_ENCRYPT.to_string()),
+                email: self.acme_email,
+                ca_file: self.acme_ca_file,
+                retry_base: std::time::Duration::from_secs_f64(
+                    self.acme_retry_base.unwrap_or(60.0),
+                ),
+                challenge: self.acme_challenge.unwrap_or_default(),
+            }),
+            resolve: self.resolve,
         }
     }
 }
@@ -498,7 +587,7 @@ pub use crate::domain::PublicUrl;
 pub use crate::store::DatabaseUrl;
 
 mod modes;
-pub use modes::{ClientIpMode, ProxyHeader, TrustedProxies, UserAgentMode};
+pub use modes::{ClientIpMode, Pinned, ProxyHeader, TrustedProxies, UserAgentMode};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! mailbeacon: a self-hosted email open- and click-tracking service. The binary (`src/main.rs`) only
 //! parses the command line; everything it can do is here.
 
+pub mod acme;
 pub mod analytics;
 pub mod api;
 pub mod app;

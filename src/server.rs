@@ -32,6 +32,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(track::stop::ask).post(track::stop::confirm),
         )
         .route(track::domain_check::PATH, get(track::domain_check::answer))
+        .route(
+            crate::acme::CHALLENGE_PATH,
+            get(track::acme_challenge::answer),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -51,9 +55,15 @@ pub const MAX_REQUEST_HEAD: usize = 32 * 1024;
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone());
+    let mut app = router(state.clone());
+    if let Some(port) = serving.https_port {
+        app = app.layer(axum::middleware::from_fn(move |req, next| {
+            dashboard_to_https(port, req, next)
+        }));
+    }
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.settings.header_timeout)
@@ -82,7 +92,7 @@ pub async fn serve(
             let mut app = app.clone();
             async move { app.call(req).await }
         });
-        match &state.tls {
+        match &serving.tls {
             None => {
                 let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
                 tokio::spawn(async move {
@@ -108,6 +118,10 @@ pub async fn serve(
                             return;
                         }
                     };
+                    // ACME's TLS-ALPN-01 validation: the handshake was all it needed.
+                    if tls.get_ref().1.alpn_protocol() == Some(crate::acme::ACME_TLS) {
+                        return;
+                    }
                     let conn = watcher.watch(http.serve_connection(TokioIo::new(tls), service));
                     if let Err(e) = conn.await {
                         tracing::debug!("connection from {peer}: {e}");
@@ -127,6 +141,52 @@ pub async fn serve(
     Ok(())
 }
 
+/// How a listener serves: TLS or plain, and for plain HTTP beside `--https-listen`, the HTTPS
+/// port the dashboard is sent on to.
+#[derive(Clone, Default)]
+pub struct Serving {
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub https_port: Option<u16>,
+}
+
+/// Sends a browser asking plain HTTP for the dashboard on to HTTPS. Never the pixel, the click or
+/// the other tracking paths (mail clients follow the URL they have), nor ACME's challenges and the
+/// domain check, which must answer over plain HTTP; API clients use the URL they are given.
+async fn dashboard_to_https(
+    port: u16,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let plain = ["/o/", "/c/", "/v/", "/u/", "/.well-known/", "/api/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || ["/conversions", "/healthz", "/readyz", "/metrics"].contains(&path);
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(crate::domain::host_name);
+    match host {
+        Some(host) if !plain => {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let port = if port == 443 {
+                String::new()
+            } else {
+                format!(":{port}")
+            };
+            let rest = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            axum::response::Redirect::permanent(&format!("https://{host}{port}{rest}"))
+                .into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
 /// Ready when events can be journaled and stored; either way the journal's backlog is said, so
 /// that a client can wait for the reports to hold what it was answered.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
@@ -142,20 +202,35 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         "pending_bytes": journal.pending_bytes(),
         "lag_seconds": journal.lag().as_secs_f64(),
     });
-    match state {
+    let (status, mut body) = match state {
         Ok(()) => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready", "journal": backlog})),
-        )
-            .into_response(),
+            serde_json::json!({"status": "ready", "journal": backlog}),
+        ),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                serde_json::json!({"status": "degraded", "reason": reason, "journal": backlog}),
-            ),
-        )
-            .into_response(),
+            serde_json::json!({"status": "degraded", "reason": reason, "journal": backlog}),
+        ),
+    };
+    // A certificate order that fails is reported, not a reason to stop taking events.
+    if app.settings.acme.is_some() {
+        body["certificates"] = match app.store.certificates().await {
+            Ok(certs) => certs.iter().map(certificate_status).collect(),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
     }
+    (status, axum::Json(body)).into_response()
+}
+
+fn certificate_status(c: &crate::store::StoredCertificate) -> serde_json::Value {
+    let issued = c.issued.as_ref();
+    serde_json::json!({
+        "domain": c.domain,
+        "not_after": issued.map(|i| i.not_after),
+        "renew_at": issued.map(|i| i.renew_at),
+        "error": c.last_error,
+        "retry_at": c.retry_at,
+    })
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {

@@ -188,6 +188,12 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
             anyhow::bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
         }
     };
+    if tls.is_some() && ctx.settings.acme.is_some() {
+        anyhow::bail!(
+            "--https-listen obtains certificates itself; --tls-cert serves one from files on \
+             --listen: choose one"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(ctx.settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
@@ -307,13 +313,21 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
             }
         });
     }
+    let https_port = match &ctx.settings.acme {
+        Some(acme) => Some(start_https(&state, acme, &public_url).await?),
+        None => None,
+    };
     println!(
         "listening on {}://{local} (public URL {})",
         if state.tls.is_some() { "https" } else { "http" },
         public_url.as_str()
     );
 
-    server::serve(listener, state, shutdown_signal()).await?;
+    let serving = server::Serving {
+        tls: state.tls.clone(),
+        https_port,
+    };
+    server::serve(listener, state, serving, shutdown_signal()).await?;
     println!("shutting down: storing the journal's last events");
     writer.shutdown().await;
     worker.shutdown().await;
@@ -322,6 +336,59 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
     delivery.abort();
     println!("stopped");
     Ok(())
+}
+
+/// `--https-listen`: the HTTPS listener, serving what the certificate manager obtains; its port.
+async fn start_https(
+    state: &Arc<AppState>,
+    acme: &crate::acme::AcmeSettings,
+    public_url: &PublicUrl,
+) -> anyhow::Result<u16> {
+    let certs = crate::acme::Certs::new().map_err(anyhow::Error::msg)?;
+    let acceptor = certs.acceptor().map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(acme.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTPS on {}", acme.listen))?;
+    let local = listener.local_addr()?;
+    let own_host = crate::domain::host_name(
+        public_url
+            .as_str()
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default(),
+    );
+    let own_host = (own_host.parse::<std::net::IpAddr>().is_err() && own_host != "localhost")
+        .then_some(own_host);
+    println!(
+        "HTTPS: listening on https://{local}, certificates from {} for the tracking domains that \
+         pass their check{}",
+        acme.directory,
+        own_host
+            .as_ref()
+            .map_or(String::new(), |h| format!(" and for {h}"))
+    );
+    let manager = crate::acme::Manager {
+        store: state.store.clone(),
+        certs,
+        settings: acme.clone(),
+        own_host,
+    };
+    tokio::spawn(manager.run(state.closing.subscribe()));
+    let (state, mut closing) = (state.clone(), state.closing.subscribe());
+    let serving = server::Serving {
+        tls: Some(acceptor),
+        https_port: None,
+    };
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        };
+        if let Err(e) = server::serve(listener, state, serving, stop).await {
+            tracing::warn!("the HTTPS listener stopped: {e}");
+        }
+    });
+    Ok(local.port())
 }
 
 /// Opens this process's journal and says what it holds from an earlier run.

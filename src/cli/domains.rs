@@ -31,6 +31,9 @@ pub enum DomainsCommand {
     /// Check again whether a domain reaches this installation (after changing its DNS); exits
     /// with 1 when it does not yet.
     Check { domain: String },
+    /// Order a domain's certificate again now, before it is due (the servers started with
+    /// --https-listen do it within seconds).
+    Renew { domain: String },
 }
 
 pub async fn run(
@@ -47,6 +50,7 @@ pub async fn run(
     let check = domains::Check {
         keys: &ctx.keys,
         public_url: &public_url,
+        resolve: &ctx.settings.resolve,
     };
     let (domain, json) = match command {
         DomainsCommand::List { json } => {
@@ -72,6 +76,15 @@ pub async fn run(
             if let Some(why) = checked.check_error {
                 anyhow::bail!("{why}");
             }
+            return Ok(());
+        }
+        DomainsCommand::Renew { domain } => {
+            domains::renew_certificate(store, cli, &domain).await?;
+            writeln!(
+                out,
+                "{}: a new certificate will be ordered",
+                domain.trim().to_ascii_lowercase()
+            )?;
             return Ok(());
         }
         DomainsCommand::Retire { domain } => {

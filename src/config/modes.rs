@@ -41,3 +41,32 @@ pub enum UserAgentMode {
     /// Only what was parsed from it (client, OS, device type); the string is not stored.
     Parsed,
 }
+
+/// `--resolve NAME=ADDR`: a name reached at a fixed address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pinned {
+    pub name: String,
+    pub addr: std::net::IpAddr,
+}
+
+impl Pinned {
+    pub fn parse(s: &str) -> Result<Pinned, String> {
+        let (name, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("'{s}' is not NAME=ADDR (e.g. t.example.com=203.0.113.7)"))?;
+        let addr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{addr}' in '{s}' is not an IP address"))?;
+        Ok(Pinned {
+            name: name.trim().to_ascii_lowercase(),
+            addr,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Pinned {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pinned, D::Error> {
+        Pinned::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}

@@ -83,3 +83,34 @@ fn the_journal_lives_next_to_the_database_and_keeps_its_old_name() {
         (PathBuf::from("old"), 5 << 20)
     );
 }
+
+#[test]
+fn resolve_pins_a_name_to_an_address_with_clear_errors() {
+    assert_eq!(
+        Pinned::parse("T.Example.com=203.0.113.7"),
+        Ok(Pinned {
+            name: "t.example.com".into(),
+            addr: "203.0.113.7".parse().unwrap(),
+        })
+    );
+    assert!(
+        Pinned::parse("t.example.com")
+            .unwrap_err()
+            .contains("is not NAME=ADDR")
+    );
+    assert!(
+        Pinned::parse("t.example.com=tracker")
+            .unwrap_err()
+            .contains("'tracker' in 't.example.com=tracker' is not an IP address")
+    );
+    let file = Settings::from_toml("https-listen = \"0.0.0.0:443\"\nresolve = [\"a.test=::1\"]")
+        .unwrap()
+        .resolve();
+    let acme = file.acme.expect("--https-listen turns ACME on");
+    assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+    assert_eq!(acme.retry_base, std::time::Duration::from_secs(60));
+    assert_eq!(
+        file.resolve[0].addr,
+        "::1".parse::<std::net::IpAddr>().unwrap()
+    );
+}

@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::domain::Scope;
 use crate::error::{ApiError, Invalid};
 use crate::html::esc;
-use crate::store::TrackingDomain;
+use crate::store::{StoredCertificate, TrackingDomain};
 use crate::tracking_domains::{self as domains, Changer};
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -18,8 +18,35 @@ use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// The list, with the admins' forms.
-pub fn card(list: &[TrackingDomain], scope: Scope) -> String {
+/// A domain's certificate as the card shows it, with `--https-listen` only.
+fn certificate_cell(d: &TrackingDomain, certs: Option<&[StoredCertificate]>) -> String {
+    let Some(certs) = certs else {
+        return String::new();
+    };
+    let text = match certs.iter().find(|c| c.domain == d.domain) {
+        None if d.verified_at.is_none() => "after the domain check passes".to_string(),
+        None => "being ordered".to_string(),
+        Some(c) => {
+            let valid = c.issued.as_ref().map_or(String::new(), |i| {
+                format!("valid until {}", i.not_after.format("%Y-%m-%d"))
+            });
+            match (&c.last_error, c.retry_at) {
+                (Some(why), Some(at)) => format!(
+                    "{valid}{sep}the last order failed: {why} (next try {at})",
+                    sep = if valid.is_empty() { "" } else { "; " },
+                    why = esc(why),
+                    at = at.format("%Y-%m-%d %H:%M UTC"),
+                ),
+                _ if valid.is_empty() => "being ordered".to_string(),
+                _ => valid,
+            }
+        }
+    };
+    format!("<td>{text}</td>")
+}
+
+/// The list, with the admins' forms; `certs` with `--https-listen`.
+pub fn card(list: &[TrackingDomain], certs: Option<&[StoredCertificate]>, scope: Scope) -> String {
     let admin = scope == Scope::Admin;
     let mut rows = String::new();
     for d in list {
@@ -56,7 +83,8 @@ pub fn card(list: &[TrackingDomain], scope: Scope) -> String {
         };
         let _ = write!(
             rows,
-            "<tr><td>{name}</td><td>{url}</td><td>{added}</td><td>{state}</td><td>{reaches}</td>{actions_cell}</tr>",
+            "<tr><td>{name}</td><td>{url}</td><td>{added}</td><td>{state}</td><td>{reaches}</td>{certificate}{actions_cell}</tr>",
+            certificate = certificate_cell(d, certs),
             name = esc(&d.domain),
             url = esc(&d.url),
             added = d.added_at.format("%Y-%m-%d"),
@@ -72,7 +100,12 @@ pub fn card(list: &[TrackingDomain], scope: Scope) -> String {
     } else {
         format!(
             "<div class=\"scroll\" tabindex=\"0\"><table class=\"domains\"><thead><tr><th>Domain</th>\
-             <th>Links under</th><th>Added</th><th>State</th><th>DNS</th>{actions}</tr></thead><tbody>{rows}</tbody></table></div>",
+             <th>Links under</th><th>Added</th><th>State</th><th>DNS</th>{certificate}{actions}</tr></thead><tbody>{rows}</tbody></table></div>",
+            certificate = if certs.is_some() {
+                "<th>Certificate</th>"
+            } else {
+                ""
+            },
             actions = if admin { "<th>Change</th>" } else { "" },
         )
     };
@@ -223,4 +256,62 @@ pub async fn remove(
         domains::remove(app.store.as_ref(), by, &domain).await
     };
     done(result.await, user.scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::IssuedCertificate;
+    use chrono::{DateTime, Utc};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_card_says_until_when_a_certificate_holds_and_why_an_order_failed() {
+        let domain = |name: &str, verified: bool| TrackingDomain {
+            domain: name.into(),
+            url: format!("https://{name}"),
+            added_at: at("2026-12-01T00:00:00Z"),
+            retired_at: None,
+            checked_at: Some(at("2026-12-01T00:00:00Z")),
+            verified_at: verified.then(|| at("2026-12-01T00:00:00Z")),
+            check_error: None,
+        };
+        let list = [
+            domain("a.example", true),
+            domain("b.example", true),
+            domain("c.example", false),
+        ];
+        let certs = [StoredCertificate {
+            domain: "a.example".into(),
+            issued: Some(IssuedCertificate {
+                chain_pem: String::new(),
+                key_pem: String::new(),
+                not_before: at("2026-12-01T00:00:00Z"),
+                not_after: at("2027-03-01T00:00:00Z"),
+                renew_at: at("2027-01-30T00:00:00Z"),
+                issued_at: at("2026-12-01T00:00:00Z"),
+            }),
+            failures: 1,
+            last_error: Some("the ACME server <refused>".into()),
+            retry_at: Some(at("2026-12-02T10:00:00Z")),
+        }];
+        let html = card(&list, Some(&certs), Scope::Viewer);
+        assert!(html.contains("<th>Certificate</th>"), "{html}");
+        assert!(
+            html.contains(
+                "valid until 2027-03-01; the last order failed: the ACME server &lt;refused&gt; \
+                 (next try 2026-12-02 10:00 UTC)"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<td>being ordered</td>"), "{html}");
+        assert!(
+            html.contains("<td>after the domain check passes</td>"),
+            "{html}"
+        );
+        assert!(!card(&list, None, Scope::Viewer).contains("Certificate"));
+    }
 }

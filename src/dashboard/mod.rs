@@ -225,6 +225,7 @@ async fn login(
             app.sign_in.succeeded(client);
             // Served over https directly, or behind a proxy at an https address.
             let secure = app.tls.is_some()
+                || app.settings.acme.is_some()
                 || app
                     .settings
                     .public_url

@@ -107,7 +107,15 @@ pub async fn campaigns(app: &AppState, scope: Scope, archived: bool) -> Result<S
     } else {
         String::new()
     };
-    let domains = super::domains::card(&app.store.tracking_domains().await?, scope);
+    let certs = match app.settings.acme {
+        Some(_) => Some(app.store.certificates().await?),
+        None => None,
+    };
+    let domains = super::domains::card(
+        &app.store.tracking_domains().await?,
+        certs.as_deref(),
+        scope,
+    );
     Ok(page(
         "Campaigns",
         Some(scope),

@@ -57,6 +57,7 @@ actions! {
     AddTrackingDomain => "add_tracking_domain": "A tracking domain added.",
     RetireTrackingDomain => "retire_tracking_domain": "A tracking domain retired for new mail, or taken back into use.",
     RemoveTrackingDomain => "remove_tracking_domain": "A retired tracking domain removed.",
+    RenewCertificate => "renew_certificate": "A domain's certificate made due for renewal now.",
     ChangeSettings => "change_settings": "Started with settings about recipients' data that differ from the last start's.",
 }
 

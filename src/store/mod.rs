@@ -53,6 +53,7 @@ pub use traits::*;
 #[async_trait]
 pub trait Store:
     Campaigns
+    + Certificates
     + Conversions
     + Deliverability
     + Ingest

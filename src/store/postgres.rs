@@ -72,6 +72,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/postgres/0013_tracking_domains.sql"),
     ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_certificates.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

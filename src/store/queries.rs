@@ -6,6 +6,7 @@
 mod access;
 mod batch;
 mod campaigns;
+mod certificates;
 mod checks;
 mod consent;
 mod conversions;

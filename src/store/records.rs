@@ -84,6 +84,31 @@ pub struct TrackingDomain {
     pub check_error: Option<String>,
 }
 
+/// A certificate for one host name, obtained by ACME, and the state of its next order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCertificate {
+    pub domain: String,
+    /// The PEM chain (leaf first) and its PKCS#8 key; `None` until the first order succeeds.
+    pub issued: Option<IssuedCertificate>,
+    /// Failed orders in a row, and why the last one failed.
+    pub failures: i64,
+    pub last_error: Option<String>,
+    /// No order before this (back-off after a failure).
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// What an order brought: the certificate, its key and its validity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuedCertificate {
+    pub chain_pem: String,
+    pub key_pem: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// Ordered again from then on (before it expires, or now when an admin asked).
+    pub renew_at: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+}
+
 /// A campaign in the list, with its headline figures (read from the rollups: constant cost).
 #[derive(Debug, Clone, Serialize)]
 pub struct ListedCampaign {

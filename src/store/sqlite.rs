@@ -91,6 +91,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../../migrations/sqlite/0022_tracking_domains.sql"),
     ),
+    (
+        23,
+        include_str!("../../migrations/sqlite/0023_certificates.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

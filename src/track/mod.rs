@@ -6,6 +6,7 @@
 //! per request; outcomes are counted in metrics (labels are fixed words, never tokens or
 //! recipients).
 
+pub mod acme_challenge;
 pub mod conversion;
 pub mod domain_check;
 mod images;

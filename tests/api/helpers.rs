@@ -102,8 +102,15 @@ impl TestApp {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap();
+        // A free port unless the test chose one.
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+            .args(["serve", "--database", db])
+            .args(listen)
             .args(args)
             .current_dir(dir.path())
             .env("MAILBEACON_LOG", "warn")

@@ -3,8 +3,10 @@
 
 mod ab_test;
 mod accessibility;
+mod acme_server;
 mod browser;
 mod campaigns;
+mod certificates;
 mod classification;
 mod cli;
 mod click_map;

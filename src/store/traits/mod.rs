@@ -2,6 +2,7 @@
 
 mod access;
 mod campaigns;
+mod certificates;
 mod conversions;
 mod deliverability;
 mod ingest;
@@ -13,6 +14,7 @@ mod tracking_domains;
 
 pub use access::Access;
 pub use campaigns::Campaigns;
+pub use certificates::Certificates;
 pub use conversions::{
     ConversionOutcome, ConversionRecord, Conversions, MAX_CONVERSIONS_PER_MESSAGE, NewConversion,
 };
