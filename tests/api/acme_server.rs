@@ -73,7 +73,9 @@ impl AcmeServer {
                     "listenAddress": at(listen), "managementListenAddress": at(management),
                     "certificate": cert, "privateKey": key, "certificateValidityPeriod": validity,
                     "httpPort": http_port, "tlsPort": tls_port, "ocspResponderURL": "",
-                    "externalAccountBindingRequired": false}});
+                    "externalAccountBindingRequired": false,
+                    // A name it refuses, as a CA's policy does.
+                    "domainBlocklist": ["refused.test"]}});
                 std::fs::write(server.dir.path().join("pebble.json"), config.to_string()).unwrap();
                 server.directory = format!("https://127.0.0.1:{listen}/dir");
                 server.management = format!("https://127.0.0.1:{management}");

@@ -82,7 +82,7 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
             "--acme-retry-base".into(),
             "1".into(),
             "--resolve".into(),
-            "a.test=127.0.0.1,b.test=127.0.0.1".into(),
+            "a.test=127.0.0.1,b.test=127.0.0.1,refused.test=127.0.0.1".into(),
         ]
     };
     let (a_settings, b_settings) = (settings(https_a), settings(https_b));
@@ -100,8 +100,9 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     .await;
 
     // Two tracking domains; their check reaches this installation over HTTPS before any
-    // certificate exists. A third name does not resolve: no certificate is ordered for it.
-    for name in ["a.test", "b.test", "down.test"] {
+    // certificate exists. A third name does not resolve: no certificate is ordered for it. The
+    // ACME server refuses a fourth.
+    for name in ["a.test", "b.test", "down.test", "refused.test"] {
         let r = a
             .api_post(
                 "/api/tracking-domains",
@@ -133,6 +134,19 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     assert_ne!(first[0], first[1], "one certificate per name");
     assert_eq!(acme.issued(), 2, "one order per name\n{}", acme.logs());
     assert!(readyz_certificate(&a, "down.test").await.is_null());
+    let refused = wait_for("the refusal reported", &acme, async || {
+        let c = readyz_certificate(&b, "refused.test").await;
+        c["error"].is_string().then_some(c)
+    })
+    .await;
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains("the ACME server refused the order") && why.contains("forbidden by policy"),
+        "{why}"
+    );
+    assert!(refused["not_after"].is_null() && refused["retry_at"].is_string());
+    assert!(served(&root, "refused.test", https_a).await.is_none());
+    assert_eq!(acme.issued(), 2);
 
     // The pixel over HTTPS under a tracking domain.
     let campaign = a
@@ -218,33 +232,28 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     assert_eq!(renewals[0]["actor"], "cli", "{audit}");
 }
 
-/// Without port 80: the name is validated by a TLS handshake on the HTTPS listener (SQLite).
+/// Without port 80: the public URL's host (the dashboard's) is validated by a TLS handshake on
+/// the HTTPS listener (SQLite).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_certificate_is_obtained_by_tls_alpn_on_the_https_listener() {
+async fn the_dashboard_host_gets_its_certificate_by_tls_alpn_on_the_https_listener() {
     let https = free_port();
     let acme = AcmeServer::start(free_port(), https, 3600).await;
     let listen = format!("127.0.0.1:{https}");
+    let public = format!("https://a.test:{https}");
     let ca = acme.ca_file.display().to_string();
-    let app = TestApp::spawn_with(&[
+    let _app = TestApp::spawn_with(&[
         "--https-listen",
         &listen,
+        "--public-url",
+        &public,
         "--acme-directory",
         &acme.directory,
         "--acme-ca-file",
         &ca,
         "--acme-challenge",
         "tls-alpn-01",
-        "--resolve",
-        "a.test=127.0.0.1",
     ])
     .await;
-    let r = app
-        .api_post(
-            "/api/tracking-domains",
-            &json!({"domain": format!("https://a.test:{https}")}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
     let root = acme.issuing_root().await;
     wait_for("a.test's certificate", &acme, async || {
         served(&root, "a.test", https).await

@@ -374,6 +374,14 @@ fn the_settings_table_lists_every_flag_of_serve() {
     for not_a_setting in ["--help", "--version", "--config"] {
         offered.remove(not_a_setting);
     }
+    // The HTTPS example starts a server on ports 80 and 443 that orders from Let's Encrypt: not
+    // run here, but every flag it gives must be one serve takes.
+    let https: Vec<Block> = (blocks().into_iter())
+        .filter(|b| b.section == "Automatic HTTPS")
+        .collect();
+    assert_eq!(https.len(), 1, "one block of the HTTPS example");
+    let given = flags(https[0].text.lines().collect());
+    assert!(given.is_subset(&offered), "{given:?}");
     assert_eq!(offered, documented);
 }
 
