@@ -4,7 +4,7 @@
 //! noted with its reason and tried again after a back-off; the certificate in use keeps serving.
 
 use super::{AcmeSettings, Certs, order};
-use crate::store::{Store, StoredCertificate};
+use crate::store::{IssuedCertificate, Store, StoredCertificate};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,9 +102,7 @@ impl Manager {
     fn serve(&self, stored: &[StoredCertificate]) {
         for c in stored {
             let Some(issued) = &c.issued else { continue };
-            let days = (issued.not_after - Utc::now()).num_seconds() as f64 / 86_400.0;
-            metrics::gauge!("mailbeacon_certificate_expiry_days", "domain" => c.domain.clone())
-                .set(days);
+            expiry_gauge(&c.domain, issued);
             if self.certs.issued_at(&c.domain) >= Some(issued.issued_at) {
                 continue;
             }
@@ -144,6 +142,7 @@ impl Manager {
             Ok(issued) => {
                 metrics::counter!("mailbeacon_certificate_orders_total", "result" => "issued")
                     .increment(1);
+                expiry_gauge(name, &issued);
                 let served = self.certs.install(name, &issued);
                 let kept = (self.store)
                     .store_certificate(name.to_string(), owner.to_string(), issued)
@@ -170,6 +169,12 @@ impl Manager {
             }
         }
     }
+}
+
+/// Days until the certificate in use for `domain` expires, in `/metrics`.
+fn expiry_gauge(domain: &str, issued: &IssuedCertificate) {
+    let days = (issued.not_after - Utc::now()).num_seconds() as f64 / 86_400.0;
+    metrics::gauge!("mailbeacon_certificate_expiry_days", "domain" => domain.to_string()).set(days);
 }
 
 /// Whether `name` needs an order now: none yet, or its renewal is due; and no back-off runs.

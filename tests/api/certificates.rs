@@ -147,6 +147,21 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     assert!(refused["not_after"].is_null() && refused["retry_at"].is_string());
     assert!(served(&root, "refused.test", https_a).await.is_none());
     assert_eq!(acme.issued(), 2);
+    for name in ["a.test", "b.test"] {
+        let metrics = a.api_get("/metrics").await.text().await.unwrap();
+        let days = (metrics.lines())
+            .find(|l| {
+                l.starts_with(&format!(
+                    "mailbeacon_certificate_expiry_days{{domain=\"{name}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        // Pebble's certificates here last an hour.
+        assert!(
+            days.is_some_and(|d| d > 0.0 && d <= 1.0 / 24.0 + 0.01),
+            "{name}: {days:?}"
+        );
+    }
 
     // The pixel over HTTPS under a tracking domain.
     let campaign = a
@@ -233,11 +248,12 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
 }
 
 /// Without port 80: the public URL's host (the dashboard's) is validated by a TLS handshake on
-/// the HTTPS listener (SQLite).
+/// the HTTPS listener (SQLite). Its certificates last 30 s here, so it is renewed by itself
+/// (when a third of its lifetime is left).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_host_gets_its_certificate_by_tls_alpn_on_the_https_listener() {
+async fn the_dashboard_host_gets_its_certificate_by_tls_alpn_and_renews_it_before_expiry() {
     let https = free_port();
-    let acme = AcmeServer::start(free_port(), https, 3600).await;
+    let acme = AcmeServer::start(free_port(), https, 30).await;
     let listen = format!("127.0.0.1:{https}");
     let public = format!("https://a.test:{https}");
     let ca = acme.ca_file.display().to_string();
@@ -255,11 +271,15 @@ async fn the_dashboard_host_gets_its_certificate_by_tls_alpn_on_the_https_listen
     ])
     .await;
     let root = acme.issuing_root().await;
-    wait_for("a.test's certificate", &acme, async || {
+    let first = wait_for("a.test's certificate", &acme, async || {
         served(&root, "a.test", https).await
     })
     .await;
-    assert_eq!(acme.issued(), 1, "{}", acme.logs());
+    wait_for("the renewed certificate", &acme, async || {
+        served(&root, "a.test", https).await.filter(|c| *c != first)
+    })
+    .await;
+    assert!(acme.issued() >= 2, "{}", acme.logs());
     // Nothing listens where HTTP-01 would be validated.
     assert!(
         !acme.logs().contains("validate w/ HTTP"),
