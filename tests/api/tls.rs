@@ -167,4 +167,27 @@ fn tls_settings_that_cannot_work_stop_the_server_with_a_clear_message() {
     assert!(err.contains("--tls-key /nonexistent/key.pem"), "{err}");
     let err = run(&["--tls-cert", cert, "--tls-key", other_key.to_str().unwrap()]);
     assert!(err.contains("does not fit --tls-cert"), "{err}");
+
+    // Certificates from files and from ACME do not mix; ACME's settings say what is wrong.
+    let key = dir.path().join("one.key");
+    let (key, https) = (key.to_str().unwrap(), ["--https-listen", "127.0.0.1:0"]);
+    let err = run(&[&https[..], &["--tls-cert", cert, "--tls-key", key]].concat());
+    assert!(
+        err.contains("--https-listen obtains certificates itself"),
+        "{err}"
+    );
+    let err = run(&[&https[..], &["--acme-challenge", "dns-01"]].concat());
+    assert!(
+        err.contains("possible values: http-01, tls-alpn-01"),
+        "{err}"
+    );
+    let err = run(&[&https[..], &["--resolve", "t.example.com"]].concat());
+    assert!(err.contains("'t.example.com' is not NAME=ADDR"), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let err = run(&["--https-listen", &taken]);
+    assert!(
+        err.contains(&format!("cannot listen for HTTPS on {taken}")),
+        "{err}"
+    );
 }
