@@ -86,6 +86,12 @@ impl Certs {
         by_name.get(name).map(|c| c.issued_at)
     }
 
+    /// Stops serving the names not in `kept` (a removed tracking domain's).
+    pub fn keep_only(&self, kept: &[&str]) {
+        let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        by_name.retain(|name, _| kept.contains(&name.as_str()));
+    }
+
     /// Serves `issued` for `name` from now on.
     pub fn install(&self, name: &str, issued: &IssuedCertificate) -> Result<(), String> {
         let key = certified_key(issued, &self.provider)?;

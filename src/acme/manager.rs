@@ -98,8 +98,11 @@ impl Manager {
         }
     }
 
-    /// Serves every stored certificate newer than the one in use, and says how long each has.
+    /// Serves every stored certificate newer than the one in use (and no other), and says how long
+    /// each has.
     fn serve(&self, stored: &[StoredCertificate]) {
+        let names: Vec<&str> = stored.iter().map(|c| c.domain.as_str()).collect();
+        self.certs.keep_only(&names);
         for c in stored {
             let Some(issued) = &c.issued else { continue };
             expiry_gauge(&c.domain, issued);

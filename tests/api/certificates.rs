@@ -234,6 +234,19 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
             Some(&first[1])
         );
     }
+    // A removed domain's certificate is no longer served by either process.
+    for step in ["retire", "remove"] {
+        let (ok, out, err) = cli(&a.database, &["domains", step, "b.test"], None);
+        assert!(ok, "{out}{err}");
+    }
+    for port in [https_a, https_b] {
+        wait_for("b.test no longer served", &acme, async || {
+            served(&root, "b.test", port).await.is_none().then_some(())
+        })
+        .await;
+    }
+    assert!(served(&root, "a.test", https_b).await.is_some());
+
     let audit: Value = a
         .api_get("/api/audit?limit=1000")
         .await

@@ -122,6 +122,11 @@ impl<E: Engine> TrackingDomains for SqlStore<E> {
                             "DELETE FROM tracking_domains WHERE domain = ?1",
                             params![&domain],
                         )?;
+                        // Its certificate goes too: every process stops serving it.
+                        c.execute(
+                            "DELETE FROM certificates WHERE domain = ?1",
+                            params![&domain],
+                        )?;
                         DomainRemoval::Removed
                     }
                 })
