@@ -261,7 +261,7 @@ pub struct Settings {
         global = true,
         value_name = "KIND"
     )]
-    pub acme_challenge: Option<crate::acme::Challenge>,
+    pub acme_challenge: Option<Challenge>,
 
     /// NAME=ADDR: the domain check reaches NAME at ADDR instead of what DNS says (like curl's
     /// --resolve), for a server that cannot reach its own public address or a record not yet
@@ -365,7 +365,7 @@ pub struct Resolved {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// `--https-listen` and how its certificates are ordered.
-    pub acme: Option<crate::acme::AcmeSettings>,
+    pub acme: Option<AcmeSettings>,
     pub resolve: Vec<Pinned>,
 }
 
@@ -495,11 +495,11 @@ impl Settings {
             },
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
-            acme: self.https_listen.map(|listen| crate::acme::AcmeSettings {
+            acme: self.https_listen.map(|listen| AcmeSettings {
                 listen,
                 directory: self
                     .acme_directory
-                    .unwrap_or_else(|| crate::acme::LETS_ENCRYPT.to_string()),
+                    .unwrap_or_else(|| LETS_ENCRYPT.to_string()),
                 email: self.acme_email,
                 ca_file: self.acme_ca_file,
                 retry_base: std::time::Duration::from_secs_f64(
@@ -586,7 +586,9 @@ fn deserialize_signing_keys<'de, D: serde::Deserializer<'de>>(
 pub use crate::domain::PublicUrl;
 pub use crate::store::DatabaseUrl;
 
+mod acme;
 mod modes;
+pub use acme::{AcmeSettings, Challenge, LETS_ENCRYPT};
 pub use modes::{ClientIpMode, Pinned, ProxyHeader, TrustedProxies, UserAgentMode};
 
 #[cfg(test)]

@@ -375,6 +375,13 @@ async fn start_https(
         own_host,
     };
     tokio::spawn(manager.run(state.closing.subscribe()));
+    let rechecks = crate::acme::Rechecks {
+        store: state.store.clone(),
+        keys: state.keys.clone(),
+        public_url: public_url.clone(),
+        resolve: state.settings.resolve.clone(),
+    };
+    tokio::spawn(rechecks.run(state.closing.subscribe()));
     let (state, mut closing) = (state.clone(), state.closing.subscribe());
     let serving = server::Serving {
         tls: Some(acceptor),

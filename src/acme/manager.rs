@@ -24,9 +24,6 @@ pub struct Manager {
     pub own_host: Option<String>,
 }
 
-/// What `/readyz` and the metrics say of one name's certificate.
-pub type Status = StoredCertificate;
-
 impl Manager {
     pub async fn run(self, mut closing: tokio::sync::watch::Receiver<bool>) {
         let owner = format!(

@@ -16,10 +16,12 @@ fn free_port() -> u16 {
 /// A client that trusts only `root` and reaches the test names at 127.0.0.1.
 fn trusting(root: &str) -> reqwest::Client {
     let loopback = "127.0.0.1:0".parse().unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(root.as_bytes()).unwrap()])
-        .resolve("a.test", loopback)
-        .resolve("b.test", loopback)
+    let mut client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(root.as_bytes()).unwrap()]);
+    for name in ["a.test", "b.test", "late.test", "refused.test"] {
+        client = client.resolve(name, loopback);
+    }
+    client
         .tls_info(true)
         .pool_max_idle_per_host(0)
         .build()
@@ -39,19 +41,33 @@ async fn served(root: &str, name: &str, port: u16) -> Option<Vec<u8>> {
 }
 
 /// Polls `probe` until it gives a value (90 s at most: an order takes a few seconds).
-async fn wait_for<T>(
+async fn wait_for<T>(what: &str, acme: &AcmeServer, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    wait_up_to(Duration::from_secs(90), what, acme, probe).await
+}
+
+/// [`wait_for`] across a domain recheck (one a minute).
+async fn wait_for_long<T>(
+    what: &str,
+    acme: &AcmeServer,
+    probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    wait_up_to(Duration::from_secs(180), what, acme, probe).await
+}
+
+async fn wait_up_to<T>(
+    most: Duration,
     what: &str,
     acme: &AcmeServer,
     mut probe: impl AsyncFnMut() -> Option<T>,
 ) -> T {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + most;
     loop {
         if let Some(found) = probe().await {
             return found;
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: not after 90 s\n{}",
+            "{what}: not after {most:?}\n{}",
             acme.logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -82,7 +98,7 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
             "--acme-retry-base".into(),
             "1".into(),
             "--resolve".into(),
-            "a.test=127.0.0.1,b.test=127.0.0.1,refused.test=127.0.0.1".into(),
+            "a.test=127.0.0.1,b.test=127.0.0.1,refused.test=127.0.0.1,late.test=127.0.0.1".into(),
         ]
     };
     let (a_settings, b_settings) = (settings(https_a), settings(https_b));
@@ -90,6 +106,17 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     let mut a_args = vec!["--listen", listen.as_str()];
     a_args.extend(a_settings.iter().map(String::as_str));
     let a = TestApp::spawn_postgres("acme", &a_args).await;
+    // A domain added before its name reaches here (nothing listens at its URL until the second
+    // process starts): checked again every minute, it gets its certificate then.
+    let r = a
+        .api_post(
+            "/api/tracking-domains",
+            &json!({"domain": format!("https://late.test:{https_b}")}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let late: Value = r.json().await.unwrap();
+    assert!(late["check_error"].is_string(), "{late}");
     let b_args: Vec<&str> = b_settings.iter().map(String::as_str).collect();
     let b = TestApp::spawn_on(
         tempfile::tempdir().unwrap(),
@@ -98,6 +125,15 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
         Some(a.admin_token.clone()),
     )
     .await;
+
+    let root = acme.issuing_root().await;
+    wait_for_long(
+        "late.test's certificate after a recheck",
+        &acme,
+        async || served(&root, "late.test", https_b).await,
+    )
+    .await;
+    assert_eq!(acme.issued(), 1, "{}", acme.logs());
 
     // Two tracking domains; their check reaches this installation over HTTPS before any
     // certificate exists. A third name does not resolve: no certificate is ordered for it. The
@@ -119,7 +155,6 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     }
 
     // Each process serves each name its own certificate, from pebble's root, ordered once.
-    let root = acme.issuing_root().await;
     let client = trusting(&root);
     let mut first = Vec::new();
     for name in ["a.test", "b.test"] {
@@ -132,7 +167,7 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
         first.push(on_a);
     }
     assert_ne!(first[0], first[1], "one certificate per name");
-    assert_eq!(acme.issued(), 2, "one order per name\n{}", acme.logs());
+    assert_eq!(acme.issued(), 3, "one order per name\n{}", acme.logs());
     assert!(readyz_certificate(&a, "down.test").await.is_null());
     let refused = wait_for("the refusal reported", &acme, async || {
         let c = readyz_certificate(&b, "refused.test").await;
@@ -146,7 +181,7 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
     );
     assert!(refused["not_after"].is_null() && refused["retry_at"].is_string());
     assert!(served(&root, "refused.test", https_a).await.is_none());
-    assert_eq!(acme.issued(), 2);
+    assert_eq!(acme.issued(), 3);
     for name in ["a.test", "b.test"] {
         let metrics = a.api_get("/metrics").await.text().await.unwrap();
         let days = (metrics.lines())
@@ -205,7 +240,7 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
         })
         .await;
     }
-    assert_eq!(acme.issued(), 3, "one more order\n{}", acme.logs());
+    assert_eq!(acme.issued(), 4, "one more order\n{}", acme.logs());
     let (ok, _, err) = cli(&a.database, &["domains", "renew", "nowhere.test"], None);
     assert!(
         !ok && err.contains("nowhere.test has no certificate yet"),
