@@ -115,6 +115,7 @@ pub async fn renew_certificate(
     by.require_admin()?;
     let domain = name(domain);
     if !store.renew_certificate_now(domain.clone()).await? {
+        existing(store, &domain).await?;
         return Err(ApiError::Conflict(format!(
             "{domain} has no certificate yet: one is ordered once the name passes its domain \
              check, by a server started with --https-listen"

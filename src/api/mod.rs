@@ -96,6 +96,7 @@ fn handler(operation_id: &str) -> Option<(&'static str, MethodRouter<Arc<AppStat
         "editTrackingDomain" => ("PATCH", patch(tracking_domains::edit)),
         "removeTrackingDomain" => ("DELETE", delete(tracking_domains::remove)),
         "checkTrackingDomain" => ("POST", post(tracking_domains::check)),
+        "renewCertificate" => ("POST", post(tracking_domains::renew)),
         "replayWebhook" => ("POST", post(webhooks::replay)),
         "listWebhookDeliveries" => ("GET", get(webhooks::deliveries)),
         _ => return None,

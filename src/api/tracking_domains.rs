@@ -99,3 +99,13 @@ pub async fn check(
         domains::check_now(store, changer(caller), check, &domain).await?,
     ))
 }
+
+/// `POST /api/tracking-domains/{domain}/renew`: a new certificate now, before it is due.
+pub async fn renew(
+    State(app): State<Arc<AppState>>,
+    Admin(caller): Admin,
+    Path(domain): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    domains::renew_certificate(app.store.as_ref(), changer(caller), &domain).await?;
+    Ok(StatusCode::ACCEPTED)
+}
