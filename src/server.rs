@@ -21,7 +21,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// The application's routes; with `dashboard_https` (plain HTTP beside `--https-listen`) the
+/// dashboard's send browsers on to that HTTPS port.
+pub fn router(state: Arc<AppState>, dashboard_https: Option<u16>) -> Router {
+    let mut dashboard = crate::dashboard::router();
+    if let Some(port) = dashboard_https {
+        dashboard = dashboard.layer(axum::middleware::from_fn(move |req, next| {
+            dashboard_to_https(port, req, next)
+        }));
+    }
     Router::new()
         .route("/o/{file}", get(track::pixel))
         .route("/c/{token}", get(track::click))
@@ -40,7 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api", api::router())
-        .merge(crate::dashboard::router())
+        .merge(dashboard)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
 }
@@ -58,12 +66,7 @@ pub async fn serve(
     serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut app = router(state.clone());
-    if let Some(port) = serving.https_port {
-        app = app.layer(axum::middleware::from_fn(move |req, next| {
-            dashboard_to_https(port, req, next)
-        }));
-    }
+    let app = router(state.clone(), serving.https_port);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.settings.header_timeout)
@@ -143,32 +146,25 @@ pub async fn serve(
 
 /// How a listener serves: TLS or plain, and for plain HTTP beside `--https-listen`, the HTTPS
 /// port the dashboard is sent on to.
-#[derive(Clone, Default)]
 pub struct Serving {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub https_port: Option<u16>,
 }
 
-/// Sends a browser asking plain HTTP for the dashboard on to HTTPS. Never the pixel, the click or
-/// the other tracking paths (mail clients follow the URL they have), nor ACME's challenges and the
-/// domain check, which must answer over plain HTTP; API clients use the URL they are given.
+/// Sends a browser asking plain HTTP for a dashboard page on to HTTPS (only the dashboard's routes
+/// have this layer: the pixel, the click and the rest answer where mail and clients ask).
 async fn dashboard_to_https(
     port: u16,
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = req.uri().path();
-    let plain = ["/o/", "/c/", "/v/", "/u/", "/.well-known/", "/api/"]
-        .iter()
-        .any(|p| path.starts_with(p))
-        || ["/conversions", "/healthz", "/readyz", "/metrics"].contains(&path);
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(crate::domain::host_name);
     match host {
-        Some(host) if !plain => {
+        Some(host) => {
             let host = if host.contains(':') {
                 format!("[{host}]")
             } else {
@@ -183,7 +179,7 @@ async fn dashboard_to_https(
             axum::response::Redirect::permanent(&format!("https://{host}{port}{rest}"))
                 .into_response()
         }
-        _ => next.run(req).await,
+        None => next.run(req).await,
     }
 }
 

@@ -350,14 +350,7 @@ async fn start_https(
         .await
         .with_context(|| format!("cannot listen for HTTPS on {}", acme.listen))?;
     let local = listener.local_addr()?;
-    let own_host = crate::domain::host_name(
-        public_url
-            .as_str()
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default(),
-    );
+    let own_host = public_url.host();
     let own_host = (own_host.parse::<std::net::IpAddr>().is_err() && own_host != "localhost")
         .then_some(own_host);
     println!(

@@ -235,15 +235,7 @@ pub async fn reaches_here(check: Check<'_>, d: &TrackingDomain) -> Result<(), St
             Err(e) => reasons.push(format!("{url}: {}", describe(&e))),
         }
     }
-    let target = crate::domain::host_name(
-        check
-            .public_url
-            .as_str()
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default(),
-    );
+    let target = check.public_url.host();
     let record = match target.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => format!("`{}. A {ip}`", d.domain),
         Ok(std::net::IpAddr::V6(ip)) => format!("`{}. AAAA {ip}`", d.domain),

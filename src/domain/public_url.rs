@@ -14,6 +14,12 @@ impl PublicUrl {
         &self.0
     }
 
+    /// Its host name (lower case, without port or brackets).
+    pub fn host(&self) -> String {
+        let rest = self.0.split_once("://").map_or("", |(_, rest)| rest);
+        super::host_name(rest.split('/').next().unwrap_or_default())
+    }
+
     /// The base URL for a server listening on `addr` (with TLS or without).
     pub fn for_listener(addr: SocketAddr, tls: bool) -> PublicUrl {
         PublicUrl(format!("{}://{addr}", if tls { "https" } else { "http" }))
