@@ -198,6 +198,24 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
     let local = listener.local_addr()?;
+    // Every listener is bound before the store worker starts: a port in use stops the start
+    // with its error alone.
+    let metrics_listener = match ctx.settings.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
+    let https_listener = match &ctx.settings.acme {
+        Some(acme) => Some(
+            tokio::net::TcpListener::bind(acme.listen)
+                .await
+                .with_context(|| format!("cannot listen for HTTPS on {}", acme.listen))?,
+        ),
+        None => None,
+    };
     let public_url = ctx
         .settings
         .public_url
@@ -292,10 +310,7 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
             state.closing.subscribe(),
         ));
     }
-    if let Some(addr) = ctx.settings.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    if let Some(listener) = metrics_listener {
         println!("metrics: http://{}/metrics", listener.local_addr()?);
         let (app, mut closing) = (
             server::metrics_router(state.clone()),
@@ -313,9 +328,9 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
             }
         });
     }
-    let https_port = match &ctx.settings.acme {
-        Some(acme) => Some(start_https(&state, acme, &public_url).await?),
-        None => None,
+    let https_port = match (&ctx.settings.acme, https_listener) {
+        (Some(acme), Some(listener)) => Some(start_https(&state, acme, listener, &public_url)?),
+        _ => None,
     };
     println!(
         "listening on {}://{local} (public URL {})",
@@ -339,16 +354,14 @@ pub async fn serve(settings: Resolved) -> anyhow::Result<()> {
 }
 
 /// `--https-listen`: the HTTPS listener, serving what the certificate manager obtains; its port.
-async fn start_https(
+fn start_https(
     state: &Arc<AppState>,
     acme: &crate::acme::AcmeSettings,
+    listener: tokio::net::TcpListener,
     public_url: &PublicUrl,
 ) -> anyhow::Result<u16> {
     let certs = crate::acme::Certs::new().map_err(anyhow::Error::msg)?;
     let acceptor = certs.acceptor().map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(acme.listen)
-        .await
-        .with_context(|| format!("cannot listen for HTTPS on {}", acme.listen))?;
     let local = listener.local_addr()?;
     let own_host = public_url.host();
     let own_host = (own_host.parse::<std::net::IpAddr>().is_err() && own_host != "localhost")

@@ -3,7 +3,6 @@
 //! on 127.0.0.1 answers the HTTP-01 and TLS-ALPN-01 challenges for any name.
 
 use std::fs::File;
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -227,16 +226,14 @@ fn stop(child: &mut Option<Child>) {
 
 /// Loopback ports free for TCP and UDP (challtestsrv's DNS uses both), other than `not`.
 fn free_ports<const N: usize>(not: [u16; 2]) -> [u16; N] {
-    // Held together so that they differ.
-    let mut held = Vec::new();
-    while held.len() < N {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if let (false, Ok(udp)) = (not.contains(&port), UdpSocket::bind(("127.0.0.1", port))) {
-            held.push((port, tcp, udp));
+    let mut ports = Vec::new();
+    while ports.len() < N {
+        let port = crate::ports::unused_port();
+        if !not.contains(&port) {
+            ports.push(port);
         }
     }
-    std::array::from_fn(|i| held[i].0)
+    std::array::from_fn(|i| ports[i])
 }
 
 /// A CA, and a certificate it signed for pebble's HTTPS listeners (localhost and 127.0.0.1):

@@ -11,7 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -269,7 +269,7 @@ impl Driver {
     async fn start(log: &Path) -> Driver {
         // A port picked free can be taken before chromedriver binds it: then it exits; try anew.
         for _ in 0..3 {
-            let port = free_port();
+            let port = crate::ports::unused_port();
             let child = Command::new(CHROMEDRIVER)
                 .arg(format!("--port={port}"))
                 .arg(format!("--log-path={}", log.display()))
@@ -322,14 +322,6 @@ impl Drop for Driver {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One blocking HTTP request to chromedriver; the response's body, or None on any failure.
 fn http(port: u16, method: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;

@@ -4,14 +4,10 @@
 
 use crate::acme_server::AcmeServer;
 use crate::helpers::*;
+use crate::ports::unused_port;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A client that trusts only `root` and reaches the test names at 127.0.0.1.
 fn trusting(root: &str) -> reqwest::Client {
@@ -84,9 +80,9 @@ async fn readyz_certificate(app: &TestApp, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_processes() {
-    let (http_a, https_a, https_b) = (free_port(), free_port(), free_port());
+    let (http_a, https_a, https_b) = (unused_port(), unused_port(), unused_port());
     // Pebble validates HTTP-01 on the first process's plain listener, whichever process ordered.
-    let mut acme = AcmeServer::start(http_a, free_port(), 3600).await;
+    let mut acme = AcmeServer::start(http_a, unused_port(), 3600).await;
     let settings = |https: u16| {
         [
             "--https-listen".to_string(),
@@ -315,8 +311,8 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
 /// (when a third of its lifetime is left).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_host_gets_its_certificate_by_tls_alpn_and_renews_it_before_expiry() {
-    let https = free_port();
-    let acme = AcmeServer::start(free_port(), https, 30).await;
+    let https = unused_port();
+    let acme = AcmeServer::start(unused_port(), https, 30).await;
     let listen = format!("127.0.0.1:{https}");
     let public = format!("https://a.test:{https}");
     let ca = acme.ca_file.display().to_string();

@@ -184,9 +184,7 @@ async fn paging_while_two_processes_write_reads_every_event_and_notice_once() {
     )
     .await;
     // Notices to a port nobody listens on: they stay in the outbox to be paged.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = crate::ports::unused_port();
     let r = a
         .api_post(
             "/api/webhooks",

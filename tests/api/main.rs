@@ -26,6 +26,7 @@ mod migrate_data;
 mod mmdb;
 mod multinode;
 mod openapi_conformance;
+mod ports;
 mod privacy;
 mod privacy_levels;
 mod providers_over_time;

@@ -208,11 +208,7 @@ async fn the_readme_example_receiver_checks_signatures() {
         readme.contains(example.trim_end()),
         "README.md shows examples/webhook_receiver.py as it is"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::ports::unused_port();
     let mut python = std::process::Command::new("python3")
         .arg(format!("{root}/examples/webhook_receiver.py"))
         .env("MAILBEACON_WEBHOOK_SECRET", SECRET)
