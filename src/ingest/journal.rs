@@ -4,17 +4,19 @@
 //! journal up to a position only after the database has recorded it.
 //!
 //! A directory of segments `NNNNNNNNNNNNNNNNNNNN.journal` (a 20-digit sequence number, rising),
-//! each a run of records: payload length (u32 LE), CRC32 of the payload (u32 LE), payload (the
-//! JSON of one appended group, a `Vec<JournaledEvent>`). Builds before the journal called the same
-//! files the spool (`.spool`); they are taken over as they are.
+//! each a run of records: payload length (u32 LE), CRC32 of the payload (u32 LE), payload (one
+//! appended group of events: see [`record`]). Builds before the journal called the same files the
+//! spool (`.spool`); they are taken over as they are.
 
-use crate::classify::{INTERNAL_NETWORK_TAG, PRIVATE_ADDRESS_TAG, ranges};
-use crate::store::{EventKind, NewEvent, WithoutConsent};
-use chrono::{DateTime, Utc};
+mod record;
+
+pub use record::EncodedEvent;
+
+use crate::store::NewEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -25,102 +27,6 @@ const HEADER: u64 = 8;
 pub struct Position {
     pub segment: u64,
     pub offset: u64,
-}
-
-/// [`NewEvent`] with owned strings, as written to the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JournaledEvent {
-    pub kind: EventKind,
-    pub tracking_id: i64,
-    pub link_no: Option<u16>,
-    pub received_at: DateTime<Utc>,
-    pub method: String,
-    pub user_agent: Option<String>,
-    pub keep_user_agent: bool,
-    pub client_ip: Option<String>,
-    pub headers: Option<String>,
-    pub ip_tags: Vec<String>,
-    pub failed_check: bool,
-    pub country: Option<String>,
-    pub region: Option<String>,
-    /// Written by builds that know consent; older journals have none to check.
-    #[serde(default)]
-    pub without_consent: Option<WithoutConsent>,
-    /// The agent when it is not to be kept (`--user-agent parsed`, an anonymous message), and
-    /// the kept headers with it, sealed: see `sealed.rs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_user_agent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_headers: Option<String>,
-}
-
-impl From<&NewEvent> for JournaledEvent {
-    fn from(e: &NewEvent) -> JournaledEvent {
-        JournaledEvent {
-            kind: e.kind,
-            tracking_id: e.tracking_id,
-            link_no: e.link_no,
-            received_at: e.received_at,
-            method: e.method.to_string(),
-            user_agent: e.user_agent.clone().filter(|_| e.keep_user_agent),
-            keep_user_agent: e.keep_user_agent,
-            client_ip: e.client_ip.clone(),
-            headers: e.headers.clone().filter(|_| e.keep_user_agent),
-            ip_tags: e.ip_tags.iter().map(|t| t.to_string()).collect(),
-            failed_check: e.failed_check,
-            country: e.country.clone(),
-            region: e.region.clone(),
-            without_consent: e.without_consent,
-            sealed_user_agent: e
-                .user_agent
-                .as_deref()
-                .filter(|_| !e.keep_user_agent)
-                .map(super::sealed::seal),
-            sealed_headers: e
-                .headers
-                .as_deref()
-                .filter(|_| !e.keep_user_agent)
-                .map(super::sealed::seal),
-        }
-    }
-}
-
-impl JournaledEvent {
-    /// The `&'static str` fields come back as the tracker's own constants rather than leaked
-    /// strings: the tracker only sends GET and HEAD, and an address list this build no longer
-    /// ships (the journal may outlive an upgrade) cannot be tested for by the rules anyway.
-    pub fn into_event(self) -> NewEvent {
-        NewEvent {
-            kind: self.kind,
-            tracking_id: self.tracking_id,
-            link_no: self.link_no,
-            received_at: self.received_at,
-            method: if self.method == "HEAD" { "HEAD" } else { "GET" },
-            user_agent: self.user_agent.or_else(|| {
-                self.sealed_user_agent
-                    .as_deref()
-                    .and_then(super::sealed::open)
-            }),
-            keep_user_agent: self.keep_user_agent,
-            client_ip: self.client_ip,
-            headers: self
-                .headers
-                .or_else(|| self.sealed_headers.as_deref().and_then(super::sealed::open)),
-            ip_tags: self
-                .ip_tags
-                .iter()
-                .filter_map(|t| match t.as_str() {
-                    INTERNAL_NETWORK_TAG => Some(INTERNAL_NETWORK_TAG),
-                    PRIVATE_ADDRESS_TAG => Some(PRIVATE_ADDRESS_TAG),
-                    name => ranges::known_list(name),
-                })
-                .collect(),
-            failed_check: self.failed_check,
-            country: self.country,
-            region: self.region,
-            without_consent: self.without_consent,
-        }
-    }
 }
 
 /// The writer's end: appends, and deletes what the database has recorded. Readers take a
@@ -228,11 +134,15 @@ impl Journal {
 
     /// Appends one group as one record: the caller may acknowledge the events when this returns
     /// (with `fsync`, they survive a power loss too).
-    pub fn append<E: Serialize>(&mut self, events: &[E]) -> io::Result<u64> {
-        if events.is_empty() {
+    pub fn append<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = &'e EncodedEvent>,
+    ) -> io::Result<u64> {
+        let mut events = events.into_iter().peekable();
+        if events.peek().is_none() {
             return Ok(0);
         }
-        let record = encode(events)?;
+        let record = frame(record::payload(events))?;
         let Position {
             segment: mut seq,
             offset: mut end,
@@ -243,14 +153,10 @@ impl Journal {
             (seq, end) = (seq + 1, 0);
             self.segments.insert(seq, 0);
         }
-        let written = self
-            .file
-            .seek(SeekFrom::Start(end))
-            .and_then(|_| self.file.write_all(&record))
-            .and_then(|()| match self.fsync {
-                true => self.file.sync_data(),
-                false => Ok(()),
-            });
+        let written = write_at(&self.file, &record, end).and_then(|()| match self.fsync {
+            true => self.file.sync_data(),
+            false => Ok(()),
+        });
         if let Err(e) = written {
             self.dirty = self.file.set_len(end).is_err();
             return Err(e);
@@ -264,7 +170,7 @@ impl Journal {
         &self,
         pos: Position,
         max_events: usize,
-    ) -> io::Result<(Vec<JournaledEvent>, Position)> {
+    ) -> io::Result<(Vec<NewEvent>, Position)> {
         self.view().read_from(pos, max_events)
     }
 
@@ -376,7 +282,7 @@ impl View {
         &self,
         pos: Position,
         max_events: usize,
-    ) -> io::Result<(Vec<JournaledEvent>, Position)> {
+    ) -> io::Result<(Vec<NewEvent>, Position)> {
         let mut pos = match self.segments.first_key_value() {
             Some((&first, _)) if pos.segment < first => Position {
                 segment: first,
@@ -408,8 +314,7 @@ impl View {
             let (_, r) = reader.as_mut().expect("opened above");
             let payload = read_record(r, pos.offset, len)?
                 .map_err(|(why, _)| corrupt(&path, pos.offset, why))?;
-            let group: Vec<JournaledEvent> = serde_json::from_slice(&payload)
-                .map_err(|e| corrupt(&path, pos.offset, &e.to_string()))?;
+            let group = record::decode(&payload).map_err(|why| corrupt(&path, pos.offset, &why))?;
             events.extend(group);
             pos.offset += HEADER + payload.len() as u64;
         }
@@ -428,8 +333,8 @@ impl View {
     }
 }
 
-fn encode<E: Serialize>(events: &[E]) -> io::Result<Vec<u8>> {
-    let payload = serde_json::to_vec(events)?;
+/// A record: its header, then `payload`.
+fn frame(payload: Vec<u8>) -> io::Result<Vec<u8>> {
     let len = u32::try_from(payload.len()).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -519,6 +424,19 @@ fn parse_digits(digits: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// One system call where a seek and a write would take two.
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::Write;
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
 }
 
 /// Not `create_new`: an attempt whose directory sync failed leaves an empty file to take over.

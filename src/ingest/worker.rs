@@ -13,7 +13,7 @@
 //! what is left, until it is caught up, the database refuses, or [`SHUTDOWN_GRACE`] has passed;
 //! whatever is left then waits in the journal for the next start.
 
-use super::journal::{Journal, JournaledEvent, Position};
+use super::journal::{Journal, Position};
 use super::status::JournalStatus;
 use crate::classify::Classifier;
 use crate::store::{NewEvent, RecordOutcome, Store, StoreError};
@@ -269,7 +269,7 @@ fn step(
     }
     let started = Instant::now();
     let n = events.len();
-    let mut batch: Vec<NewEvent> = events.into_iter().map(JournaledEvent::into_event).collect();
+    let mut batch: Vec<NewEvent> = events;
     // Noted on their messages in the same transaction (lost if it fails: see failed_checks).
     batch.extend(notes);
     // A panic in the storage code fails this transaction, not the worker.

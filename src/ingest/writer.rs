@@ -16,7 +16,7 @@
 //! Shutdown: [`JournalWriter::shutdown`] refuses new events (`WriterClosed`) and writes what is
 //! still queued; the server has by then finished the requests in flight.
 
-use super::journal::{Journal, JournaledEvent};
+use super::journal::{EncodedEvent, Journal};
 use super::status::JournalStatus;
 use crate::store::NewEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +44,7 @@ struct Slot {
 }
 
 struct Pending {
-    event: JournaledEvent,
+    event: EncodedEvent,
     slot: Arc<Slot>,
 }
 
@@ -76,7 +76,7 @@ impl EventSender {
             return Err(IngestError::WriterClosed);
         }
         let slot = Arc::new(Slot::default());
-        let event = JournaledEvent::from(&event);
+        let event = EncodedEvent::new(&event);
         lock(&self.shared.queue).push(Pending {
             event,
             slot: slot.clone(),
@@ -172,9 +172,8 @@ fn append(shared: &Shared, group: &[Pending]) -> Result<(), IngestError> {
             .increment(n);
         return Err(IngestError::JournalFull(full));
     }
-    let events: Vec<&JournaledEvent> = group.iter().map(|p| &p.event).collect();
     let mut journal = lock(&shared.journal);
-    match journal.append(&events) {
+    match journal.append(group.iter().map(|p| &p.event)) {
         Ok(bytes) => {
             status.appended(n, bytes);
             Ok(())

@@ -18,8 +18,9 @@ use crate::ingest::directory::Found;
 use crate::store::{EventKind, NewEvent};
 use crate::token::TokenError;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,13 +40,13 @@ const KEPT_HEADERS: [&str; 6] = [
 const NO_CACHE: HeaderValue =
     HeaderValue::from_static("no-store, no-cache, must-revalidate, private");
 
+/// Takes the request whole: the method, URI and header extractors would each copy theirs.
 pub async fn pixel(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
     let file = uri.path().strip_prefix("/o/").unwrap_or_default();
     let (token, gif) = match (file.strip_suffix(".gif"), file.strip_suffix(".png")) {
         (Some(t), _) => (t, true),
@@ -55,7 +56,7 @@ pub async fn pixel(
     let token = match app.keys.verify_open(token) {
         Ok(t) => t,
         Err(e) => {
-            note_failed_check(&app, e, token, false, &method, peer, &headers);
+            note_failed_check(&app, e, token, false, method, peer, headers);
             return refused("pixel", e.label());
         }
     };
@@ -72,9 +73,9 @@ pub async fn pixel(
         EventKind::Open,
         token.tracking_id,
         None,
-        &method,
+        method,
         peer,
-        &headers,
+        headers,
     );
     if let Some(standing) = standing {
         minimise(standing, &mut event);
@@ -98,18 +99,18 @@ pub async fn pixel(
     }
 }
 
+/// Takes the request whole: the method, URI and header extractors would each copy theirs.
 pub async fn click(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
     let token = uri.path().strip_prefix("/c/").unwrap_or_default();
     let token = match app.keys.verify_click(token) {
         Ok(t) => t,
         Err(e) => {
-            note_failed_check(&app, e, token, true, &method, peer, &headers);
+            note_failed_check(&app, e, token, true, method, peer, headers);
             return refused("click", e.label());
         }
     };
@@ -135,9 +136,9 @@ pub async fn click(
         EventKind::Click,
         token.tracking_id,
         Some(token.link_no),
-        &method,
+        method,
         peer,
-        &headers,
+        headers,
     );
     minimise(standing, &mut event);
     // A conversion is tracked as the click is: not for someone whose clicks are not stored.

@@ -1,4 +1,7 @@
 use super::*;
+use crate::classify::{INTERNAL_NETWORK_TAG, ranges};
+use crate::store::{EventKind, WithoutConsent};
+use chrono::DateTime;
 
 fn event(tracking_id: i64) -> NewEvent {
     NewEvent {
@@ -29,13 +32,17 @@ fn bare(tracking_id: i64) -> NewEvent {
     e
 }
 
-fn batch(tracking_id: i64) -> Vec<JournaledEvent> {
-    vec![JournaledEvent::from(&bare(tracking_id))]
+fn batch(tracking_id: i64) -> Vec<EncodedEvent> {
+    vec![EncodedEvent::new(&bare(tracking_id))]
+}
+
+fn record_of(events: &[EncodedEvent]) -> Vec<u8> {
+    frame(record::payload(events)).unwrap()
 }
 
 /// Bytes of one record of `batch(n)` for a one-digit n.
 fn record_len() -> u64 {
-    encode(&batch(0)).unwrap().len() as u64
+    record_of(&batch(0)).len() as u64
 }
 
 fn at(segment: u64, offset: u64) -> Position {
@@ -74,37 +81,71 @@ fn round_trip_keeps_every_field() {
     let sent = [event(1), bare(2)];
     let mut spool = Journal::open(dir.path()).unwrap();
     spool
-        .append(&sent.iter().map(JournaledEvent::from).collect::<Vec<_>>())
+        .append(&sent.iter().map(EncodedEvent::new).collect::<Vec<_>>())
         .unwrap();
     drop(spool);
     let spool = Journal::open(dir.path()).unwrap();
-    let (events, pos) = spool.read_from(spool.start(), 10).unwrap();
+    let (back, pos) = spool.read_from(spool.start(), 10).unwrap();
     assert_eq!(pos, spool.end());
-    let back: Vec<NewEvent> = events.into_iter().map(JournaledEvent::into_event).collect();
     assert_eq!(format!("{sent:?}"), format!("{back:?}"));
+    let shipped = ranges::known_list("apple-mpp-egress").unwrap();
+    assert!(std::ptr::eq(back[0].ip_tags[0], shipped));
 }
 
 #[test]
-fn into_event_maps_method_and_ip_tags_to_the_static_strs() {
-    let mut e = JournaledEvent::from(&event(1));
-    assert_eq!(e.clone().into_event().method, "HEAD");
-    e.method = "PROPFIND".into();
-    let tags = [
-        "google-image-proxy",
-        "no-longer-shipped",
-        INTERNAL_NETWORK_TAG,
-    ];
-    e.ip_tags = tags.map(String::from).into();
-    let back = e.into_event();
-    assert_eq!(back.method, "GET");
-    assert_eq!(back.ip_tags, ["google-image-proxy", INTERNAL_NETWORK_TAG]);
-    let shipped = ranges::known_list("google-image-proxy").unwrap();
-    assert!(std::ptr::eq(back.ip_tags[0], shipped));
+fn an_agent_not_to_be_kept_is_sealed_on_disk_and_read_back_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hit = event(1);
+    hit.keep_user_agent = false;
+    let mut spool = Journal::open(dir.path()).unwrap();
+    spool.append(&[EncodedEvent::new(&hit)]).unwrap();
+    let bytes = fs::read(segment_path(dir.path(), 0)).unwrap();
+    for secret in ["Mozilla", "proxy"] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    let (back, _) = spool.read_from(spool.start(), 10).unwrap();
+    assert_eq!(back[0].user_agent, hit.user_agent);
+    assert_eq!(back[0].headers, hit.headers);
+}
+
+/// A journal written by a build before the binary records (JSON) is stored after an upgrade.
+#[test]
+fn an_earlier_builds_json_records_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = br#"[{"kind":"click","tracking_id":7,"link_no":2,"received_at":"2023-11-14T22:13:20.123456789Z","method":"PROPFIND","user_agent":"Mozilla/5.0","keep_user_agent":true,"client_ip":"203.0.113.0","headers":null,"ip_tags":["google-image-proxy","no-longer-shipped","internal-network"],"failed_check":false,"country":"DE","region":null}]"#;
+    let mut old = frame(json.to_vec()).unwrap();
+    old.extend(record_of(&batch(8)));
+    fs::write(dir.path().join(SEG0), &old).unwrap();
+    let spool = Journal::open(dir.path()).unwrap();
+    let (back, _) = spool.read_from(spool.start(), 10).unwrap();
+    assert_eq!(back.len(), 2);
+    let e = &back[0];
+    assert_eq!(
+        (e.kind, e.tracking_id, e.link_no),
+        (EventKind::Click, 7, Some(2))
+    );
+    assert_eq!(e.received_at, event(7).received_at);
+    assert_eq!(e.method, "GET", "the tracker only sends GET and HEAD");
+    assert_eq!(e.user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert_eq!(e.without_consent, None, "absent in journals before consent");
+    assert_eq!(e.ip_tags, ["google-image-proxy", INTERNAL_NETWORK_TAG]);
+    assert_eq!(back[1].tracking_id, 8);
+}
+
+#[test]
+fn a_record_of_an_unknown_format_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = record_of(&batch(1));
+    records.extend(frame(vec![0x7f, 1, 2]).unwrap());
+    fs::write(dir.path().join(SEG0), &records).unwrap();
+    let spool = Journal::open(dir.path()).unwrap();
+    let err = spool.read_from(spool.start(), 10).unwrap_err().to_string();
+    assert!(err.contains("unknown record format 0x7f"), "{err}");
 }
 
 #[test]
 fn torn_tail_is_truncated_on_reopen_and_appends_go_on() {
-    let record = encode(&batch(9)).unwrap();
+    let record = record_of(&batch(9));
     let mut bad_checksum = record.clone();
     *bad_checksum.last_mut().unwrap() ^= 1;
     let half = record[..record.len() / 2].to_vec();
