@@ -108,6 +108,8 @@ pub async fn list(
             let body = to_csv(&events).map_err(|e| ApiError::Internal(e.to_string()))?;
             ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
         }
+        // Not negotiated for pages (the export writes Parquet).
+        Format::Parquet => return Err(ApiError::Internal("no Parquet pages".into())),
     };
     response.headers_mut().insert(
         "next-cursor",

@@ -1,4 +1,4 @@
-//! `GET /api/campaigns/{id}/events/export?format=csv|ndjson`: every event of a campaign as one
+//! `GET /api/campaigns/{id}/events/export?format=csv|ndjson|parquet`: every event of a campaign as one
 //! download, streamed as it is read (see [`crate::export`]): memory stays flat whatever the size,
 //! and a slow client only slows the reads down. Per-recipient data: analysts and admins, audited.
 //!
@@ -38,7 +38,7 @@ impl ExportParams {
             Some(f) => ExportFormat::parse(f).ok_or_else(|| {
                 ApiError::Invalid(
                     Invalid::Format,
-                    format!("format '{f}' is not one of csv, ndjson"),
+                    format!("format '{f}' is not one of csv, ndjson, parquet"),
                 )
             })?,
             // A download link says nothing (or */*): CSV.

@@ -1,4 +1,4 @@
-//! JSON, NDJSON or CSV: chosen by `?format=` (what a download link can say) or else by the
+//! JSON, NDJSON or CSV (and Parquet for event exports): chosen by `?format=` (what a download link can say) or else by the
 //! `Accept` header, and the one way every report answers in each.
 
 use crate::error::{ApiError, Invalid};
@@ -12,6 +12,8 @@ pub enum Format {
     Json,
     Ndjson,
     Csv,
+    /// Exports of events only.
+    Parquet,
 }
 
 impl Format {
@@ -20,6 +22,7 @@ impl Format {
             Format::Json => "json",
             Format::Ndjson => "ndjson",
             Format::Csv => "csv",
+            Format::Parquet => "parquet",
         }
     }
 
@@ -28,6 +31,7 @@ impl Format {
             Format::Json => "application/json",
             Format::Ndjson => "application/x-ndjson",
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 }
@@ -101,6 +105,9 @@ pub fn encode<J: Serialize, R: Serialize + Default>(
                 body.extend_from_slice(&header[..end]);
             }
             Ok(body)
+        }
+        Format::Parquet => {
+            Err("reports are not written as Parquet (only event exports are)".into())
         }
     }
 }

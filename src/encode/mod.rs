@@ -1,8 +1,9 @@
-//! Answers in the formats users download: CSV (with formula cells neutralised) and NDJSON, and
+//! Answers in the formats users download: CSV (with formula cells neutralised), NDJSON and Parquet, and
 //! which format a request asks for. The API, the dashboard, the exports and the CLI encode here.
 
 pub mod csv_safe;
 pub mod format;
+pub mod parquet;
 
 use crate::store::EventRecord;
 

@@ -523,3 +523,17 @@ pub async fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::Atom
     });
     (port, count)
 }
+
+/// A program from PyPI the tests run: `env` if set, else the one in the virtual environment
+/// `.ci/test` makes (`~/.cache/mailbeacon-venv`), else `name` from the PATH.
+pub fn python_tool(name: &str, env: &str) -> String {
+    if let Ok(path) = std::env::var(env) {
+        return path;
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let venv = format!("{home}/.cache/mailbeacon-venv/bin/{name}");
+    if std::path::Path::new(&venv).exists() {
+        return venv;
+    }
+    name.into()
+}

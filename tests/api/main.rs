@@ -26,6 +26,7 @@ mod migrate_data;
 mod mmdb;
 mod multinode;
 mod openapi_conformance;
+mod parquet_export;
 mod ports;
 mod privacy;
 mod privacy_levels;

@@ -172,15 +172,7 @@ async fn error_answers_are_documented() {
 
 /// Where schemathesis (PyPI) is: `MAILBEACON_SCHEMATHESIS`, the venv `.ci/test` makes, or PATH.
 fn schemathesis() -> String {
-    if let Ok(path) = std::env::var("MAILBEACON_SCHEMATHESIS") {
-        return path;
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let venv = format!("{home}/.cache/mailbeacon-venv/bin/schemathesis");
-    if std::path::Path::new(&venv).exists() {
-        return venv;
-    }
-    "schemathesis".into()
+    python_tool("schemathesis", "MAILBEACON_SCHEMATHESIS")
 }
 
 /// schemathesis, a client generator users run against OpenAPI documents, sends generated

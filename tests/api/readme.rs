@@ -93,7 +93,13 @@ fn sh(dir: &Path, command: &str, public_url: &str) -> (bool, String) {
     let wrapper = bin.join("mailbeacon");
     std::fs::write(&wrapper, format!("#!/bin/sh\nexec '{BIN}' \"$@\"\n")).unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    // The virtual environment `.ci/test` makes holds duckdb, which the exports section uses.
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let path = format!(
+        "{}:{home}/.cache/mailbeacon-venv/bin:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap()
+    );
     let out = Command::new("sh")
         .args(["-c", &format!("exec 2>&1\n{command}")])
         .current_dir(dir)

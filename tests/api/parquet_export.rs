@@ -1,0 +1,139 @@
+//! The event export as Parquet, read by DuckDB (PyPI `duckdb`, as a warehouse loader or a notebook
+//! would), against the CSV export of the same campaign: the same rows, with their types.
+
+use crate::helpers::*;
+use crate::seed::seed;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use serde_json::Value;
+
+/// Prints the file's columns with their types, in order, and its rows (ordered by id, times as
+/// microseconds) as JSON.
+const READ_WITH_DUCKDB: &str = r#"
+import duckdb, json, sys
+con = duckdb.connect()
+f = sys.argv[1].replace("'", "''")
+columns = [r[:2] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{f}')").fetchall()]
+cols = ["epoch_us(received_at)" if c == "received_at" else c for c, _ in columns]
+rows = con.execute(f"SELECT {', '.join(cols)} FROM read_parquet('{f}') ORDER BY id").fetchall()
+print(json.dumps({"columns": columns, "rows": rows}))
+"#;
+
+/// Python with duckdb: the virtual environment `.ci/test` makes, or `MAILBEACON_TEST_PYTHON`.
+fn python() -> String {
+    python_tool("python", "MAILBEACON_TEST_PYTHON")
+}
+
+fn read_with_duckdb(file: &std::path::Path) -> Value {
+    let out = std::process::Command::new(python())
+        .args(["-c", READ_WITH_DUCKDB])
+        .arg(file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "DuckDB could not read the export (install it with bash .ci/test, which puts duckdb in \
+         ~/.cache/mailbeacon-venv): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn duckdb_reads_the_parquet_export_as_the_csv_export_with_types() {
+    let app = TestApp::spawn().await;
+    let campaign = app.create_campaign("Parquet").await;
+    // More events than one page of the export (5,000), so more than one row group.
+    let want = seed(&app, campaign, 3600).await;
+    let total = (want.opens + want.clicks) as usize;
+
+    let r = app
+        .api_get(&format!(
+            "/api/campaigns/{campaign}/events/export?format=parquet"
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[CONTENT_TYPE], "application/vnd.apache.parquet");
+    assert_eq!(
+        r.headers()[CONTENT_DISPOSITION],
+        format!("attachment; filename=\"campaign-{campaign}-events.parquet\"").as_str()
+    );
+    let file = app.dir.path().join("events.parquet");
+    std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
+    let read = read_with_duckdb(&file);
+
+    let columns = read["columns"].as_array().unwrap();
+    let type_of = |name: &str| {
+        let column = columns.iter().find(|c| c[0] == name);
+        column.map_or(String::new(), |c| c[1].as_str().unwrap().to_string())
+    };
+    for (column, want) in [
+        ("id", "BIGINT"),
+        ("kind", "VARCHAR"),
+        ("received_at", "TIMESTAMP WITH TIME ZONE"),
+        ("campaign_id", "BIGINT"),
+        ("link_url", "VARCHAR"),
+        ("duplicate", "BOOLEAN"),
+        ("internal", "BOOLEAN"),
+    ] {
+        assert_eq!(type_of(column), want, "{column}: {columns:?}");
+    }
+
+    let csv = app
+        .api_get(&format!(
+            "/api/campaigns/{campaign}/events/export?format=csv"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let names: Vec<&str> = columns.iter().map(|c| c[0].as_str().unwrap()).collect();
+    assert_eq!(names, header, "the CSV's columns, in its order");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let parquet = read["rows"].as_array().unwrap();
+    assert_eq!((parquet.len(), rows.len()), (total, total));
+    let mut nulls = 0;
+    for (p, c) in parquet.iter().zip(&rows) {
+        for (i, name) in header.iter().enumerate() {
+            let (value, cell) = (&p[i], &c[i]);
+            let same = match name.as_str() {
+                "received_at" => {
+                    let at = chrono::DateTime::parse_from_rfc3339(cell).unwrap();
+                    value.as_i64() == Some(at.timestamp_micros())
+                }
+                _ => match value {
+                    Value::Null => {
+                        nulls += 1;
+                        cell.is_empty()
+                    }
+                    Value::String(s) => s == cell,
+                    Value::Bool(b) => cell == if *b { "true" } else { "false" },
+                    Value::Number(n) => n.as_i64() == cell.parse().ok(),
+                    _ => false,
+                },
+            };
+            assert!(same, "{name}: {value} in Parquet, {cell:?} in CSV");
+        }
+    }
+    assert!(nulls > 0, "absent values are nulls");
+
+    // The command line writes the same file.
+    let out = app.dir.path().join("cli.parquet");
+    let (ok, _, err) = cli(
+        &app.db_url(),
+        &[
+            "export",
+            "--campaign",
+            &campaign.to_string(),
+            "--format",
+            "parquet",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(read_with_duckdb(&out)["rows"], read["rows"]);
+}
