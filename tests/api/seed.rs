@@ -95,7 +95,7 @@ pub async fn seed(app: &TestApp, campaign: i64, n: usize) -> Seeded {
 
 /// Sends the requests by 32 workers, each its share in order (a message's requests are next to
 /// each other, so one worker sends them in order unless they straddle two shares).
-async fn send_all(app: &TestApp, requests: Vec<(String, &'static str)>) {
+pub async fn send_all(app: &TestApp, requests: Vec<(String, &'static str)>) {
     let mut set = tokio::task::JoinSet::new();
     let per_worker = requests.len().div_ceil(32).max(1);
     for chunk in requests.chunks(per_worker) {
