@@ -288,7 +288,9 @@ pub async fn campaign(
         String::new()
     } else {
         format!(
-            "<a class=\"download\" download href=\"{base}/events/export?format=csv\">Raw events (CSV)</a>"
+            "<a class=\"download\" download href=\"{base}/events/export?format=csv\">Raw events (CSV)</a> \
+             <a class=\"download\" download href=\"{base}/events/export?format=parquet\">Raw events \
+             (Parquet)</a>"
         )
     };
     let other = match interval {
