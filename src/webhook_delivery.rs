@@ -9,8 +9,8 @@
 
 use crate::store::Store;
 use crate::webhooks::destination::PublicOnly;
-use crate::webhooks::signature;
-use crate::webhooks::{Attempt, Delivery, DueEndpoint, Next};
+use crate::webhooks::{Attempt, Delivery, DueEndpoint, Next, Protocol};
+use crate::webhooks::{segment, signature};
 use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -161,7 +161,8 @@ pub async fn run(
     }
 }
 
-/// Sends one request with the batch, and records how it went.
+/// Sends the batch (one request, or a Segment-style destination's requests under its size limit)
+/// and records how each went.
 async fn deliver(
     store: &dyn Store,
     client: &reqwest::Client,
@@ -169,17 +170,64 @@ async fn deliver(
     endpoint: &DueEndpoint,
     batch: Vec<Delivery>,
 ) {
-    let label = endpoint.id.to_string();
-    let (msg_id, body) = body(endpoint.batch_size, &batch);
-    let started = Instant::now();
     // Registered while --webhook-allow-private was on, and it is off now: an address given
     // literally never meets the resolver's check, so the URL is checked again here.
-    let result =
-        match crate::webhooks::destination::check_url(&endpoint.url, settings.allow_private) {
-            Ok(_) => send(client, endpoint, &msg_id, body).await,
-            Err(e) => Err(e),
-        };
-    let latency = started.elapsed();
+    let allowed = crate::webhooks::destination::check_url(&endpoint.url, settings.allow_private);
+    match endpoint.protocol {
+        Protocol::StandardWebhooks => {
+            let (msg_id, body) = body(endpoint.batch_size, &batch);
+            let started = Instant::now();
+            let result = match allowed {
+                Ok(_) => send(client, endpoint, &msg_id, body).await,
+                Err(e) => Err(e),
+            };
+            record(store, settings, endpoint, &batch, result, started.elapsed()).await;
+        }
+        Protocol::Segment => {
+            let mut names = HashMap::new();
+            for id in segment::campaign_ids(&batch) {
+                match store.campaign(crate::domain::CampaignId(id)).await {
+                    Ok(Some(c)) => {
+                        names.insert(id, c.name);
+                    }
+                    Ok(None) => {}
+                    // Sent again when the database answers.
+                    Err(e) => {
+                        let e = format!("cannot read campaign {id}'s name: {e}");
+                        record(store, settings, endpoint, &batch, Err(e), Duration::ZERO).await;
+                        return;
+                    }
+                }
+            }
+            let (requests, refused) = segment::requests(&batch, &names, Utc::now());
+            for (i, why) in refused {
+                let one = [batch[i].clone()];
+                record(store, settings, endpoint, &one, Err(why), Duration::ZERO).await;
+            }
+            for request in requests {
+                let part: Vec<Delivery> =
+                    request.notices.iter().map(|&i| batch[i].clone()).collect();
+                let started = Instant::now();
+                let result = match &allowed {
+                    Ok(_) => send_segment(client, endpoint, request.body).await,
+                    Err(e) => Err(e.clone()),
+                };
+                record(store, settings, endpoint, &part, result, started.elapsed()).await;
+            }
+        }
+    }
+}
+
+/// Records one request's outcome for the notices it carried: delivered, retried later, or given up.
+async fn record(
+    store: &dyn Store,
+    settings: &DeliverySettings,
+    endpoint: &DueEndpoint,
+    batch: &[Delivery],
+    result: Result<u16, String>,
+    latency: Duration,
+) {
+    let label = endpoint.id.to_string();
     metrics::histogram!("mailbeacon_webhook_request_seconds", "endpoint" => label.clone())
         .record(latency.as_secs_f64());
     let at = Utc::now();
@@ -280,6 +328,23 @@ fn body(batch_size: u32, batch: &[Delivery]) -> (String, String) {
             items.join(",")
         ),
     )
+}
+
+/// A Segment-style batch: the write key as basic auth (user name, empty password).
+async fn send_segment(
+    client: &reqwest::Client,
+    endpoint: &DueEndpoint,
+    body: String,
+) -> Result<u16, String> {
+    let response = client
+        .post(&endpoint.url)
+        .basic_auth(&endpoint.secret, Some(""))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(describe)?;
+    Ok(response.status().as_u16())
 }
 
 async fn send(

@@ -7,7 +7,7 @@ use super::json_body::JsonBody;
 use crate::app::AppState;
 use crate::domain::AuditAction;
 pub use crate::webhooks::registration::CreateWebhook;
-use crate::webhooks::{DeliveryRecord, Webhook};
+use crate::webhooks::{DeliveryRecord, Protocol, Webhook};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -18,8 +18,10 @@ use std::sync::Arc;
 pub struct Created {
     #[serde(flatten)]
     webhook: Webhook,
-    /// Shown once: receivers check signatures with it.
-    secret: String,
+    /// Shown once: receivers check signatures with it. A segment destination's write key is not
+    /// echoed back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
 }
 
 pub async fn create(
@@ -38,7 +40,7 @@ pub async fn create(
             "campaign_id: campaign {id} does not exist"
         )));
     }
-    let secret = new.secret.clone();
+    let secret = (new.protocol == Protocol::StandardWebhooks).then(|| new.secret.clone());
     let webhook = app.store.create_webhook(new).await?;
     caller
         .audit(

@@ -4,6 +4,7 @@
 use crate::domain::AuditAction;
 use crate::startup::Context;
 use crate::store::CampaignId;
+use crate::webhooks::Protocol;
 use crate::webhooks::registration::CreateWebhook;
 use anyhow::bail;
 use clap::Subcommand;
@@ -16,6 +17,10 @@ pub enum WebhooksCommand {
     Add {
         #[arg(long)]
         url: String,
+        /// standard_webhooks (signed JSON notices, the default) or segment (track calls to a
+        /// Segment-compatible /v1/batch; give --write-key).
+        #[arg(long)]
+        protocol: Option<String>,
         /// open, click, opt_out, erasure, campaign_deleted, provider_drop, conversion (comma
         /// separated; default all).
         #[arg(long, value_delimiter = ',')]
@@ -40,6 +45,10 @@ pub enum WebhooksCommand {
         /// Use this whsec_ secret instead of a generated one.
         #[arg(long, hide_env_values = true)]
         secret: Option<String>,
+        /// A segment destination's write key (or MAILBEACON_WRITE_KEY, which keeps it out of the
+        /// process list).
+        #[arg(long, env = "MAILBEACON_WRITE_KEY", hide_env_values = true)]
+        write_key: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -67,6 +76,7 @@ pub async fn run(
     match command {
         WebhooksCommand::Add {
             url,
+            protocol,
             kinds,
             classes,
             campaign,
@@ -75,10 +85,12 @@ pub async fn run(
             rate_limit,
             description,
             secret,
+            write_key,
             json,
         } => {
             let new = CreateWebhook {
                 url,
+                protocol,
                 kinds: (!kinds.is_empty()).then_some(kinds),
                 classes: (!classes.is_empty()).then_some(classes),
                 campaign_id: campaign,
@@ -87,24 +99,35 @@ pub async fn run(
                 rate_limit,
                 description,
                 secret,
+                write_key,
             }
             .validate(ctx.settings.webhooks.allow_private)
             .map_err(anyhow::Error::msg)?;
             if let Some(id) = new.campaign_id {
                 ctx.campaign(id).await?;
             }
-            let secret = new.secret.clone();
+            let secret = (new.protocol == Protocol::StandardWebhooks).then(|| new.secret.clone());
             let hook = ctx.store.create_webhook(new).await?;
             ctx.audit_cli(AuditAction::CreateWebhook, &format!("webhook {}", hook.id))
                 .await?;
             if json {
                 let mut v = serde_json::to_value(&hook)?;
-                v["secret"] = secret.into();
+                if let Some(secret) = &secret {
+                    v["secret"] = secret.as_str().into();
+                }
                 serde_json::to_writer(&mut *out, &v)?;
                 writeln!(out)?;
             } else {
-                writeln!(out, "webhook {} -> {}", hook.id, hook.url)?;
-                writeln!(out, "signing secret (shown once): {secret}")?;
+                writeln!(
+                    out,
+                    "webhook {} -> {} ({})",
+                    hook.id,
+                    hook.url,
+                    hook.protocol.as_str()
+                )?;
+                if let Some(secret) = secret {
+                    writeln!(out, "signing secret (shown once): {secret}")?;
+                }
             }
         }
         WebhooksCommand::List { json } => {

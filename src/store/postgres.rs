@@ -76,6 +76,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/postgres/0014_certificates.sql"),
     ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_webhook_protocol.sql"),
+    ),
 ];
 
 /// mailbeacon's advisory locks: the first key is "mbcn" (and one more), the second the schema's

@@ -95,6 +95,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         23,
         include_str!("../../migrations/sqlite/0023_certificates.sql"),
     ),
+    (
+        24,
+        include_str!("../../migrations/sqlite/0024_webhook_protocol.sql"),
+    ),
 ];
 
 /// The migration that adds the rollups; the events already stored are rolled up right after it.

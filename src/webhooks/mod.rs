@@ -9,6 +9,7 @@
 
 pub mod destination;
 pub mod registration;
+pub mod segment;
 pub mod signature;
 
 use crate::classify::Class;
@@ -82,10 +83,39 @@ impl NoticeKind {
     }
 }
 
+/// How an endpoint is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// JSON notices signed the Standard Webhooks way with the endpoint's `whsec_` secret.
+    #[default]
+    StandardWebhooks,
+    /// Segment's HTTP tracking API (`/v1/batch`, the write key as basic auth): track calls named
+    /// after the email spec's semantic events ([`segment`]).
+    Segment,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::StandardWebhooks, Protocol::Segment];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::StandardWebhooks => "standard_webhooks",
+            Protocol::Segment => "segment",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 /// An endpoint as registered: where, what, and how fast.
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
     pub url: String,
+    pub protocol: Protocol,
+    /// The `whsec_` signing secret, or a Segment-style destination's write key.
     pub secret: String,
     pub kinds: Vec<NoticeKind>,
     /// `None`: every class.
@@ -104,6 +134,7 @@ pub const MAX_RATE_LIMIT: u32 = 10_000;
 pub struct Webhook {
     pub id: i64,
     pub url: String,
+    pub protocol: Protocol,
     pub kinds: Vec<NoticeKind>,
     pub classes: Option<Vec<&'static str>>,
     pub campaign_id: Option<CampaignId>,
@@ -251,6 +282,8 @@ pub struct Delivery {
 pub struct DueEndpoint {
     pub id: i64,
     pub url: String,
+    pub protocol: Protocol,
+    /// The signing secret, or the write key.
     pub secret: String,
     pub batch_size: u32,
     pub rate_limit: u32,

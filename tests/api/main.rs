@@ -34,6 +34,8 @@ mod providers_over_time;
 mod readme;
 mod reports;
 mod seed;
+mod segment;
+mod segment_receiver;
 mod segments;
 mod send_times;
 mod tls;

@@ -289,6 +289,7 @@ pub const TABLES: &[Table] = &[
             "last_failure_at",
             "last_error",
             "consecutive_failures",
+            "protocol",
         ],
         &["id"],
         true,

@@ -64,6 +64,8 @@ impl<E: Engine> Conversions for SqlStore<E> {
                         "campaign_id": campaign,
                         "message_id": message_id,
                         "recipient_id": named.then_some(&recipient),
+                        // Anonymous mail's random name: stable per message, it points to no one.
+                        "anonymous_id": (!named).then_some(&recipient),
                         "link_no": new.link_no,
                         "link_url": url,
                         "goal": new.goal,

@@ -75,6 +75,8 @@ impl<E: Engine> Recipients for SqlStore<E> {
                      WHERE recipient_id = ?1 AND withdrawn_at IS NULL",
                     params![&recipient_id, Utc::now()],
                 )?;
+                // What was tracked while the consent stood is not sent out after it is withdrawn.
+                webhooks::withdraw_recipient_activity(c, &recipient_id)?;
                 let mut anonymized = 0;
                 if anonymize {
                     let messages: Vec<MessageId> = c

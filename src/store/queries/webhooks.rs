@@ -6,7 +6,7 @@ use crate::store::sql::{self, Conn, params};
 use crate::store::{CampaignId, EventId, EventKind, EventRecord, StoreResult};
 use crate::webhooks::{
     self, Attempt, CLICK_HOLD_MS, Delivery, DeliveryRecord, DueEndpoint, NewWebhook, Next,
-    NoticeKind, Route, Webhook, WebhookStatus,
+    NoticeKind, Protocol, Route, Webhook, WebhookStatus,
 };
 use chrono::{DateTime, Utc};
 
@@ -195,6 +195,15 @@ pub fn withdraw_recipient(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<u
     )
 }
 
+/// Withdraws the notices of a recipient's opens, clicks and conversions not delivered yet,
+/// pending or dead: their consent to being tracked no longer stands. The opt-out notice stays.
+pub fn withdraw_recipient_activity(c: &mut dyn Conn, recipient_id: &str) -> StoreResult<u64> {
+    c.execute(
+        "DELETE FROM webhook_outbox WHERE recipient_id = ?1 AND type <> ?2",
+        params![recipient_id, NoticeKind::OptOut.event_type()],
+    )
+}
+
 /// Withdraws every notice about a campaign's events not delivered yet, pending or dead.
 pub fn withdraw_campaign(c: &mut dyn Conn, campaign: crate::store::CampaignId) -> StoreResult<u64> {
     c.execute(
@@ -207,8 +216,8 @@ pub fn withdraw_campaign(c: &mut dyn Conn, campaign: crate::store::CampaignId) -
 pub fn create(c: &mut dyn Conn, w: &NewWebhook) -> StoreResult<i64> {
     c.query_one(
         "INSERT INTO webhook_endpoints (url, secret, kinds, classes, campaign_id, first_only,
-                                        batch_size, rate_limit, description, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                                        batch_size, rate_limit, description, created_at, protocol)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
         params![
             &w.url,
             &w.secret,
@@ -220,6 +229,7 @@ pub fn create(c: &mut dyn Conn, w: &NewWebhook) -> StoreResult<i64> {
             w.rate_limit,
             w.description.as_deref(),
             Utc::now(),
+            w.protocol.as_str(),
         ],
     )
 }
@@ -230,7 +240,7 @@ pub fn list(c: &mut dyn Conn) -> StoreResult<Vec<Webhook>> {
         .query(
             "SELECT id, url, kinds, classes, campaign_id, first_only, batch_size, rate_limit,
                     description, created_at, last_success_at, last_failure_at, last_error,
-                    consecutive_failures, delivered_total, recent_latencies
+                    consecutive_failures, delivered_total, recent_latencies, protocol
              FROM webhook_endpoints ORDER BY id",
             params![],
         )?
@@ -239,6 +249,7 @@ pub fn list(c: &mut dyn Conn) -> StoreResult<Vec<Webhook>> {
             Ok(Webhook {
                 id: r.get(0)?,
                 url: r.get(1)?,
+                protocol: protocol(r.get(16)?),
                 kinds: webhooks::parse_kinds_text(&r.get::<String>(2)?),
                 classes: r.get::<Option<String>>(3)?.map(|s| {
                     webhooks::parse_classes_text(&s)
@@ -293,12 +304,19 @@ pub fn list(c: &mut dyn Conn) -> StoreResult<Vec<Webhook>> {
     Ok(hooks)
 }
 
+/// A stored protocol name; a name this build does not know is read as the default (a newer
+/// build's endpoint is then sent signed notices rather than nothing).
+fn protocol(name: String) -> Protocol {
+    Protocol::parse(&name).unwrap_or_default()
+}
+
 pub fn due(c: &mut dyn Conn) -> StoreResult<Vec<DueEndpoint>> {
     c.query(
         "SELECT * FROM (
              SELECT e.id, e.url, e.secret, e.batch_size, e.rate_limit,
                     (SELECT min(o.next_attempt_at) FROM webhook_outbox o
-                     WHERE o.endpoint_id = e.id AND o.state = 'pending') AS next_due
+                     WHERE o.endpoint_id = e.id AND o.state = 'pending') AS next_due,
+                    e.protocol
              FROM webhook_endpoints e) d
          WHERE next_due IS NOT NULL",
         params![],
@@ -308,6 +326,7 @@ pub fn due(c: &mut dyn Conn) -> StoreResult<Vec<DueEndpoint>> {
         Ok(DueEndpoint {
             id: r.get(0)?,
             url: r.get(1)?,
+            protocol: protocol(r.get(6)?),
             secret: r.get(2)?,
             batch_size: r.get(3)?,
             rate_limit: r.get(4)?,

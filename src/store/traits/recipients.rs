@@ -19,7 +19,8 @@ pub trait Recipients: Send + Sync {
 
     /// Withdraws every standing consent of the recipient; returns how many. With `anonymize`
     /// (`--without-consent anonymous`) the recipient's messages are made anonymous in the same
-    /// transaction (see [`WithoutConsent::Anonymous`]); the second number says how many.
+    /// transaction (see [`WithoutConsent::Anonymous`]); the second number says how many. Webhook
+    /// notices of the recipient's activity not delivered yet are withdrawn.
     async fn withdraw_consent(
         &self,
         recipient_id: String,
