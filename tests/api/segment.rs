@@ -23,7 +23,10 @@ async fn add_destination(app: &TestApp, body: Value) -> Value {
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["protocol"], "segment");
-    assert!(v.get("secret").is_none(), "the write key is not echoed: {v}");
+    assert!(
+        v.get("secret").is_none(),
+        "the write key is not echoed: {v}"
+    );
     v
 }
 
@@ -46,6 +49,12 @@ async fn stored_events(app: &TestApp) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+async fn pending(app: &TestApp, hook: i64) -> usize {
+    let path = format!("/api/webhooks/{hook}/deliveries?state=pending");
+    let page: Value = app.api_get(&path).await.json().await.unwrap();
+    page["deliveries"].as_array().unwrap().len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -107,7 +116,12 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
         readers["kinds"],
         json!(["open", "click", "opt_out", "conversion"])
     );
-    assert!(!readers["classes"].as_array().unwrap().contains(&json!("scanner")));
+    assert!(
+        !readers["classes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("scanner"))
+    );
     add_destination(
         &app,
         json!({"url": format!("{}/v1/batch", receiver.url), "protocol": "segment",
@@ -172,13 +186,19 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
         .collect();
     assert!(of_readers.len() >= 600 && of_readers.len() < everything.len());
     receiver
-        .wait_for(&everything, Duration::from_secs(180))
+        .wait_for(ALL_KEY, &everything, Duration::from_secs(180))
         .await;
     until_nothing_is_pending(&app).await;
 
     let r = receiver.received.lock().unwrap();
     assert!(r.violations.is_empty(), "{:?}", &r.violations[..1]);
-    assert!(r.failed > 10 && r.answers_lost > 5, "{} failed, {} answers lost", r.failed, r.answers_lost);
+    // At least 20 requests (two destinations, batches of 100): these come up for sure.
+    assert!(
+        r.requests >= 20 && r.failed >= 3 && r.answers_lost >= 1,
+        "{} failed, {} answers lost",
+        r.failed,
+        r.answers_lost
+    );
     println!(
         "segment: {} events, {} requests ({} failed, {} answers lost), largest {} bytes, at most {} calls in one",
         everything.len(),
@@ -192,8 +212,13 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
     assert!(r.largest_request > 300_000, "{}", r.largest_request);
     drop(r);
     let acknowledged = receiver.received.lock().unwrap().acknowledged.clone();
-    let once: Vec<(&String, &usize)> = acknowledged.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(once.is_empty(), "acknowledged more than once: {once:?}");
+    let twice: Vec<_> = acknowledged.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} calls acknowledged more than once, as {:?}",
+        twice.len(),
+        twice.first()
+    );
 
     let all = receiver.calls(ALL_KEY);
     let readers_got = receiver.calls(READERS_KEY);
@@ -205,7 +230,11 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
             .collect()
     };
     assert_eq!(events_of(&all), everything.iter().cloned().collect());
-    assert_eq!(events_of(&readers_got), of_readers, "machine activity only when asked");
+    assert_eq!(
+        events_of(&readers_got),
+        of_readers,
+        "machine activity only when asked"
+    );
     for (id, call) in &all {
         if let Some(class) = call["properties"]["class"].as_str() {
             assert_eq!(
@@ -282,14 +311,11 @@ async fn consent_withdrawal_and_erasure_take_back_pending_calls_on_postgres() {
     let click = click_urls(m[0]["html"].as_str().unwrap())[0].clone();
     app.hit(&click, CHROME).await;
     app.settled().await;
-    let pending = |app: &TestApp| {
-        let path = format!("/api/webhooks/{hook}/deliveries?state=pending");
-        async move {
-            let page: Value = app.api_get(&path).await.json().await.unwrap();
-            page["deliveries"].as_array().unwrap().len()
-        }
-    };
-    assert_eq!(pending(&app).await, 4, "the receiver fails: all four wait");
+    assert_eq!(
+        pending(&app, hook).await,
+        4,
+        "the receiver fails: all four wait"
+    );
 
     let r = app
         .client
@@ -307,7 +333,11 @@ async fn consent_withdrawal_and_erasure_take_back_pending_calls_on_postgres() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
-    assert_eq!(pending(&app).await, 1, "only cy's anonymous open is left");
+    assert_eq!(
+        pending(&app, hook).await,
+        1,
+        "only cy's anonymous open is left"
+    );
 
     // Ada reads again: her mail is anonymous now, and so is the call.
     assert_eq!(app.hit(&pixel(0), CHROME).await, StatusCode::OK);
@@ -319,7 +349,10 @@ async fn consent_withdrawal_and_erasure_take_back_pending_calls_on_postgres() {
     for call in calls.values() {
         assert!(call.get("userId").is_none(), "{call}");
         assert!(
-            call["anonymousId"].as_str().unwrap().starts_with("anonymous:"),
+            call["anonymousId"]
+                .as_str()
+                .unwrap()
+                .starts_with("anonymous:"),
             "{call}"
         );
         assert_eq!(call["event"], "Email Opened");

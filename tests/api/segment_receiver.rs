@@ -38,8 +38,8 @@ pub(crate) struct Call {
 pub(crate) struct Received {
     /// Every call kept, in arrival order (copies included).
     pub(crate) calls: Vec<Call>,
-    /// Per `messageId`: how many requests that carried it were answered 200.
-    pub(crate) acknowledged: HashMap<String, usize>,
+    /// Per write key and `messageId`: how many requests that carried it were answered 200.
+    pub(crate) acknowledged: HashMap<(String, String), usize>,
     /// What broke the documented shape; the tests expect none.
     pub(crate) violations: Vec<String>,
     pub(crate) requests: usize,
@@ -99,18 +99,26 @@ impl SegmentReceiver {
         r.calls
             .iter()
             .filter(|c| c.key == key)
-            .map(|c| (c.call["messageId"].as_str().unwrap().to_string(), c.call.clone()))
+            .map(|c| {
+                (
+                    c.call["messageId"].as_str().unwrap().to_string(),
+                    c.call.clone(),
+                )
+            })
             .collect()
     }
 
-    /// Waits until every message id of `want` was acknowledged.
-    pub(crate) async fn wait_for(&self, want: &[String], limit: Duration) {
+    /// Waits until every message id of `want` was acknowledged to `key`.
+    pub(crate) async fn wait_for(&self, key: &str, want: &[String], limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
             let missing = {
                 let r = self.received.lock().unwrap();
                 want.iter()
-                    .filter(|id| !r.acknowledged.contains_key(*id))
+                    .filter(|id| {
+                        !r.acknowledged
+                            .contains_key(&(key.to_string(), id.to_string()))
+                    })
                     .count()
             };
             if missing == 0 {
@@ -158,7 +166,7 @@ async fn batch(
     for call in &calls {
         if answer == Answer::Ok {
             let id = call["messageId"].as_str().unwrap().to_string();
-            *r.acknowledged.entry(id).or_default() += 1;
+            *r.acknowledged.entry((key.clone(), id)).or_default() += 1;
         }
         r.calls.push(Call {
             key: key.clone(),
