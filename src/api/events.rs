@@ -69,6 +69,15 @@ struct EventsPage {
     next_cursor: String,
 }
 
+fn no_parquet_pages() -> ApiError {
+    ApiError::Invalid(
+        Invalid::Accept,
+        "the event log's pages are JSON, NDJSON or CSV; a campaign's events as Parquet: \
+         /api/campaigns/{id}/events/export?format=parquet"
+            .into(),
+    )
+}
+
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -78,6 +87,9 @@ pub async fn list(
     caller.require_recipient_data()?;
     let Query(params) = params.map_err(|e| ApiError::Invalid(Invalid::Query, e.body_text()))?;
     let format = negotiate(&headers, None)?;
+    if format == Format::Parquet {
+        return Err(no_parquet_pages());
+    }
     let campaign = match params.campaign.as_deref() {
         Some(id) => Some(crate::app::existing_campaign(&app, id).await?.id),
         None => None,
@@ -108,8 +120,7 @@ pub async fn list(
             let body = to_csv(&events).map_err(|e| ApiError::Internal(e.to_string()))?;
             ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
         }
-        // Not negotiated for pages (the export writes Parquet).
-        Format::Parquet => return Err(ApiError::Internal("no Parquet pages".into())),
+        Format::Parquet => return Err(no_parquet_pages()),
     };
     response.headers_mut().insert(
         "next-cursor",

@@ -44,6 +44,7 @@ impl ExportParams {
             // A download link says nothing (or */*): CSV.
             None => match negotiate(headers, None) {
                 Ok(Format::Ndjson) => ExportFormat::Ndjson,
+                Ok(Format::Parquet) => ExportFormat::Parquet,
                 _ => ExportFormat::Csv,
             },
         })

@@ -228,6 +228,11 @@ fn write_page<R: serde::Serialize + Default>(
     first: bool,
 ) -> anyhow::Result<()> {
     use crate::encode::format::{Format, encode};
+    if format == Format::Parquet {
+        anyhow::bail!(
+            "--format parquet is for reports and exports; this listing is written page by page: use json, ndjson or csv"
+        );
+    }
     let body = encode(format, &rows, rows).map_err(|e| anyhow::anyhow!("{e}"))?;
     let body = match (format, first) {
         (Format::Csv, false) => body.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),

@@ -21,7 +21,7 @@ pub struct ReportArgs {
     /// client, os, device, country, class.
     #[arg(long, value_name = "NAME", default_value = "report")]
     report: String,
-    /// json, csv or ndjson.
+    /// json, csv, ndjson or parquet (to a file or a pipe, not a terminal).
     #[arg(long, default_value = "csv")]
     format: String,
     /// Time series: hour or day (default: by the campaign's span).
@@ -52,6 +52,12 @@ pub async fn report(ctx: &Context, args: ReportArgs, out: &mut dyn Write) -> any
         })?;
     let format = crate::encode::format::negotiate(&Default::default(), Some(&args.format))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if format == crate::encode::format::Format::Parquet
+        && args.output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        anyhow::bail!("Parquet is a binary file: give --output FILE, or send stdout to a file");
+    }
     let zone = match args.tz.as_deref() {
         None => Default::default(),
         Some(tz) => crate::analytics::report::Zone::parse(tz).with_context(|| {

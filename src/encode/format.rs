@@ -1,5 +1,5 @@
-//! JSON, NDJSON or CSV (and Parquet for event exports): chosen by `?format=` (what a download link can say) or else by the
-//! `Accept` header, and the one way every report answers in each.
+//! JSON, NDJSON, CSV or Parquet: chosen by `?format=` (what a download link can say) or else by
+//! the `Accept` header, and the one way every report answers in each.
 
 use crate::error::{ApiError, Invalid};
 use axum::Json;
@@ -12,7 +12,7 @@ pub enum Format {
     Json,
     Ndjson,
     Csv,
-    /// Exports of events only.
+    /// Report tables and event exports (not the event log's pages).
     Parquet,
 }
 
@@ -42,9 +42,10 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Format, Api
             "json" => Ok(Format::Json),
             "ndjson" => Ok(Format::Ndjson),
             "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
             other => Err(ApiError::Invalid(
                 Invalid::Format,
-                format!("format '{other}' is not one of json, ndjson, csv"),
+                format!("format '{other}' is not one of json, ndjson, csv, parquet"),
             )),
         };
     }
@@ -59,6 +60,7 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Format, Api
                 return Ok(Format::Ndjson);
             }
             "text/csv" => return Ok(Format::Csv),
+            "application/vnd.apache.parquet" => return Ok(Format::Parquet),
             "application/json" | "application/*" | "*/*" => return Ok(Format::Json),
             _ => {}
         }
@@ -66,13 +68,14 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Format, Api
     Err(ApiError::Invalid(
         Invalid::Accept,
         format!(
-            "cannot answer in '{accept}': ask for application/json, application/x-ndjson or text/csv"
+            "cannot answer in '{accept}': ask for application/json, application/x-ndjson, text/csv or application/vnd.apache.parquet"
         ),
     ))
 }
 
 /// A report's bytes: `json` is the whole answer; NDJSON and CSV list `rows` (flat structs), one
-/// per line, CSV with a header row (also when there are no rows).
+/// per line, CSV with a header row (also when there are no rows); Parquet has the CSV's columns,
+/// typed.
 pub fn encode<J: Serialize, R: Serialize + Default>(
     format: Format,
     json: &J,
@@ -106,9 +109,7 @@ pub fn encode<J: Serialize, R: Serialize + Default>(
             }
             Ok(body)
         }
-        Format::Parquet => {
-            Err("reports are not written as Parquet (only event exports are)".into())
-        }
+        Format::Parquet => super::parquet::table(rows),
     }
 }
 

@@ -27,6 +27,7 @@ mod mmdb;
 mod multinode;
 mod openapi_conformance;
 mod parquet_export;
+mod parquet_reports;
 mod ports;
 mod privacy;
 mod privacy_levels;

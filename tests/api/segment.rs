@@ -62,7 +62,7 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
     // Every fourth request fails; every seventh is kept but its answer lost (sent again).
     let policy: Policy = Arc::new(|n| match n {
         n if n % 4 == 1 => Answer::Fail,
-        n if n % 7 == 3 => Answer::LoseAnswer,
+        n if n % 7 == 3 => Answer::Unanswered,
         _ => Answer::Ok,
     });
     let receiver = SegmentReceiver::start(&[READERS_KEY, ALL_KEY], policy).await;

@@ -21,8 +21,8 @@ pub(crate) enum Answer {
     Ok,
     /// 500, nothing kept.
     Fail,
-    /// The calls are kept, then 503: the sender cannot know and sends them again.
-    LoseAnswer,
+    /// The calls are kept, then 503 (the answer "lost"): the sender sends them again.
+    Unanswered,
 }
 
 pub(crate) type Policy = Arc<dyn Fn(usize) -> Answer + Send + Sync>;
@@ -173,7 +173,7 @@ async fn batch(
             call: call.clone(),
         });
     }
-    if answer == Answer::LoseAnswer {
+    if answer == Answer::Unanswered {
         r.answers_lost += 1;
         return (StatusCode::SERVICE_UNAVAILABLE, "");
     }
