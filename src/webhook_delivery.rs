@@ -181,7 +181,15 @@ async fn deliver(
                 Ok(_) => send(client, endpoint, &msg_id, body).await,
                 Err(e) => Err(e),
             };
-            record(store, settings, endpoint, &batch, result, started.elapsed()).await;
+            record(
+                store,
+                settings,
+                endpoint,
+                &batch,
+                result,
+                Some(started.elapsed()),
+            )
+            .await;
         }
         Protocol::Segment => {
             let mut names = HashMap::new();
@@ -194,7 +202,7 @@ async fn deliver(
                     // Sent again when the database answers.
                     Err(e) => {
                         let e = format!("cannot read campaign {id}'s name: {e}");
-                        record(store, settings, endpoint, &batch, Err(e), Duration::ZERO).await;
+                        record(store, settings, endpoint, &batch, Err(e), None).await;
                         return;
                     }
                 }
@@ -202,7 +210,7 @@ async fn deliver(
             let (requests, refused) = segment::requests(&batch, &names, Utc::now());
             for (i, why) in refused {
                 let one = [batch[i].clone()];
-                record(store, settings, endpoint, &one, Err(why), Duration::ZERO).await;
+                record(store, settings, endpoint, &one, Err(why), None).await;
             }
             for request in requests {
                 let part: Vec<Delivery> =
@@ -212,7 +220,15 @@ async fn deliver(
                     Ok(_) => send_segment(client, endpoint, request.body).await,
                     Err(e) => Err(e.clone()),
                 };
-                record(store, settings, endpoint, &part, result, started.elapsed()).await;
+                record(
+                    store,
+                    settings,
+                    endpoint,
+                    &part,
+                    result,
+                    Some(started.elapsed()),
+                )
+                .await;
             }
         }
     }
@@ -225,11 +241,14 @@ async fn record(
     endpoint: &DueEndpoint,
     batch: &[Delivery],
     result: Result<u16, String>,
-    latency: Duration,
+    // `None`: no request was made (the notice could not be sent as it is).
+    latency: Option<Duration>,
 ) {
     let label = endpoint.id.to_string();
-    metrics::histogram!("mailbeacon_webhook_request_seconds", "endpoint" => label.clone())
-        .record(latency.as_secs_f64());
+    if let Some(latency) = latency {
+        metrics::histogram!("mailbeacon_webhook_request_seconds", "endpoint" => label.clone())
+            .record(latency.as_secs_f64());
+    }
     let at = Utc::now();
     let (status, error) = match result {
         Ok(status) if (200..300).contains(&status) => (Some(status), None),
@@ -244,8 +263,10 @@ async fn record(
     } else {
         "failure"
     };
-    metrics::counter!("mailbeacon_webhook_requests_total", "endpoint" => label.clone(), "outcome" => outcome)
-        .increment(1);
+    if latency.is_some() {
+        metrics::counter!("mailbeacon_webhook_requests_total", "endpoint" => label.clone(), "outcome" => outcome)
+            .increment(1);
+    }
     let results: Vec<(i64, Next)> = batch
         .iter()
         .map(|d| {
@@ -283,7 +304,7 @@ async fn record(
         at,
         status,
         error,
-        latency_ms: latency.as_millis() as i64,
+        latency_ms: latency.unwrap_or_default().as_millis() as i64,
     };
     // If this fails the leases run out and the notices are sent again: at least once.
     if let Err(e) = store

@@ -147,9 +147,13 @@ pub async fn run(
                 let s = &h.status;
                 writeln!(
                     out,
-                    "{}  {}  [{}]{}  pending {}  delivered {}  dead {}{}",
+                    "{}  {}{}  [{}]{}  pending {}  delivered {}  dead {}{}",
                     h.id,
                     h.url,
+                    match h.protocol {
+                        Protocol::Segment => "  (segment)",
+                        Protocol::StandardWebhooks => "",
+                    },
                     crate::webhooks::kinds_text(&h.kinds),
                     if h.first_only { " first only" } else { "" },
                     s.pending,

@@ -167,7 +167,14 @@ fn webhooks_table(hooks: &[crate::webhooks::Webhook]) -> String {
              <td class=\"n\">{latency}</td><td>{last}</td><td>{health}</td></tr>",
             id = h.id,
             url = esc(&h.url),
-            kinds = esc(&crate::webhooks::kinds_text(&h.kinds)),
+            kinds = esc(&format!(
+                "{}{}",
+                crate::webhooks::kinds_text(&h.kinds),
+                match h.protocol {
+                    crate::webhooks::Protocol::Segment => " (Segment track calls)",
+                    crate::webhooks::Protocol::StandardWebhooks => "",
+                }
+            )),
             pending = s.pending,
             pending_s = num(s.pending),
             delivered = s.delivered,

@@ -187,8 +187,8 @@ pub fn track(d: &Delivery, names: &HashMap<i64, String>) -> Result<Value, String
             ] {
                 put(key, data.get(key).cloned().unwrap_or(Value::Null));
             }
-            // Segment takes the request's own address when a call names none, which would place
-            // every reader at mailbeacon's server: 0.0.0.0 is its documented way to say none.
+            // A platform may take the request's own address when a call names none, which would
+            // place every reader at mailbeacon's server: 0.0.0.0 names no address.
             context.insert("ip".into(), text("client_ip").unwrap_or("0.0.0.0").into());
             if let Some(agent) = text("user_agent") {
                 context.insert("userAgent".into(), agent.into());
