@@ -37,20 +37,17 @@ for name, src in sources.items():
 print(json.dumps(out))
 "#;
 
-/// Python with duckdb: the virtual environment `.ci/test` makes, or `MAILBEACON_TEST_PYTHON`.
-fn python() -> String {
-    python_tool("python", "MAILBEACON_TEST_PYTHON")
-}
-
-fn read_with_duckdb(file: &std::path::Path) -> Value {
-    let out = std::process::Command::new(python())
-        .args(["-c", READ_WITH_DUCKDB])
-        .arg(file)
+/// Runs a DuckDB `script` (Python) on `files` and returns the JSON it prints. Python with duckdb:
+/// the virtual environment `.ci/test` makes, or `MAILBEACON_TEST_PYTHON`.
+pub(crate) fn duckdb(script: &str, files: &[&std::path::Path]) -> Value {
+    let out = std::process::Command::new(python_tool("python", "MAILBEACON_TEST_PYTHON"))
+        .args(["-c", script])
+        .args(files)
         .output()
         .expect("python runs");
     assert!(
         out.status.success(),
-        "DuckDB could not read the export (install it with bash .ci/test, which puts duckdb in \
+        "DuckDB could not read {files:?} (install it with bash .ci/test, which puts duckdb in \
          ~/.cache/mailbeacon-venv): {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -78,7 +75,7 @@ async fn duckdb_reads_the_parquet_export_as_the_csv_export_with_types() {
     );
     let file = app.dir.path().join("events.parquet");
     std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
-    let read = read_with_duckdb(&file);
+    let read = duckdb(READ_WITH_DUCKDB, &[&file]);
 
     let columns = read["columns"].as_array().unwrap();
     let type_of = |name: &str| {
@@ -153,7 +150,7 @@ async fn duckdb_reads_the_parquet_export_as_the_csv_export_with_types() {
         None,
     );
     assert!(ok, "{err}");
-    assert_eq!(read_with_duckdb(&out)["rows"], read["rows"]);
+    assert_eq!(duckdb(READ_WITH_DUCKDB, &[&out])["rows"], read["rows"]);
 }
 
 /// 100,000 events: the Parquet export and the CSV export hold the same rows by DuckDB's reading,
@@ -203,17 +200,7 @@ async fn a_parquet_export_of_100000_events_matches_the_csv_and_the_report() {
     );
     let csv = download("csv").await;
 
-    let out = std::process::Command::new(python())
-        .args(["-c", COMPARE_WITH_DUCKDB])
-        .args([&parquet, &csv])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = duckdb(COMPARE_WITH_DUCKDB, &[&parquet, &csv]);
     let (p, c) = (&read["parquet"], &read["csv"]);
     assert_eq!(p["figures"], c["figures"], "{read}");
     assert_eq!(p["figures"][0], 100_000, "{read}");

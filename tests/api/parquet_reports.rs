@@ -2,6 +2,7 @@
 //! them, with typed columns (integers, doubles, timestamps), from the API and the CLI.
 
 use crate::helpers::*;
+use crate::parquet_export::duckdb;
 use crate::seed::seed;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -19,18 +20,7 @@ print(json.dumps({"columns": columns, "rows": rows}))
 "#;
 
 fn read_with_duckdb(file: &std::path::Path) -> Value {
-    let out = std::process::Command::new(python_tool("python", "MAILBEACON_TEST_PYTHON"))
-        .args(["-c", READ_WITH_DUCKDB])
-        .arg(file)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "DuckDB could not read {} (bash .ci/test installs duckdb): {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    duckdb(READ_WITH_DUCKDB, &[file])
 }
 
 /// Every cell of DuckDB's rows equals the NDJSON row's field of the same name.
