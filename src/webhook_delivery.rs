@@ -100,9 +100,16 @@ pub async fn run(
                             break;
                         }
                         let now = Utc::now();
+                        // Long enough for every request the batch may take, one after the other.
+                        let requests = match endpoint.protocol {
+                            Protocol::StandardWebhooks => 1,
+                            Protocol::Segment => segment::requests_at_most(endpoint.batch_size),
+                        };
                         let lease = now
-                            + chrono::Duration::from_std(settings.timeout + Duration::from_secs(2))
-                                .unwrap_or_default();
+                            + chrono::Duration::from_std(
+                                (settings.timeout + Duration::from_secs(2)) * requests,
+                            )
+                            .unwrap_or_default();
                         let batch = match store
                             .claim_webhook_deliveries(
                                 endpoint.id,

@@ -30,6 +30,13 @@ pub const DEFAULT_BATCH: u32 = 100;
 pub const MAX_REQUEST_BYTES: usize = 500 * 1000;
 pub const MAX_CALL_BYTES: usize = 32 * 1000;
 
+/// How many requests a claimed batch of `batch_size` notices may take at most: each call under
+/// [`MAX_CALL_BYTES`], each request under [`MAX_REQUEST_BYTES`] (the envelope counted generously).
+pub fn requests_at_most(batch_size: u32) -> u32 {
+    let per_request = (MAX_REQUEST_BYTES - 100) / (MAX_CALL_BYTES + 1);
+    batch_size.max(1).div_ceil(per_request as u32)
+}
+
 /// The batch endpoint of a data plane given by its address alone (`https://api.segment.io`).
 pub fn batch_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -360,6 +367,14 @@ mod tests {
             "{}",
             refused[1].1
         );
+    }
+
+    #[test]
+    fn a_lease_covers_the_most_requests_a_batch_can_take() {
+        assert_eq!(requests_at_most(1), 1);
+        assert_eq!(requests_at_most(15), 1);
+        assert_eq!(requests_at_most(100), 7);
+        assert_eq!(requests_at_most(1000), 67);
     }
 
     #[test]
