@@ -214,7 +214,8 @@ async fn deliver(
                     }
                 }
             }
-            let (requests, refused) = segment::requests(&batch, &names, Utc::now());
+            let prefix = segment::message_id_prefix(endpoint.id, endpoint.created_at);
+            let (requests, refused) = segment::requests(&batch, &names, &prefix, Utc::now());
             for (i, why) in refused {
                 let one = [batch[i].clone()];
                 record(store, settings, endpoint, &one, Err(why), None).await;

@@ -289,6 +289,7 @@ pub struct DueEndpoint {
     pub rate_limit: u32,
     /// When its earliest pending notice may be sent.
     pub next_due: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What became of one notice after an attempt.

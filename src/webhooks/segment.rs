@@ -6,8 +6,8 @@
 //! Clicked", "Unsubscribed") with its property names; a conversion, which the spec has no event
 //! for, is "Email Converted" with the spec's `revenue` and `currency`. mailbeacon's own findings
 //! (class, reasons, machine) ride along as extra properties. Each call's `messageId` is the
-//! notice's id, the same on every retry, so the receiver drops a copy sent again after a lost
-//! answer.
+//! endpoint's [`message_id_prefix`] and the notice's id, the same on every retry, so the receiver
+//! drops a copy sent again after a lost answer.
 
 use super::{Delivery, NoticeKind};
 use crate::domain::ANONYMOUS_RECIPIENT;
@@ -35,6 +35,17 @@ pub const MAX_CALL_BYTES: usize = 32 * 1000;
 pub fn requests_at_most(batch_size: u32) -> u32 {
     let per_request = (MAX_REQUEST_BYTES - 100) / (MAX_CALL_BYTES + 1);
     batch_size.max(1).div_ceil(per_request as u32)
+}
+
+/// The start of every `messageId` an endpoint sends: `mailbeacon-` and 12 hex digits of a hash of
+/// the endpoint's id and creation time. Notice ids (`evt_42`) are unique in one database only; with
+/// this, two installations (or two endpoints) sending into one source do not have each other's
+/// calls dropped as copies, and a retry keeps its id.
+pub fn message_id_prefix(endpoint: i64, created_at: DateTime<Utc>) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(format!("{endpoint}:{}", created_at.timestamp_micros()));
+    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("mailbeacon-{hex}")
 }
 
 /// The batch endpoint of a data plane given by its address alone (`https://api.segment.io`).
@@ -92,6 +103,7 @@ pub struct Request {
 pub fn requests(
     batch: &[Delivery],
     names: &HashMap<i64, String>,
+    prefix: &str,
     sent_at: DateTime<Utc>,
 ) -> (Vec<Request>, Vec<(usize, String)>) {
     let sent_at = Value::from(time(sent_at)).to_string();
@@ -113,7 +125,7 @@ pub fn requests(
         }
     };
     for (i, d) in batch.iter().enumerate() {
-        let call = match track(d, names) {
+        let call = match track(d, names, prefix) {
             Ok(call) => call.to_string(),
             Err(why) => {
                 refused.push((i, why));
@@ -147,8 +159,8 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// The track call of one notice.
-pub fn track(d: &Delivery, names: &HashMap<i64, String>) -> Result<Value, String> {
+/// The track call of one notice; `prefix` starts its `messageId`.
+pub fn track(d: &Delivery, names: &HashMap<i64, String>, prefix: &str) -> Result<Value, String> {
     let data: Value = serde_json::from_str(&d.payload)
         .map_err(|e| format!("{}: the stored notice is not JSON ({e})", d.notice_id))?;
     let text = |key: &str| data.get(key).and_then(Value::as_str);
@@ -247,7 +259,7 @@ pub fn track(d: &Delivery, names: &HashMap<i64, String>) -> Result<Value, String
     let mut call = json!({
         "type": "track",
         "event": event,
-        "messageId": format!("mailbeacon-{}", d.notice_id),
+        "messageId": format!("{prefix}-{}", d.notice_id),
         "timestamp": time(d.occurred_at),
         "properties": properties,
         "context": context,
@@ -307,10 +319,10 @@ mod tests {
                    "first_for_reader": true, "implied_by_click": false}),
         );
         let names = HashMap::from([(7, "Winter sale".to_string())]);
-        let call = track(&open, &names).unwrap();
+        let call = track(&open, &names, "mailbeacon-0a1b2c3d4e5f").unwrap();
         assert_eq!(call["type"], "track");
         assert_eq!(call["event"], "Email Opened");
-        assert_eq!(call["messageId"], "mailbeacon-evt_1");
+        assert_eq!(call["messageId"], "mailbeacon-0a1b2c3d4e5f-evt_1");
         assert_eq!(call["timestamp"], "2026-12-07T10:00:00.123456Z");
         assert_eq!(call["anonymousId"], "anonymous:00ff");
         assert!(call.get("userId").is_none());
@@ -326,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_scanners_click_is_marked_machine_and_names_no_address() {
-        let call = track(&click(2, "https://shop.example/a"), &HashMap::new()).unwrap();
+        let call = track(&click(2, "https://shop.example/a"), &HashMap::new(), "p").unwrap();
         assert_eq!(call["event"], "Email Link Clicked");
         assert_eq!(call["userId"], "r-1");
         assert_eq!(call["properties"]["link_url"], "https://shop.example/a");
@@ -349,7 +361,7 @@ mod tests {
             "recipient.erased",
             json!({"recipient_id": "r"}),
         ));
-        let (requests, refused) = requests(&batch, &HashMap::new(), Utc::now());
+        let (requests, refused) = requests(&batch, &HashMap::new(), "p", Utc::now());
         assert!(requests.len() >= 2, "{} requests", requests.len());
         let mut carried: Vec<usize> = Vec::new();
         for r in &requests {
@@ -375,6 +387,19 @@ mod tests {
         assert_eq!(requests_at_most(15), 1);
         assert_eq!(requests_at_most(100), 7);
         assert_eq!(requests_at_most(1000), 67);
+    }
+
+    #[test]
+    fn message_ids_differ_between_endpoints_and_stay_for_one() {
+        let at: DateTime<Utc> = "2026-12-07T10:00:00.123456Z".parse().unwrap();
+        let one = message_id_prefix(1, at);
+        assert_eq!(one, message_id_prefix(1, at));
+        assert!(one.starts_with("mailbeacon-") && one.len() == "mailbeacon-".len() + 12);
+        assert_ne!(one, message_id_prefix(2, at));
+        assert_ne!(
+            one,
+            message_id_prefix(1, at + chrono::Duration::microseconds(1))
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ async fn stored_events(app: &TestApp) -> Vec<(String, String)> {
         .iter()
         .map(|e| {
             (
-                format!("mailbeacon-evt_{}", e["id"]),
+                format!("evt_{}", e["id"]),
                 e["class"].as_str().unwrap().to_string(),
             )
         })
@@ -208,6 +208,17 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
         r.largest_request,
         r.most_calls
     );
+    // One message id prefix per destination, each its own: two sources' calls never collide.
+    let prefixes: Vec<&String> = [READERS_KEY, ALL_KEY]
+        .iter()
+        .map(|k| {
+            let seen = &r.prefixes[*k];
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            seen.iter().next().unwrap()
+        })
+        .collect();
+    assert_ne!(prefixes[0], prefixes[1]);
+    assert!(prefixes[0].starts_with("mailbeacon-"), "{prefixes:?}");
     drop(r);
     let acknowledged = receiver.received.lock().unwrap().acknowledged.clone();
     let twice: Vec<_> = acknowledged.iter().filter(|(_, n)| **n != 1).collect();

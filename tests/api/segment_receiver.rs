@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,8 +38,11 @@ pub(crate) struct Call {
 pub(crate) struct Received {
     /// Every call kept, in arrival order (copies included).
     pub(crate) calls: Vec<Call>,
-    /// Per write key and `messageId`: how many requests that carried it were answered 200.
+    /// Per write key and notice (the `messageId` without its endpoint's prefix): how many requests
+    /// that carried it were answered 200.
     pub(crate) acknowledged: HashMap<(String, String), usize>,
+    /// Per write key, the `messageId` prefixes seen (one per endpoint).
+    pub(crate) prefixes: HashMap<String, HashSet<String>>,
     /// What broke the documented shape; the tests expect none.
     pub(crate) violations: Vec<String>,
     pub(crate) requests: usize,
@@ -93,22 +96,17 @@ impl SegmentReceiver {
         *self.policy.lock().unwrap() = policy;
     }
 
-    /// The calls kept for `key`, one per `messageId` (the last copy).
+    /// The calls kept for `key`, by notice id (the last copy).
     pub(crate) fn calls(&self, key: &str) -> HashMap<String, Value> {
         let r = self.received.lock().unwrap();
         r.calls
             .iter()
             .filter(|c| c.key == key)
-            .map(|c| {
-                (
-                    c.call["messageId"].as_str().unwrap().to_string(),
-                    c.call.clone(),
-                )
-            })
+            .map(|c| (notice_id(&c.call).to_string(), c.call.clone()))
             .collect()
     }
 
-    /// Waits until every message id of `want` was acknowledged to `key`.
+    /// Waits until every notice id of `want` (`evt_42`) was acknowledged to `key`.
     pub(crate) async fn wait_for(&self, key: &str, want: &[String], limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
@@ -164,8 +162,11 @@ async fn batch(
         return (StatusCode::INTERNAL_SERVER_ERROR, "");
     }
     for call in &calls {
+        let id = notice_id(call).to_string();
+        let prefix = call["messageId"].as_str().unwrap()[..].trim_end_matches(id.as_str());
+        let prefix = prefix.to_string();
+        r.prefixes.entry(key.clone()).or_default().insert(prefix);
         if answer == Answer::Ok {
-            let id = call["messageId"].as_str().unwrap().to_string();
             *r.acknowledged.entry((key.clone(), id)).or_default() += 1;
         }
         r.calls.push(Call {
@@ -178,6 +179,12 @@ async fn batch(
         return (StatusCode::SERVICE_UNAVAILABLE, "");
     }
     (StatusCode::OK, r#"{"success":true}"#)
+}
+
+/// The notice a call tells of: its `messageId` after the endpoint's prefix (`mailbeacon-<hash>-`).
+pub(crate) fn notice_id(call: &Value) -> &str {
+    let id = call["messageId"].as_str().unwrap();
+    id.rsplit('-').next().unwrap()
 }
 
 /// Basic auth: the write key as the user name and an empty password.

@@ -316,7 +316,7 @@ pub fn due(c: &mut dyn Conn) -> StoreResult<Vec<DueEndpoint>> {
              SELECT e.id, e.url, e.secret, e.batch_size, e.rate_limit,
                     (SELECT min(o.next_attempt_at) FROM webhook_outbox o
                      WHERE o.endpoint_id = e.id AND o.state = 'pending') AS next_due,
-                    e.protocol
+                    e.protocol, e.created_at
              FROM webhook_endpoints e) d
          WHERE next_due IS NOT NULL",
         params![],
@@ -331,6 +331,7 @@ pub fn due(c: &mut dyn Conn) -> StoreResult<Vec<DueEndpoint>> {
             batch_size: r.get(3)?,
             rate_limit: r.get(4)?,
             next_due: r.get(5)?,
+            created_at: r.get(7)?,
         })
     })
     .collect()
