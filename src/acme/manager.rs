@@ -31,8 +31,9 @@ impl Manager {
             getrandom::u64().expect("the operating system's random source failed")
         );
         let mut account = None;
+        let mut gauged = Vec::new();
         loop {
-            self.round(&owner, &mut account).await;
+            self.round(&owner, &mut account, &mut gauged).await;
             tokio::select! {
                 () = tokio::time::sleep(EVERY) => {}
                 _ = closing.changed() => return,
@@ -60,7 +61,13 @@ impl Manager {
         names
     }
 
-    async fn round(&self, owner: &str, account: &mut Option<instant_acme::Account>) {
+    /// `gauged`: the domains whose expiry is in `/metrics`, kept from round to round.
+    async fn round(
+        &self,
+        owner: &str,
+        account: &mut Option<instant_acme::Account>,
+        gauged: &mut Vec<String>,
+    ) {
         let stored = match self.store.certificates().await {
             Ok(stored) => stored,
             Err(e) => {
@@ -69,6 +76,7 @@ impl Manager {
             }
         };
         self.serve(&stored);
+        blank_gone_gauges(gauged, &stored);
         match self.store.acme_challenges().await {
             Ok(pending) => {
                 if let Err(e) = self.certs.set_challenges(&pending) {
@@ -175,6 +183,22 @@ impl Manager {
 fn expiry_gauge(domain: &str, issued: &IssuedCertificate) {
     let days = (issued.not_after - Utc::now()).num_seconds() as f64 / 86_400.0;
     metrics::gauge!("mailbeacon_certificate_expiry_days", "domain" => domain.to_string()).set(days);
+}
+
+/// A domain whose certificate is gone (the domain was removed) keeps its gauge in `/metrics`, as
+/// the metrics crate cannot remove one: it is set to NaN, which no `< N` alert takes for a
+/// certificate about to expire, instead of its last value counting down to a false alarm.
+fn blank_gone_gauges(gauged: &mut Vec<String>, stored: &[StoredCertificate]) {
+    let now: Vec<String> = stored
+        .iter()
+        .filter(|c| c.issued.is_some())
+        .map(|c| c.domain.clone())
+        .collect();
+    for gone in gauged.iter().filter(|d| !now.contains(d)) {
+        metrics::gauge!("mailbeacon_certificate_expiry_days", "domain" => gone.clone())
+            .set(f64::NAN);
+    }
+    *gauged = now;
 }
 
 /// Whether `name` needs an order now: none yet, or its renewal is due; and no back-off runs.

@@ -287,6 +287,15 @@ async fn certificates_are_ordered_served_by_name_renewed_and_shared_by_two_proce
         .await;
     }
     assert!(served(&root, "a.test", https_b).await.is_some());
+    // Its expiry gauge stays (it cannot be removed) but says nothing: no alert counts it down.
+    wait_for("b.test's expiry gauge blanked", &acme, async || {
+        let metrics = a.api_get("/metrics").await.text().await.unwrap();
+        metrics
+            .lines()
+            .any(|l| l == "mailbeacon_certificate_expiry_days{domain=\"b.test\"} NaN")
+            .then_some(())
+    })
+    .await;
 
     let audit: Value = a
         .api_get("/api/audit?limit=1000")
