@@ -325,7 +325,9 @@ pub async fn campaign(
          <ol id=\"live-feed\" tabindex=\"0\" aria-label=\"Latest events\" data-source=\"/campaigns/{id}/live\">{feed}</ol></section>\
          <section class=\"card downloads\"><h2>Downloads</h2>\
          <a class=\"download\" id=\"download-report\" download href=\"{base}/report?format=csv\">Headline figures (CSV)</a>\
-         <a class=\"download\" download href=\"{base}/report?format=ndjson\">Headline figures (NDJSON)</a>{raw_export}</section>{manage}",
+         <a class=\"download\" download href=\"{base}/report?format=ndjson\">Headline figures (NDJSON)</a>\
+         <a class=\"download\" download href=\"{base}/report?format=parquet\">Headline figures (Parquet)</a>\
+         <a class=\"download\" download href=\"{base}/timeseries?interval={interval_name}&amp;format=parquet\">Time series (Parquet)</a>{raw_export}</section>{manage}",
         name = esc(&campaign.name),
         id = campaign.id,
         created = campaign.created_at.format("%Y-%m-%d %H:%M UTC"),

@@ -415,17 +415,19 @@ async fn dashboard_sign_in_scopes_and_headers() {
         .await
         .unwrap();
     assert!(body.contains("Raw events (CSV)"));
-    // The Parquet download behind its link is a Parquet file.
-    let link = format!("/api/campaigns/{campaign}/events/export?format=parquet");
-    assert!(body.contains(&link), "{body}");
-    let file = page(&link, &admin).await.unwrap();
-    assert_eq!(file.status(), StatusCode::OK);
-    assert_eq!(
-        file.headers()["content-type"],
-        "application/vnd.apache.parquet"
-    );
-    let bytes = file.bytes().await.unwrap();
-    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+    // The Parquet downloads behind their links are Parquet files.
+    for link in ["events/export?format=parquet", "report?format=parquet"] {
+        let link = format!("/api/campaigns/{campaign}/{link}");
+        assert!(body.contains(&link), "{body}");
+        let file = page(&link, &admin).await.unwrap();
+        assert_eq!(file.status(), StatusCode::OK);
+        assert_eq!(
+            file.headers()["content-type"],
+            "application/vnd.apache.parquet"
+        );
+        let bytes = file.bytes().await.unwrap();
+        assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+    }
     let r = page("/compare?campaigns=1&campaigns=1", &admin)
         .await
         .unwrap();
