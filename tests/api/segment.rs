@@ -397,22 +397,17 @@ async fn consent_withdrawal_and_erasure_take_back_pending_calls_on_postgres() {
         "the receiver fails: all four wait"
     );
 
-    let r = app
-        .client
-        .delete(app.url("/api/recipients/ada/consent"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text().await);
-    let r = app
-        .client
-        .delete(app.url("/api/recipients/bob"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text().await);
+    // Ada withdraws her consent; Bob is erased.
+    for path in ["/api/recipients/ada/consent", "/api/recipients/bob"] {
+        let r = app
+            .client
+            .delete(app.url(path))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {:?}", r.text().await);
+    }
     assert_eq!(
         pending(&app, hook).await,
         1,
