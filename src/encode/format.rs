@@ -101,16 +101,28 @@ pub fn encode<J: Serialize, R: Serialize + Default>(
             let mut body = w.into_inner().map_err(|e| text(&e))?;
             if rows.is_empty() {
                 // The header row alone: the one written before an empty row's values.
-                let mut w = csv::Writer::from_writer(Vec::new());
-                w.serialize(R::default()).map_err(|e| text(&e))?;
-                let header = w.into_inner().map_err(|e| text(&e))?;
-                let end = header.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-                body.extend_from_slice(&header[..end]);
+                let mut w = csv::Writer::from_writer(body);
+                w.write_record(csv_header::<R>()?).map_err(|e| text(&e))?;
+                body = w.into_inner().map_err(|e| text(&e))?;
             }
             Ok(body)
         }
         Format::Parquet => super::parquet::table(rows),
     }
+}
+
+/// The column names of rows of `R`, as a CSV header row has them (flat structs' field names).
+pub fn csv_header<R: Serialize + Default>() -> Result<Vec<String>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(R::default()).map_err(|e| e.to_string())?;
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    Ok(reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_string)
+        .collect())
 }
 
 /// A report as a response; `name` becomes the download's file name.

@@ -43,12 +43,50 @@ const SCHEMA: &str = "message event {
 }";
 
 /// One column's values for a row group.
-enum Column {
+enum Values {
     Int(Vec<i64>),
+    Double(Vec<f64>),
     Bool(Vec<bool>),
     Text(Vec<ByteArray>),
-    /// Values of the rows that have one, and per row 1 (a value) or 0 (null).
-    Nullable(Vec<ByteArray>, Vec<i16>),
+}
+
+/// A column of a row group: the values of the rows that have one and, for an optional column,
+/// per row 1 (a value) or 0 (null).
+struct Column {
+    values: Values,
+    levels: Option<Vec<i16>>,
+}
+
+impl Column {
+    fn required(values: Values) -> Column {
+        Column {
+            values,
+            levels: None,
+        }
+    }
+}
+
+/// Writes `columns`, in the schema's order, as one row group.
+fn write_group(
+    writer: &mut SerializedFileWriter<Vec<u8>>,
+    columns: Vec<Column>,
+) -> parquet::errors::Result<()> {
+    let mut group = writer.next_row_group()?;
+    for Column { values, levels } in columns {
+        let mut column = group
+            .next_column()?
+            .expect("the schema has a column for each");
+        let levels = levels.as_deref();
+        match &values {
+            Values::Int(v) => column.typed::<Int64Type>().write_batch(v, levels, None),
+            Values::Double(v) => column.typed::<DoubleType>().write_batch(v, levels, None),
+            Values::Bool(v) => column.typed::<BoolType>().write_batch(v, levels, None),
+            Values::Text(v) => column.typed::<ByteArrayType>().write_batch(v, levels, None),
+        }?;
+        column.close()?;
+    }
+    group.close()?;
+    Ok(())
 }
 
 fn text(s: &str) -> ByteArray {
@@ -61,15 +99,22 @@ fn nullable<'e>(values: impl Iterator<Item = Option<&'e str>>) -> Column {
         levels.push(i16::from(v.is_some()));
         present.extend(v.map(text));
     }
-    Column::Nullable(present, levels)
+    Column {
+        values: Values::Text(present),
+        levels: Some(levels),
+    }
 }
 
 fn columns(events: &[EventRecord]) -> Vec<Column> {
-    let int = |f: fn(&EventRecord) -> i64| Column::Int(events.iter().map(f).collect());
-    let txt =
-        |f: fn(&EventRecord) -> &str| Column::Text(events.iter().map(|e| text(f(e))).collect());
+    let int =
+        |f: fn(&EventRecord) -> i64| Column::required(Values::Int(events.iter().map(f).collect()));
+    let txt = |f: fn(&EventRecord) -> &str| {
+        Column::required(Values::Text(events.iter().map(|e| text(f(e))).collect()))
+    };
     let opt = |f: fn(&EventRecord) -> Option<&str>| nullable(events.iter().map(f));
-    let flag = |f: fn(&EventRecord) -> bool| Column::Bool(events.iter().map(f).collect());
+    let flag = |f: fn(&EventRecord) -> bool| {
+        Column::required(Values::Bool(events.iter().map(f).collect()))
+    };
     vec![
         int(|e| e.id.0),
         txt(|e| e.kind.as_str()),
@@ -118,22 +163,7 @@ impl ParquetEvents {
     /// since the last call.
     pub fn row_group(&mut self, events: &[EventRecord]) -> parquet::errors::Result<Vec<u8>> {
         if !events.is_empty() {
-            let mut group = self.writer.next_row_group()?;
-            for column in columns(events) {
-                let mut writer = group
-                    .next_column()?
-                    .expect("the schema has a column for each");
-                match &column {
-                    Column::Int(v) => writer.typed::<Int64Type>().write_batch(v, None, None),
-                    Column::Bool(v) => writer.typed::<BoolType>().write_batch(v, None, None),
-                    Column::Text(v) => writer.typed::<ByteArrayType>().write_batch(v, None, None),
-                    Column::Nullable(v, levels) => {
-                        (writer.typed::<ByteArrayType>()).write_batch(v, Some(levels), None)
-                    }
-                }?;
-                writer.close()?;
-            }
-            group.close()?;
+            write_group(&mut self.writer, columns(events))?;
         }
         self.writer.flush()?;
         Ok(std::mem::take(self.writer.inner_mut()))
@@ -185,6 +215,30 @@ fn timestamp(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
+/// A report column's values as `kind`, every row's level saying whether it has one.
+fn typed(kind: Kind, values: &[&Value]) -> Column {
+    let levels = values.iter().map(|v| i16::from(!v.is_null())).collect();
+    let present = values.iter().filter(|v| !v.is_null());
+    let values = match kind {
+        Kind::Int => Values::Int(present.filter_map(|v| v.as_i64()).collect()),
+        Kind::Double => Values::Double(present.filter_map(|v| v.as_f64()).collect()),
+        Kind::Bool => Values::Bool(present.filter_map(|v| v.as_bool()).collect()),
+        Kind::Timestamp => Values::Int(present.filter_map(|v| timestamp(v.as_str()?)).collect()),
+        Kind::Text => Values::Text(
+            present
+                .map(|v| match v {
+                    Value::String(s) => text(s),
+                    other => text(&other.to_string()),
+                })
+                .collect(),
+        ),
+    };
+    Column {
+        values,
+        levels: Some(levels),
+    }
+}
+
 /// A report's rows (flat structs, as for CSV) as a Parquet file of one row group, the columns in
 /// the CSV's order. Each column's type is what its values are: integers, doubles, booleans,
 /// timestamps (UTC, microseconds) or strings, every one nullable; a column with no value in any row
@@ -198,7 +252,7 @@ pub fn table<R: Serialize + Default>(rows: &[R]) -> Result<Vec<u8>, String> {
     };
     let default = to_object(&R::default())?;
     let objects: Vec<Map<String, Value>> = rows.iter().map(to_object).collect::<Result<_, _>>()?;
-    let names = csv_header::<R>()?;
+    let names = super::format::csv_header::<R>()?;
     let mut fields = Vec::with_capacity(names.len());
     let mut columns = Vec::with_capacity(names.len());
     for name in &names {
@@ -225,7 +279,7 @@ pub fn table<R: Serialize + Default>(rows: &[R]) -> Result<Vec<u8>, String> {
             .build()
             .map_err(|e| text(&e))?;
         fields.push(Arc::new(field));
-        columns.push((kind, values));
+        columns.push(typed(kind, &values));
     }
     let schema = Type::group_type_builder("report")
         .with_fields(fields)
@@ -234,71 +288,9 @@ pub fn table<R: Serialize + Default>(rows: &[R]) -> Result<Vec<u8>, String> {
     let mut writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), properties())
         .map_err(|e| text(&e))?;
     if !rows.is_empty() {
-        let mut group = writer.next_row_group().map_err(|e| text(&e))?;
-        for (kind, values) in columns {
-            let mut column = group
-                .next_column()
-                .map_err(|e| text(&e))?
-                .expect("the schema has a column for each");
-            let levels: Vec<i16> = values.iter().map(|v| i16::from(!v.is_null())).collect();
-            let present = values.iter().filter(|v| !v.is_null());
-            match kind {
-                Kind::Int => {
-                    let v: Vec<i64> = present.filter_map(|v| v.as_i64()).collect();
-                    column
-                        .typed::<Int64Type>()
-                        .write_batch(&v, Some(&levels), None)
-                }
-                Kind::Double => {
-                    let v: Vec<f64> = present.filter_map(|v| v.as_f64()).collect();
-                    column
-                        .typed::<DoubleType>()
-                        .write_batch(&v, Some(&levels), None)
-                }
-                Kind::Bool => {
-                    let v: Vec<bool> = present.filter_map(|v| v.as_bool()).collect();
-                    column
-                        .typed::<BoolType>()
-                        .write_batch(&v, Some(&levels), None)
-                }
-                Kind::Timestamp => {
-                    let v: Vec<i64> = present.filter_map(|v| timestamp(v.as_str()?)).collect();
-                    column
-                        .typed::<Int64Type>()
-                        .write_batch(&v, Some(&levels), None)
-                }
-                Kind::Text => {
-                    let v: Vec<ByteArray> = present
-                        .map(|v| match v {
-                            Value::String(s) => ByteArray::from(s.as_str()),
-                            other => ByteArray::from(other.to_string().as_str()),
-                        })
-                        .collect();
-                    column
-                        .typed::<ByteArrayType>()
-                        .write_batch(&v, Some(&levels), None)
-                }
-            }
-            .map_err(|e| text(&e))?;
-            column.close().map_err(|e| text(&e))?;
-        }
-        group.close().map_err(|e| text(&e))?;
+        write_group(&mut writer, columns).map_err(|e| text(&e))?;
     }
     writer.into_inner().map_err(|e| text(&e))
-}
-
-/// The column names as the CSV's header row has them.
-fn csv_header<R: Serialize + Default>() -> Result<Vec<String>, String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.serialize(R::default()).map_err(|e| e.to_string())?;
-    let bytes = w.into_inner().map_err(|e| e.to_string())?;
-    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
-    Ok(reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(str::to_string)
-        .collect())
 }
 
 #[cfg(test)]

@@ -57,6 +57,32 @@ async fn pending(app: &TestApp, hook: i64) -> usize {
     page["deliveries"].as_array().unwrap().len()
 }
 
+/// 150 mails with a cart link of 7 KB (a hundred such clicks do not fit in one 500 KB request),
+/// each clicked in Chrome: the link, and where each click led.
+async fn click_carts(app: &TestApp, campaign: i64) -> (String, Vec<String>) {
+    let long = format!(
+        "https://shop.example.com/cart?items={}",
+        "sku-1234,".repeat(780)
+    );
+    let html = format!("<p><a href=\"{long}\">Your cart</a></p>");
+    let rids: Vec<String> = (0..150).map(|i| format!("cart-{i}@example.com")).collect();
+    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
+    let mut redirects = Vec::new();
+    for m in app.register_sent(campaign, &refs, &html, 1).await {
+        let link = &click_urls(m["html"].as_str().unwrap())[0];
+        let r = app
+            .client
+            .get(link)
+            .header("user-agent", CHROME)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        redirects.push(r.headers()[LOCATION].to_str().unwrap().to_string());
+    }
+    (long, redirects)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_segment_destination_gets_every_event_once_through_receiver_failures() {
     // Every fourth request fails; every seventh is kept but its answer lost (sent again).
@@ -139,34 +165,13 @@ async fn a_segment_destination_gets_every_event_once_through_receiver_failures()
     let campaign = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     // Readers, Apple's prefetch, Gmail's proxy and scripts following links.
     seed(&app, campaign, 600).await;
-    // Clicks on links of 7 KB: a hundred of them do not fit in one 500 KB request.
-    let long = format!(
-        "https://shop.example.com/cart?items={}",
-        "sku-1234,".repeat(780)
-    );
-    let html = format!("<p><a href=\"{long}\">Your cart</a></p>");
-    let rids: Vec<String> = (0..150).map(|i| format!("cart-{i}@example.com")).collect();
-    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
-    let messages = app.register_sent(campaign, &refs, &html, 1).await;
-    let mut reference = None;
-    for m in &messages {
-        let link = &click_urls(m["html"].as_str().unwrap())[0];
-        let r = app
-            .client
-            .get(link)
-            .header("user-agent", CHROME)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FOUND);
-        let to = r.headers()[LOCATION].to_str().unwrap().to_string();
-        reference.get_or_insert(to.split_once("mb_ref=").unwrap().1.to_string());
-    }
+    let (long, redirects) = click_carts(&app, campaign).await;
+    let reference = redirects[0].split_once("mb_ref=").unwrap().1;
     // The first cart's reader buys, and someone opts out.
     let r = app
         .client
         .post(app.url("/conversions"))
-        .json(&json!({"ref": reference.unwrap(), "goal": "purchase", "value": 42.5, "currency": "EUR", "id": "o-1"}))
+        .json(&json!({"ref": reference, "goal": "purchase", "value": 42.5, "currency": "EUR", "id": "o-1"}))
         .send()
         .await
         .unwrap();
@@ -292,17 +297,7 @@ async fn a_full_batch_of_large_calls_is_split_under_the_request_limit() {
         .as_i64()
         .unwrap();
     let campaign = app.create_campaign("Carts").await;
-    let long = format!(
-        "https://shop.example.com/cart?items={}",
-        "sku-1234,".repeat(780)
-    );
-    let html = format!("<p><a href=\"{long}\">Your cart</a></p>");
-    let rids: Vec<String> = (0..150).map(|i| format!("cart-{i}@example.com")).collect();
-    let refs: Vec<&str> = rids.iter().map(String::as_str).collect();
-    for m in app.register_sent(campaign, &refs, &html, 1).await {
-        let link = &click_urls(m["html"].as_str().unwrap())[0];
-        assert_eq!(app.hit(link, CHROME).await, StatusCode::FOUND);
-    }
+    click_carts(&app, campaign).await;
     app.settled().await;
     let want: Vec<String> = stored_events(&app)
         .await
